@@ -1,0 +1,98 @@
+# cp: CodeParrot as a pipeline of small C tools.
+# Every cmd/cp-*.c is a tool linked against build/libcp.a (all of common/*.c);
+# every tests/unit/test-*.c is a TAP-emitting unit test; tests/t*.sh are CLI tests run by prove.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= cc
+PYTHON  ?= python3
+SAN     ?=
+
+CFLAGS  ?= -O2 -g
+ALLCFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -pthread -Icommon $(CFLAGS)
+LDLIBS  = -lzstd -lxxhash -lz -lutf8proc -ljansson -lopenblas -lm -fopenmp -pthread
+
+ifeq ($(SAN),1)
+ALLCFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDLIBS    += -fsanitize=address,undefined
+endif
+
+COMMON_SRC = $(sort $(wildcard common/*.c))
+COMMON_OBJ = $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
+TOOLS_SRC  = $(sort $(wildcard cmd/cp-*.c))
+TOOLS      = $(TOOLS_SRC:cmd/%.c=$(BUILD)/bin/%)
+UNIT_SRC   = $(sort $(wildcard tests/unit/test-*.c))
+UNITS      = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC   = $(sort $(wildcard tests/fuzz/fuzz-*.c))
+FUZZERS    = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+MAN1       = $(sort $(wildcard man/*.1))
+MAN5       = $(sort $(wildcard man/*.5))
+SCRIPTS    = $(sort $(wildcard scripts/cp-*))
+
+# Tools that need more than the common libraries name them here (compile and link flags).
+CFLAGS_cp-train =
+LDLIBS_cp-train =
+
+NVCC := $(shell command -v nvcc 2>/dev/null)
+GPU_SRC = $(sort $(wildcard gpu/*.cu))
+GPU_OBJ = $(GPU_SRC:%.cu=$(BUILD)/obj/%.o)
+
+.PHONY: all check check-san fuzz demo install uninstall clean gpu deps
+all: $(TOOLS) $(UNITS) $(if $(NVCC),gpu)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $(CFLAGS_$(notdir $*)) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libcp.a: $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bin/%: $(BUILD)/obj/cmd/%.o $(BUILD)/libcp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -o $@ $< $(BUILD)/libcp.a $(LDLIBS) $(LDLIBS_$*)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libcp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -o $@ $< $(BUILD)/libcp.a $(LDLIBS)
+
+# libFuzzer targets: clang only, built apart from the rest.
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -Icommon -fsanitize=fuzzer,address,undefined \
+		-o $@ $< $(COMMON_SRC) $(LDLIBS)
+
+gpu: $(GPU_OBJ)
+$(BUILD)/obj/gpu/%.o: gpu/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 -Icommon -c -o $@ $<
+
+fuzz: $(FUZZERS)
+
+check: all
+	BUILD=$(abspath $(BUILD)) PYTHON=$(PYTHON) scripts/run-tests
+
+check-san:
+	$(MAKE) BUILD=build-san SAN=1 CFLAGS="-O1 -g" check
+
+demo: all
+	BUILD=$(abspath $(BUILD)) scripts/demo $(if $(CORPUS),"$(CORPUS)")
+
+deps:
+	scripts/deps build
+
+install: $(TOOLS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	$(if $(MAN1),install -m 644 $(MAN1) $(DESTDIR)$(PREFIX)/share/man/man1/)
+	$(if $(MAN5),install -m 644 $(MAN5) $(DESTDIR)$(PREFIX)/share/man/man5/)
+
+uninstall:
+	rm -f $(TOOLS:$(BUILD)/bin/%=$(DESTDIR)$(PREFIX)/bin/%)
+	rm -f $(MAN1:man/%=$(DESTDIR)$(PREFIX)/share/man/man1/%) $(MAN5:man/%=$(DESTDIR)$(PREFIX)/share/man/man5/%)
+
+clean:
+	rm -rf build build-san
+
+-include $(COMMON_OBJ:.o=.d) $(TOOLS_SRC:%.c=$(BUILD)/obj/%.d) $(UNIT_SRC:%.c=$(BUILD)/obj/%.d)

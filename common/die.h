@@ -1,0 +1,24 @@
+/* die.h: error reporting shared by every tool, in git's style.
+ * Messages go to stderr as "PROG: message"; die() exits 1, usage errors exit 2. */
+#ifndef CP_DIE_H
+#define CP_DIE_H
+
+#include <stdarg.h>
+#include <stdnoreturn.h>
+
+/* Exit codes every tool documents in its man page. */
+enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
+
+extern const char *cp_progname;
+/* Set by fuzz targets and some tests: suppress messages, errors still returned. */
+extern int cp_quiet;
+
+void cp_setprogname(const char *argv0);
+noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+noreturn void die_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+noreturn void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int error_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

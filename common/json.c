@@ -1,0 +1,146 @@
+/* json.c: JSON string escaping that never loses a byte (see json.h). */
+#include "json.h"
+#include "utf8.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+void json_str(struct buf *b, const void *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = s, *end = p + n;
+	buf_grow(b, n + 2);
+	buf_putc(b, '"');
+	while (p < end) {
+		unsigned char c = *p;
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			const unsigned char *q = p;
+			while (q < end && *q >= 0x20 && *q < 0x80 && *q != '"' && *q != '\\')
+				q++;
+			buf_put(b, p, (size_t)(q - p));
+			p = q;
+			continue;
+		}
+		if (c >= 0x80) {
+			int len = utf8_valid_len(p, (size_t)(end - p));
+			if (len > 0) {
+				buf_put(b, p, (size_t)len);
+				p += len;
+			} else {
+				buf_puts(b, "\\udc");
+				buf_putc(b, hex[c >> 4]);
+				buf_putc(b, hex[c & 15]);
+				p++;
+			}
+			continue;
+		}
+		switch (c) {
+		case '"': buf_puts(b, "\\\""); break;
+		case '\\': buf_puts(b, "\\\\"); break;
+		case '\n': buf_puts(b, "\\n"); break;
+		case '\t': buf_puts(b, "\\t"); break;
+		case '\r': buf_puts(b, "\\r"); break;
+		default:
+			buf_puts(b, "\\u00");
+			buf_putc(b, hex[c >> 4]);
+			buf_putc(b, hex[c & 15]);
+		}
+		p++;
+	}
+	buf_putc(b, '"');
+}
+
+void json_cstr(struct buf *b, const char *s)
+{
+	json_str(b, s, strlen(s));
+}
+
+void json_double(struct buf *b, double v)
+{
+	if (!isfinite(v)) {
+		buf_puts(b, "null");
+		return;
+	}
+	char tmp[40];
+	snprintf(tmp, sizeof tmp, "%.17g", v);
+	/* prefer the shortest form that reads back to the same double */
+	for (int prec = 1; prec < 17; prec++) {
+		char t2[40];
+		snprintf(t2, sizeof t2, "%.*g", prec, v);
+		double back;
+		if (sscanf(t2, "%lf", &back) == 1 && back == v) {
+			memcpy(tmp, t2, sizeof t2);
+			break;
+		}
+	}
+	buf_puts(b, tmp);
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9') return c - '0';
+	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	return -1;
+}
+
+static long hex4(const char *s)
+{
+	long v = 0;
+	for (int i = 0; i < 4; i++) {
+		int h = hexval((unsigned char)s[i]);
+		if (h < 0)
+			return -1;
+		v = v * 16 + h;
+	}
+	return v;
+}
+
+int json_unescape(struct buf *out, const char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		char c = s[i++];
+		if (c != '\\') {
+			buf_putc(out, c);
+			continue;
+		}
+		if (i >= n)
+			return -1;
+		c = s[i++];
+		switch (c) {
+		case '"': case '\\': case '/': buf_putc(out, c); break;
+		case 'b': buf_putc(out, '\b'); break;
+		case 'f': buf_putc(out, '\f'); break;
+		case 'n': buf_putc(out, '\n'); break;
+		case 'r': buf_putc(out, '\r'); break;
+		case 't': buf_putc(out, '\t'); break;
+		case 'u': {
+			if (i + 4 > n)
+				return -1;
+			long u = hex4(s + i);
+			if (u < 0)
+				return -1;
+			i += 4;
+			if (u >= 0xdc80 && u <= 0xdcff) {
+				buf_putc(out, (int)(u - 0xdc00));	/* an escaped raw byte */
+				break;
+			}
+			if (u >= 0xd800 && u <= 0xdbff && i + 6 <= n && s[i] == '\\' && s[i + 1] == 'u') {
+				long lo = hex4(s + i + 2);
+				if (lo >= 0xdc00 && lo <= 0xdfff) {
+					u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+					i += 6;
+				}
+			}
+			unsigned char tmp[4];
+			buf_put(out, tmp, utf8_encode(tmp, (uint32_t)u));
+			break;
+		}
+		default:
+			return -1;
+		}
+	}
+	return 0;
+}

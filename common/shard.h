@@ -1,0 +1,78 @@
+/* shard.h: the one binary container every stage reads and writes (format: man/cp-shard.5).
+ *
+ * A shard is a header, blocks of records (each one zstd frame with an xxh3 checksum), an end
+ * block with the totals, a block index and a fixed footer. The same bytes go to a file or a
+ * pipe; a reader of either knows a shard that was cut short. The shard layer moves opaque
+ * records; doc.h, tokrec.h and friends give them meaning per kind. */
+#ifndef CP_SHARD_H
+#define CP_SHARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHARD_VERSION 1
+#define SHARD_EXT ".shard"
+
+enum shard_kind {
+	SHARD_ANY = 0,		/* for readers: accept every kind */
+	SHARD_DOCS = 1,		/* documents (doc.h) */
+	SHARD_TOKENS = 2,	/* token ids of documents */
+	SHARD_SEQS = 3,		/* packed fixed-length training sequences */
+};
+
+/* What the header and end block say. param[] is kind-specific (e.g. vocabulary size, id width,
+ * sequence length) and written down in man/cp-shard.5. */
+struct shard_info {
+	uint32_t version, kind, flags;
+	uint64_t n_records, n_blocks, raw_bytes;
+	uint64_t param[2];
+};
+
+const char *shard_kind_name(uint32_t kind);
+
+/* ---- writing ---- */
+struct shard_writer;
+/* PATH "-" is stdout (refused when a terminal). Otherwise the shard is written to a hidden
+ * temporary beside PATH and renamed over PATH by shard_close, so a killed writer leaves no
+ * file a reader would take. Returns NULL after printing an error. */
+struct shard_writer *shard_create(const char *path, uint32_t kind, const uint64_t param[2]);
+/* Records go into blocks of about this many raw bytes (default 1 MiB); zstd level default 3. */
+void shard_set_block_size(struct shard_writer *w, size_t bytes);
+void shard_set_level(struct shard_writer *w, int level);
+int shard_write(struct shard_writer *w, const void *rec, size_t len);
+/* Finish: end block, index, footer, header counts (when seekable), fsync, rename. 0 or -1. */
+int shard_close(struct shard_writer *w);
+/* Give up: remove the temporary, free. */
+void shard_abort(struct shard_writer *w);
+uint64_t shard_written(const struct shard_writer *w);
+/* Remove every temporary of live writers; call from a signal handler path (best effort). */
+void shard_abort_all(void);
+/* Install SIGINT/SIGTERM/SIGHUP/SIGPIPE handlers that call shard_abort_all() then re-raise. */
+void shard_cleanup_on_signal(void);
+
+/* ---- reading ---- */
+struct shard_reader;
+/* PATH "-" is stdin. KIND SHARD_ANY accepts any kind. NULL after an error naming the file. */
+struct shard_reader *shard_open(const char *path, uint32_t kind);
+/* Next record: 1 and *rec and *len point into the reader's buffer (valid until the next call),
+ * 0 at a verified end, -1 after an error naming the file and byte offset. */
+int shard_next(struct shard_reader *r, const void **rec, size_t *len);
+/* Position so that the next shard_next returns record INDEX. Regular files only (uses the
+ * footer's index). 0 or -1. */
+int shard_seek(struct shard_reader *r, uint64_t index);
+/* Header info; n_records is known up front on seekable files (from header or footer),
+ * and UINT64_MAX on a pipe until the end is reached. */
+const struct shard_info *shard_get_info(const struct shard_reader *r);
+const char *shard_path(const struct shard_reader *r);
+void shard_close_reader(struct shard_reader *r);
+/* Read a whole shard and check everything; 0 or -1. */
+int shard_verify(const char *path, uint32_t kind, struct shard_info *out);
+
+/* ---- inputs ---- */
+/* Expand inputs: a directory gives the files in it whose names end in .shard, in byte order
+ * of name; a file or "-" is itself. Returns the count and sets *out (free with
+ * shard_list_free). Dies on unreadable directories. */
+size_t shard_list(char *const *inputs, size_t n, char ***out);
+void shard_list_free(char **list, size_t n);
+
+#endif

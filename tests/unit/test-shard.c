@@ -1,0 +1,243 @@
+/* test-shard.c: the shard container: round trips, random access, and every corruption a
+ * reader must refuse (each single flipped byte, each truncation, wrong kind, newer version). */
+#include "tap.h"
+#include "die.h"
+#include "doc.h"
+#include "io.h"
+#include "shard.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+static char dir[] = "/tmp/cp-test-shard.XXXXXX";
+
+static char *path_of(const char *name)
+{
+	static char p[256];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	return p;
+}
+
+static void make_record(unsigned i, unsigned char *buf, size_t *len)
+{
+	*len = (i * 7919u) % 300;	/* 0..299 bytes, some empty */
+	for (size_t k = 0; k < *len; k++)
+		buf[k] = (unsigned char)(i * 31 + k);
+}
+
+static int write_shard(const char *path, unsigned n, size_t block, uint32_t kind)
+{
+	uint64_t param[2] = { 42, 7 };
+	struct shard_writer *w = shard_create(path, kind, param);
+	if (!w)
+		return -1;
+	shard_set_block_size(w, block);
+	unsigned char rec[300];
+	size_t len;
+	for (unsigned i = 0; i < n; i++) {
+		make_record(i, rec, &len);
+		if (shard_write(w, rec, len))
+			return -1;
+	}
+	return shard_close(w);
+}
+
+/* 1 when every record reads back in order and the end verifies */
+static int read_all_ok(const char *path, unsigned n)
+{
+	struct shard_reader *r = shard_open(path, SHARD_DOCS);
+	if (!r)
+		return 0;
+	const void *p;
+	size_t len, want;
+	unsigned char rec[300];
+	unsigned i = 0;
+	int ret;
+	while ((ret = shard_next(r, &p, &len)) == 1) {
+		make_record(i, rec, &want);
+		if (len != want || (len && memcmp(p, rec, len)))
+			break;
+		i++;
+	}
+	shard_close_reader(r);
+	return ret == 0 && i == n;
+}
+
+/* 1 when a reader reports an error somewhere (open or reading) */
+static int rejected(const char *path)
+{
+	struct shard_reader *r = shard_open(path, SHARD_DOCS);
+	if (!r)
+		return 1;
+	const void *p;
+	size_t len;
+	int ret;
+	while ((ret = shard_next(r, &p, &len)) == 1)
+		;
+	shard_close_reader(r);
+	return ret < 0;
+}
+
+static unsigned char *slurp(const char *path, size_t *n)
+{
+	return (unsigned char *)read_file(path, n);
+}
+
+static void spit(const char *path, const unsigned char *p, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || write_full(fd, p, n) || close(fd))
+		abort();
+}
+
+/* read a shard through a pipe, so the reader cannot seek or look at the footer first */
+static int pipe_rejected(const unsigned char *p, size_t n)
+{
+	int fds[2];
+	if (pipe(fds))
+		abort();
+	pid_t pid = fork();
+	if (!pid) {
+		close(fds[0]);
+		write_full(fds[1], p, n);
+		_exit(0);
+	}
+	close(fds[1]);
+	char dev[64];
+	snprintf(dev, sizeof dev, "/dev/fd/%d", fds[0]);
+	int r = rejected(dev);
+	close(fds[0]);
+	waitpid(pid, NULL, 0);
+	return r;
+}
+
+static void set_header_field(unsigned char *h, int off, unsigned v)
+{
+	h[off] = (unsigned char)v;
+	h[off + 1] = (unsigned char)(v >> 8);
+	uint64_t sum = XXH3_64bits(h, 56);
+	for (int k = 0; k < 8; k++)
+		h[56 + k] = (unsigned char)(sum >> (8 * k));
+}
+
+int main(void)
+{
+	if (!mkdtemp(dir))
+		return 1;
+	cp_quiet = 1;
+	char big[256], small[256], empty[256], bad[256];
+	snprintf(big, sizeof big, "%s", path_of("big.shard"));
+	snprintf(small, sizeof small, "%s", path_of("small.shard"));
+	snprintf(empty, sizeof empty, "%s", path_of("empty.shard"));
+	snprintf(bad, sizeof bad, "%s", path_of("bad.shard"));
+
+	ok(write_shard(big, 5000, 4096, SHARD_DOCS) == 0, "write 5000 records in 4 KiB blocks");
+	ok(read_all_ok(big, 5000), "read them back in order, end verified");
+	struct shard_info info;
+	ok(shard_verify(big, SHARD_DOCS, &info) == 0 && info.n_records == 5000 && info.n_blocks > 100,
+	   "verify: 5000 records in %llu blocks", (unsigned long long)info.n_blocks);
+	ok(info.param[0] == 42 && info.param[1] == 7, "kind parameters kept");
+
+	/* random access: every 97th record, and the last */
+	struct shard_reader *r = shard_open(big, SHARD_DOCS);
+	int seek_ok = r != NULL;
+	for (unsigned i = 0; seek_ok && i < 5000; i += (i + 97 < 5000 ? 97 : 4999 - i ? 4999 - i : 1)) {
+		const void *p;
+		size_t len, want;
+		unsigned char rec[300];
+		make_record(i, rec, &want);
+		seek_ok = !shard_seek(r, i) && shard_next(r, &p, &len) == 1 && len == want &&
+			  (!len || !memcmp(p, rec, len));
+	}
+	ok(seek_ok, "shard_seek reaches records anywhere");
+	ok(r && shard_seek(r, 5000) < 0, "seek past the end is refused");
+	shard_close_reader(r);
+
+	ok(write_shard(empty, 0, 4096, SHARD_DOCS) == 0 && read_all_ok(empty, 0), "empty shard round trip");
+	ok(shard_open(empty, SHARD_TOKENS) == NULL, "wrong kind refused");
+
+	size_t n;
+	unsigned char *orig = slurp(big, &n);
+	unsigned char *h = malloc(n);
+	memcpy(h, orig, n);
+	set_header_field(h, 8, SHARD_VERSION + 1);
+	spit(bad, h, n);
+	ok(rejected(bad), "newer format version refused");
+	memcpy(h, orig, n);
+	h[0] ^= 1;
+	spit(bad, h, n);
+	ok(rejected(bad), "bad magic refused");
+	free(h);
+	free(orig);
+
+	/* every single flipped byte and every truncation of a small shard is caught, from a
+	 * file and from a pipe */
+	ok(write_shard(small, 40, 1000, SHARD_DOCS) == 0, "small shard of 40 records");
+	unsigned char *s = slurp(small, &n);
+	unsigned char *m = malloc(n);
+	size_t missed_flip = 0, missed_pipe = 0, missed_cut = 0, missed_cut_pipe = 0;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(m, s, n);
+		m[i] ^= 0x40;
+		spit(bad, m, n);
+		missed_flip += !rejected(bad);
+		if (i % 7 == 0)
+			missed_pipe += !pipe_rejected(m, n);
+	}
+	for (size_t cut = 0; cut < n; cut++) {
+		spit(bad, s, cut);
+		missed_cut += !rejected(bad);
+		if (cut % 5 == 0)
+			missed_cut_pipe += !pipe_rejected(s, cut);
+	}
+	is_int(missed_flip, 0, "every one of %zu flipped bytes refused (file)", n);
+	is_int(missed_pipe, 0, "flipped bytes refused (pipe)");
+	is_int(missed_cut, 0, "every truncation refused (file)");
+	is_int(missed_cut_pipe, 0, "truncations refused (pipe)");
+	memcpy(m, s, n);
+	spit(bad, m, n);
+	ok(!pipe_rejected(m, n), "the intact shard reads through a pipe");
+	unsigned char *longer = malloc(n + 1);
+	memcpy(longer, s, n);
+	longer[n] = 0;
+	spit(bad, longer, n + 1);
+	ok(rejected(bad) && pipe_rejected(longer, n + 1), "trailing garbage refused");
+	free(longer);
+	free(m);
+	free(s);
+
+	/* a writer that never closes leaves only its hidden temporary */
+	char unfinished[256];
+	snprintf(unfinished, sizeof unfinished, "%s", path_of("unfinished.shard"));
+	struct shard_writer *w = shard_create(unfinished, SHARD_DOCS, NULL);
+	shard_write(w, "abc", 3);
+	ok(access(unfinished, F_OK) != 0, "no file under the final name before close");
+	shard_abort(w);
+	ok(access(unfinished, F_OK) != 0, "abort leaves nothing");
+
+	/* documents encode and decode */
+	struct doc d = { .id = 7, .origin = "a/b.py", .origin_len = 6, .meta = "{\"x\":1}", .meta_len = 7,
+			 .content = "x = 1\n", .content_len = 6 };
+	d.st.n_chars = 6;
+	d.st.n_lines = 1;
+	d.st.flags = DOC_NO_KEYWORDS;
+	struct buf b = { 0 };
+	doc_encode(&b, &d);
+	struct doc e;
+	ok(!doc_decode(b.p, b.len, &e) && e.id == 7 && e.content_len == 6 && !memcmp(e.content, "x = 1\n", 6) &&
+	   e.st.flags == DOC_NO_KEYWORDS && e.origin_len == 6, "document record round trip");
+	int bad_decodes = 0;
+	for (size_t cut = 0; cut < b.len; cut++)
+		bad_decodes += doc_decode(b.p, cut, &e) == 0;
+	is_int(bad_decodes, 0, "every truncated document record refused");
+	buf_free(&b);
+
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd))
+		diag("could not remove %s", dir);
+	return done_testing();
+}
