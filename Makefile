@@ -8,6 +8,8 @@ BUILD   ?= build
 CC      ?= cc
 PYTHON  ?= python3
 SAN     ?=
+OUT     ?= out
+CORPUS  ?=
 
 CFLAGS  ?= -O2 -g
 ALLCFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -pthread -Icommon $(CFLAGS)
@@ -70,14 +72,18 @@ $(BUILD)/obj/gpu/%.o: gpu/%.cu
 
 fuzz: $(FUZZERS)
 
-check: all
+check:
+	@scripts/deps test
+	@$(MAKE) --no-print-directory all
 	BUILD=$(abspath $(BUILD)) PYTHON=$(PYTHON) scripts/run-tests
 
 check-san:
 	$(MAKE) BUILD=build-san SAN=1 CFLAGS="-O1 -g" check
 
-demo: all
-	BUILD=$(abspath $(BUILD)) scripts/demo $(if $(CORPUS),"$(CORPUS)")
+demo:
+	@scripts/deps build
+	@$(MAKE) --no-print-directory all
+	BUILD=$(abspath $(BUILD)) OUT=$(abspath $(OUT)) scripts/pipeline $(CORPUS)
 
 deps:
 	scripts/deps build
