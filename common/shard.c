@@ -438,7 +438,22 @@ struct shard_reader *shard_open(const char *path, uint32_t kind)
 	r->chain = XXH3_createState();
 	XXH3_64bits_reset(r->chain);
 	unsigned char h[HDR_SIZE];
-	if (rd_exact(r, h, HDR_SIZE, "header") || check_header(r, h, kind))
+	long got = read_full(r->fd, h, HDR_SIZE);
+	if (got < 0) {
+		error_errno("cannot read '%s'", r->path);
+		goto fail;
+	}
+	/* say "not a shard" rather than "truncated" when even the magic is wrong */
+	if (memcmp(h, shard_magic, got < 8 ? (size_t)got : 8) || !got) {
+		rd_err(r, 0, "not a cp shard (bad magic)");
+		goto fail;
+	}
+	if (got < HDR_SIZE) {
+		rd_err(r, (uint64_t)got, "truncated shard (header cut short)");
+		goto fail;
+	}
+	r->offset = HDR_SIZE;
+	if (check_header(r, h, kind))
 		goto fail;
 	if (r->seekable && load_index(r))
 		goto fail;
