@@ -33,8 +33,12 @@ MAN5       = $(sort $(wildcard man/*.5))
 SCRIPTS    = $(sort $(wildcard scripts/cp-*))
 
 # Tools that need more than the common libraries name them here (compile and link flags).
-CFLAGS_cp-train =
-LDLIBS_cp-train =
+# cp-train joins MPI jobs when OpenMPI is there (pkg-config ompi-c); it builds and runs without.
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
+CFLAGS_cp-train = $(if $(MPI_LIBS),-DCP_HAVE_MPI $(MPI_CFLAGS))
+LDLIBS_cp-train = $(MPI_LIBS)
+LDLIBS_cp-humaneval = -lseccomp
 
 NVCC := $(shell command -v nvcc 2>/dev/null)
 GPU_SRC = $(sort $(wildcard gpu/*.cu))

@@ -1,0 +1,114 @@
+#!/bin/sh
+# bench/train.sh: training throughput on the GPT-2 124M shape (B=4, T=64, fp32), side by side:
+# cp-train, PyTorch (Debian's python3-torch, the same model in plain torch: tests/ref) with the
+# same threads, and the OpenBLAS sgemm ceiling (the step's matrix products alone, timed with
+# OpenBLAS's own threading). Prints tokens/s, the ratios, and peak memory.
+# usage: bench/train.sh [THREADS] [STEPS]      (BUILD names the build directory)
+set -eu
+cd "$(dirname "$0")/.."
+SRC=$PWD
+: "${BUILD:=$SRC/build}"
+THREADS=${1:-$(nproc)}
+STEPS=${2:-6}
+PY=${TORCH_PYTHON:-/usr/bin/python3}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/cp-bench-train.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+# data: synthetic token documents, vocabulary 50257, packed to T=64
+"$BUILD/tests/test-gpt2-data" tokens "$TMP/tok.shard" 50257 400 1 400
+"$BUILD/bin/cp-pack" -T 64 --valid-frac 0 -o "$TMP/seqs" "$TMP/tok.shard" >/dev/null
+
+# cp-train: median tokens/s of the steps after the first (which faults its memory in)
+/usr/bin/time -f %M -o "$TMP/cp.mem" "$BUILD/bin/cp-train" -o "$TMP/run" --train "$TMP/seqs/train" \
+	--model gpt2 --batch 4 --seq 64 --steps "$STEPS" --warmup 1 --threads "$THREADS" \
+	--eval-every 0 --keep 1 >/dev/null
+cp_tps=$(sed 1d "$TMP/run/log.jsonl" | sed 's/.*"tokens_per_s":\([0-9.]*\).*/\1/' | sort -n |
+	awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+cp_mem=$(awk '{printf "%.0f", $1/1024}' "$TMP/cp.mem")
+
+# PyTorch: the same model, AdamW, same threads
+cat >"$TMP/torch_bench.py" <<PYEOF
+import sys, time, torch
+sys.path.insert(0, "$SRC/tests/ref")
+from gpt2_torch_ref import forward
+torch.set_num_threads($THREADS)
+torch.manual_seed(0)
+cfg = {"n_embd": 768, "n_head": 12, "n_layer": 12}
+V, P, C, L = 50257, 1024, 768, 12
+p = {"transformer.wte.weight": torch.randn(V, C) * 0.02, "transformer.wpe.weight": torch.randn(P, C) * 0.01,
+     "transformer.ln_f.weight": torch.ones(C), "transformer.ln_f.bias": torch.zeros(C)}
+for l in range(L):
+    h = "transformer.h.%d." % l
+    p[h + "ln_1.weight"] = torch.ones(C); p[h + "ln_1.bias"] = torch.zeros(C)
+    p[h + "ln_2.weight"] = torch.ones(C); p[h + "ln_2.bias"] = torch.zeros(C)
+    p[h + "attn.c_attn.weight"] = torch.randn(C, 3 * C) * 0.02; p[h + "attn.c_attn.bias"] = torch.zeros(3 * C)
+    p[h + "attn.c_proj.weight"] = torch.randn(C, C) * 0.02; p[h + "attn.c_proj.bias"] = torch.zeros(C)
+    p[h + "mlp.c_fc.weight"] = torch.randn(C, 4 * C) * 0.02; p[h + "mlp.c_fc.bias"] = torch.zeros(4 * C)
+    p[h + "mlp.c_proj.weight"] = torch.randn(4 * C, C) * 0.02; p[h + "mlp.c_proj.bias"] = torch.zeros(C)
+for v in p.values():
+    v.requires_grad_(True)
+opt = torch.optim.AdamW(list(p.values()), lr=5e-4, weight_decay=0.1)
+tok = torch.randint(0, V, (4, 64))
+times = []
+for s in range($STEPS):
+    t0 = time.time()
+    opt.zero_grad()
+    _, loss = forward(p, cfg, tok)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(list(p.values()), 1.0)
+    opt.step()
+    times.append(time.time() - t0)
+t = sorted(times[1:])[len(times[1:]) // 2]
+print("%.1f" % (256 / t))
+PYEOF
+if "$PY" -c 'import torch' 2>/dev/null; then
+	/usr/bin/time -f %M -o "$TMP/pt.mem" "$PY" "$TMP/torch_bench.py" >"$TMP/pt.out"
+	pt_tps=$(cat "$TMP/pt.out")
+	pt_mem=$(awk '{printf "%.0f", $1/1024}' "$TMP/pt.mem")
+else
+	pt_tps=0 pt_mem=0
+fi
+
+# the OpenBLAS sgemm ceiling: every matrix product of one step (forward, and the two of
+# backward), OpenBLAS threading itself
+cat >"$TMP/ceil.c" <<'CEOF'
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+static float *buf(size_t n) { float *p = malloc(n * 4); for (size_t i = 0; i < n; i++) p[i] = (float)(i % 7) * 0.01f; return p; }
+int main(int argc, char **argv)
+{
+	int th = atoi(argv[1]), BT = 256, C = 768, V = 50257, L = 12;
+	openblas_set_num_threads(th);
+	int sh[5][2] = { { C, 3 * C }, { C, C }, { C, 4 * C }, { 4 * C, C }, { C, V } };
+	float *a = buf((size_t)BT * 4 * C), *w = buf((size_t)V * C), *o = buf((size_t)BT * V), *g = buf((size_t)V * C);
+	double best = 1e9;
+	for (int rep = 0; rep < 3; rep++) {
+		double t0 = now();
+		for (int k = 0; k < 5; k++) {
+			int in = sh[k][0], out = sh[k][1], n = k == 4 ? 1 : L;
+			for (int l = 0; l < n; l++) {
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, BT, out, in, 1, a, in, w, out, 0, o, out);
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BT, in, out, 1, o, out, w, out, 0, a, in);
+				cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, BT, 1, a, in, o, out, 1, g, out);
+			}
+		}
+		double t = now() - t0;
+		if (t < best) best = t;
+	}
+	printf("%.1f\n", BT / best);
+	return 0;
+}
+CEOF
+cc -O2 -o "$TMP/ceil" "$TMP/ceil.c" -lopenblas
+ceil_tps=$("$TMP/ceil" "$THREADS")
+
+echo "GPT-2 124M, B=4 T=64 fp32, $THREADS threads, median of $STEPS steps"
+printf '%-28s %12s %10s %12s\n' what tokens/s s/step peak_MB
+printf '%-28s %12s %10.2f %12s\n' cp-train "$cp_tps" "$(echo "256 / $cp_tps" | bc -l)" "$cp_mem"
+[ "$pt_tps" != 0 ] && printf '%-28s %12s %10.2f %12s\n' "pytorch $("$PY" -c 'import torch; print(torch.__version__)')" "$pt_tps" "$(echo "256 / $pt_tps" | bc -l)" "$pt_mem"
+printf '%-28s %12s %10.2f %12s\n' "openblas sgemm ceiling" "$ceil_tps" "$(echo "256 / $ceil_tps" | bc -l)" -
+[ "$pt_tps" != 0 ] && echo "cp-train / pytorch: $(echo "$cp_tps / $pt_tps" | bc -l | cut -c1-5)x"
+echo "cp-train / sgemm ceiling: $(echo "$cp_tps / $ceil_tps" | bc -l | cut -c1-5)"

@@ -1,0 +1,50 @@
+/* docstats.h: what cp-hash measures in one document: the CodeParrot quality statistics
+ * (struct doc_stats), the exact-duplicate hash and the MinHash signature.
+ *
+ * Semantics follow CodeParrot's Python preprocessing on str: code points, str.splitlines()
+ * line boundaries, str.isalnum(), re "\s" whitespace (= str.isspace()). A byte that is not part
+ * of valid UTF-8 counts as one code point that is neither alphanumeric, whitespace nor a line
+ * boundary (Python's errors="surrogateescape") and sets DOC_INVALID_UTF8. Empty content gives
+ * all-zero statistics (Python would fail on max([])), the hash of no bytes and no signature. */
+#ifndef CP_DOCSTATS_H
+#define CP_DOCSTATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "doc.h"
+
+/* Documents with fewer distinct tokens than this get no MinHash signature. */
+#define DOCSTATS_MIN_TOKENS 10
+
+/* Per-thread scratch memory, reused from document to document. */
+struct docstats_ctx {
+	unsigned char *strip;		/* the content without whitespace */
+	size_t cap;
+	uint64_t *set;			/* distinct token hashes, open addressing */
+	size_t set_cap, set_mask, set_n;
+	uint64_t *keys;			/* this document's distinct token hashes, in order */
+	size_t keys_cap;
+	uint32_t mul[DOC_MINHASH_PERM], add[DOC_MINHASH_PERM];	/* the permutations */
+};
+
+void docstats_init(struct docstats_ctx *c);
+void docstats_free(struct docstats_ctx *c);
+
+/* Measure CONTENT: fills *st, the 16-byte big-endian xxh3-128 of the content without
+ * whitespace, and, when the document has at least DOCSTATS_MIN_TOKENS distinct tokens,
+ * the DOC_MINHASH_PERM values of minhash (little-endian uint32, as doc.h stores them);
+ * *n_minhash is DOC_MINHASH_PERM or 0. */
+void docstats_compute(struct docstats_ctx *c, const void *content, size_t len,
+		      struct doc_stats *st, unsigned char hash[16],
+		      unsigned char minhash[4 * DOC_MINHASH_PERM], uint32_t *n_minhash);
+
+/* The classifications used, exposed for tests: Python's str.isalnum() (Unicode general
+ * category L* or N*, from utf8proc) and str.isspace(). */
+int docstats_isalnum(uint32_t cp);
+int docstats_isspace(uint32_t cp);
+/* Copy CONTENT without whitespace into OUT (room for LEN bytes); returns the length. */
+size_t docstats_strip(const void *content, size_t len, unsigned char *out);
+/* Permutation I applied to a token hash (xxh3-64 of the token's bytes). */
+uint32_t docstats_perm(const struct docstats_ctx *c, unsigned i, uint64_t token_hash);
+
+#endif

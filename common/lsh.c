@@ -1,0 +1,262 @@
+/* lsh.c: MinHash LSH with union-find clustering for cp-dedup's near-duplicate removal.
+ * Everything runs in input order on one thread, so the clusters (and which member comes
+ * first) are the same for any thread count. */
+#include "lsh.h"
+#include "xalloc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define LSH_NONE UINT32_MAX
+
+/* Simpson's rule over GRID+1 points; the integrands are smooth, so this agrees with
+ * datasketch's adaptive quadrature far below the gaps between the (b, r) choices. */
+#define GRID 2000
+
+static double simpson_w(int i)
+{
+	return i == 0 || i == GRID ? 1 : i & 1 ? 4 : 2;
+}
+
+/* For each r, log(1 - s^r) on both grids once; then P(candidate) = 1 - exp(b log(1 - s^r))
+ * for every b costs one exp. Errors are ranked in datasketch's loop order (b, then r). */
+void lsh_optimal_params(double threshold, unsigned num_perm, unsigned *bands, unsigned *rows)
+{
+	double *err = xcalloc((size_t)num_perm * num_perm + 1, sizeof *err);
+	double *lo = xmalloc((GRID + 1) * sizeof *lo), *hi = xmalloc((GRID + 1) * sizeof *hi);
+	double h_lo = threshold / GRID, h_hi = (1 - threshold) / GRID;
+	for (unsigned r = 1; r <= num_perm; r++) {
+		for (int i = 0; i <= GRID; i++) {
+			lo[i] = log1p(-pow(i * h_lo, r));
+			hi[i] = log1p(-pow(threshold + i * h_hi, r));
+		}
+		for (unsigned b = 1; b <= num_perm / r; b++) {
+			double fp = 0, fn = 0;
+			for (int i = 0; i <= GRID; i++) {
+				fp += simpson_w(i) * (1 - exp(b * lo[i]));
+				fn += simpson_w(i) * exp(b * hi[i]);
+			}
+			err[(size_t)b * num_perm + r - 1] = 0.5 * fp * h_lo / 3 + 0.5 * fn * h_hi / 3;
+		}
+	}
+	double best = INFINITY;
+	*bands = *rows = 1;
+	for (unsigned b = 1; b <= num_perm; b++)
+		for (unsigned r = 1; r <= num_perm / b; r++)
+			if (err[(size_t)b * num_perm + r - 1] < best) {
+				best = err[(size_t)b * num_perm + r - 1];
+				*bands = b;
+				*rows = r;
+			}
+	free(err);
+	free(lo);
+	free(hi);
+}
+
+double lsh_jaccard16(const uint16_t *a, const uint16_t *b, unsigned n)
+{
+	unsigned eq = 0;
+	for (unsigned i = 0; i < n; i++)
+		eq += a[i] == b[i];
+	return n ? (double)eq / n : 0.0;
+}
+
+uint64_t lsh_band_key(const uint16_t *sig, unsigned band, unsigned rows)
+{
+	/* the signature is stored little-endian in files but hashed as host uint16 here;
+	 * keys never leave the process, so only the in-memory layout matters */
+	return XXH3_64bits_withSeed(sig + (size_t)band * rows, rows * sizeof *sig, band + 1);
+}
+
+/* One band's buckets: open addressing from key to the newest document with that key;
+ * older ones follow through lsh.next. */
+struct band_table {
+	uint64_t *keys;
+	uint32_t *heads;
+	size_t cap, n;
+};
+
+struct lsh {
+	double threshold;
+	unsigned nperm, b, r;
+	uint16_t *sigs;
+	uint32_t *parent, *next, *stamp;
+	size_t n, cap;
+	struct band_table *tab;
+	lsh_pair_fn pair_fn;
+	void *pair_arg;
+};
+
+static void table_init(struct band_table *t, size_t cap)
+{
+	size_t c = 16;
+	while (c < cap)
+		c *= 2;
+	t->cap = c;
+	t->n = 0;
+	t->keys = xcalloc(c, sizeof *t->keys);
+	t->heads = xmalloc(c * sizeof *t->heads);
+	memset(t->heads, 0xff, c * sizeof *t->heads);
+}
+
+/* slot of KEY: the one holding it, or the empty one where it goes */
+static size_t table_slot(const struct band_table *t, uint64_t key)
+{
+	size_t mask = t->cap - 1, i = (size_t)(key ^ key >> 29) & mask;
+	while (t->heads[i] != LSH_NONE && t->keys[i] != key)
+		i = (i + 1) & mask;
+	return i;
+}
+
+static void table_grow(struct band_table *t)
+{
+	struct band_table old = *t;
+	table_init(t, old.cap * 2);
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.heads[i] != LSH_NONE) {
+			size_t s = table_slot(t, old.keys[i]);
+			t->keys[s] = old.keys[i];
+			t->heads[s] = old.heads[i];
+			t->n++;
+		}
+	free(old.keys);
+	free(old.heads);
+}
+
+struct lsh *lsh_new(double threshold, unsigned num_perm, size_t expect_docs)
+{
+	struct lsh *l = xcalloc(1, sizeof *l);
+	l->threshold = threshold;
+	l->nperm = num_perm;
+	lsh_optimal_params(threshold, num_perm, &l->b, &l->r);
+	l->tab = xcalloc(l->b, sizeof *l->tab);
+	for (unsigned i = 0; i < l->b; i++)
+		table_init(&l->tab[i], expect_docs + expect_docs / 2);
+	return l;
+}
+
+void lsh_free(struct lsh *l)
+{
+	if (!l)
+		return;
+	for (unsigned i = 0; i < l->b; i++) {
+		free(l->tab[i].keys);
+		free(l->tab[i].heads);
+	}
+	free(l->tab);
+	free(l->sigs);
+	free(l->parent);
+	free(l->next);
+	free(l->stamp);
+	free(l);
+}
+
+unsigned lsh_bands(const struct lsh *l) { return l->b; }
+unsigned lsh_rows(const struct lsh *l) { return l->r; }
+size_t lsh_count(const struct lsh *l) { return l->n; }
+
+const uint16_t *lsh_sig(const struct lsh *l, uint32_t id)
+{
+	return l->sigs + (size_t)id * l->nperm;
+}
+
+void lsh_set_pair_callback(struct lsh *l, lsh_pair_fn fn, void *arg)
+{
+	l->pair_fn = fn;
+	l->pair_arg = arg;
+}
+
+/* roots are always the smallest id of their cluster, so the root is the cluster's first */
+static uint32_t find(uint32_t *parent, uint32_t x)
+{
+	while (parent[x] != x) {
+		parent[x] = parent[parent[x]];
+		x = parent[x];
+	}
+	return x;
+}
+
+uint32_t lsh_first(struct lsh *l, uint32_t id)
+{
+	return find(l->parent, id);
+}
+
+static void reserve(struct lsh *l)
+{
+	if (l->n < l->cap)
+		return;
+	size_t c = l->cap ? l->cap + l->cap / 2 : 1024;
+	if (c > LSH_NONE - 1)
+		c = LSH_NONE - 1;
+	if (l->n >= c)
+		abort();	/* 4 billion documents: beyond the id width */
+	l->sigs = xreallocarray(l->sigs, c * l->nperm, sizeof *l->sigs);
+	l->parent = xreallocarray(l->parent, c, sizeof *l->parent);
+	l->stamp = xreallocarray(l->stamp, c, sizeof *l->stamp);
+	l->next = xreallocarray(l->next, c * l->b, sizeof *l->next);
+	l->cap = c;
+}
+
+/* compare the new document ID with each earlier one in a bucket chain */
+static void scan_chain(struct lsh *l, uint32_t id, uint32_t c, unsigned band)
+{
+	const uint16_t *sig = lsh_sig(l, id);
+	for (; c != LSH_NONE; c = l->next[(size_t)c * l->b + band]) {
+		if (l->stamp[c] == id)
+			continue;	/* already seen through another band */
+		l->stamp[c] = id;
+		uint32_t rc = find(l->parent, c), rd = find(l->parent, id);
+		if (rc == rd)
+			continue;
+		double j = lsh_jaccard16(lsh_sig(l, c), sig, l->nperm);
+		if (j < l->threshold)
+			continue;
+		if (rc < rd)
+			l->parent[rd] = rc;
+		else
+			l->parent[rc] = rd;
+		if (l->pair_fn)
+			l->pair_fn(l->pair_arg, c, id, j);
+	}
+}
+
+uint32_t lsh_add(struct lsh *l, const uint16_t *sig)
+{
+	reserve(l);
+	uint32_t id = (uint32_t)l->n++;
+	memcpy(l->sigs + (size_t)id * l->nperm, sig, l->nperm * sizeof *sig);
+	l->parent[id] = id;
+	l->stamp[id] = LSH_NONE;
+	for (unsigned band = 0; band < l->b; band++) {
+		struct band_table *t = &l->tab[band];
+		if (4 * (t->n + 1) > 3 * t->cap)
+			table_grow(t);
+		uint64_t key = lsh_band_key(sig, band, l->r);
+		size_t s = table_slot(t, key);
+		uint32_t *nx = &l->next[(size_t)id * l->b + band];
+		if (t->heads[s] == LSH_NONE) {
+			t->keys[s] = key;
+			t->n++;
+			*nx = LSH_NONE;
+		} else {
+			scan_chain(l, id, t->heads[s], band);
+			*nx = t->heads[s];
+		}
+		t->heads[s] = id;
+	}
+	return id;
+}
+
+double lsh_bytes_per_doc(const struct lsh *l)
+{
+	double per = l->nperm * 2.0 + 4 * 2 + 4.0 * l->b;	/* signature, parent, stamp, chains */
+	if (l->n) {
+		size_t t = 0;
+		for (unsigned i = 0; i < l->b; i++)
+			t += l->tab[i].cap * 12;
+		per += (double)t / l->n;
+	}
+	return per;
+}

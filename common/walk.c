@@ -1,0 +1,238 @@
+/* walk.c: depth-first directory walk in full-path byte order (see walk.h). */
+#include "walk.h"
+#include "die.h"
+#include "xalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct walk_dirid {
+	dev_t dev;
+	ino_t ino;
+	int used;
+};
+
+struct walker {
+	char **patterns;
+	size_t n_patterns;
+	uint64_t max_size;
+	struct walk_counts counts;
+	struct walk_dirid *seen;	/* every directory entered: open addressing */
+	size_t seen_cap, seen_n;
+	char *path;			/* the current path, grown as needed */
+	size_t path_cap;
+};
+
+struct walk_ent {
+	char *key;	/* the name, with "/" appended for directories: the sort key */
+	size_t name_len;
+	struct stat st;
+};
+
+struct walker *walk_new(const char *const *patterns, size_t n_patterns, uint64_t max_size)
+{
+	struct walker *w = xcalloc(1, sizeof *w);
+	w->patterns = xcalloc(n_patterns ? n_patterns : 1, sizeof *w->patterns);
+	for (size_t i = 0; i < n_patterns; i++)
+		w->patterns[i] = xstrdup(patterns[i]);
+	w->n_patterns = n_patterns;
+	w->max_size = max_size;
+	return w;
+}
+
+void walk_free(struct walker *w)
+{
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->n_patterns; i++)
+		free(w->patterns[i]);
+	free(w->patterns);
+	free(w->seen);
+	free(w->path);
+	free(w);
+}
+
+const struct walk_counts *walk_get_counts(const struct walker *w)
+{
+	return &w->counts;
+}
+
+int walk_match(const struct walker *w, const char *name)
+{
+	const char *base = strrchr(name, '/');
+	base = base ? base + 1 : name;
+	if (!w->n_patterns)
+		return 1;
+	for (size_t i = 0; i < w->n_patterns; i++)
+		if (!fnmatch(w->patterns[i], base, 0))
+			return 1;
+	return 0;
+}
+
+static size_t dirid_slot(dev_t dev, ino_t ino, size_t mask)
+{
+	uint64_t h = ((uint64_t)dev * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)ino * 0xc2b2ae3d27d4eb4full);
+	return (size_t)(h ^ (h >> 29)) & mask;
+}
+
+/* 1 when (dev, ino) was new and is now recorded, 0 when seen before. */
+static int seen_add(struct walker *w, dev_t dev, ino_t ino)
+{
+	if (2 * (w->seen_n + 1) > w->seen_cap) {
+		size_t ncap = w->seen_cap ? 2 * w->seen_cap : 256;
+		struct walk_dirid *ns = xcalloc(ncap, sizeof *ns);
+		for (size_t i = 0; i < w->seen_cap; i++) {
+			if (!w->seen[i].used)
+				continue;
+			size_t j = dirid_slot(w->seen[i].dev, w->seen[i].ino, ncap - 1);
+			while (ns[j].used)
+				j = (j + 1) & (ncap - 1);
+			ns[j] = w->seen[i];
+		}
+		free(w->seen);
+		w->seen = ns;
+		w->seen_cap = ncap;
+	}
+	size_t mask = w->seen_cap - 1, j = dirid_slot(dev, ino, mask);
+	for (; w->seen[j].used; j = (j + 1) & mask)
+		if (w->seen[j].dev == dev && w->seen[j].ino == ino)
+			return 0;
+	w->seen[j].dev = dev;
+	w->seen[j].ino = ino;
+	w->seen[j].used = 1;
+	w->seen_n++;
+	return 1;
+}
+
+static void path_set(struct walker *w, size_t at, const char *s, size_t n)
+{
+	if (at + n + 2 > w->path_cap) {
+		w->path_cap = (at + n + 2) * 2;
+		w->path = xrealloc(w->path, w->path_cap);
+	}
+	memcpy(w->path + at, s, n);
+	w->path[at + n] = 0;
+}
+
+static int ent_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct walk_ent *)a)->key, ((const struct walk_ent *)b)->key);
+}
+
+/* Read the directory at w->path (length LEN) into a sorted array of entries to visit. */
+static struct walk_ent *read_dir(struct walker *w, size_t len, size_t *count)
+{
+	DIR *d = opendir(w->path);
+	if (!d) {
+		warning("cannot open directory '%s': %s", w->path, strerror(errno));
+		w->counts.unreadable++;
+		return NULL;
+	}
+	struct walk_ent *ents = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	for (;;) {
+		errno = 0;
+		if (!(de = readdir(d))) {
+			if (errno) {
+				warning("cannot read directory '%s': %s", w->path, strerror(errno));
+				w->counts.unreadable++;
+			}
+			break;
+		}
+		const char *name = de->d_name;
+		if (!strcmp(name, ".") || !strcmp(name, ".."))
+			continue;
+		/* a regular file that no pattern takes needs no stat */
+		if (de->d_type == DT_REG && !walk_match(w, name))
+			continue;
+		if (de->d_type != DT_REG && de->d_type != DT_DIR && de->d_type != DT_LNK &&
+		    de->d_type != DT_UNKNOWN)
+			continue;
+		size_t nl = strlen(name);
+		path_set(w, len, "/", 1);
+		path_set(w, len + 1, name, nl);
+		struct stat st;
+		if (stat(w->path, &st)) {
+			warning("cannot stat '%s': %s", w->path, strerror(errno));
+			w->counts.unreadable++;
+			continue;
+		}
+		int isdir = S_ISDIR(st.st_mode);
+		if (!isdir && (!S_ISREG(st.st_mode) || !walk_match(w, name)))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			ents = xreallocarray(ents, cap, sizeof *ents);
+		}
+		ents[n].key = xmalloc(nl + 2);
+		memcpy(ents[n].key, name, nl);
+		ents[n].key[nl] = isdir ? '/' : 0;
+		ents[n].key[nl + 1] = 0;
+		ents[n].name_len = nl;
+		ents[n].st = st;
+		n++;
+	}
+	closedir(d);
+	w->path[len] = 0;
+	if (n > 1)
+		qsort(ents, n, sizeof *ents, ent_cmp);
+	*count = n;
+	return ents;
+}
+
+static int walk_dir(struct walker *w, size_t len, walk_fn fn, void *arg)
+{
+	size_t n = 0;
+	struct walk_ent *ents = read_dir(w, len, &n);
+	int ret = 0;
+	for (size_t i = 0; i < n && !ret; i++) {
+		struct walk_ent *e = &ents[i];
+		path_set(w, len, "/", 1);
+		path_set(w, len + 1, e->key, e->name_len);
+		if (S_ISDIR(e->st.st_mode)) {
+			if (!seen_add(w, e->st.st_dev, e->st.st_ino)) {
+				warning("skipping '%s': directory already visited (symlink loop?)",
+					w->path);
+				w->counts.loops++;
+				continue;
+			}
+			ret = walk_dir(w, len + 1 + e->name_len, fn, arg);
+		} else if (w->max_size && (uint64_t)e->st.st_size > w->max_size) {
+			w->counts.too_large++;
+		} else {
+			w->counts.files++;
+			ret = fn(arg, w->path, &e->st);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(ents[i].key);
+	free(ents);
+	return ret;
+}
+
+int walk_run(struct walker *w, const char *root, walk_fn fn, void *arg)
+{
+	size_t len = strlen(root);
+	while (len > 1 && root[len - 1] == '/')
+		len--;
+	path_set(w, 0, root, len);
+	struct stat st;
+	if (stat(w->path, &st)) {
+		warning("cannot stat '%s': %s", w->path, strerror(errno));
+		w->counts.unreadable++;
+		return 0;
+	}
+	if (!seen_add(w, st.st_dev, st.st_ino)) {
+		warning("skipping '%s': directory already visited", w->path);
+		w->counts.loops++;
+		return 0;
+	}
+	/* "/" walks as "" + "/name" */
+	if (len == 1 && root[0] == '/')
+		len = 0;
+	return walk_dir(w, len, fn, arg);
+}

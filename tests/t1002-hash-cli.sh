@@ -1,0 +1,145 @@
+#!/bin/sh
+# t1002: cp-hash's command line: walk order, JSON lines (plain, gzip, zstd) with metadata,
+# malformed lines, skips (binary, size), symlink loops, output kinds, determinism over -j,
+# exit codes.
+. "$(dirname "$0")/lib.sh"
+
+origins() { cp-cat "$@" | "$PYTHON" -c '
+import json, sys
+for l in sys.stdin:
+    print(json.loads(l)["origin"])'; }
+field() { # SHARD KEY: the KEY of every record, one a line
+	cp-cat "$1" | "$PYTHON" -c '
+import json, sys
+for l in sys.stdin:
+    v = json.loads(l)[sys.argv[1]]
+    print(json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v)' "$2"; }
+
+# --- directory walk order: byte order of the full paths ("a.py" < "a/b.py" < "a0.py")
+mkdir -p d/a d/z d/sub
+for f in d/a.py d/a/b.py d/a-x.py d/a0.py d/B.py d/z/y.py d/a/c.py; do
+	printf 'x = "%s"\n' "$f" >"$f"
+done
+echo 'not python' >d/sub/skip.txt
+ok "hash a tree" cp-hash -o tree.shard d
+is "$(origins tree.shard | tr '\n' ' ')" "$(find d -name '*.py' | LC_ALL=C sort | tr '\n' ' ')" \
+	"files in byte order of their full paths"
+is "$(origins tree.shard | sed -n 1p)" "d/B.py" "upper case sorts first"
+ok "a trailing slash on the directory" cp-hash -o tree2.shard d/
+is "$(origins tree2.shard | sed -n 1p)" "d/B.py" "... gives the same paths"
+ok "-p selects other files" cp-hash -p '*.txt' -o txt.shard d
+is "$(origins txt.shard)" "d/sub/skip.txt" "... and only them"
+
+# --- symlink loops are safe; every file comes once
+ln -s .. d/z/up
+ln -s ../a d/z/a-link
+cp-hash -o loop.shard d 2>err.txt
+is "$?" "0" "a tree with a symlink loop hashes"
+is "$(origins loop.shard | sort | uniq -d)" "" "no file twice"
+like "$(cat err.txt)" "already visited" "the loop is reported"
+like "$(tail -1 err.txt)" " 2 symlink loops" "and counted in the summary"
+rm d/z/up d/z/a-link
+
+# --- skips: binary, too large, unreadable
+printf 'a\0b' >d/bin.py
+head -c 2000 /dev/zero | tr '\0' x >d/big.py
+cp-hash --max-size 1000 -o skip.shard d 2>err.txt
+is "$?" "0" "skips are not errors"
+like "$(cat err.txt)" "^cp-hash: 7 docs, [0-9]+ bytes; skipped: 1 binary, 1 too large, 0 malformed" \
+	"the summary counts them"
+ok "--max-size 0 takes the big file" cp-hash -q --max-size 0 -o skip2.shard d
+is "$(origins skip2.shard | grep -c big.py)" "1" "... it is there"
+rm d/bin.py d/big.py
+if [ "$(id -u)" != 0 ]; then
+	printf 'x = 1\n' >d/locked.py
+	chmod 000 d/locked.py
+	exit_is 1 "an unreadable file: exit 1" cp-hash -o lock.shard d
+	err_like "cannot open 'd/locked.py'" "... named"
+	is "$(origins lock.shard | wc -l | tr -d ' ')" "7" "... the others are written"
+	rm -f d/locked.py
+else
+	skip "unreadable files (running as root)"
+	skip "unreadable files (running as root)"
+	skip "unreadable files (running as root)"
+fi
+
+# --- JSON lines: plain, gzip, zstd; metadata; malformed lines reported as FILE:LINE
+cat >data.jsonl <<'EOF'
+{"repo_name":"a/b","path":"x.py","content":"def f():\n    return 1\n","license":"mit","size":24}
+{"repo_name":"a/c","path":"y.py","content":"broken
+{"repo_name":"a/d","path":"z.py","content":"x = \u00e9\n","license":"apache-2.0","stars":[1,2]}
+
+{"repo_name":"a/e","path":"w.py","text":"only text"}
+EOF
+gzip -c data.jsonl >data.jsonl.gz
+zstd -q -c data.jsonl >data.jsonl.zst 2>/dev/null || skip_zstd=1
+cp-hash -o plain.shard data.jsonl 2>err.txt
+is "$?" "0" "malformed lines are skipped, not fatal"
+like "$(cat err.txt)" "data.jsonl:2: malformed JSON line: unterminated string" "reported as FILE:LINE"
+like "$(cat err.txt)" "data.jsonl:5: malformed JSON line: no string member" "a line without the field too"
+like "$(tail -1 err.txt)" " 2 malformed" "and counted"
+is "$(origins plain.shard | tr '\n' ' ')" "data.jsonl:1 data.jsonl:3 " "origins are FILE:LINE"
+is "$(field plain.shard meta | sed -n 1p)" '{"repo_name": "a/b", "path": "x.py", "license": "mit", "size": 24}' \
+	"the other fields are the metadata"
+is "$(field plain.shard content | grep -c '^x = é$')" "1" "content unescaped"
+ok "gzip input" cp-hash -q -o gz.shard data.jsonl.gz
+is "$(field gz.shard hash)" "$(field plain.shard hash)" "... gives the same documents"
+if [ -z "${skip_zstd:-}" ]; then
+	ok "zstd input" cp-hash -q -o zst.shard data.jsonl.zst
+	is "$(field zst.shard hash)" "$(field plain.shard hash)" "... gives the same documents"
+	head -c 60 data.jsonl.zst >cut.jsonl.zst
+	exit_is 1 "truncated zstd: exit 1" cp-hash -q -o cut.shard cut.jsonl.zst
+	err_like "cut.jsonl.zst': truncated zstd" "... with the file named"
+else
+	skip "zstd not installed"; skip "zstd"; skip "zstd"; skip "zstd"
+fi
+ok "--field names the text field" cp-hash -q --field text -o text.shard data.jsonl
+is "$(origins text.shard)" "data.jsonl:5" "... and takes it"
+exit_is 1 "--strict: a malformed line is fatal" cp-hash --strict -o strict.shard data.jsonl
+err_like "data.jsonl:2: malformed" "... and named"
+[ ! -e strict.shard ]
+_tap $? "... and no output is left"
+
+# a 10 MB line
+"$PYTHON" -c 'import json; print(json.dumps({"content": "y" * 10000000, "path": "big"}))' >big.jsonl
+ok "a 10 MB JSON line" cp-hash -q --max-size 0 -o big.shard big.jsonl
+is "$(field big.shard line_max)" "10000000" "... is one 10 MB document"
+exit_is 0 "over --max-line it is skipped" cp-hash --max-line 1M -o big2.shard big.jsonl
+err_like "big.jsonl:1: malformed JSON line: longer than 1000000 bytes" "... as a malformed line"
+
+# --- other inputs: plain files, '-' lists, a missing path
+printf 'print(1)\n' >README.md
+ok "a plain file is one document" cp-hash -q -o one.shard README.md
+is "$(origins one.shard)" "README.md" "... named by its path"
+printf 'README.md\nd\n\ndata.jsonl\n' | cp-hash -q -o list.shard - 2>/dev/null
+is "$(origins list.shard | wc -l | tr -d ' ')" "10" "'-' reads a list of paths"
+exit_is 1 "a missing path: exit 1" cp-hash -q -o miss.shard nothere d
+err_like "cannot stat 'nothere'" "... named"
+is "$(origins miss.shard | wc -l | tr -d ' ')" "7" "... the rest is written"
+
+# --- outputs: stdout pipe, directories of shards, determinism across -j
+is "$(cp-hash -q d | cp-cat - | wc -l | tr -d ' ')" "7" "standard output by default in a pipe"
+ok "a directory of shards" cp-hash -q --shard-docs 3 -o out/ d data.jsonl
+is "$(ls out | tr '\n' ' ')" "docs-00000.shard docs-00001.shard docs-00002.shard " "split every 3 documents"
+is "$(origins out | tr '\n' ' ')" "$(origins tree.shard plain.shard | tr '\n' ' ')" "... in input order"
+ok "a smaller rerun" cp-hash -q --shard-docs 5 -o out d data.jsonl
+is "$(ls out | tr '\n' ' ')" "docs-00000.shard docs-00001.shard " "stale shards of the earlier run removed"
+mkdir empty
+ok "no input documents" cp-hash -q -o eout/ empty
+is "$(cp-cat --header eout/docs-00000.shard | grep -c '"records":0')" "1" "... one empty shard"
+
+cp -r "$SRC_DIR/tests/unit" d/unit
+for j in 1 2 3; do
+	cp-hash -q -j $j -p '*.py' -p '*.c' -p '*.h' -o j$j.shard d data.jsonl.gz README.md 2>/dev/null
+done
+cmp -s j1.shard j2.shard && cmp -s j1.shard j3.shard
+_tap $? "-j 1, 2, 3 write the same bytes"
+
+# --- usage
+exit_is 2 "a bad option exits 2" cp-hash --bogus d
+exit_is 2 "a bad number exits 2" cp-hash -j x -o x.shard d
+exit_is 2 "a bad size exits 2" cp-hash --max-size 12q -o x.shard d
+exit_is 2 "no PATH exits 2" cp-hash -o x.shard
+ok "-h" cp-hash -h
+like "$(head -1 .out)" "^usage: cp-hash " "-h prints the usage"
+done_testing

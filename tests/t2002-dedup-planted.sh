@@ -1,0 +1,110 @@
+#!/bin/sh
+# t2002: a tree with planted exact duplicates (whitespace variants), near duplicates (a few
+# tokens changed in 200-token files) and distinct files: exactly the expected files survive
+# cp-hash | cp-dedup, whatever the thread count, the shard split or a pipe in between.
+. "$(dirname "$0")/lib.sh"
+
+# Files are named so that byte order of path is the order of "first"; expect.txt lists the
+# survivors (relative paths), pairs.txt the near pairs that must be joined.
+"$PYTHON" - <<'PY'
+import os, random
+rng = random.Random(2002)
+def word():
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(8))
+def body(tokens):
+    # 4 tokens a line as an assignment: 200 distinct tokens, 50 lines
+    lines = ["%s = %s + %s * %s" % tuple(tokens[i:i + 4]) for i in range(0, len(tokens), 4)]
+    return "def f():\n" + "".join("    %s\n" % l for l in lines)
+def change(tokens, k):
+    t = list(tokens)
+    for i in rng.sample(range(len(t)), k):
+        t[i] = word()
+    return t
+os.makedirs("tree/g", exist_ok=True)
+keep, files = [], {}
+for g in range(6):
+    base = [word() for _ in range(200)]
+    files["g/%02d_a_base.py" % g] = body(base)
+    keep.append("g/%02d_a_base.py" % g)
+    # exact duplicates: spacing and line endings differ, nothing else
+    files["g/%02d_b_exact_spaces.py" % g] = body(base).replace(" = ", "=").replace(" + ", "  +  ")
+    files["g/%02d_c_exact_crlf.py" % g] = body(base).replace("\n", "\r\n")
+    # near duplicates: 2 to 6 of 200 tokens replaced (Jaccard about 0.94 to 0.98)
+    files["g/%02d_d_near.py" % g] = body(change(base, 2 + g % 5))
+    files["g/%02d_e_near.py" % g] = body(change(base, 3))
+    # far enough: 40 of 200 replaced (Jaccard about 0.67) stays
+    files["g/%02d_f_far.py" % g] = body(change(base, 40))
+    keep.append("g/%02d_f_far.py" % g)
+# a near duplicate that comes first in path order wins over its later original
+orig = [word() for _ in range(200)]
+files["g/90_first_near.py"] = body(change(orig, 4))
+files["g/91_later_original.py"] = body(orig)
+keep.append("g/90_first_near.py")
+# distinct files, and small ones (fewer than 10 tokens: never near duplicates)
+for i in range(8):
+    files["g/95_distinct_%d.py" % i] = body([word() for _ in range(200)])
+    keep.append("g/95_distinct_%d.py" % i)
+files["g/96_small_1.py"] = "x = 1\n"
+files["g/96_small_2.py"] = "x = 2\n"
+keep += ["g/96_small_1.py", "g/96_small_2.py"]
+for p, t in files.items():
+    with open(os.path.join("tree", p), "w", newline="") as f:
+        f.write(t)
+with open("expect.txt", "w") as f:
+    f.writelines("tree/%s\n" % p for p in sorted(keep))
+PY
+ok "tree generated" test -s expect.txt
+n_files=$(find tree -name '*.py' | wc -l)
+
+survivors() { # shards... -> sorted relative origins
+	cp-cat "$@" | "$PYTHON" -c '
+import json, sys
+for l in sys.stdin:
+    o = json.loads(l)["origin"]
+    print(o[o.index("tree/"):])' | sort
+}
+
+cp-hash -q -o all.shard tree
+exit_is 0 "cp-dedup --no-filters" cp-dedup -j1 -o out1 --no-filters --report r1.json --pairs pairs.jsonl all.shard
+is "$(survivors out1)" "$(cat expect.txt)" "exactly the expected files survive"
+r=$("$PYTHON" -c "import json; r = json.load(open('r1.json')); print(r['docs_in'], r['exact_duplicates'], r['near_duplicates'], r['docs_out'])")
+is "$r" "$n_files 12 13 $(wc -l <expect.txt)" "report: docs_in, 12 exact, 13 near, docs_out"
+"$PYTHON" - <<'PY'
+import json, sys
+pairs = [json.loads(l) for l in open("pairs.jsonl")]
+group = lambda o: o.split("/")[-1][:2].replace("91", "90")
+ok = len(pairs) == 13 and all(p["jaccard"] >= 0.85 for p in pairs) and \
+    all(group(p["a"]) == group(p["b"]) for p in pairs)
+sys.exit(0 if ok else 1)
+PY
+_tap $? "--pairs: 13 confirmed pairs, within their groups, Jaccard >= 0.85"
+
+# the same decisions with many shards and threads, through pipes
+cp-hash -q -o split/ --shard-docs 7 tree
+exit_is 0 "cp-dedup -j2 on 7-document shards" cp-dedup -j2 -o out2 --no-filters split
+is "$(survivors out2)" "$(cat expect.txt)" "same survivors from split shards"
+exit_is 0 "cp-dedup -j1 on the same" cp-dedup -j1 -o out3 --no-filters split
+same=0
+for f in out2/*.shard; do cmp -s "$f" "out3/${f#out2/}" || same=1; done
+[ "$(ls out2 | wc -l)" -gt 1 ] && [ "$(ls out2)" = "$(ls out3)" ] || same=1
+_tap $same "-j1 and -j2 write the same shards byte for byte"
+cp-hash -q -o - tree | cp-dedup -o - --no-filters 2>/dev/null >piped.shard
+is "$(survivors piped.shard)" "$(cat expect.txt)" "cp-hash | cp-dedup -o - | cp-cat: same survivors"
+ok "no staging or spool left behind" test -z "$(ls -A out1 | grep -v '^docs-')"
+
+# without near dedup, near duplicates stay; with the filters, the short files go
+cp-dedup -o out4 --no-near --no-filters all.shard 2>/dev/null
+is "$(survivors out4 | wc -l)" "$((n_files - 12))" "--no-near keeps the near duplicates"
+cp-dedup -o out5 --drop-prob 1 --report r5.json all.shard 2>/dev/null
+is "$(survivors out5 | grep -c small)" "0" "with filters, the short files are removed"
+like "$(cat r5.json)" '"no_keywords": 2' "... as files without keywords"
+
+# option checking
+exit_is 2 "a bad threshold is a usage error" cp-dedup --threshold 1.5 all.shard
+exit_is 2 "a non-number drop probability is a usage error" cp-dedup --drop-prob x all.shard
+exit_is 1 "a missing input is an error" cp-dedup -o out6 no-such.shard
+err_like "no-such.shard" "... naming the file"
+printf 'garbage that is not a shard' >bad.shard
+exit_is 1 "a corrupt input is an error" cp-dedup -o out7 bad.shard
+ok "... and leaves no output" test -z "$(ls -A out7 2>/dev/null)"
+done_testing

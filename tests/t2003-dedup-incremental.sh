@@ -1,0 +1,96 @@
+#!/bin/sh
+# t2003: incremental runs with --index. Run 2 sees new data holding copies and near copies
+# of run-1 documents and of itself; it writes only the new clean documents, in new shards,
+# and the two runs together keep exactly what one run over everything keeps. Indexes of
+# separate runs merge into one that knows both.
+. "$(dirname "$0")/lib.sh"
+
+"$PYTHON" - <<'PY'
+import os, random
+rng = random.Random(2003)
+def word():
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(8))
+def body(t):
+    return "def f():\n" + "".join("    %s = %s + %s * %s\n" % tuple(t[i:i + 4]) for i in range(0, len(t), 4))
+def change(t, k):
+    t = list(t)
+    for i in rng.sample(range(len(t)), k):
+        t[i] = word()
+    return t
+new = lambda: [word() for _ in range(200)]
+A, B, C, D, E, F = new(), new(), new(), new(), new(), new()
+B2 = change(B, 3)
+files = {
+    # run 1: A, B and a near copy of B (removed), C, a file the filters drop
+    "old/1_A.py": body(A), "old/2_B.py": body(B), "old/3_B_near.py": body(B2),
+    "old/4_C.py": body(C), "old/5_nokw.py": "x = 1\n",
+    # run 2: a copy of A, a near copy of C, a near copy of B's removed near copy, a copy of
+    # the filtered file, D twice, E and a near copy of it, F
+    "new/1_A_copy.py": body(A).replace(" = ", "="),
+    "new/2_C_near.py": body(change(C, 4)),
+    "new/3_B2_near.py": body(change(B2, 2)),
+    "new/4_nokw_copy.py": "x  =  1\n",
+    "new/5_D.py": body(D), "new/6_D_copy.py": body(D).replace("\n", "\r\n"),
+    "new/7_E.py": body(E), "new/8_E_near.py": body(change(E, 3)),
+    "new/9_F.py": body(F),
+}
+for p, t in files.items():
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    with open(p, "w", newline="") as f:
+        f.write(t)
+PY
+survivors() { cp-cat "$@" | "$PYTHON" -c '
+import json, sys
+for l in sys.stdin: print(json.loads(l)["origin"])' | sort; }
+field() { "$PYTHON" -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+cp-hash -q -o old.shard old
+cp-hash -q -o new.shard new
+exit_is 0 "run 1 with a fresh index" cp-dedup -o clean --drop-prob 1 --index idx --report r1.json old.shard
+ok "the index was written" test -s idx
+is "$(survivors clean)" "$(printf 'old/1_A.py\nold/2_B.py\nold/4_C.py')" "run 1 keeps A, B, C"
+cp clean/docs-00000.shard run1.shard
+exit_is 0 "run 2 with the index" cp-dedup -o clean --drop-prob 1 --index idx --report r2.json new.shard
+is "$(ls clean)" "$(printf 'docs-00000.shard\ndocs-00001.shard')" "run 2 adds docs-00001.shard"
+ok "run 1's shard is untouched" cmp -s clean/docs-00000.shard run1.shard
+is "$(survivors clean/docs-00001.shard)" "$(printf 'new/5_D.py\nnew/7_E.py\nnew/9_F.py')" \
+	"run 2 writes only the new clean documents"
+is "$(field r2.json "r['exact_duplicates'], r['near_duplicates'], r['docs_out']")" "3 3 3" \
+	"run 2: 3 exact (A, the filtered file, D), 3 near (C, B's near copy, E)"
+
+# the two runs keep what one run over everything keeps
+cp-dedup -o once --drop-prob 1 old.shard new.shard 2>/dev/null
+is "$(survivors clean)" "$(survivors once)" "two incremental runs = one run over all"
+
+# rerunning run 2 on the same data now finds everything known
+exit_is 0 "run 3: the same new data again" cp-dedup -o clean --drop-prob 1 --index idx --report r3.json new.shard
+is "$(field r3.json "r['docs_out'], r['outputs']")" "0 []" "run 3 writes nothing"
+
+# a --no-near run still remembers exact hashes
+cp-dedup -o nn --no-near --index idx.nn --drop-prob 1 old.shard 2>/dev/null
+cp-dedup -o nn --no-near --index idx.nn --drop-prob 1 --report rnn.json new.shard 2>/dev/null
+is "$(field rnn.json "r['exact_duplicates']")" "3" "--no-near runs share exact hashes through the index"
+
+# merge: indexes of two separate runs
+cp-dedup -o pa --index a.idx old.shard 2>/dev/null
+cp-dedup -o pb --index b.idx new.shard 2>/dev/null
+exit_is 0 "--merge-index" cp-dedup --merge-index ab.idx a.idx b.idx
+like "$(cat "$TMP/.err")" "merged 2 indexes" "merge reports what it did"
+exit_is 0 "a run against the merged index" cp-dedup -o pc --index ab.idx --report rc.json old.shard new.shard
+is "$(field rc.json "r['docs_out'], r['exact_duplicates']")" "0 14" "the merged index knows every document"
+cp-dedup --merge-index self.idx a.idx a.idx 2>/dev/null
+ok "merging an index with itself changes nothing but signatures" \
+	test "$(head -c 32 self.idx | tail -c 8 | od -An -tu8)" = "$(head -c 32 a.idx | tail -c 8 | od -An -tu8)"
+exit_is 1 "merging a missing index fails" cp-dedup --merge-index x.idx a.idx nope.idx
+exit_is 2 "--merge-index without inputs is a usage error" cp-dedup --merge-index x.idx
+
+# a damaged index is refused, naming it, and nothing is written
+cp idx bad.idx
+printf 'X' | dd of=bad.idx bs=1 seek=70 conv=notrunc 2>/dev/null
+exit_is 1 "a damaged index is refused" cp-dedup -o bad --index bad.idx new.shard
+err_like "bad.idx.*checksum" "... with a message naming it"
+ok "... and no shard is written" test -z "$(ls bad 2>/dev/null)"
+head -c 40 idx >cut.idx
+exit_is 1 "a truncated index is refused" cp-dedup -o bad --index cut.idx new.shard
+ok "no temporary index is left" test -z "$(ls | grep '\.tmp')"
+done_testing

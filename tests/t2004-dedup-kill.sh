@@ -1,0 +1,100 @@
+#!/bin/sh
+# t2004: cp-dedup killed mid-run (SIGTERM, SIGKILL; while reading, while writing) leaves
+# nothing in OUTDIR that a reader takes for output, and a rerun completes with the same
+# result as an uninterrupted run.
+. "$(dirname "$0")/lib.sh"
+
+std=$("$PYTHON" -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
+set --
+for d in email json unittest importlib xml logging concurrent; do
+	[ -d "$std/$d" ] && set -- "$@" "$std/$d"
+done
+[ $# -gt 0 ] || skip_all "no Python sources under '$std'"
+cp-hash -q -o in/ --shard-docs 40 "$@"
+cp-dedup -j1 -o ref in 2>/dev/null
+ok "an uninterrupted run writes output" test -n "$(ls ref)"
+first=$(ls in | head -1)
+
+# nothing_accepted DIR DESC: no visible shard in DIR is accepted, and cp-cat DIR prints nothing
+nothing_accepted() {
+	bad=0
+	for f in "$1"/*; do
+		[ -e "$f" ] || continue
+		cp-cat --verify "$f" >/dev/null 2>&1 && { echo "#   accepted: $f"; bad=1; }
+	done
+	[ -z "$(cp-cat "$1" 2>/dev/null | head -c 1)" ] || bad=1
+	_tap $bad "$2"
+}
+same_as_ref() { # DIR DESC
+	d=0
+	[ "$(ls "$1")" = "$(ls ref)" ] || d=1
+	for f in ref/*; do cmp -s "$f" "$1/${f#ref/}" || d=1; done
+	_tap $d "$2"
+}
+wait_for() { # GLOB: up to 10 s for a file to appear
+	i=0
+	while [ $i -lt 100 ]; do
+		for f in $1; do [ -e "$f" ] && return 0; done
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# ---- killed while writing: the second input is a FIFO nobody writes to on the second
+# reading, so cp-dedup blocks in pass 2 with one shard staged and one being written ----
+for sig in TERM KILL; do
+	rm -rf out f && mkfifo f
+	(cat "in/$first" >f) 2>/dev/null &
+	cp-dedup -j1 -o out "in/$first" f 2>/dev/null &
+	pid=$!
+	wait_for "out/.cp-dedup-$pid/part-00000.shard"
+	_tap $? "SIG$sig: cp-dedup reached the writing pass"
+	kill -s "$sig" "$pid"
+	wait "$pid" 2>/dev/null
+	nothing_accepted out "SIG$sig while writing: nothing in OUTDIR is accepted"
+	if [ "$sig" = TERM ]; then
+		is "$(ls -A out)" "" "SIGTERM: staged and temporary files removed"
+	else
+		ok "SIGKILL: only the hidden staging directory remains" test -z "$(ls out)"
+	fi
+done
+exit_is 0 "the rerun completes" cp-dedup -j1 -o out in
+same_as_ref out "the rerun writes what an uninterrupted run writes"
+is "$(ls -A out | grep -c '^\.')" "0" "the rerun removed the dead run's staging directory"
+
+# ---- killed while reading: standard input stalls half way ----
+for sig in TERM KILL; do
+	rm -rf out
+	size=$(wc -c <"in/$first")
+	{ head -c $((size / 2)) "in/$first"; sleep 3; } 2>/dev/null | cp-dedup -o out 2>/dev/null &
+	pid=$!
+	sleep 0.5
+	kill -s "$sig" "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	nothing_accepted out "SIG$sig while reading standard input: nothing accepted"
+	[ "$sig" = TERM ] && is "$(ls -A out | grep -v '^\.cp-dedup-[0-9]*$')" "" "SIGTERM: no spool left"
+done
+
+# ---- killed at several moments on the whole input ----
+finished=0
+for t in 0.05 0.2 0.4; do
+	for sig in TERM KILL; do
+		rm -rf out
+		cp-dedup -j2 -o out in 2>/dev/null &
+		pid=$!
+		sleep "$t"
+		if kill -s "$sig" "$pid" 2>/dev/null; then
+			wait "$pid" 2>/dev/null
+			nothing_accepted out "SIG$sig after ${t}s: nothing accepted"
+		else
+			wait "$pid"
+			same_as_ref out "finished before ${t}s: complete output"
+			finished=1
+		fi
+	done
+done
+[ $finished = 1 ] && rm -rf out
+exit_is 0 "the rerun completes" cp-dedup -j2 -o out in
+same_as_ref out "... with the uninterrupted result (and -j2 writes what -j1 wrote)"
+done_testing

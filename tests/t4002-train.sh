@@ -1,0 +1,110 @@
+#!/bin/sh
+# t4002: cp-train on a tiny model: the loss falls; log fields; bit-exact resume, thread count
+# and recompute; eval-only; Hugging Face export and re-import; corrupt and mismatched
+# checkpoints refused; plot-loss.
+. "$(dirname "$0")/lib.sh"
+
+"$BUILD/tests/test-gpt2-data" tokens tok.shard 256 600 1 60 || exit 1
+cp-pack -T 32 --valid-frac 0.1 -o seqs tok.shard >/dev/null || exit 1
+X="--train seqs/train --valid seqs/valid --model tiny --batch 8 --accum 2 --lr 3e-3 --warmup 3 --eval-every 5 --eval-batches 4"
+
+ok "train 10 steps" cp-train -o A $X --steps 10 --threads 1
+like "$(cat "$TMP/.out")" '^\{"step":10,"loss":[0-9.]+,"val_loss":[0-9.]+,"val_ppl":[0-9.]+\}$' "final JSON line"
+is "$(wc -l <A/log.jsonl | tr -d ' ')" 11 "log: an evaluation line and one line per step"
+like "$(sed -n 2p A/log.jsonl)" '^\{"step":1,"loss":[0-9.]+,"lr":[0-9.e-]+,"grad_norm":[0-9.]+,"tokens_per_s":[0-9.]+,"mfu":[0-9.]+\}$' "step line fields"
+like "$(sed -n 6p A/log.jsonl)" '"step":5,.*"val_loss":[0-9.]+,"val_ppl":[0-9.]+\}$' "evaluation every 5 steps"
+v0=$(sed -n 's/.*"step":0,"val_loss":\([0-9.]*\).*/\1/p' A/log.jsonl)
+v10=$(sed -n 's/.*"step":10,.*"val_loss":\([0-9.]*\).*/\1/p' A/log.jsonl)
+ok "validation loss falls ($v0 -> $v10)" awk "BEGIN { exit !($v10 < $v0 - 0.2) }"
+
+ok "5 steps, stop" cp-train -o B $X --steps 10 --stop-after 5 --threads 1
+ok "checkpoint at step 5" test -f B/ckpt-00000005.ckpt
+ok "resume 5 more (options from the checkpoint)" cp-train -o B --resume --train seqs/train --valid seqs/valid --threads 1
+ok "5 + resume + 5 = 10 steps, byte for byte" cmp A/ckpt-00000010.ckpt B/ckpt-00000010.ckpt
+strip() { sed 's/"tokens_per_s":[0-9.]*,"mfu":[0-9.]*//' "$1"; }
+is "$(strip B/log.jsonl)" "$(strip A/log.jsonl)" "resumed log equals the straight one"
+exit_is 1 "resume past --steps refused" cp-train -o B --resume --train seqs/train
+err_like "not before --steps" "message says why"
+exit_is 1 "a fresh run into a run directory with checkpoints refused" cp-train -o B $X --steps 10
+err_like "already holds checkpoints" "message says why"
+
+ok "2 threads" cp-train -o C $X --steps 10 --threads 2
+ok "1 and 2 threads give the same bytes" cmp A/ckpt-00000010.ckpt C/ckpt-00000010.ckpt
+ok "recompute" cp-train -o D $X --steps 10 --threads 2 --recompute
+ok "recompute gives the same bytes" cmp A/ckpt-00000010.ckpt D/ckpt-00000010.ckpt
+ok "keep 2 of every-2-step checkpoints" cp-train -o K $X --steps 10 --ckpt-every 2 --keep 2 --threads 1
+is "$(ls K | grep ckpt | tr '\n' ' ')" "ckpt-00000008.ckpt ckpt-00000010.ckpt " "old checkpoints pruned"
+
+ok "eval-only" cp-train -o A --valid seqs/valid --eval-only
+ev=$(cat "$TMP/.out")
+like "$ev" '^\{"val_loss":[0-9.]+,"val_ppl":[0-9.]+\}$' "eval-only prints one JSON line"
+
+ok "export" cp-train -o A --export-hf A/hf
+like "$(cat A/hf/config.json)" '"scale_attn_by_inverse_layer_idx": false' "config.json has the attention options"
+like "$(head -c 4000 A/hf/model.safetensors | tr -d '\0')" '"transformer.h.1.mlp.c_proj.weight":\{"dtype":"F32","shape":\[128,32\]' "Conv1D weight stored [in, out]"
+ok "re-import, one step at lr 0" cp-train -o E --init-hf A/hf --train seqs/train --valid seqs/valid --steps 1 --lr 0 --warmup 0 --eval-every 0 --batch 8 --threads 1
+ok "re-export" cp-train -o E --export-hf E/hf
+ok "re-imported model is the same, byte for byte" cmp A/hf/model.safetensors E/hf/model.safetensors
+ok "eval-only of the re-imported model" cp-train -o E --valid seqs/valid --eval-only
+is "$(cat "$TMP/.out")" "$ev" "re-imported model gives the same validation loss"
+exit_is 1 "init-hf with a different shape refused" cp-train -o F --init-hf A/hf --train seqs/train --layers 3
+err_like "does not match.*layers 2, not 3" "message names the difference"
+
+# transformers, when present, computes the same loss on the validation sequences
+if "${TORCH_PYTHON:-/usr/bin/python3}" -c 'import transformers' 2>/dev/null; then
+	cp-cat seqs/valid >valid.jsonl
+	hf=$("${TORCH_PYTHON:-/usr/bin/python3}" -c '
+import json, torch, transformers
+m = transformers.GPT2LMHeadModel.from_pretrained("A/hf").eval()
+seqs = [json.loads(l)["tokens"] for l in open("valid.jsonl")]
+with torch.no_grad():
+    ls = [m(torch.tensor([s]), labels=torch.tensor([s])).loss.item() for s in seqs]
+print(sum(ls) / len(ls))')
+	cp=$(echo "$ev" | sed 's/.*"val_loss":\([0-9.]*\).*/\1/')
+	ok "transformers' loss $hf equals ours $cp (rel 1e-4)" awk "BEGIN { d = $hf - $cp; if (d < 0) d = -d; exit !(d / $cp < 1e-4) }"
+else
+	skip "transformers not installed"
+fi
+
+# corrupt and mismatched checkpoints
+mkdir -p bad
+corrupt() { # NAME OFFSET BYTE: a copy of A's checkpoint with one byte set
+	rm -rf "bad/$1"; mkdir -p "bad/$1"
+	cp A/ckpt-00000010.ckpt "bad/$1/"
+	printf "$3" | dd of="bad/$1/ckpt-00000010.ckpt" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+size=$(wc -c <A/ckpt-00000010.ckpt)
+corrupt param 1000 '\377'
+exit_is 1 "flipped parameter byte refused" cp-train -o bad/param --valid seqs/valid --eval-only
+err_like "ckpt-00000010.ckpt': parameters checksum mismatch \(bytes" "names file, part and byte range"
+corrupt var $((size - 100)) '\377'
+exit_is 1 "flipped moment byte refused on resume" cp-train -o bad/var --resume --train seqs/train --steps 20
+err_like "second moment checksum mismatch" "names the moment"
+corrupt step 60 '\001'
+exit_is 1 "flipped header byte refused" cp-train -o bad/step --valid seqs/valid --eval-only
+err_like "header checksum mismatch" "names the header"
+corrupt ver 8 '\002'
+exit_is 1 "newer version refused" cp-train -o bad/ver --valid seqs/valid --eval-only
+err_like "version 2 is newer" "names the version"
+corrupt magic 1 'X'
+exit_is 1 "not a checkpoint refused" cp-train -o bad/magic --valid seqs/valid --eval-only
+err_like "not a cp checkpoint" "says so"
+rm -rf bad/trunc; mkdir -p bad/trunc
+head -c $((size - 7)) A/ckpt-00000010.ckpt >bad/trunc/ckpt-00000010.ckpt
+exit_is 1 "truncated checkpoint refused" cp-train -o bad/trunc --valid seqs/valid --eval-only
+err_like "truncated" "says truncated"
+exit_is 1 "resume with another shape refused" cp-train -o A --resume --train seqs/train --steps 20 --width 64
+err_like "does not match.*width 32, not 64" "names the difference"
+exit_is 1 "eval-only without checkpoints" cp-train -o nothing --valid seqs/valid --eval-only
+exit_is 2 "bad --schedule" cp-train -o G --train seqs/train --schedule sawtooth
+exit_is 2 "bad --lr" cp-train -o G --train seqs/train --lr fast
+exit_is 2 "--eval-only without --valid" cp-train -o A --eval-only
+exit_is 2 "batch not divisible into heads" cp-train -o G --train seqs/train --model tiny --heads 3
+
+if command -v gnuplot >/dev/null; then
+	ok "plot-loss" "$SRC_DIR/scripts/plot-loss" A
+	like "$(head -c 4 A/loss.png | od -An -c | tr -d ' ')" 'PNG' "a PNG"
+else
+	skip "gnuplot not installed"
+fi
+done_testing

@@ -1,0 +1,223 @@
+#!/bin/sh
+# t5010: hostile candidates are contained and judged failed or timed out while the rest of the
+# run finishes: a counted fork loop, a fork bomb, a memory bomb, busy loops (one that swallows
+# the timeout), a child that ignores SIGTERM and detaches (setsid, double fork), writing and
+# deleting files outside the scratch directory, connecting to a listener on 127.0.0.1,
+# signalling the parent and kill(-1), flooding stdout, and escape calls (unshare, mount,
+# setuid, chroot). Afterwards no process of the run is alive and the files are untouched.
+# Every hostile program bounds itself (2048 processes, 4 GB, 20 s, 200 MB) in case
+# containment fails; kill(-1) runs only once the sandbox is seen to use user and pid namespaces.
+. "$(dirname "$0")/lib.sh"
+
+cp-humaneval sandbox >sandbox.txt 2>&1 || skip_all "no namespace sandbox here: $(tail -1 sandbox.txt)"
+grep -q 'user namespace' sandbox.txt && grep -q 'pid namespace' sandbox.txt ||
+	skip_all "the sandbox lacks user or pid namespaces"
+grep -q 'candidates run as uid 0 ' sandbox.txt && skip_all "candidates would run as root"
+
+MARKER=cp-t5010-marker-$$-$(date +%s)
+# files outside the scratch directory, writable by anyone, so only the sandbox protects them
+VICTIM_DIR=$(mktemp -d /var/tmp/cp-t5010.XXXXXX) || skip_all "no /var/tmp"
+trap 'rm -rf "$TMP" "$VICTIM_DIR"; [ -n "${LPID:-}" ] && kill "$LPID" 2>/dev/null' EXIT
+printf 'precious\n' >"$VICTIM_DIR/victim.txt"
+chmod 777 "$VICTIM_DIR"
+chmod 666 "$VICTIM_DIR/victim.txt"
+before=$(ls -la --time-style=full-iso "$VICTIM_DIR" | md5sum)
+
+# a listener on 127.0.0.1 that logs any connection; it stops by itself after 60 s
+"$PYTHON" - "$TMP/port" "$TMP/connections" <<'EOF' &
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8); s.settimeout(0.2)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1]))
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+end = time.time() + 60
+while time.time() < end:
+    try:
+        c, addr = s.accept()
+        open(sys.argv[2], "a").write("connection from %s\n" % (addr,))
+        c.close()
+    except socket.timeout:
+        pass
+EOF
+LPID=$!
+for i in $(seq 50); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+PORT=$(cat "$TMP/port")
+
+printf '%s\n' '{"task_id": "hostile/0", "prompt": "def f():\n", "canonical_solution": "    return 1\n", "test": "def check(candidate):\n    assert candidate() == 1\n", "entry_point": "f"}' >problems.jsonl
+
+"$PYTHON" - "$MARKER" "$VICTIM_DIR" "$PORT" >samples.jsonl <<'EOF'
+import json, sys
+marker, vdir, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+victim = vdir + "/victim.txt"
+S = {}
+S["good"] = "    return 1\n"
+S["forkcount"] = """    import os, time
+    n, err = 0, 'none'
+    for i in range(200):
+        try:
+            pid = os.fork()
+        except OSError as e:
+            err = e.strerror
+            break
+        if pid == 0:
+            time.sleep(5)
+            os._exit(0)
+        n += 1
+    raise AssertionError('forked %d (%s)' % (n, err))
+"""
+S["forkbomb"] = """    import os, time
+    for i in range(11):
+        try:
+            os.fork()
+        except OSError:
+            pass
+    time.sleep(5)
+    os._exit(0)
+"""
+S["membomb"] = """    chunks = []
+    for i in range(40):
+        chunks.append(bytearray(100 * 1024 * 1024))
+    raise AssertionError('allocated 4 GB')
+"""
+S["busy"] = """    import time
+    t = time.time()
+    while time.time() - t < 20:
+        pass
+    return 1
+"""
+S["stubborn"] = """    import time
+    t = time.time()
+    while time.time() - t < 20:
+        try:
+            while time.time() - t < 20:
+                pass
+        except BaseException:
+            pass
+    return 1
+"""
+S["detach"] = """    import os, signal, sys, time
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            os.execv(sys.executable, [sys.executable, '-c',
+                'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(30)',
+                %r])
+        os._exit(0)
+    time.sleep(0.3)
+    raise AssertionError('detached')
+""" % marker
+S["files"] = """    import os, shutil
+    v, d = %r, %r
+    out = []
+    for what, fn in [('write', lambda: open(v, 'w').write('pwned')),
+                     ('append', lambda: open(v, 'a').write('pwned')),
+                     ('remove', lambda: os.remove(v)),
+                     ('rename', lambda: os.rename(v, v + '.moved')),
+                     ('chmod', lambda: os.chmod(v, 0o600)),
+                     ('create', lambda: open(d + '/new.txt', 'w').write('x')),
+                     ('rmtree', lambda: shutil.rmtree(d)),
+                     ('hosttmp', lambda: open('/var/tmp/%s', 'w').write('x')),
+                     ('scratch', lambda: open('scratch.txt', 'w').write('x'))]:
+        try:
+            fn()
+            out.append(what + ':done')
+        except OSError as e:
+            out.append(what + ':' + str(e.strerror))
+    raise AssertionError(' '.join(out))
+""" % (victim, vdir, marker)
+S["network"] = """    import socket
+    try:
+        s = socket.create_connection(('127.0.0.1', %d), timeout=2)
+        s.sendall(b'hello')
+        r = 'connected'
+    except OSError as e:
+        r = 'no connection: %%s' %% e.strerror
+    raise AssertionError(r)
+""" % port
+S["signals"] = """    import os, signal
+    os.kill(os.getppid(), signal.SIGTERM)
+    os.kill(os.getppid(), signal.SIGKILL)
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except OSError:
+        pass
+    raise AssertionError('still here')
+"""
+S["flood"] = """    import os, sys
+    s = 'x' * (1 << 20)
+    for i in range(100):
+        sys.stdout.write(s)
+    sys.stdout.flush()
+    b = b'y' * (1 << 20)
+    for i in range(100):
+        os.write(1, b)
+    return 2
+"""
+S["escape"] = """    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    r = ['unshare=%d' % libc.unshare(0x10000000),
+         'mount=%d' % libc.mount(b'none', b'/mnt', b'tmpfs', 0, None),
+         'setuid=%d' % libc.setuid(0),
+         'chroot=%d' % libc.chroot(b'/tmp')]
+    raise AssertionError(' '.join(r))
+"""
+order = ["good", "forkcount", "good", "forkbomb", "membomb", "good", "busy", "stubborn",
+         "detach", "good", "files", "network", "signals", "good", "flood", "escape", "good"]
+for k in order:
+    print(json.dumps({"task_id": "hostile/0", "completion": S[k], "kind": k}))
+EOF
+
+timeout 120 cp-humaneval evaluate --problems problems.jsonl --samples samples.jsonl -j 2 \
+	--timeout 1 --memory 300M -o results.jsonl >summary.json 2>stderr.txt &
+RUN=$!
+wait $RUN
+is "$?" 0 "the run finishes (exit 0) despite the hostile candidates"
+sed 's/^/# /' stderr.txt | head -5
+
+res() { "$PYTHON" -c '
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["kind"] == sys.argv[2]:
+        print(r["result"])' results.jsonl "$1" | head -1; }
+
+is "$("$PYTHON" -c '
+import json, sys
+print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["kind"] == "good" and json.loads(l)["passed"]))' results.jsonl)" 6 \
+	"the six good candidates among them pass"
+r=$(res forkcount)
+like "$r" '^failed: forked [0-9]+ \(Resource temporarily unavailable\)$' "fork loop: stopped by the process limit ($r)"
+n=$(printf '%s' "$r" | sed 's/[^0-9]*\([0-9]*\).*/\1/')
+ok "fork loop: fewer than 64 children" test "${n:-999}" -lt 64
+like "$(res forkbomb)" '^(timed out|failed: .*)$' "fork bomb: timed out or failed"
+r=$(res membomb)
+like "$r" '^failed: ' "memory bomb: failed ($r)"
+ok "memory bomb: never got its 4 GB" sh -c "! echo '$r' | grep -q allocated"
+is "$(res busy)" "timed out" "busy loop: timed out"
+is "$(res stubborn)" "timed out" "busy loop that swallows the timeout: timed out (killed)"
+is "$(res detach)" "failed: detached" "detaching child: its parent judged failed"
+r=$(res files)
+like "$r" 'write:Read-only file system' "files: writing outside is refused ($r)"
+ok "files: nothing outside was done, only the scratch write" sh -c "
+	echo '$r' | grep -q 'scratch:done' && ! echo '$r' | sed 's/scratch:done//' | grep -q ':done'"
+is "$(cat "$VICTIM_DIR/victim.txt")" "precious" "files: the victim file is untouched"
+is "$(ls -la --time-style=full-iso "$VICTIM_DIR" | md5sum)" "$before" "files: the directory is as it was"
+ok "files: nothing appeared in the real /var/tmp" test ! -e "/var/tmp/$MARKER"
+like "$(res network)" '^failed: no connection: ' "network: no connection ($(res network))"
+ok "network: the listener saw no connection" test ! -s "$TMP/connections"
+is "$(res signals)" "failed: still here" "signals: parent and kill(-1) reach nothing outside"
+like "$(res flood)" '^(failed: |timed out)$' "stdout flood: judged, output bounded"
+is "$(res escape)" "failed: unshare=-1 mount=-1 setuid=-1 chroot=-1" "escape calls all fail"
+
+# nothing of the run survives: not the detached child (argv marker), not anything carrying the
+# run's environment marker, not anything of the sandbox uid that carries our marker
+left=
+for i in $(seq 30); do
+	left=$(grep -las -e "[c]${MARKER#c}" /proc/[0-9]*/cmdline 2>/dev/null; \
+	       grep -las -e "CP_SANDBOX=cp-humaneval.$RUN" /proc/[0-9]*/environ 2>/dev/null)
+	left=$(printf '%s\n' "$left" | grep -v "^/proc/$$/" | grep -v '^$')
+	[ -z "$left" ] && break
+	sleep 0.1
+done
+is "$left" "" "no process of the run is alive afterwards"
+done_testing

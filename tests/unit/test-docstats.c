@@ -1,0 +1,279 @@
+/* test-docstats: the statistics, hash and MinHash of hand-made documents, each expected
+ * value worked out from CodeParrot's Python definitions (str.splitlines, str.isalnum, ...). */
+#include "docstats.h"
+#include "tap.h"
+#include "xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+static struct docstats_ctx ctx;
+static struct doc_stats st;
+static unsigned char hash[16], mh[4 * DOC_MINHASH_PERM];
+static uint32_t n_mh;
+
+static void run(const char *s, size_t n)
+{
+	docstats_compute(&ctx, s, n, &st, hash, mh, &n_mh);
+}
+#define RUN(lit) run(lit, sizeof(lit) - 1)
+
+static void hash_of(const char *s, size_t n, unsigned char out[16])
+{
+	struct doc_stats t;
+	unsigned char m[4 * DOC_MINHASH_PERM];
+	uint32_t k;
+	docstats_compute(&ctx, s, n, &t, out, m, &k);
+}
+
+static int same_hash(const char *a, size_t na, const char *b, size_t nb)
+{
+	unsigned char ha[16], hb[16];
+	hash_of(a, na, ha);
+	hash_of(b, nb, hb);
+	return !memcmp(ha, hb, 16);
+}
+#define SAME(a, b) same_hash(a, sizeof(a) - 1, b, sizeof(b) - 1)
+
+static void test_empty(void)
+{
+	RUN("");
+	ok(st.n_chars == 0 && st.n_lines == 0 && st.line_max == 0 && st.line_sum == 0 &&
+	   st.n_alnum == 0 && st.n_eq == 0 && st.flags == 0 && st.n_tokens == 0 && n_mh == 0,
+	   "empty content: all statistics zero, no flags, no signature");
+	XXH128_canonical_t c;
+	XXH128_canonicalFromHash(&c, XXH3_128bits("", 0));
+	ok(!memcmp(hash, c.digest, 16), "empty content: hash of no bytes");
+}
+
+static void test_no_final_newline(void)
+{
+	RUN("a = 1\nbb == 22");
+	is_int(st.n_chars, 14, "no final newline: chars");
+	is_int(st.n_lines, 2, "no final newline: the last line counts");
+	is_int(st.line_sum, 13, "no final newline: line lengths 5 + 8");
+	is_int(st.line_max, 8, "no final newline: longest line");
+	is_int(st.n_alnum, 6, "no final newline: alnum");
+	is_int(st.n_eq, 3, "count of '='");
+	is_int(st.n_newlines, 1, "one newline");
+	RUN("x\n\n");
+	is_int(st.n_lines, 2, "'x\\n\\n' has 2 lines ('x' and '')");
+	is_int(st.line_sum, 1, "... of lengths 1 and 0");
+	RUN("\n");
+	ok(st.n_lines == 1 && st.line_max == 0 && st.n_chars == 1, "'\\n' is one empty line");
+}
+
+static void test_crlf_and_breaks(void)
+{
+	RUN("ab\r\ncd\r\n");
+	ok(st.n_lines == 2 && st.line_max == 2 && st.line_sum == 4 && st.n_chars == 8,
+	   "CRLF ends one line");
+	is_int(st.n_newlines, 2, "CRLF: '\\n' counted");
+	RUN("a\rb\vc\fd\x1c" "e\x1d" "f\x1eg\x1fh");
+	is_int(st.n_lines, 7, "\\r \\v \\f \\x1c \\x1d \\x1e break lines, \\x1f does not");
+	is_int(st.line_max, 3, "'g\\x1fh' is one line of 3");
+	RUN("a\xc2\x85" "b\xe2\x80\xa8" "c\xe2\x80\xa9" "d\xe2\x80\xa6");
+	is_int(st.n_lines, 4, "U+0085, U+2028, U+2029 break lines, U+2026 does not");
+	is_int(st.n_chars, 8, "multi-byte characters count once");
+	is_int(st.line_max, 2, "'d\\u2026' is 2 code points");
+	RUN("\r\r\n\n");
+	is_int(st.n_lines, 3, "'\\r\\r\\n\\n' is 3 empty lines");
+}
+
+static void test_tabs(void)
+{
+	RUN("\tdef f():\n\t\treturn 1\n");
+	is_int(st.line_max, 10, "a tab is one character");
+	is_int(st.n_alnum, 11, "alnum: deffreturn1");
+	ok(!(st.flags & DOC_NO_KEYWORDS), "'def ' found");
+	ok(SAME("\tdef f():\n\t\treturn 1\n", "deff():return1"), "tabs and newlines are not hashed");
+}
+
+static void test_long_line(void)
+{
+	size_t n = 10 * 1000 * 1000;
+	char *s = xmalloc(n + 1);
+	memset(s, 'x', n);
+	s[n] = '\n';
+	run(s, n + 1);
+	ok(st.n_lines == 1 && st.line_max == n && st.n_alnum == n && st.n_chars == n + 1,
+	   "a 10 MB line");
+	is_int(st.n_tokens, 1, "... is one token");
+	ok(n_mh == 0, "... and gets no signature");
+	free(s);
+}
+
+static void test_invalid_utf8(void)
+{
+	RUN("ab\xff\xfe");
+	ok(st.n_chars == 4 && st.n_alnum == 2 && (st.flags & DOC_INVALID_UTF8),
+	   "each invalid byte is one non-alnum code point");
+	RUN("\xc0\xaf" "\xed\xa0\x80" "\xf4\x90\x80\x80" "\xc3");
+	is_int(st.n_chars, 10, "overlong, surrogate, > U+10FFFF, truncated: one per byte");
+	RUN("caf\xc3\xa9");
+	ok(st.n_chars == 4 && !(st.flags & DOC_INVALID_UTF8), "valid UTF-8 sets no flag");
+	ok(SAME("a\xff b", "a\xff" "b"), "invalid bytes are kept in the hash, spaces are not");
+	ok(!SAME("a\xff" "b", "ab"), "... so they make a difference");
+	RUN("a\xff\n\xff");
+	ok(st.n_lines == 2 && st.line_max == 2, "invalid bytes count in line lengths");
+}
+
+static void test_non_ascii_identifiers(void)
+{
+	RUN("caf\xc3\xa9 = 1\n\xcf\x80 = 3.14\n\xe5\x90\x8d\xe5\x89\x8d = '\xf0\x9f\x98\x80'\n");
+	is_int(st.n_chars, 27, "chars of three lines with non-ASCII");
+	is_int(st.n_alnum, 11, "alnum: cafe1, pi314, two CJK; the emoji is not");
+	is_int(st.line_max, 8, "line lengths in code points");
+	RUN("\xd9\xa3\xe2\x85\xa7\xc2\xb2\xc2\xbd");
+	is_int(st.n_alnum, 4, "Arabic-Indic digit, Roman numeral, superscript, fraction are alnum");
+	RUN("\xcc\x81\xe2\x80\xbf");
+	is_int(st.n_alnum, 0, "combining mark and connector punctuation are not");
+	RUN("na\xc3\xafve na\xc3\xafve x1 x2 x3 x4 x5 x6 x7 x8");
+	is_int(st.n_tokens, 10, "tokens split on non-ASCII: na, ve, x1..x8");
+}
+
+static void test_flags(void)
+{
+	RUN("# line 1\n#\n#\n#\n# This file is AUTO-GENERATED\nx = 1\n");
+	ok(st.flags & DOC_AUTOGENERATED, "auto-generated in line 5, any case");
+	RUN("#\n#\n#\n#\n#\n# autogenerated\n");
+	ok(!(st.flags & DOC_AUTOGENERATED), "... but not in line 6");
+	RUN("#\r\n#\r\n#\r\n#\r\n# Automatically Generated\r\n");
+	ok(st.flags & DOC_AUTOGENERATED, "'automatically generated' (CRLF lines)");
+	RUN("#\v#\v#\v#\v#\v autogenerated");
+	ok(!(st.flags & DOC_AUTOGENERATED), "\\v ends lines too: the keyword is in line 6");
+	RUN("auto-\ngenerated");
+	ok(!(st.flags & DOC_AUTOGENERATED), "a keyword does not span lines");
+
+	RUN("\"\"\"Unit tests for x\"\"\"\n");
+	ok(st.flags & DOC_CONFIG_OR_TEST, "'unit tests' in the first lines");
+	RUN("# test file\n");
+	ok(st.flags & DOC_CONFIG_OR_TEST, "'test file'");
+	RUN("# Configuration File\n");
+	ok(st.flags & DOC_CONFIG_OR_TEST, "'configuration file'");
+	/* 20 newlines: threshold int(0.05 * 20) = 1, so 2 occurrences trigger */
+	char s[512] = "";
+	strcat(s, "config = 1\n");
+	for (int i = 0; i < 19; i++)
+		strcat(s, "x = 1\n");
+	run(s, strlen(s));
+	ok(st.n_config == 1 && !(st.flags & DOC_CONFIG_OR_TEST), "one 'config' in 20 lines: no");
+	memcpy(s, "CONFIG", 6);
+	strcat(s, "Config\n");
+	run(s, strlen(s));
+	ok(st.n_config == 2 && (st.flags & DOC_CONFIG_OR_TEST), "two (any case) in 21 newlines: yes");
+	RUN("testest\n");
+	is_int(st.n_test, 1, "'test' counted without overlaps");
+	RUN("configconfig testtest");
+	ok(st.n_config == 2 && st.n_test == 2, "adjacent occurrences count");
+	RUN("CONF\xc4\xb0G");
+	is_int(st.n_config, 0, "'CONF\\u0130G' lowers to 'confi\\u0307g': no 'config'");
+	RUN("x");
+	ok(!(st.flags & DOC_CONFIG_OR_TEST), "no newline, no 'test': threshold 0 not exceeded");
+	RUN("a_test");
+	ok(st.flags & DOC_CONFIG_OR_TEST, "no newline: threshold 0, one 'test' exceeds it");
+
+	RUN("x = 1\ny = 2\n");
+	ok(st.flags & DOC_NO_KEYWORDS, "no def/class/for/while: no_keywords");
+	RUN("WHILE x:\n");
+	ok(!(st.flags & DOC_NO_KEYWORDS), "'while ' in any case");
+	RUN("define(x)\nfor\n");
+	ok(st.flags & DOC_NO_KEYWORDS, "'define(' and 'for' at line end are no keywords");
+	RUN("class\tA");
+	ok(st.flags & DOC_NO_KEYWORDS, "'class' must be followed by a space");
+}
+
+static void test_hash(void)
+{
+	ok(SAME("a b\n", "ab"), "spaces and newlines removed");
+	ok(SAME("a\xc2\xa0" "b\xe3\x80\x80" "c\xe2\x80\x89", "abc"), "NBSP, ideographic and thin space removed");
+	ok(SAME("a\x1c\x1d\x1e\x1f\v\f\rb", "ab"), "\\x1c-\\x1f \\v \\f \\r removed");
+	ok(!SAME("a\xe2\x80\x8b" "b", "ab"), "zero-width space (not \\s) is kept");
+	ok(!SAME("ab", "ba"), "order matters");
+	RUN("ab");
+	XXH128_canonical_t c;
+	XXH128_canonicalFromHash(&c, XXH3_128bits("ab", 2));
+	ok(!memcmp(hash, c.digest, 16), "the hash is xxh3-128 of the stripped bytes, big-endian");
+	unsigned char out[16];
+	ok(docstats_strip("a \xc2\x85\xff" "b", 6, out) == 3 && !memcmp(out, "a\xff" "b", 3),
+	   "docstats_strip keeps invalid bytes, drops U+0085");
+}
+
+static void test_minhash(void)
+{
+	RUN("a b c d e f g h i a b c");
+	ok(st.n_tokens == 9 && n_mh == 0, "9 distinct tokens: no signature");
+	RUN("a b c d e f g h i j");
+	ok(st.n_tokens == 10 && n_mh == DOC_MINHASH_PERM, "10 distinct tokens: a signature");
+	const char *toks[] = { "a", "b", "c", "d", "e", "f", "g", "h", "i", "j" };
+	int good = 1;
+	for (unsigned i = 0; i < DOC_MINHASH_PERM; i++) {
+		uint32_t m = UINT32_MAX;
+		for (int t = 0; t < 10; t++) {
+			uint32_t v = docstats_perm(&ctx, i, XXH3_64bits(toks[t], 1));
+			m = v < m ? v : m;
+		}
+		uint32_t got = (uint32_t)mh[4 * i] | (uint32_t)mh[4 * i + 1] << 8 |
+			       (uint32_t)mh[4 * i + 2] << 16 | (uint32_t)mh[4 * i + 3] << 24;
+		good &= got == m;
+	}
+	ok(good, "signature = per-permutation minimum over the token set (little-endian)");
+	unsigned char mh1[4 * DOC_MINHASH_PERM];
+	memcpy(mh1, mh, sizeof mh1);
+	RUN("j.i+h-g(f)e[d]c{b}a j i");
+	ok(!memcmp(mh, mh1, sizeof mh1), "the signature depends on the token set only");
+
+	/* two documents of 100 tokens sharing 80: Jaccard 80/120 */
+	char a[2000] = "", b[2000] = "";
+	for (int i = 0; i < 100; i++) {
+		sprintf(a + strlen(a), "tok%d ", i);
+		sprintf(b + strlen(b), "tok%d ", i + 20);
+	}
+	unsigned char ma[4 * DOC_MINHASH_PERM];
+	run(a, strlen(a));
+	memcpy(ma, mh, sizeof ma);
+	run(b, strlen(b));
+	int same = 0;
+	for (int i = 0; i < DOC_MINHASH_PERM; i++)
+		same += !memcmp(ma + 4 * i, mh + 4 * i, 4);
+	double est = same / (double)DOC_MINHASH_PERM;
+	diag("estimated Jaccard %.3f, true %.3f", est, 80 / 120.0);
+	ok(est > 80 / 120.0 - 0.1 && est < 80 / 120.0 + 0.1, "MinHash estimates Jaccard within 0.1");
+}
+
+static void test_whitespace_tables(void)
+{
+	static const uint32_t space[] = { 0x9, 0xa, 0xb, 0xc, 0xd, 0x1c, 0x1d, 0x1e, 0x1f, 0x20,
+					  0x85, 0xa0, 0x1680, 0x2000, 0x2001, 0x2002, 0x2003,
+					  0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a,
+					  0x2028, 0x2029, 0x202f, 0x205f, 0x3000 };
+	size_t n = 0, k = 0;
+	for (uint32_t cp = 0; cp < 0x110000; cp++)
+		if (docstats_isspace(cp)) {
+			n++;
+			k += k < sizeof space / sizeof *space && space[k] == cp;
+		}
+	ok(n == 29 && k == 29, "exactly Python's 29 str.isspace() code points");
+	ok(docstats_isalnum('a') && docstats_isalnum(0x4e00) && docstats_isalnum(0xbd) &&
+	   !docstats_isalnum('_') && !docstats_isalnum(0x300) && !docstats_isalnum(0xdc80),
+	   "isalnum spot checks");
+}
+
+int main(void)
+{
+	docstats_init(&ctx);
+	test_empty();
+	test_no_final_newline();
+	test_crlf_and_breaks();
+	test_tabs();
+	test_long_line();
+	test_invalid_utf8();
+	test_non_ascii_identifiers();
+	test_flags();
+	test_hash();
+	test_minhash();
+	test_whitespace_tables();
+	docstats_free(&ctx);
+	return done_testing();
+}
