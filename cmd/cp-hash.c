@@ -131,6 +131,9 @@ static void out_open_next(struct ctx *x)
 	free(name);
 	if (!x->w)
 		exit(EXIT_ERR);
+	/* One thread compresses everything the others measure: zstd level 1 keeps up about 1.5
+	 * times better than the default 3, for shards some 8% larger, and cp-dedup rewrites them. */
+	shard_set_level(x->w, 1);
 	x->shard_n = x->shard_b = 0;
 }
 
@@ -233,6 +236,11 @@ static int read_doc_file(const char *path, uint64_t max_size, struct buf *b, cha
 		if (!r)
 			break;
 		b->len += (size_t)r;
+		if (max_size && b->len > max_size) {	/* a pipe, or a file that grew */
+			close(fd);
+			*status = ST_TOO_LARGE;
+			return -1;
+		}
 	}
 	close(fd);
 	return 0;
@@ -477,8 +485,8 @@ static void add_path(struct ctx *x, const char *path)
 			fatal("an entry cannot be read");
 		return;
 	}
-	if (!S_ISREG(st.st_mode) && !is_jsonl_name(path)) {
-		error("'%s' is neither a regular file nor a directory", path);
+	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {	/* a pipe is one document */
+		error("'%s' is neither a regular file, a pipe nor a directory", path);
 		x->c.unreadable++;
 		x->errors = 1;
 		return;

@@ -255,7 +255,12 @@ static void judge_open(struct judge *j, const struct eval_opts *o)
 	j->guard_arg = o->guard ? "1" : "0";
 	char *ns_why = NULL, *why = NULL;
 	enum sbx_mode modes[] = { SBX_NAMESPACES, SBX_PLAIN };
-	for (int m = 0; m < 2; m++) {
+	/* lets tests (and the doubtful) see the fallback where namespaces do work */
+	const char *env = getenv("CP_SANDBOX_NAMESPACES");
+	int first_mode = env && !strcmp(env, "0");
+	if (first_mode)
+		ns_why = xstrdup("namespaces disabled by CP_SANDBOX_NAMESPACES=0");
+	for (int m = first_mode; m < 2; m++) {
 		if (m == 1 && !o->unsafe)
 			break;
 		j->sb = make_sandbox(modes[m], o);

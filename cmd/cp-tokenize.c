@@ -306,8 +306,10 @@ static int run_encode(const struct bpe *m, char **argv, int argc, const struct o
 		buf_printf(&j, ",\"vocab_size\":%u}\n", m->n_ids);
 		char *tmp = xasprintf("%s.tmp", o->report);
 		FILE *f = fopen(tmp, "w");
-		if (!f || fwrite(j.p, 1, j.len, f) != j.len || fclose(f) || rename(tmp, o->report))
-			failed = error_errno("cannot write report '%s'", o->report) ? 1 : 1;
+		if (!f || fwrite(j.p, 1, j.len, f) != j.len || fclose(f) || rename(tmp, o->report)) {
+			error_errno("cannot write report '%s'", o->report);
+			failed = 1;
+		}
 		free(tmp);
 		buf_free(&j);
 	}
@@ -514,12 +516,16 @@ static int run_decode(const struct bpe *m, char **argv, int argc, const struct o
 		shard_close_reader(r);
 	}
 	if (tmp) {
-		if (fclose(f) && !failed)
-			failed = error_errno("cannot write '%s'", o->out) ? 1 : 1;
-		if (failed)
+		if (fclose(f) && !failed) {
+			error_errno("cannot write '%s'", o->out);
+			failed = 1;
+		}
+		if (failed) {
 			unlink(tmp);
-		else if (rename(tmp, o->out))
-			failed = error_errno("cannot rename '%s'", tmp) ? 1 : 1;
+		} else if (rename(tmp, o->out)) {
+			error_errno("cannot rename '%s'", tmp);
+			failed = 1;
+		}
 		free(tmp);
 	}
 	free(ids.v);

@@ -816,8 +816,13 @@ int main(int argc, char **argv)
 	if (r.train.vocab > r.cfg.vocab_size)
 		die("'%s': vocabulary %llu is larger than the model's %u (use --vocab)", r.o.train,
 		    (unsigned long long)r.train.vocab, r.cfg.vocab_size);
-	if (!r.o.seq)
+	if (!r.o.seq) {
 		r.o.seq = r.train.T < r.cfg.n_ctx ? r.train.T : r.cfg.n_ctx;
+		if (r.o.seq < r.train.T && comm_rank == 0)
+			warning("training on the first %llu tokens of each %llu-token sequence (the "
+				"model's context)", (unsigned long long)r.o.seq,
+				(unsigned long long)r.train.T);
+	}
 	r.T = r.o.seq;
 	if (r.T > r.train.T || r.T > r.cfg.n_ctx)
 		die_usage("--seq %llu is longer than the data's sequences (%llu) or the model's "

@@ -27,6 +27,7 @@ struct bpe_input {
 	char *text;		/* the current plain file */
 	size_t text_len;
 	size_t last;		/* item of the last document returned */
+	uint64_t rec;		/* records read from the current shard */
 };
 
 static void add_item(struct bpe_input *in, const char *path, int shard)
@@ -152,8 +153,8 @@ int bpe_input_next(struct bpe_input *in, uint64_t *id, const unsigned char **s, 
 				struct doc d;
 				if (doc_decode(rec, len, &d))
 					return error("'%s': record %llu is not a valid document record",
-						     in->items[in->cur].path,
-						     (unsigned long long)(shard_get_info(in->r)->n_records));
+						     in->items[in->cur].path, (unsigned long long)in->rec);
+				in->rec++;
 				*id = d.id;
 				*s = (const unsigned char *)d.content;
 				*n = d.content_len;
@@ -169,6 +170,7 @@ int bpe_input_next(struct bpe_input *in, uint64_t *id, const unsigned char **s, 
 			return 0;
 		struct bpe_input_item *it = &in->items[in->cur];
 		if (it->shard) {
+			in->rec = 0;
 			in->r = shard_open(it->path, SHARD_DOCS);
 			if (!in->r)
 				return -1;

@@ -137,7 +137,6 @@ static int add_merge_str(struct bpe *m, const char *a, size_t al, const char *b,
 		goto out;
 	}
 	uint32_t ia = bpe_find(m, x.p, x.len), ib = bpe_find(m, y.p, y.len);
-	size_t xl = x.len;
 	buf_put(&x, y.p, y.len);
 	uint32_t ic = bpe_find(m, x.p, x.len);
 	if (ia == BPE_NONE || ib == BPE_NONE || ic == BPE_NONE) {
@@ -145,7 +144,6 @@ static int add_merge_str(struct bpe *m, const char *a, size_t al, const char *b,
 			    where, (int)al, a, (int)bl, b);
 		goto out;
 	}
-	(void)xl;
 	bpe_add_merge(m, ia, ib, ic);
 out:
 	buf_free(&x);

@@ -73,7 +73,6 @@ struct u32vec {
 	uint32_t *v;
 	size_t n, cap;
 };
-static inline void u32vec_push(struct u32vec *a, uint32_t x);
 void u32vec_grow(struct u32vec *a, size_t extra);
 static inline void u32vec_push(struct u32vec *a, uint32_t x)
 {

@@ -33,7 +33,8 @@ void docstats_free(struct docstats_ctx *c);
 /* Measure CONTENT: fills *st, the 16-byte big-endian xxh3-128 of the content without
  * whitespace, and, when the document has at least DOCSTATS_MIN_TOKENS distinct tokens,
  * the DOC_MINHASH_PERM values of minhash (little-endian uint32, as doc.h stores them);
- * *n_minhash is DOC_MINHASH_PERM or 0. */
+ * *n_minhash is DOC_MINHASH_PERM or 0. Tokens are told apart by their 64-bit XXH3, so two
+ * distinct tokens would count as one only on a hash collision. */
 void docstats_compute(struct docstats_ctx *c, const void *content, size_t len,
 		      struct doc_stats *st, unsigned char hash[16],
 		      unsigned char minhash[4 * DOC_MINHASH_PERM], uint32_t *n_minhash);

@@ -405,7 +405,8 @@ void GPT2_NAME(init_weights)(MODEL *m, uint64_t seed)
 
 void GPT2_NAME(setup)(MODEL *m, int B, int T, int recompute)
 {
-	if (B < 1 || T < 1 || (uint64_t)T > m->cfg.n_ctx)
+	/* B*T is a BLAS dimension (int) in the weight gradients */
+	if (B < 1 || T < 1 || (uint64_t)T > m->cfg.n_ctx || (uint64_t)B * (uint64_t)T >= (1u << 31))
 		die("batch %d x %d does not fit the model (n_ctx %u)", B, T, m->cfg.n_ctx);
 	/* the model threads BLAS itself (see mm) */
 	openblas_set_num_threads(1);

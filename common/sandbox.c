@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -91,6 +90,7 @@ struct spawn {
 	const char *const *argv;
 	const char *scratch; /* plain mode */
 	int in_fd, out_w, rep_w, err_w, sync_r, sync_w;
+	int session; /* the program is a long-lived server: pid 1 itself, no CPU limit */
 };
 
 void sbx_config_default(struct sbx_config *c)
@@ -277,7 +277,10 @@ static void child_exec(const struct spawn *sp, const char *dir)
 		child_fail(ST_SETPGID);
 	if (chdir(dir))
 		child_fail(ST_CHDIR);
-	set_limit(RLIMIT_CPU, c->cpu_seconds, c->cpu_seconds + 1);
+	if (sp->session)
+		set_limit(RLIMIT_CPU, RLIM_INFINITY, RLIM_INFINITY); /* it limits each child */
+	else
+		set_limit(RLIMIT_CPU, c->cpu_seconds, c->cpu_seconds + 1);
 	set_limit(RLIMIT_AS, c->mem_bytes, c->mem_bytes);
 	set_limit(RLIMIT_FSIZE, c->fsize_bytes, c->fsize_bytes);
 	set_limit(RLIMIT_NPROC, c->nproc, c->nproc);
@@ -320,6 +323,8 @@ static void child_init(const struct spawn *sp)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	init_mounts(sp->sb);
+	if (sp->session)
+		child_exec(sp, SBX_SCRATCH); /* the server is init: it reaps and kills itself */
 	pid_t p = fork();
 	if (p < 0)
 		child_fail(ST_FORK);
@@ -444,10 +449,30 @@ static int drain(int fd, struct buf *b, size_t max, uint64_t *total)
 	return 1;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* Plain mode: remove a scratch directory. Processes of the candidate may still be alive and
+ * swap a directory for a symbolic link under a walk by path, so the walk runs as the
+ * candidate's uid (rm in a child that dropped to it): it can only remove what the candidate
+ * could have removed itself. */
+static void remove_scratch(const struct sandbox *sb, const char *dir)
 {
-	(void)st, (void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (sb->root && (setgroups(0, NULL) || setresgid(sb->gid_out, sb->gid_out, sb->gid_out) ||
+				 setresuid(sb->uid_out, sb->uid_out, sb->uid_out)))
+			_exit(126);
+		int devnull = open("/dev/null", O_RDWR);
+		if (devnull >= 0) {
+			dup2(devnull, 1);
+			dup2(devnull, 2);
+		}
+		char *const argv[] = { "rm", "-rf", "--", (char *)dir, NULL }, *const envp[] = { NULL };
+		execve("/bin/rm", argv, envp);
+		_exit(127);
+	}
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	rmdir(dir); /* left when its parent is not writable by the candidate's uid */
 }
 
 static void closep(int *fd)
@@ -606,6 +631,43 @@ static void supervise(const struct sandbox *sb, struct fds *f, pid_t pid, double
 	}
 }
 
+/* Fork the sandbox around argv with the pipes in f; the child ends of f are closed here.
+ * Returns the top child's pid, or -1 (with *why) after killing what was started. */
+static pid_t spawn(struct sandbox *sb, const char *const *argv, struct fds *f, const char *scratch,
+		   int session, double deadline, char **why)
+{
+	struct spawn sp = { sb, argv, scratch, f->in, f->out[1], f->rep[1], f->err[1], f->p2c[0],
+			    f->c2p[1], session };
+	pid_t pid = fork();
+	if (pid < 0) {
+		*why = xasprintf("fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0)
+		child_main(&sp);
+	f->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int *mine[] = { &f->out[1], &f->rep[1], &f->err[1], &f->p2c[0], &f->c2p[1], &f->in };
+	for (size_t i = 0; i < sizeof mine / sizeof *mine; i++)
+		closep(mine[i]);
+	int ret = 0;
+	if (sb->cfg.mode == SBX_NAMESPACES)
+		ret = handshake(sb, f, pid, why);
+	if (ret >= 0 && await_exec(f, deadline, why))
+		ret = -1;
+	else if (ret == 1) {
+		*why = xasprintf("the sandbox's first process died during setup");
+		ret = -1;
+	}
+	if (ret < 0) {
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return -1;
+	}
+	return pid;
+}
+
 int sbx_run(struct sandbox *sb, const char *const *argv, const void *input, size_t input_len,
 	    struct sbx_result *res, char **why)
 {
@@ -627,43 +689,147 @@ int sbx_run(struct sandbox *sb, const char *const *argv, const void *input, size
 			return -1;
 		}
 	}
-	struct spawn sp = { sb, argv, scratch, f.in, f.out[1], f.rep[1], f.err[1], f.p2c[0], f.c2p[1] };
-	pid_t pid = fork();
-	if (pid < 0) {
-		*why = xasprintf("fork: %s", strerror(errno));
-		fds_close(&f);
-		free(scratch);
-		return -1;
-	}
-	if (pid == 0)
-		child_main(&sp);
-	f.pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	int *mine[] = { &f.out[1], &f.rep[1], &f.err[1], &f.p2c[0], &f.c2p[1], &f.in };
-	for (size_t i = 0; i < sizeof mine / sizeof *mine; i++)
-		closep(mine[i]);
-	int ret = 0;
-	if (sb->cfg.mode == SBX_NAMESPACES)
-		ret = handshake(sb, &f, pid, why);
-	if (ret >= 0 && await_exec(&f, t0 + sb->cfg.timeout + 10, why))
-		ret = -1;
-	else if (ret == 1) {
-		*why = xasprintf("the sandbox's first process died during setup");
-		ret = -1;
-	}
-	if (ret < 0) {
-		kill(-pid, SIGKILL);
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-	} else {
+	pid_t pid = spawn(sb, argv, &f, scratch, 0, t0 + sb->cfg.timeout + 10, why);
+	if (pid > 0)
 		supervise(sb, &f, pid, t0 + sb->cfg.timeout, res);
-		ret = 0;
-	}
 	fds_close(&f);
 	if (scratch) {
-		nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		remove_scratch(sb, scratch);
 		free(scratch);
 	}
+	res->wall = now() - t0;
+	return pid > 0 ? 0 : -1;
+}
+
+/* ---- sessions: one long-lived server per worker (namespace mode only) ---- */
+
+struct sbx_session {
+	struct sandbox *sb;
+	struct fds f;
+	int req_w;
+	pid_t pid;
+	uint64_t seq;
+};
+
+struct sbx_session *sbx_session_open(struct sandbox *sb, const char *const *argv, char **why)
+{
+	*why = NULL;
+	if (sb->cfg.mode != SBX_NAMESPACES) {
+		*why = xasprintf("a warm server needs the namespace sandbox (its pid 1 kills all)");
+		return NULL;
+	}
+	struct sbx_session *s = xcalloc(1, sizeof *s);
+	s->sb = sb;
+	int req[2];
+	if (fds_open(&s->f, NULL, 0, why) || pipe2(req, O_CLOEXEC)) {
+		if (!*why)
+			*why = xasprintf("cannot make pipes: %s", strerror(errno));
+		fds_close(&s->f);
+		free(s);
+		return NULL;
+	}
+	closep(&s->f.in); /* the request pipe takes the input's place */
+	s->f.in = req[0];
+	s->req_w = req[1];
+	s->pid = spawn(sb, argv, &s->f, NULL, 1, now() + 30, why);
+	if (s->pid < 0) {
+		close(s->req_w);
+		fds_close(&s->f);
+		free(s);
+		return NULL;
+	}
+	fcntl(s->req_w, F_SETFL, O_NONBLOCK);
+	return s;
+}
+
+void sbx_session_close(struct sbx_session *s)
+{
+	if (!s)
+		return;
+	close(s->req_w);
+	kill(-s->pid, SIGKILL);
+	kill(s->pid, SIGKILL);
+	while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	fds_close(&s->f);
+	free(s);
+}
+
+/* the reply header: seq, tainted, verdict bytes, output bytes kept, output bytes seen */
+#define SBX_REPLY_HEAD 40
+#define SBX_REPLY_MAX ((uint64_t)64 << 20)
+
+int sbx_session_call(struct sbx_session *s, const void *req, size_t len, double timeout,
+		     struct sbx_result *res)
+{
+	struct sandbox *sb = s->sb;
+	double t0 = now(), deadline = t0 + timeout;
+	unsigned char head[16];
+	wr_u64le(head, ++s->seq);
+	wr_u64le(head + 8, len);
+	size_t sent = 0, total = sizeof head + len;
+	struct buf in = { 0 };
+	uint64_t want = SBX_REPLY_HEAD;
+	int ret = -1, have_head = 0;
+	memset(res, 0, sizeof *res);
+	for (;;) {
+		struct pollfd pf[4] = { { s->f.rep[0], POLLIN, 0 }, { s->f.out[0], POLLIN, 0 },
+					{ s->f.pidfd, POLLIN, 0 },
+					{ sent < total ? s->req_w : -1, POLLOUT, 0 } };
+		int ms = (int)((deadline - now()) * 1000);
+		if (ms <= 0) {
+			res->killed = 1;
+			break;
+		}
+		if (poll(pf, 4, ms) < 0 && errno != EINTR)
+			break;
+		if (pf[3].revents) {
+			const unsigned char *p = sent < sizeof head ? head + sent
+								   : (const unsigned char *)req + (sent - sizeof head);
+			size_t n = sent < sizeof head ? sizeof head - sent : total - sent;
+			ssize_t w = write(s->req_w, p, n);
+			if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				ret = sent ? -1 : -2;
+				break;
+			}
+			if (w > 0)
+				sent += (size_t)w;
+		}
+		if (pf[1].revents) /* the server's own output: only tracebacks; keep them bounded */
+			drain(s->f.out[0], &res->output, sb->cfg.output_max, NULL);
+		if (pf[0].revents) {
+			char tmp[65536];
+			ssize_t r = read(s->f.rep[0], tmp, sizeof tmp);
+			if (r <= 0 && !(r < 0 && (errno == EINTR || errno == EAGAIN)))
+				break;
+			if (r > 0)
+				buf_put(&in, tmp, (size_t)r);
+			if (!have_head && in.len >= SBX_REPLY_HEAD) {
+				uint64_t vlen = rd_u64le(in.p + 16), olen = rd_u64le(in.p + 24);
+				if (rd_u64le(in.p) != s->seq || vlen > SBX_REPLY_MAX || olen > SBX_REPLY_MAX)
+					break; /* not an answer to this request: the session is no good */
+				want = SBX_REPLY_HEAD + vlen + olen;
+				have_head = 1;
+			}
+			if (have_head && in.len >= want) {
+				if (in.len > want)
+					break; /* more than was asked for */
+				uint64_t vlen = rd_u64le(in.p + 16), olen = rd_u64le(in.p + 24);
+				size_t keep = vlen < sb->cfg.report_max ? vlen : sb->cfg.report_max;
+				buf_reset(&res->output);
+				buf_put(&res->report, in.p + SBX_REPLY_HEAD, keep);
+				buf_put(&res->output, in.p + SBX_REPLY_HEAD + vlen, olen);
+				res->output_total = rd_u64le(in.p + 32);
+				ret = rd_u64le(in.p + 8) ? 1 : 0;
+				break;
+			}
+		}
+		if (pf[2].revents && !(pf[0].revents & POLLIN)) {
+			ret = sent ? -1 : -2;
+			break;
+		}
+	}
+	buf_free(&in);
 	res->wall = now() - t0;
 	return ret;
 }

@@ -78,4 +78,18 @@ int sbx_run(struct sandbox *sb, const char *const *argv, const void *input, size
 	    struct sbx_result *res, char **why);
 void sbx_result_free(struct sbx_result *r);
 
+/* A warm session (namespace mode only): argv is a server that reads requests (u64le seq, u64le
+ * length, bytes) on fd 3 and answers each on fd 4 (u64le seq, tainted flag, verdict length,
+ * output length, output total; the verdict; the output), running every request in a fresh
+ * child, and as pid 1 of the namespaces killing everything else before it answers. */
+struct sbx_session;
+struct sbx_session *sbx_session_open(struct sandbox *sb, const char *const *argv, char **why);
+/* One request, answered within timeout seconds: 0 with res->report and res->output filled;
+ * 1 the same, but the server says it is no longer clean (close it before the next request);
+ * -1 when the session died or timed out on this request (res->killed at the deadline);
+ * -2 when it was dead before the request was sent. After a negative return close it. */
+int sbx_session_call(struct sbx_session *s, const void *req, size_t len, double timeout,
+		     struct sbx_result *res);
+void sbx_session_close(struct sbx_session *s);
+
 #endif

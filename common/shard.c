@@ -695,7 +695,8 @@ size_t shard_list(char *const *inputs, size_t n, char ***out)
 				list[len++] = xasprintf("%s%s%s", inputs[i], slash ? "" : "/", de->d_name);
 			}
 			closedir(d);
-			qsort(list + start, len - start, sizeof *list, cmp_str);
+			if (len > start)
+				qsort(list + start, len - start, sizeof *list, cmp_str);
 			continue;
 		}
 		if (len == cap)

@@ -111,6 +111,8 @@ err_like "big.jsonl:1: malformed JSON line: longer than 1000000 bytes" "... as a
 printf 'print(1)\n' >README.md
 ok "a plain file is one document" cp-hash -q -o one.shard README.md
 is "$(origins one.shard)" "README.md" "... named by its path"
+printf 'x = 1\n' | cp-hash -q -o pipe.shard /dev/stdin
+is "$(field pipe.shard n_chars)" "6" "a pipe is one document"
 printf 'README.md\nd\n\ndata.jsonl\n' | cp-hash -q -o list.shard - 2>/dev/null
 is "$(origins list.shard | wc -l | tr -d ' ')" "10" "'-' reads a list of paths"
 exit_is 1 "a missing path: exit 1" cp-hash -q -o miss.shard nothere d
@@ -134,6 +136,18 @@ for j in 1 2 3; do
 done
 cmp -s j1.shard j2.shard && cmp -s j1.shard j3.shard
 _tap $? "-j 1, 2, 3 write the same bytes"
+
+# more documents than one batch holds (4096): the order and bytes still do not depend on -j
+"$PYTHON" -c '
+import os
+os.makedirs("many", exist_ok=True)
+for i in range(4500):
+    with open("many/f%04d.py" % i, "w") as f:
+        f.write("def f%d(x):\n    return x * %d\n" % (i % 3000, i % 7) * (1 + i % 5))'
+cp-hash -q -j 1 -o m1.shard many && cp-hash -q -j 2 -o m2.shard many
+cmp -s m1.shard m2.shard
+_tap $? "4500 files over two batches: -j 1 and -j 2 write the same bytes"
+is "$(origins m2.shard | sed -n '1p;4500p' | tr '\n' ' ')" "many/f0000.py many/f4499.py " "... in order"
 
 # --- usage
 exit_is 2 "a bad option exits 2" cp-hash --bogus d

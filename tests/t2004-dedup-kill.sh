@@ -45,13 +45,15 @@ wait_for() { # GLOB: up to 10 s for a file to appear
 # reading, so cp-dedup blocks in pass 2 with one shard staged and one being written ----
 for sig in TERM KILL; do
 	rm -rf out f && mkfifo f
-	(cat "in/$first" >f) 2>/dev/null &
+	(cat "in/$first" >f) >/dev/null 2>&1 &
+	feeder=$!
 	cp-dedup -j1 -o out "in/$first" f 2>/dev/null &
 	pid=$!
 	wait_for "out/.cp-dedup-$pid/part-00000.shard"
 	_tap $? "SIG$sig: cp-dedup reached the writing pass"
 	kill -s "$sig" "$pid"
 	wait "$pid" 2>/dev/null
+	kill "$feeder" 2>/dev/null	# only still there when cp-dedup never opened the FIFO
 	nothing_accepted out "SIG$sig while writing: nothing in OUTDIR is accepted"
 	if [ "$sig" = TERM ]; then
 		is "$(ls -A out)" "" "SIGTERM: staged and temporary files removed"
@@ -67,7 +69,7 @@ is "$(ls -A out | grep -c '^\.')" "0" "the rerun removed the dead run's staging 
 for sig in TERM KILL; do
 	rm -rf out
 	size=$(wc -c <"in/$first")
-	{ head -c $((size / 2)) "in/$first"; sleep 3; } 2>/dev/null | cp-dedup -o out 2>/dev/null &
+	{ head -c $((size / 2)) "in/$first"; sleep 2; } 2>/dev/null | cp-dedup -o out 2>/dev/null &
 	pid=$!
 	sleep 0.5
 	kill -s "$sig" "$pid" 2>/dev/null

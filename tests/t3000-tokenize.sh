@@ -32,6 +32,13 @@ else
 	skip "Python modules regex and tokenizers missing"
 	skip "Python module regex missing"
 fi
+if have_python_module tokenizers && [ -x "$BUILD/tests/test-pretok" ]; then
+	"$BUILD/tests/test-pretok" --dump-table >classes.txt
+	PYTHONPATH="$TESTS_DIR/ref" $REF classcheck classes.txt 23 >cls.txt
+	like "$(cat cls.txt)" '^0 ' "letter/number/space classes equal HF's on every 23rd code point"
+else
+	skip "Python module tokenizers missing"
+fi
 
 # --- ids against tiktoken and HF tokenizers
 ok "cp-tokenize --ids" cp-tokenize -t "$GPT2" -j 2 --ids $(cat list.txt)

@@ -32,6 +32,16 @@ ok "2 threads" cp-train -o C $X --steps 10 --threads 2
 ok "1 and 2 threads give the same bytes" cmp A/ckpt-00000010.ckpt C/ckpt-00000010.ckpt
 ok "recompute" cp-train -o D $X --steps 10 --threads 2 --recompute
 ok "recompute gives the same bytes" cmp A/ckpt-00000010.ckpt D/ckpt-00000010.ckpt
+ok "batch 16, no accumulation" cp-train -o G16 --train seqs/train --valid seqs/valid --model tiny --batch 16 --lr 3e-3 --warmup 3 --eval-every 5 --eval-batches 2 --steps 10 --threads 2
+ok "batch 8 x accum 2 equals batch 16 to fp32 rounding" "$PYTHON" -c '
+import json
+a = [json.loads(l) for l in open("A/log.jsonl")]
+b = [json.loads(l) for l in open("G16/log.jsonl")]
+assert len(a) == len(b)
+for x, y in zip(a[1:], b[1:]):
+    for k in ("loss", "grad_norm"):
+        assert abs(x[k] - y[k]) <= 1e-5 * abs(x[k]), (k, x[k], y[k])
+'
 ok "keep 2 of every-2-step checkpoints" cp-train -o K $X --steps 10 --ckpt-every 2 --keep 2 --threads 1
 is "$(ls K | grep ckpt | tr '\n' ' ')" "ckpt-00000008.ckpt ckpt-00000010.ckpt " "old checkpoints pruned"
 
@@ -50,19 +60,28 @@ is "$(cat "$TMP/.out")" "$ev" "re-imported model gives the same validation loss"
 exit_is 1 "init-hf with a different shape refused" cp-train -o F --init-hf A/hf --train seqs/train --layers 3
 err_like "does not match.*layers 2, not 3" "message names the difference"
 
-# transformers, when present, computes the same loss on the validation sequences
-if "${TORCH_PYTHON:-/usr/bin/python3}" -c 'import transformers' 2>/dev/null; then
+# transformers, when present, loads the export and computes the same loss on the validation
+# sequences, with and without the two attention options
+ok "train with both attention options" cp-train -o H $X --steps 4 --threads 1 --scale-attn-by-inverse-layer-idx 1 --reorder-and-upcast-attn 1
+ok "export it" cp-train -o H --export-hf H/hf
+like "$(cat H/hf/config.json)" '"reorder_and_upcast_attn": true' "config.json says so"
+TPY=${TORCH_PYTHON:-/usr/bin/python3}
+if "$TPY" -c 'import transformers' 2>/dev/null; then
 	cp-cat seqs/valid >valid.jsonl
-	hf=$("${TORCH_PYTHON:-/usr/bin/python3}" -c '
-import json, torch, transformers
-m = transformers.GPT2LMHeadModel.from_pretrained("A/hf").eval()
+	for run in A H; do
+		cp-train -o $run --valid seqs/valid --eval-only >$run.eval
+		hf=$("$TPY" -c '
+import json, sys, torch, transformers
+m = transformers.GPT2LMHeadModel.from_pretrained(sys.argv[1]).eval()
 seqs = [json.loads(l)["tokens"] for l in open("valid.jsonl")]
 with torch.no_grad():
     ls = [m(torch.tensor([s]), labels=torch.tensor([s])).loss.item() for s in seqs]
-print(sum(ls) / len(ls))')
-	cp=$(echo "$ev" | sed 's/.*"val_loss":\([0-9.]*\).*/\1/')
-	ok "transformers' loss $hf equals ours $cp (rel 1e-4)" awk "BEGIN { d = $hf - $cp; if (d < 0) d = -d; exit !(d / $cp < 1e-4) }"
+print(sum(ls) / len(ls))' $run/hf)
+		cp=$(sed 's/.*"val_loss":\([0-9.]*\).*/\1/' $run.eval)
+		ok "$run: transformers' loss $hf equals ours $cp (rel 1e-4)" awk "BEGIN { d = $hf - $cp; if (d < 0) d = -d; exit !(d / $cp < 1e-4) }"
+	done
 else
+	skip "transformers not installed"
 	skip "transformers not installed"
 fi
 

@@ -106,6 +106,27 @@ is "$(cat extra.out)" '{"task_id": "test/0", "seed": 7, "completion": "    retur
 {"completion": "    return 2", "task_id": "test/0", "result": "failed: ", "passed": false}' \
 	"extra members kept in order; results appended"
 
+# without namespaces: refused unless --unsafe-no-isolation; then still never root
+exit_is 1 "rlimits alone are refused" env CP_SANDBOX_NAMESPACES=0 cp-humaneval evaluate \
+	--problems "$EX" --samples "$EXS" --timeout 1
+err_like "refusing to run candidates with rlimits alone.*--unsafe-no-isolation" "... saying why and what to give"
+exit_is 0 "--unsafe-no-isolation runs them" env CP_SANDBOX_NAMESPACES=0 cp-humaneval evaluate \
+	--unsafe-no-isolation --problems "$EX" --samples "$EXS" --timeout 1
+like "$(cat "$TMP/.out")" '^\{"pass@1": 0\.5,' "... with the same verdicts"
+err_like 'candidates run as uid [1-9][0-9]*.*NO network or filesystem isolation' "... warning of no isolation, not as root"
+
+# run by an unprivileged user, the candidates get that user's uid mapped in a user namespace
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	exit_is 0 "run by uid 65534" setpriv --reuid=65534 --regid=65534 --clear-groups \
+		"$BUILD/bin/cp-humaneval" evaluate --problems "$EX" --samples "$EXS" --timeout 1
+	like "$(cat "$TMP/.out")" '^\{"pass@1": 0\.5,' "... same verdicts"
+	err_like 'candidates run as uid 65534 mapped in a user namespace; pid namespace' "... in namespaces"
+else
+	skip "not root or no setpriv: the unprivileged run is not tried"
+	skip "-"
+	skip "-"
+fi
+
 # bad input names the file and line; usage errors exit 2
 printf '%s\n' '{"task_id": "test/0", "completion": ""}' '{"task_id": "nope/1", "completion": ""}' >unknown.jsonl
 exit_is 1 "a task_id not among the problems is an error" cp-humaneval evaluate $UNSAFE \

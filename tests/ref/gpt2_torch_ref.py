@@ -2,7 +2,7 @@
 """gpt2_torch_ref.py: an independent GPT-2 in plain PyTorch (no transformers), written after
 transformers' GPT2LMHeadModel, that the C model is checked against.
 
-usage: gpt2_torch_ref.py MODELDIR INPUTS OUT
+usage: gpt2_torch_ref.py MODELDIR INPUTS OUT [MODELDIR INPUTS OUT]...
 
 MODELDIR holds config.json and model.safetensors as cp writes them (Hugging Face names and
 layout); INPUTS is a safetensors file with "tokens" (I32 [steps, B, T]) and metadata lr,
@@ -103,8 +103,15 @@ def lr_at(step, total, warmup, lr, min_frac, sched):
 
 
 def main():
-    mdir, inputs, out = sys.argv[1:4]
     torch.set_num_threads(1)
+    args = sys.argv[1:]
+    if not args or len(args) % 3:
+        sys.exit("usage: gpt2_torch_ref.py MODELDIR INPUTS OUT [MODELDIR INPUTS OUT]...")
+    for i in range(0, len(args), 3):
+        reference(*args[i:i + 3])
+
+
+def reference(mdir, inputs, out):
     with open(mdir + "/config.json") as f:
         cfg = json.load(f)
     weights, _ = read_st(mdir + "/model.safetensors")

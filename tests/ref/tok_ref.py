@@ -13,6 +13,8 @@
                                                          the regex module (its Unicode may be newer)
                                                          and HF's ByteLevel; prints both counts
   tok_ref.py unitext SEED NCHARS                         a Unicode-heavy text on stdout
+  tok_ref.py classcheck TABLEFILE STRIDE                 compare test-pretok --dump-table with
+                                                         HF's classes on every STRIDE-th code point
 
 Files are read as bytes and decoded as strict UTF-8; the text is encoded as ordinary text
 (special tokens written in it are not special), which is cp-tokenize's default.
@@ -151,6 +153,13 @@ def main():
                 bad_hf += 1
                 print("HF differs:", json.dumps(o)[:200], file=sys.stderr)
         print(bad_re, bad_hf)
+    elif cmd == "classcheck":
+        import unicode_tok_table
+        ours = open(sys.argv[2]).read()
+        stride = int(sys.argv[3])
+        bad = [c for c in range(0, 0x110000, stride)
+               if ours[c] != "x" and unicode_tok_table.ref_class(c) != ours[c]]
+        print(len(bad), " ".join("%04X" % c for c in bad[:10]))
     elif cmd == "unitext":
         import random
         rnd = random.Random(int(sys.argv[2]))

@@ -7,7 +7,7 @@ does not know them yet.
   unicode_tok_table.py UTF8PROC_CLASSES > common/unicode-table.h
 
 UTF8PROC_CLASSES: one character per code point (O, L, N, S; x for surrogates), as printed by
-the pretok unit test with --dump-classes. The reference class of each code point comes from
+build/tests/test-pretok --dump-classes. The reference class of each code point comes from
 HF tokenizers' ByteLevel pre-tokenizer: c is a letter when "a"+c is one piece, a number when
 "1"+c is, other when "."+c is, and white space otherwise.
 """

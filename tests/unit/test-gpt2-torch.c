@@ -49,23 +49,31 @@ static const float *ref_tensor(struct st_file *f, const char *name, uint64_t n)
 	return t->data;
 }
 
-static void run(int opt, const char *python, const char *script, const char *tmp)
+struct job {
+	struct gpt2_model m;
+	uint32_t utok[STEPS * B * T];
+	char *mdir, *inp, *outp;
+};
+
+/* a model for option OPT exported to TMP/modelOPT, its token batches to TMP/inOPT.st */
+static void prepare(struct job *j, int opt, const char *tmp)
 {
 	struct gpt2_config c = { 97, 16, 2, 4, 32, opt, opt };
-	struct gpt2_model m;
-	gpt2_create(&m, &c);
-	gpt2_init_weights(&m, 100 + (uint64_t)opt);
+	struct gpt2_model *m = &j->m;
+	gpt2_create(m, &c);
+	gpt2_init_weights(m, 100 + (uint64_t)opt);
 	/* LayerNorm weights off 1, biases off 0, so their gradients are tested in general */
 	for (int t = 0; t < GPT2_NT; t++)
 		if (!gpt2_tensor_decays(t))
-			for (uint64_t i = m.lay.off[t]; i < m.lay.off[t] + m.lay.size[t]; i++)
-				m.params[i] += (float)(0.2 * (urand() - 0.5));
-	char *mdir = xasprintf("%s/model%d", tmp, opt), *inp = xasprintf("%s/in%d.st", tmp, opt);
-	char *outp = xasprintf("%s/out%d.st", tmp, opt);
-	ok(gpt2_hf_export(&c, m.params, mdir, NULL) == 0, "opt=%d: export to %s", opt, mdir);
+			for (uint64_t i = m->lay.off[t]; i < m->lay.off[t] + m->lay.size[t]; i++)
+				m->params[i] += (float)(0.2 * (urand() - 0.5));
+	char *mdir = j->mdir = xasprintf("%s/model%d", tmp, opt);
+	char *inp = j->inp = xasprintf("%s/in%d.st", tmp, opt);
+	j->outp = xasprintf("%s/out%d.st", tmp, opt);
+	ok(gpt2_hf_export(&c, m->params, mdir, NULL) == 0, "opt=%d: export to %s", opt, mdir);
 
 	int32_t tok[STEPS * B * T];
-	uint32_t utok[STEPS * B * T];
+	uint32_t *utok = j->utok;
 	/* two batches in turn, so that the loss falls as the steps fit them */
 	for (int i = 0; i < STEPS * B * T; i++)
 		utok[i] = (uint32_t)(tok[i] = i < 2 * B * T ? (int32_t)(urand() * c.vocab_size)
@@ -80,34 +88,38 @@ static void run(int opt, const char *python, const char *script, const char *tmp
 	const char *meta[] = { "lr", lr, "wd", wd, "clip", clip, "warmup", warm, "min_frac", minf,
 			       "schedule", "cosine", NULL };
 	ok(st_write(inp, &in, 1, meta) == 0, "opt=%d: inputs written", opt);
+}
 
-	char *cmd = xasprintf("'%s' '%s' '%s' '%s' '%s'", python, script, mdir, inp, outp);
-	int rc = system(cmd);
-	free(cmd);
-	struct st_file *ref = rc == 0 ? st_open(outp) : NULL;
-	if (!ok(ref != NULL, "opt=%d: the torch reference ran", opt))
+/* compare the C model of job J with what the reference wrote */
+static void check(struct job *j, int opt)
+{
+	struct gpt2_model *m = &j->m;
+	struct gpt2_config c = m->cfg;
+	const uint32_t *utok = j->utok;
+	struct st_file *ref = st_open(j->outp);
+	if (!ok(ref != NULL, "opt=%d: the torch reference wrote its results", opt))
 		goto out;
 
-	gpt2_setup(&m, B, T, 0);
-	gpt2_zero_grad(&m);
-	float loss = gpt2_forward(&m, utok, B, T);
+	gpt2_setup(m, B, T, 0);
+	gpt2_zero_grad(m);
+	float loss = gpt2_forward(m, utok, B, T);
 	const float *rl = ref_tensor(ref, "loss", 1);
 	double e = rl ? fabs(loss - rl[0]) / fabs(rl[0]) : 1;
 	ok(e <= TOL, "opt=%d: loss %.7f vs torch %.7f, rel err %.2e", opt, loss, rl ? rl[0] : 0, e);
 	uint64_t nl = (uint64_t)B * T * c.vocab_size;
 	const float *rlog = ref_tensor(ref, "logits", nl);
-	e = rlog ? rel_err(m.logits, rlog, nl) : 1;
+	e = rlog ? rel_err(m->logits, rlog, nl) : 1;
 	ok(e <= TOL, "opt=%d: logits rel err %.2e", opt, e);
-	gpt2_backward(&m, 1.0f);
+	gpt2_backward(m, 1.0f);
 	double worst = 0;
 	int bad = 0;
 	for (int t = 0; t < GPT2_NT; t++) {
 		int per = gpt2_tensor_per_layer(t);
-		uint64_t slice = per ? m.lay.size[t] / c.n_layer : m.lay.size[t];
+		uint64_t slice = per ? m->lay.size[t] / c.n_layer : m->lay.size[t];
 		for (uint32_t l = 0; l < (per ? c.n_layer : 1); l++) {
 			char *hf = gpt2_hf_name(t, (int)l), *name = xasprintf("grad.%s", hf);
 			const float *g = ref_tensor(ref, name, slice);
-			double r = g ? rel_err(m.grads + m.lay.off[t] + slice * l, g, slice) : 1;
+			double r = g ? rel_err(m->grads + m->lay.off[t] + slice * l, g, slice) : 1;
 			if (r > worst)
 				worst = r;
 			if (r > TOL) {
@@ -125,12 +137,12 @@ static void run(int opt, const char *python, const char *script, const char *tmp
 	const float *rnorms = ref_tensor(ref, "grad_norms", STEPS);
 	double wl = rlosses ? 0 : 1, wn = rnorms ? 0 : 1;
 	for (int s = 0; s < STEPS && rlosses && rnorms; s++) {
-		gpt2_zero_grad(&m);
-		float l = gpt2_forward(&m, utok + (size_t)s * B * T, B, T);
-		gpt2_backward(&m, 1.0f);
-		double norm = gpt2_grad_norm(&m);
+		gpt2_zero_grad(m);
+		float l = gpt2_forward(m, utok + (size_t)s * B * T, B, T);
+		gpt2_backward(m, 1.0f);
+		double norm = gpt2_grad_norm(m);
 		double lr_s = adamw_lr(ADAMW_COSINE, (uint64_t)s, STEPS, WARMUP, LR, MIN_FRAC);
-		gpt2_adamw(&m, (uint64_t)s + 1, (float)lr_s, (float)WD,
+		gpt2_adamw(m, (uint64_t)s + 1, (float)lr_s, (float)WD,
 			   (float)adamw_clip_scale(norm, CLIP));
 		double el = fabs(l - rlosses[s]) / fabs(rlosses[s]);
 		double en = fabs(norm - rnorms[s]) / fabs(rnorms[s]);
@@ -142,15 +154,15 @@ static void run(int opt, const char *python, const char *script, const char *tmp
 	ok(wl <= TOL, "opt=%d: %d AdamW steps: losses within rel err %.2e (%.4f -> %.4f)", opt,
 	   STEPS, wl, rlosses ? rlosses[0] : 0, rlosses ? rlosses[STEPS - 1] : 0);
 	ok(wn <= TOL, "opt=%d: %d AdamW steps: gradient norms within rel err %.2e", opt, STEPS, wn);
-	const float *fw = ref_tensor(ref, "final.transformer.wte.weight", m.lay.size[GPT2_WTE]);
-	e = fw ? rel_err(m.params, fw, m.lay.size[GPT2_WTE]) : 1;
+	const float *fw = ref_tensor(ref, "final.transformer.wte.weight", m->lay.size[GPT2_WTE]);
+	e = fw ? rel_err(m->params, fw, m->lay.size[GPT2_WTE]) : 1;
 	ok(e <= TOL, "opt=%d: wte after %d steps, rel err %.2e", opt, STEPS, e);
 out:
 	st_close(ref);
-	gpt2_free(&m);
-	free(mdir);
-	free(inp);
-	free(outp);
+	gpt2_free(m);
+	free(j->mdir);
+	free(j->inp);
+	free(j->outp);
 }
 
 int main(void)
@@ -168,8 +180,16 @@ int main(void)
 		perror("mkdtemp");
 		return 1;
 	}
-	run(0, python, script, tmp);
-	run(1, python, script, tmp);
+	static struct job jobs[2];
+	prepare(&jobs[0], 0, tmp);
+	prepare(&jobs[1], 1, tmp);
+	char *cmd = xasprintf("'%s' '%s' '%s' '%s' '%s' '%s' '%s' '%s'", python, script,
+			      jobs[0].mdir, jobs[0].inp, jobs[0].outp, jobs[1].mdir, jobs[1].inp,
+			      jobs[1].outp);
+	ok(system(cmd) == 0, "the torch reference ran");
+	free(cmd);
+	check(&jobs[0], 0);
+	check(&jobs[1], 1);
 	char *rm = xasprintf("rm -rf '%s'", tmp);
 	if (system(rm) != 0)
 		diag("could not remove %s", tmp);

@@ -172,7 +172,9 @@ static void test_index(void)
 	for (int i = 0; i < 2 * NP; i++)
 		x.near[i] = (uint16_t)(i * 7919);
 	is_int(dedupidx_write(p1, &x), 0, "index written");
-	ok(access(xasprintf("%s.tmp", p1), F_OK) != 0, "no temporary left");
+	char *tmp = xasprintf("%s.tmp", p1);
+	ok(access(tmp, F_OK) != 0, "no temporary left");
+	free(tmp);
 	is_int(dedupidx_load(p1, &y), 0, "index read back");
 	ok(y.n_exact == 3 && y.n_near == 2 && !memcmp(y.exact, x.exact, 48) &&
 		   !memcmp(y.near, x.near, 2 * NP * 2), "round trip equal");
@@ -222,6 +224,7 @@ static void test_index(void)
 	dedupidx_free(&x);
 	dedupidx_free(&z);
 	unlink(p1), unlink(p2), unlink(bad), rmdir(dir);
+	free(p1), free(p2), free(bad);
 }
 
 int main(void)

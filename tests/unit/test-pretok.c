@@ -1,7 +1,7 @@
 /* test-pretok.c: the GPT-2 pre-tokenizer against the regex's semantics on edge cases (the
  * expected splits were computed with Python's regex module), plus its invariants on random
- * bytes. "--dump-classes" prints utf8proc's class of every code point for
- * tests/ref/unicode_tok_table.py. */
+ * bytes. "--dump-classes" prints utf8proc's class of every code point (O, L, N, S; x for
+ * surrogates) for tests/ref/unicode_tok_table.py; "--dump-table" the classes in use. */
 #include "pretok.h"
 #include "tap.h"
 
@@ -34,9 +34,11 @@ static void check(const char *in, const char *want, const char *what)
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && !strcmp(argv[1], "--dump-classes")) {
+	if (argc > 1 && (!strcmp(argv[1], "--dump-classes") || !strcmp(argv[1], "--dump-table"))) {
+		int base = !strcmp(argv[1], "--dump-classes");
 		for (uint32_t c = 0; c < 0x110000; c++)
-			putchar(c >= 0xd800 && c <= 0xdfff ? 'x' : "OLNS"[pretok_class_base(c)]);
+			putchar(c >= 0xd800 && c <= 0xdfff ? 'x'
+				: "OLNS"[base ? pretok_class_base(c) : pretok_class(c)]);
 		return 0;
 	}
 	check("don't I'M he's we'll they're you've I'd 'S",

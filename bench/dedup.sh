@@ -1,0 +1,92 @@
+#!/bin/sh
+# bench/dedup.sh: cp-hash + cp-dedup against CodeParrot's preprocessing in Python, side by
+# side on the same corpus and machine, in one run:
+#   1. hash + exact dedup + filters: cp-hash | cp-dedup --no-near --drop-prob 1 (at -j1 and
+#      -jN) against tests/ref/codeparrot_ref.py (one process), and whether the counts agree;
+#   2. near dedup: cp-hash + cp-dedup (exact + near) against datasketch MinHashLSH with the
+#      same parameters (256 permutations, threshold 0.85, same tokens), end to end and LSH
+#      alone, and the share of datasketch's confirmed pairs that cp-dedup also joins.
+# usage: nice bench/dedup.sh [CORPUS...]   (default: the running python3's stdlib + site-packages)
+# Environment: BUILD (default ./build), JOBS (default: all CPUs), PYTHON (default python3).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+: "${BUILD:=$root/build}" "${PYTHON:=python3}" "${JOBS:=$(nproc)}"
+PATH="$BUILD/bin:$PATH"
+[ $# -gt 0 ] || set -- "$("$PYTHON" -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")"
+"$PYTHON" -c "import datasketch" 2>/dev/null || {
+	echo "bench/dedup.sh: needs datasketch (pip install datasketch)" >&2; exit 2; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cp-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+now() { "$PYTHON" -c 'import time; print(time.perf_counter())'; }
+secs() { "$PYTHON" -c "print('%.2f' % ($2 - $1))"; }
+field() { "$PYTHON" -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1"; }
+rate() { "$PYTHON" -c "print('%.1f' % ($1 / 1e6 / $2))"; }
+ratio() { "$PYTHON" -c "print('%.1fx' % ($1 / $2))"; }
+run_cp() { # JOBS NEAR(yes/no) -> seconds; report in $tmp/cp.json
+	rm -rf "$tmp/out" "$tmp/h"
+	flags="--no-near --drop-prob 1"
+	[ "$2" = yes ] && flags="--no-filters --pairs $tmp/ours.jsonl"
+	t0=$(now)
+	cp-hash -q -j"$1" -o "$tmp/h/" $corpus
+	# shellcheck disable=SC2086
+	cp-dedup -j"$1" -o "$tmp/out" $flags --report "$tmp/cp.json" "$tmp/h" 2>/dev/null
+	t1=$(now)
+	secs "$t0" "$t1"
+}
+corpus="$*"
+
+echo "corpus: $corpus"
+echo "machine: $(nproc) CPUs; JOBS=$JOBS"
+echo
+
+# ---- 1. hash + exact dedup + filters ----
+t_cp1=$(run_cp 1 no)
+cp "$tmp/cp.json" "$tmp/cp1.json"
+t_cpn=$(run_cp "$JOBS" no)
+bytes=$(field "$tmp/cp1.json" "r['bytes_in']")
+t0=$(now)
+"$PYTHON" "$root/tests/ref/codeparrot_ref.py" --drop-prob 1 $corpus >"$tmp/ref.json"
+t_py=$(secs "$t0" "$(now)")
+same=$("$PYTHON" - "$tmp/cp1.json" "$tmp/ref.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+def differs(k):
+    if k == "top_unique_share":
+        return any(abs(a[k][q] - b[k][q]) > 1e-12 for q in b[k])
+    return a[k] != b[k]
+diff = [k for k in b if differs(k)]
+print("identical counts" if not diff else "DIFFER in " + ", ".join(diff))
+PY
+)
+
+printf '%-44s %9s %9s %9s\n' "hash + exact dedup + filters" "seconds" "MB/s" "vs Python"
+printf '%-44s %9s %9s %9s\n' "Python reference (codeparrot_ref.py, 1 proc)" "$t_py" "$(rate "$bytes" "$t_py")" "1.0x"
+printf '%-44s %9s %9s %9s\n' "cp-hash | cp-dedup -j1" "$t_cp1" "$(rate "$bytes" "$t_cp1")" "$(ratio "$t_py" "$t_cp1")"
+printf '%-44s %9s %9s %9s\n' "cp-hash | cp-dedup -j$JOBS" "$t_cpn" "$(rate "$bytes" "$t_cpn")" "$(ratio "$t_py" "$t_cpn")"
+echo "agreement with the reference (--drop-prob 1): $same"
+echo "docs in/out: $(field "$tmp/cp1.json" "r['docs_in'], r['docs_out']"); exact duplicates: $(field "$tmp/cp1.json" "r['exact_duplicates']"); removed: $(field "$tmp/cp1.json" "r['removed']")"
+echo "top_unique_share: $(field "$tmp/cp1.json" "r['top_unique_share']")"
+echo
+
+# ---- 2. near dedup ----
+t0=$(now)
+"$PYTHON" "$here/near_datasketch.py" --pairs "$tmp/ds.jsonl" $corpus >"$tmp/ds.json"
+t_ds=$(secs "$t0" "$(now)")
+t_near=$(run_cp "$JOBS" yes)
+t_near1=$(run_cp 1 yes)
+ds_lsh=$(field "$tmp/ds.json" "'%.3f' % r['seconds']['lsh']")
+ds_mh=$(field "$tmp/ds.json" "'%.2f' % (r['seconds']['minhash'] + r['seconds']['read_exact'])")
+cp_lsh=$(field "$tmp/cp.json" "'%.3f' % max(r['seconds']['dedup'], 0.001)")
+printf '%-44s %9s %9s %9s\n' "near dedup (exact first, 256 perm, J 0.85)" "seconds" "MB/s" "vs peer"
+printf '%-44s %9s %9s %9s\n' "datasketch: read + MinHash + LSH" "$t_ds" "$(rate "$bytes" "$t_ds")" "1.0x"
+printf '%-44s %9s %9s %9s\n' "cp-hash + cp-dedup -j1 (everything)" "$t_near1" "$(rate "$bytes" "$t_near1")" "$(ratio "$t_ds" "$t_near1")"
+printf '%-44s %9s %9s %9s\n' "cp-hash + cp-dedup -j$JOBS (everything)" "$t_near" "$(rate "$bytes" "$t_near")" "$(ratio "$t_ds" "$t_near")"
+printf '%-44s %9s %9s %9s\n' "datasketch: MinHashLSH query+insert only" "$ds_lsh" "" "1.0x"
+printf '%-44s %9s %9s %9s\n' "cp-dedup: dedup decisions only" "$cp_lsh" "" "$(ratio "$ds_lsh" "$cp_lsh")"
+echo "(datasketch's read + exact + MinHash part alone took ${ds_mh}s)"
+echo "datasketch: $(field "$tmp/ds.json" "'bands %d rows %d; %d docs with MinHash, %d candidates, %d confirmed pairs' % (r['bands'], r['rows'], r['docs_with_minhash'], r['candidates'], r['pairs'])")"
+echo "cp-dedup:   $(field "$tmp/cp.json" "'bands %d rows %d; %d docs with MinHash, %d near duplicates removed, %d bytes/doc near index' % (r['near']['bands'], r['near']['rows'], r['near']['docs'], r['near_duplicates'], r['near']['bytes_per_doc'])")"
+"$PYTHON" "$here/pairs_recall.py" "$tmp/ds.jsonl" "$tmp/ours.jsonl" >"$tmp/recall.json"
+echo "pairs: cp-dedup joins $(field "$tmp/recall.json" "'%d of datasketch\\'s %d confirmed pairs (%.1f%%; goal >= 95%%); datasketch agrees with %.1f%% of cp-dedup\\'s joins' % (r['found'], r['peer_pairs'], 100 * r['recall'], 100 * r['agreement'])")"
