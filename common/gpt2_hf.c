@@ -149,7 +149,7 @@ int gpt2_hf_export(const struct gpt2_config *c, const float *params, const char 
 			s->nbytes = slice * sizeof(float);
 		}
 	}
-	/* safetensors lists tensors sorted by name in its header; data order is ours */
+	/* data in our buffer order, contiguous, as the safetensors library checks */
 	static const char *const meta[] = { "format", "pt", NULL };
 	char *path = xasprintf("%s/model.safetensors", dir);
 	int ret = st_write(path, t, k, meta);

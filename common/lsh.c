@@ -89,11 +89,10 @@ struct lsh {
 	void *pair_arg;
 };
 
-static void table_init(struct band_table *t, size_t cap)
+/* capacity is not a power of two: sized to the expected count, filled to at most 75% */
+static void table_init(struct band_table *t, size_t expect)
 {
-	size_t c = 16;
-	while (c < cap)
-		c *= 2;
+	size_t c = expect + expect / 3 + 16;
 	t->cap = c;
 	t->n = 0;
 	t->keys = xcalloc(c, sizeof *t->keys);
@@ -104,16 +103,17 @@ static void table_init(struct band_table *t, size_t cap)
 /* slot of KEY: the one holding it, or the empty one where it goes */
 static size_t table_slot(const struct band_table *t, uint64_t key)
 {
-	size_t mask = t->cap - 1, i = (size_t)(key ^ key >> 29) & mask;
+	size_t i = (size_t)(((unsigned __int128)key * t->cap) >> 64);
 	while (t->heads[i] != LSH_NONE && t->keys[i] != key)
-		i = (i + 1) & mask;
+		if (++i == t->cap)
+			i = 0;
 	return i;
 }
 
 static void table_grow(struct band_table *t)
 {
 	struct band_table old = *t;
-	table_init(t, old.cap * 2);
+	table_init(t, old.cap);	/* about 1.33 times the old capacity */
 	for (size_t i = 0; i < old.cap; i++)
 		if (old.heads[i] != LSH_NONE) {
 			size_t s = table_slot(t, old.keys[i]);
@@ -133,7 +133,7 @@ struct lsh *lsh_new(double threshold, unsigned num_perm, size_t expect_docs)
 	lsh_optimal_params(threshold, num_perm, &l->b, &l->r);
 	l->tab = xcalloc(l->b, sizeof *l->tab);
 	for (unsigned i = 0; i < l->b; i++)
-		table_init(&l->tab[i], expect_docs + expect_docs / 2);
+		table_init(&l->tab[i], expect_docs);
 	return l;
 }
 

@@ -193,7 +193,7 @@ void sbx_describe(const struct sandbox *sb, struct buf *b)
 	if (p & SBX_P_USERNS)
 		buf_printf(b, " mapped in a user namespace");
 	if (p & SBX_P_PIDNS)
-		buf_puts(b, "; pid namespace (everything dies with the candidate)");
+		buf_puts(b, "; pid namespace (nothing a candidate starts outlives it)");
 	if (p & SBX_P_NETNS)
 		buf_puts(b, "; network namespace (no network)");
 	if (p & SBX_P_MNTNS) {

@@ -99,6 +99,13 @@ cp-dedup -o out5 --drop-prob 1 --report r5.json all.shard 2>/dev/null
 is "$(survivors out5 | grep -c small)" "0" "with filters, the short files are removed"
 like "$(cat r5.json)" '"no_keywords": 2' "... as files without keywords"
 
+# empty input: a valid report, no shard
+mkdir empty
+cp-hash -q -o empty.shard empty
+exit_is 0 "an empty input is fine" cp-dedup -o out8 --report r8.json empty.shard
+is "$("$PYTHON" -c "import json; r = json.load(open('r8.json')); print(r['docs_in'], r['docs_out'], r['outputs'])")" \
+	"0 0 []" "... with zero counts and no shard written"
+
 # option checking
 exit_is 2 "a bad threshold is a usage error" cp-dedup --threshold 1.5 all.shard
 exit_is 2 "a non-number drop probability is a usage error" cp-dedup --drop-prob x all.shard

@@ -78,6 +78,10 @@ done
 ok "-j 1 and -j 2 give the same results" cmp mixed.1 mixed.2
 ok "-j 1 and -j 3 give the same results" cmp mixed.1 mixed.3
 ok "-j 1 and -j 2 give the same summary" cmp mixed.sum.1 mixed.sum.2
+cp-humaneval evaluate $UNSAFE --cold --problems "$HE" --samples mixed.jsonl --timeout 0.5 -j 2 \
+	-k 1,3,6,7 -o mixed.cold >mixed.sum.cold 2>mixed.err.cold
+ok "--cold (a fresh interpreter each) gives the same results" cmp mixed.1 mixed.cold
+like "$(cat mixed.err.cold)" 'cold \(a fresh sandbox' "... and says it is cold"
 like "$(cat mixed.sum.1)" '"timed_out": 2\}' "the two sleepers timed out"
 like "$(cat mixed.sum.1)" '"samples": 60,' "60 samples"
 ok "pass@7 is left out when problems have 6 samples" sh -c '! grep -q "pass@7" mixed.sum.1'

@@ -167,13 +167,6 @@ for k in order:
     print(json.dumps({"task_id": "hostile/0", "completion": S[k], "kind": k}))
 EOF
 
-timeout 120 cp-humaneval evaluate --problems problems.jsonl --samples samples.jsonl -j 2 \
-	--timeout 1 --memory 300M -o results.jsonl >summary.json 2>stderr.txt &
-RUN=$!
-wait $RUN
-is "$?" 0 "the run finishes (exit 0) despite the hostile candidates"
-sed 's/^/# /' stderr.txt | head -5
-
 res() { "$PYTHON" -c '
 import json, sys
 for l in open(sys.argv[1]):
@@ -181,33 +174,44 @@ for l in open(sys.argv[1]):
     if r["kind"] == sys.argv[2]:
         print(r["result"])' results.jsonl "$1" | head -1; }
 
+hostile_run() { # MODE: run the hostile samples and check what became of them
+MODE=$1
+M=${MODE:---warm}
+timeout 120 cp-humaneval evaluate $MODE --problems problems.jsonl --samples samples.jsonl -j 2 \
+	--timeout 1 --memory 300M -o results.jsonl >summary.json 2>stderr.txt &
+RUN=$!
+wait $RUN
+is "$?" 0 "$M: the run finishes (exit 0) despite the hostile candidates"
+grep -v warning stderr.txt | sed 's/^/# /' | head -5
+
+
 is "$("$PYTHON" -c '
 import json, sys
 print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["kind"] == "good" and json.loads(l)["passed"]))' results.jsonl)" 6 \
-	"the six good candidates among them pass"
+	"$M: the six good candidates among them pass"
 r=$(res forkcount)
-like "$r" '^failed: forked [0-9]+ \(Resource temporarily unavailable\)$' "fork loop: stopped by the process limit ($r)"
+like "$r" '^failed: forked [0-9]+ \(Resource temporarily unavailable\)$' "$M: fork loop: stopped by the process limit ($r)"
 n=$(printf '%s' "$r" | sed 's/[^0-9]*\([0-9]*\).*/\1/')
-ok "fork loop: fewer than 64 children" test "${n:-999}" -lt 64
-like "$(res forkbomb)" '^(timed out|failed: .*)$' "fork bomb: timed out or failed"
+ok "$M: fork loop: fewer than 64 children" test "${n:-999}" -lt 64
+like "$(res forkbomb)" '^(timed out|failed: .*)$' "$M: fork bomb: timed out or failed"
 r=$(res membomb)
-like "$r" '^failed: ' "memory bomb: failed ($r)"
-ok "memory bomb: never got its 4 GB" sh -c "! echo '$r' | grep -q allocated"
-is "$(res busy)" "timed out" "busy loop: timed out"
-is "$(res stubborn)" "timed out" "busy loop that swallows the timeout: timed out (killed)"
-is "$(res detach)" "failed: detached" "detaching child: its parent judged failed"
+like "$r" '^failed: ' "$M: memory bomb: failed ($r)"
+ok "$M: memory bomb: never got its 4 GB" sh -c "! echo '$r' | grep -q allocated"
+is "$(res busy)" "timed out" "$M: busy loop: timed out"
+is "$(res stubborn)" "timed out" "$M: busy loop that swallows the timeout: timed out (killed)"
+is "$(res detach)" "failed: detached" "$M: detaching child: its parent judged failed"
 r=$(res files)
-like "$r" 'write:Read-only file system' "files: writing outside is refused ($r)"
-ok "files: nothing outside was done, only the scratch write" sh -c "
+like "$r" 'write:Read-only file system' "$M: files: writing outside is refused ($r)"
+ok "$M: files: nothing outside was done, only the scratch write" sh -c "
 	echo '$r' | grep -q 'scratch:done' && ! echo '$r' | sed 's/scratch:done//' | grep -q ':done'"
-is "$(cat "$VICTIM_DIR/victim.txt")" "precious" "files: the victim file is untouched"
-is "$(ls -la --time-style=full-iso "$VICTIM_DIR" | md5sum)" "$before" "files: the directory is as it was"
-ok "files: nothing appeared in the real /var/tmp" test ! -e "/var/tmp/$MARKER"
-like "$(res network)" '^failed: no connection: ' "network: no connection ($(res network))"
-ok "network: the listener saw no connection" test ! -s "$TMP/connections"
-is "$(res signals)" "failed: still here" "signals: parent and kill(-1) reach nothing outside"
-like "$(res flood)" '^(failed: |timed out)$' "stdout flood: judged, output bounded"
-is "$(res escape)" "failed: unshare=-1 mount=-1 setuid=-1 chroot=-1" "escape calls all fail"
+is "$(cat "$VICTIM_DIR/victim.txt")" "precious" "$M: files: the victim file is untouched"
+is "$(ls -la --time-style=full-iso "$VICTIM_DIR" | md5sum)" "$before" "$M: files: the directory is as it was"
+ok "$M: files: nothing appeared in the real /var/tmp" test ! -e "/var/tmp/$MARKER"
+like "$(res network)" '^failed: no connection: ' "$M: network: no connection ($(res network))"
+ok "$M: network: the listener saw no connection" test ! -s "$TMP/connections"
+is "$(res signals)" "failed: still here" "$M: signals: parent and kill(-1) reach nothing outside"
+like "$(res flood)" '^(failed: |timed out)$' "$M: stdout flood: judged, output bounded"
+is "$(res escape)" "failed: unshare=-1 mount=-1 setuid=-1 chroot=-1" "$M: escape calls all fail"
 
 # nothing of the run survives: not the detached child (argv marker), not anything carrying the
 # run's environment marker, not anything of the sandbox uid that carries our marker
@@ -219,5 +223,52 @@ for i in $(seq 30); do
 	[ -z "$left" ] && break
 	sleep 0.1
 done
-is "$left" "" "no process of the run is alive afterwards"
+is "$left" "" "$M: no process of the run is alive afterwards"
+}
+
+hostile_run ""
+hostile_run --cold
+
+# warm mode, one worker: what a candidate leaves is gone for the next, the server cannot be
+# reached, signalled or read, and keeps judging
+"$PYTHON" - >warm.jsonl <<'EOF'
+import json
+S = {}
+S["litter"] = """    import os
+    open('/tmp/litter.txt', 'w').write('x')
+    os.makedirs('deep/er/est')
+    open('deep/er/est/litter.txt', 'w').write('x')
+    os.chmod('deep/er', 0)
+    os.chmod('.', 0)
+    return 2
+"""
+S["snoop"] = """    import os
+    found = [f for d, _, fs in os.walk('/tmp') for f in fs if f == 'litter.txt']
+    raise AssertionError('litter %d' % len(found))
+"""
+S["peek"] = """    import os, signal
+    r = []
+    for what, fn in [('mem', lambda: open('/proc/1/mem', 'rb').read(1)),
+                     ('fd', lambda: os.listdir('/proc/1/fd')),
+                     ('environ', lambda: open('/proc/1/environ', 'rb').read())]:
+        try:
+            fn()
+            r.append(what + ':done')
+        except OSError as e:
+            r.append(what + ':' + e.strerror)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        os.kill(1, sig)
+    raise AssertionError(' '.join(r))
+"""
+S["good"] = "    return 1\n"
+for k in ["litter", "snoop", "peek", "good"]:
+    print(json.dumps({"task_id": "hostile/0", "completion": S[k], "kind": k}))
+EOF
+exit_is 0 "warm, one worker: runs" timeout 60 cp-humaneval evaluate --problems problems.jsonl \
+	--samples warm.jsonl -j 1 --timeout 2 -o results.jsonl
+is "$(res litter)" "failed: " "litter: judged"
+is "$(res snoop)" "failed: litter 0" "the next candidate finds none of it"
+like "$(res peek)" "^failed: mem:Permission denied fd:Permission denied environ:Permission denied$" \
+	"the server's memory, descriptors and environment are out of reach ($(res peek))"
+is "$(res good)" "passed" "after signals to pid 1 the server still judges"
 done_testing
