@@ -10,6 +10,7 @@ PYTHON  ?= python3
 SAN     ?=
 OUT     ?= out
 CORPUS  ?=
+BPE_MAX_BYTES ?= 100M
 
 CFLAGS  ?= -O2 -g
 ALLCFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -pthread -Icommon $(CFLAGS)
@@ -84,10 +85,52 @@ check:
 check-san:
 	$(MAKE) BUILD=build-san SAN=1 CFLAGS="-O1 -g" check
 
+# ---- the pipeline on a corpus (default: this machine's Python sources), outputs under OUT.
+# Each stage leaves a stamp, so `make tokens` after `make demo` redoes nothing.
+JOBS       ?= $(shell nproc)
+CORPUS_DIRS = $(if $(CORPUS),$(CORPUS),$(shell scripts/default-corpus))
+BIN         = $(BUILD)/bin
+.PHONY: docs dedup tokenizer tokens refresh
+
+docs: $(OUT)/docs/.done
+$(OUT)/docs/.done: | all
+	rm -rf $(OUT)/docs && mkdir -p $(OUT)
+	$(BIN)/cp-hash -j $(JOBS) -o $(OUT)/docs/ $(CORPUS_DIRS)
+	touch $@
+
+dedup: $(OUT)/clean/.done
+$(OUT)/clean/.done: $(OUT)/docs/.done
+	rm -rf $(OUT)/clean $(OUT)/dedup.index
+	$(BIN)/cp-dedup -j $(JOBS) --index $(OUT)/dedup.index --report $(OUT)/dedup-report.json \
+		-o $(OUT)/clean/ $(OUT)/docs/
+	touch $@
+
+tokenizer: $(OUT)/tokenizer/tokenizer.json
+$(OUT)/tokenizer/tokenizer.json: $(OUT)/clean/.done
+	$(BIN)/cp-bpe -j $(JOBS) --max-bytes $(BPE_MAX_BYTES) -o $(OUT)/tokenizer $(OUT)/clean/
+
+tokens: $(OUT)/tokens/.done
+$(OUT)/tokens/.done: $(OUT)/tokenizer/tokenizer.json
+	rm -rf $(OUT)/tokens
+	$(BIN)/cp-tokenize -j $(JOBS) -t $(OUT)/tokenizer -o $(OUT)/tokens/ \
+		--report $(OUT)/tokens-report.json $(OUT)/clean/
+	touch $@
+
+# Cron-driven refresh: hash NEW (a directory or JSON lines), remove what duplicates the corpus
+# so far (through the persistent index) or itself, add only new clean shards to OUT/clean.
+refresh: | all
+	@test -n "$(NEW)" || { echo "usage: make refresh NEW=dir-or-jsonl" >&2; exit 2; }
+	@test -f $(OUT)/dedup.index || { echo "no $(OUT)/dedup.index: run make dedup first" >&2; exit 1; }
+	$(BIN)/cp-hash -j $(JOBS) -o $(OUT)/incoming.shard $(NEW)
+	$(BIN)/cp-dedup -j $(JOBS) --index $(OUT)/dedup.index --report $(OUT)/refresh-report.json \
+		-o $(OUT)/clean/ $(OUT)/incoming.shard
+	rm -f $(OUT)/incoming.shard
+
 demo:
 	@scripts/deps build
 	@$(MAKE) --no-print-directory all
-	BUILD=$(abspath $(BUILD)) OUT=$(abspath $(OUT)) scripts/pipeline $(CORPUS)
+	@$(MAKE) --no-print-directory tokens
+	@OUT=$(abspath $(OUT)) BUILD=$(abspath $(BUILD)) scripts/demo-summary
 
 deps:
 	scripts/deps build
