@@ -40,6 +40,7 @@ MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
 CFLAGS_cp-train = $(if $(MPI_LIBS),-DCP_HAVE_MPI $(MPI_CFLAGS))
 LDLIBS_cp-train = $(MPI_LIBS)
 LDLIBS_cp-humaneval = -lseccomp
+LDLIBS_cp-complete = -lmicrohttpd
 
 NVCC := $(shell command -v nvcc 2>/dev/null)
 GPU_SRC = $(sort $(wildcard gpu/*.cu))

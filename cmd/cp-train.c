@@ -743,6 +743,7 @@ int main(int argc, char **argv)
 			exit(EXIT_ERR);
 		gpt2_free(&r.m);
 		comm_finish();
+		close_stdout();
 		return EXIT_OK;
 	}
 

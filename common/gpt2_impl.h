@@ -4,7 +4,9 @@
  *
  * Determinism: every reduction here runs in a fixed order that does not depend on the number
  * of threads (per-row work in parallel, per-column sums over fixed column blocks, the gradient
- * norm over fixed chunks), so the same batch gives the same bytes for any thread count. */
+ * norm over fixed chunks), so the same batch gives the same bytes for any thread count. As no
+ * result depends on which thread runs which iteration, loops are scheduled dynamically: a
+ * thread that the OS holds back (a busy shared machine) does not stall the others. */
 
 #include <cblas.h>
 #include <math.h>
@@ -36,7 +38,7 @@ static real *alloc_reals(uint64_t n)
 
 static void zero_reals(real *p, uint64_t n)
 {
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(dynamic, 1)
 	for (uint64_t i = 0; i < n; i += 65536) {
 		uint64_t e = i + 65536 < n ? i + 65536 : n;
 		memset(p + i, 0, (size_t)(e - i) * sizeof(real));
@@ -83,7 +85,7 @@ static void mm(int ta, int tb, size_t M, size_t N, size_t K, const real *A, size
 static void encoder_fwd(real *out, const uint32_t *tok, const real *wte, const real *wpe,
 			size_t BT, size_t T, size_t C)
 {
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(dynamic, 16)
 	for (size_t i = 0; i < BT; i++) {
 		const real *te = wte + (size_t)tok[i] * C, *pe = wpe + (i % T) * C;
 		real *o = out + i * C;
@@ -96,7 +98,7 @@ static void encoder_fwd(real *out, const uint32_t *tok, const real *wte, const r
 static void encoder_bwd(real *dwte, real *dwpe, const real *dout, const uint32_t *tok,
 			size_t BT, size_t T, size_t C)
 {
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(dynamic, 1)
 	for (size_t cb = 0; cb < C; cb += COLBLOCK) {
 		size_t ce = cb + COLBLOCK < C ? cb + COLBLOCK : C;
 		for (size_t i = 0; i < BT; i++) {
@@ -113,7 +115,7 @@ static void encoder_bwd(real *dwte, real *dwpe, const real *dout, const uint32_t
 static void ln_fwd(real *out, real *mean, real *rstd, const real *inp, const real *w,
 		   const real *b, size_t BT, size_t C)
 {
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(dynamic, 16)
 	for (size_t r = 0; r < BT; r++) {
 		const real *x = inp + r * C;
 		real s = 0;
@@ -137,7 +139,7 @@ static void ln_fwd(real *out, real *mean, real *rstd, const real *inp, const rea
 static void ln_bwd(real *dinp, real *dw, real *db, const real *dout, const real *inp,
 		   const real *w, const real *mean, const real *rstd, size_t BT, size_t C)
 {
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(dynamic, 16)
 	for (size_t r = 0; r < BT; r++) {
 		const real *x = inp + r * C, *d = dout + r * C;
 		real mu = mean[r], rs = rstd[r], dm = 0, dnm = 0;
@@ -155,7 +157,7 @@ static void ln_bwd(real *dinp, real *dw, real *db, const real *dout, const real 
 			di[c] += (d[c] * w[c] - dm - n * dnm) * rs;
 		}
 	}
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(dynamic, 1)
 	for (size_t cb = 0; cb < C; cb += COLBLOCK) {
 		size_t ce = cb + COLBLOCK < C ? cb + COLBLOCK : C;
 		for (size_t r = 0; r < BT; r++) {
@@ -173,7 +175,7 @@ static void ln_bwd(real *dinp, real *dw, real *db, const real *dout, const real 
 static void linear_fwd(real *out, const real *inp, const real *w, const real *b, size_t BT,
 		       size_t IC, size_t OC, int acc)
 {
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(dynamic, 16)
 	for (size_t r = 0; r < BT; r++) {
 		real *o = out + r * OC;
 		if (acc)
@@ -191,7 +193,7 @@ static void linear_bwd(real *dinp, real *dw, real *db, const real *dout, const r
 {
 	mm(0, 1, BT, IC, OC, dout, OC, w, OC, 0, dinp, IC);
 	mm(1, 0, IC, OC, BT, inp, IC, dout, OC, 1, dw, OC);
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(dynamic, 1)
 	for (size_t cb = 0; cb < OC; cb += COLBLOCK) {
 		size_t ce = cb + COLBLOCK < OC ? cb + COLBLOCK : OC;
 		for (size_t r = 0; r < BT; r++) {
@@ -207,7 +209,7 @@ static void linear_bwd(real *dinp, real *dw, real *db, const real *dout, const r
 
 static void gelu_fwd(real *out, const real *inp, size_t n)
 {
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(dynamic, 4096)
 	for (size_t i = 0; i < n; i++) {
 		real x = inp[i];
 		out[i] = (real)0.5 * x * (1 + GPT2_TANH(GELU_K * (x + GELU_A * x * x * x)));
@@ -217,7 +219,7 @@ static void gelu_fwd(real *out, const real *inp, size_t n)
 /* d = dout * gelu'(inp); d may be dout */
 static void gelu_bwd(real *d, const real *inp, const real *dout, size_t n)
 {
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(dynamic, 4096)
 	for (size_t i = 0; i < n; i++) {
 		real x = inp[i];
 		real th = GPT2_TANH(GELU_K * (x + GELU_A * x * x * x));
@@ -231,7 +233,7 @@ static void attn_fwd(real *out, real *att, const real *qkv, size_t B, size_t T, 
 		     size_t NH, real scale)
 {
 	size_t hs = C / NH, C3 = 3 * C;
-	#pragma omp parallel for collapse(2) schedule(static)
+	#pragma omp parallel for collapse(2) schedule(dynamic, 1)
 	for (size_t b = 0; b < B; b++) {
 		for (size_t h = 0; h < NH; h++) {
 			for (size_t t = 0; t < T; t++) {
@@ -278,7 +280,7 @@ static void attn_bwd(real *dqkv, real *scratch, const real *dout, const real *qk
 		     const real *att, size_t B, size_t T, size_t C, size_t NH, real scale)
 {
 	size_t hs = C / NH, C3 = 3 * C;
-	#pragma omp parallel for collapse(2) schedule(static)
+	#pragma omp parallel for collapse(2) schedule(dynamic, 1)
 	for (size_t b = 0; b < B; b++) {
 		for (size_t h = 0; h < NH; h++) {
 			real *da = scratch + (b * NH + h) * T;
@@ -363,7 +365,7 @@ static uint64_t init_mix(uint64_t x)
 static void init_normal(real *p, uint64_t n, double std, uint64_t seed, int tensor)
 {
 	const uint64_t chunk = 4096;
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(dynamic, 1)
 	for (uint64_t c0 = 0; c0 < n; c0 += chunk) {
 		uint64_t s = init_mix(seed ^ init_mix(((uint64_t)tensor << 40) ^ (c0 / chunk)));
 		uint64_t e = c0 + chunk < n ? c0 + chunk : n;
@@ -542,7 +544,7 @@ real GPT2_NAME(forward)(MODEL *m, const uint32_t *tokens, int B, int T)
 	mm(0, 1, BT, V, C, m->lnf, C, tens(m, GPT2_WTE, 0), C, 0, m->logits, V);
 	m->logits_valid = 1;
 
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(dynamic, 4)
 	for (size_t r = 0; r < BT; r++) {
 		size_t t = r % T;
 		if (t == (size_t)T - 1) {
@@ -579,7 +581,7 @@ void GPT2_NAME(backward)(MODEL *m, real scale)
 	real s = T > 1 ? scale / (real)(B * (T - 1)) : 0;
 	const uint32_t *tok = m->tokens;
 	m->logits_valid = 0;
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(dynamic, 4)
 	for (size_t r = 0; r < BT; r++) {
 		real *x = m->logits + r * V;
 		if (r % T == T - 1) {
@@ -618,7 +620,7 @@ double GPT2_NAME(grad_norm)(MODEL *m)
 	double *part = calloc(nc ? nc : 1, sizeof(double));
 	if (!part)
 		die("out of memory");
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(dynamic, 1)
 	for (uint64_t c = 0; c < nc; c++) {
 		uint64_t e = (c + 1) * chunk < n ? (c + 1) * chunk : n;
 		double s = 0;
@@ -651,7 +653,7 @@ void GPT2_NAME(adamw)(MODEL *m, uint64_t t, real lr, real wd, real gscale)
 		real decay = gpt2_tensor_decays(k) ? 1 - lr * wd : 1;
 		uint64_t o = m->lay.off[k], n = m->lay.size[k];
 		real *p = m->params + o, *g = m->grads + o, *mo = m->mom + o, *va = m->var + o;
-		#pragma omp parallel for simd schedule(static)
+		#pragma omp parallel for schedule(dynamic, 16384)
 		for (uint64_t i = 0; i < n; i++) {
 			real gi = g[i] * gscale;
 			mo[i] = (real)b1 * mo[i] + (real)(1 - b1) * gi;

@@ -120,6 +120,8 @@ const char he_driver_py[] =
 	"    import ctypes, resource, select, struct, time\n"
 	"    if os.getpid() != 1:\n"
 	"        os._exit(3)\n"
+	"    if guard:\n"
+	"        import builtins, faulthandler, shutil, subprocess\n"
 	"    libc = ctypes.CDLL(None)\n"
 	"    libc.prctl(4, 0, 0, 0, 0)\n"
 	"    signal.signal(signal.SIGINT, signal.SIG_DFL)\n"

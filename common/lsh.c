@@ -70,11 +70,17 @@ uint64_t lsh_band_key(const uint16_t *sig, unsigned band, unsigned rows)
 	return XXH3_64bits_withSeed(sig + (size_t)band * rows, rows * sizeof *sig, band + 1);
 }
 
-/* One band's buckets: open addressing from key to the newest document with that key;
- * older ones follow through lsh.next. */
+/* One band's buckets: open addressing from key to the newest document with that key; older
+ * ones follow through lsh.next. A slot is 8 bytes, one cache line access a lookup: the
+ * key's low 32 bits place it, its high 32 bits are kept to tell keys apart. Two keys that
+ * agree in all 64 bits share a bucket; the rare false candidate that makes is rejected by
+ * the Jaccard check. */
+struct band_slot {
+	uint32_t fp, head;
+};
+
 struct band_table {
-	uint64_t *keys;
-	uint32_t *heads;
+	struct band_slot *slot;
 	size_t cap, n;
 };
 
@@ -93,37 +99,46 @@ struct lsh {
 static void table_init(struct band_table *t, size_t expect)
 {
 	size_t c = expect + expect / 3 + 16;
+	if (c > UINT32_MAX)
+		c = UINT32_MAX;
 	t->cap = c;
 	t->n = 0;
-	t->keys = xcalloc(c, sizeof *t->keys);
-	t->heads = xmalloc(c * sizeof *t->heads);
-	memset(t->heads, 0xff, c * sizeof *t->heads);
+	t->slot = xmalloc(c * sizeof *t->slot);
+	memset(t->slot, 0xff, c * sizeof *t->slot);
+}
+
+static size_t table_home(const struct band_table *t, uint64_t key)
+{
+	return (size_t)(((uint64_t)(uint32_t)key * t->cap) >> 32);
 }
 
 /* slot of KEY: the one holding it, or the empty one where it goes */
 static size_t table_slot(const struct band_table *t, uint64_t key)
 {
-	size_t i = (size_t)(((unsigned __int128)key * t->cap) >> 64);
-	while (t->heads[i] != LSH_NONE && t->keys[i] != key)
+	size_t i = table_home(t, key);
+	uint32_t fp = (uint32_t)(key >> 32);
+	while (t->slot[i].head != LSH_NONE && t->slot[i].fp != fp)
 		if (++i == t->cap)
 			i = 0;
 	return i;
 }
 
-static void table_grow(struct band_table *t)
+/* Growing needs each key's placement bits back: recompute them from the head document's
+ * signature, which holds the band values. */
+static void table_grow(struct lsh *l, unsigned band)
 {
-	struct band_table old = *t;
+	struct band_table *t = &l->tab[band], old = *t;
 	table_init(t, old.cap);	/* about 1.33 times the old capacity */
 	for (size_t i = 0; i < old.cap; i++)
-		if (old.heads[i] != LSH_NONE) {
-			size_t s = table_slot(t, old.keys[i]);
-			t->keys[s] = old.keys[i];
-			t->heads[s] = old.heads[i];
+		if (old.slot[i].head != LSH_NONE) {
+			uint64_t key = lsh_band_key(lsh_sig(l, old.slot[i].head), band, l->r);
+			t->slot[table_slot(t, key)] = old.slot[i];
 			t->n++;
 		}
-	free(old.keys);
-	free(old.heads);
+	free(old.slot);
 }
+
+static void reserve(struct lsh *l, size_t want);
 
 struct lsh *lsh_new(double threshold, unsigned num_perm, size_t expect_docs)
 {
@@ -134,6 +149,8 @@ struct lsh *lsh_new(double threshold, unsigned num_perm, size_t expect_docs)
 	l->tab = xcalloc(l->b, sizeof *l->tab);
 	for (unsigned i = 0; i < l->b; i++)
 		table_init(&l->tab[i], expect_docs);
+	if (expect_docs)
+		reserve(l, expect_docs);
 	return l;
 }
 
@@ -142,8 +159,7 @@ void lsh_free(struct lsh *l)
 	if (!l)
 		return;
 	for (unsigned i = 0; i < l->b; i++) {
-		free(l->tab[i].keys);
-		free(l->tab[i].heads);
+		free(l->tab[i].slot);
 	}
 	free(l->tab);
 	free(l->sigs);
@@ -183,11 +199,11 @@ uint32_t lsh_first(struct lsh *l, uint32_t id)
 	return find(l->parent, id);
 }
 
-static void reserve(struct lsh *l)
+static void reserve(struct lsh *l, size_t want)
 {
-	if (l->n < l->cap)
+	if (l->n < l->cap && !want)
 		return;
-	size_t c = l->cap ? l->cap + l->cap / 2 : 1024;
+	size_t c = want ? want : l->cap ? l->cap + l->cap / 2 : 1024;
 	if (c > LSH_NONE - 1)
 		c = LSH_NONE - 1;
 	if (l->n >= c)
@@ -224,27 +240,34 @@ static void scan_chain(struct lsh *l, uint32_t id, uint32_t c, unsigned band)
 
 uint32_t lsh_add(struct lsh *l, const uint16_t *sig)
 {
-	reserve(l);
+	reserve(l, 0);
 	uint32_t id = (uint32_t)l->n++;
 	memcpy(l->sigs + (size_t)id * l->nperm, sig, l->nperm * sizeof *sig);
 	l->parent[id] = id;
 	l->stamp[id] = LSH_NONE;
+	/* all keys first, their slots fetched together, as the lookups are cache misses */
+	uint64_t key[256];
+	unsigned nb = l->b < 256 ? l->b : 256;
+	for (unsigned band = 0; band < nb; band++) {
+		key[band] = lsh_band_key(sig, band, l->r);
+		__builtin_prefetch(&l->tab[band].slot[table_home(&l->tab[band], key[band])]);
+	}
 	for (unsigned band = 0; band < l->b; band++) {
 		struct band_table *t = &l->tab[band];
 		if (4 * (t->n + 1) > 3 * t->cap)
-			table_grow(t);
-		uint64_t key = lsh_band_key(sig, band, l->r);
-		size_t s = table_slot(t, key);
+			table_grow(l, band);
+		uint64_t k = band < nb ? key[band] : lsh_band_key(sig, band, l->r);
+		size_t s = table_slot(t, k);
 		uint32_t *nx = &l->next[(size_t)id * l->b + band];
-		if (t->heads[s] == LSH_NONE) {
-			t->keys[s] = key;
+		if (t->slot[s].head == LSH_NONE) {
+			t->slot[s].fp = (uint32_t)(k >> 32);
 			t->n++;
 			*nx = LSH_NONE;
 		} else {
-			scan_chain(l, id, t->heads[s], band);
-			*nx = t->heads[s];
+			scan_chain(l, id, t->slot[s].head, band);
+			*nx = t->slot[s].head;
 		}
-		t->heads[s] = id;
+		t->slot[s].head = id;
 	}
 	return id;
 }
@@ -255,7 +278,7 @@ double lsh_bytes_per_doc(const struct lsh *l)
 	if (l->n) {
 		size_t t = 0;
 		for (unsigned i = 0; i < l->b; i++)
-			t += l->tab[i].cap * 12;
+			t += l->tab[i].cap * sizeof *l->tab[i].slot;
 		per += (double)t / l->n;
 	}
 	return per;

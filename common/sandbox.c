@@ -9,6 +9,9 @@
  *                  when G dies the kernel kills everything left in the namespace
  *   G --fork--> P: own process group, rlimits, no_new_privs, no capabilities, seccomp, exec.
  * The parent kills C's process group (C and G) at the deadline, which takes the namespace down.
+ * A session (warm mode) is the same sandbox with the program itself as G: a server that is
+ * pid 1, forks one child per request and kills everything else in the namespace after each;
+ * C's death takes it down through its parent-death signal.
  * The children run between fork and exec in a multi-threaded parent, so they only make system
  * calls: every string and table they need is prepared before the fork. */
 #include "sandbox.h"

@@ -88,6 +88,14 @@ same=0
 for f in out2/*.shard; do cmp -s "$f" "out3/${f#out2/}" || same=1; done
 [ "$(ls out2 | wc -l)" -gt 1 ] && [ "$(ls out2)" = "$(ls out3)" ] || same=1
 _tap $same "-j1 and -j2 write the same shards byte for byte"
+# one shard cut into parts of ~20 kB: same decisions, same bytes for any -j
+CP_DEDUP_PART_BYTES=20000 cp-dedup -j2 -o out9 --no-filters all.shard 2>/dev/null
+is "$(survivors out9)" "$(cat expect.txt)" "one input cut into parts: same survivors"
+ok "... written as several shards" test "$(ls out9 | wc -l)" -gt 2
+CP_DEDUP_PART_BYTES=20000 cp-dedup -j1 -o out10 --no-filters all.shard 2>/dev/null
+same=0
+for f in out9/*.shard; do cmp -s "$f" "out10/${f#out9/}" || same=1; done
+_tap $same "... byte for byte the same with -j1 and -j2"
 cp-hash -q -o - tree | cp-dedup -o - --no-filters 2>/dev/null >piped.shard
 is "$(survivors piped.shard)" "$(cat expect.txt)" "cp-hash | cp-dedup -o - | cp-cat: same survivors"
 ok "no staging or spool left behind" test -z "$(ls -A out1 | grep -v '^docs-')"

@@ -1,7 +1,9 @@
-/* fuzz-shard: libFuzzer target for the shard reader. The input bytes become a file (a memfd,
- * so the seekable path with the footer index is taken) and a pipe-like read of the same bytes
- * through shard_open on the memfd's /proc path; every record is pulled and, for documents,
- * decoded. Anything but a clean accept or a clean reject (crash, leak, UB) is a finding. */
+/* fuzz-shard: libFuzzer target for the shard reader. The input bytes become a file (a memfd
+ * opened through /proc/self/fd, so the seekable path with the footer index is taken); every
+ * record is pulled and, for documents, decoded and touched; then a seek through the index.
+ * Anything but a clean accept or a clean reject (crash, leak, UB) is a finding.
+ * Run: make fuzz && build/fuzz/fuzz-shard -max_total_time=60 "$(mktemp -d)" tests/fuzz/seed-shard
+ * (new inputs go to the first, writable directory; the seeds stay untouched) */
 #include "die.h"
 #include "doc.h"
 #include "shard.h"

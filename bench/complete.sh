@@ -1,0 +1,84 @@
+#!/bin/sh
+# bench/complete.sh: generation speed on the GPT-2 124M shape (random weights, fp32), greedy,
+# NEW tokens after a PROMPT-token prompt, side by side: cp-complete, PyTorch with a key/value
+# cache on the same weights (tests/ref/complete_torch.py, Debian's python3-torch) with the same
+# threads, and the memory-bandwidth floor (the weights one token reads, at the copy bandwidth
+# measured here). Prints decode tokens/s and the ratios. Figures move with the machine's load:
+# run it on an idle machine (OMP_WAIT_POLICY=passive helps cp-complete on a busy one).
+# usage: bench/complete.sh [THREADS] [NEW] [PROMPT]      (BUILD names the build directory)
+set -eu
+cd "$(dirname "$0")/.."
+SRC=$PWD
+: "${BUILD:=$SRC/build}"
+THREADS=${1:-2}
+NEW=${2:-256}
+PROMPT=${3:-128}
+PY=${TORCH_PYTHON:-/usr/bin/python3}
+TOK=${GPT2_TOKENIZER:-$SRC/../shared/data/gpt2}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/cp-bench-complete.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+CC="$BUILD/bin/cp-complete"
+
+# the 124M shape with GPT-2's tokenizer, random weights
+"$BUILD/tests/test-infer" hf-random "$TMP/m" 50257 1024 12 12 768 "$TOK" 1
+
+# a prompt of exactly PROMPT tokens: the first tokens of our own source
+cat common/*.c >"$TMP/src.txt"
+head -c 20000 "$TMP/src.txt" >"$TMP/src20k.txt"
+"$CC" -m "$TMP/m" --score "$TMP/src20k.txt" --json >"$TMP/score.json"
+"$PY" - "$TMP" "$PROMPT" <<'PYEOF'
+import json, sys
+d, n = sys.argv[1], int(sys.argv[2])
+t = json.load(open(d + "/score.json"))["tokens"][:n]
+open(d + "/ids.txt", "w").write(" ".join(str(x["id"]) for x in t))
+open(d + "/prompt.txt", "w").write("".join(x["text"] for x in t))
+PYEOF
+
+best() { # the best decode_tokens_per_s of the JSON lines in $1
+	"$PY" -c 'import json, sys; print(max(json.loads(l)["decode_tokens_per_s"] for l in open(sys.argv[1])))' "$1"
+}
+for i in 1 2 3; do
+	nice "$CC" -m "$TMP/m" -j "$THREADS" -N "$NEW" --no-eot-stop --stats --json -f "$TMP/prompt.txt" \
+		>"$TMP/ours.out" 2>>"$TMP/ours.stats"
+done
+ours=$(best "$TMP/ours.stats")
+ptoks=$("$PY" -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["prompt_tokens"])' "$TMP/ours.stats")
+nice "$PY" tests/ref/complete_torch.py "$TMP/m" "$TMP/ids.txt" "$NEW" "$THREADS" >"$TMP/torch.json"
+torch=$(best "$TMP/torch.json")
+
+# do both choose the same greedy tokens? (our text, re-scored, gives our ids)
+"$PY" - "$TMP" <<'PYEOF' >"$TMP/ours.txt"
+import json, sys
+d = sys.argv[1]
+sys.stdout.write(open(d + "/prompt.txt").read() + json.loads(open(d + "/ours.out").readline())["text"])
+PYEOF
+"$CC" -m "$TMP/m" --score "$TMP/ours.txt" --json >"$TMP/ours.score"
+same=$("$PY" - "$TMP" "$PROMPT" <<'PYEOF'
+import json, sys
+d, n = sys.argv[1], int(sys.argv[2])
+ours = [t["id"] for t in json.load(open(d + "/ours.score"))["tokens"]][n:]
+ref = json.load(open(d + "/torch.json"))["ids"]
+k = 0
+while k < min(len(ours), len(ref)) and ours[k] == ref[k]:
+    k += 1
+print(f"{k} of {len(ref)}")
+PYEOF
+)
+
+bw=$("$BUILD/tests/test-infer" copy-bw 512 "$THREADS")
+# weights read per token: every parameter but the position table (one row of it)
+bytes=$(( 4 * (50257 * 768 + 12 * (4 * 768 + 3 * 768 * 768 + 3 * 768 + 768 * 768 + 768 + 4 * 768 * 768 + 4 * 768 + 4 * 768 * 768 + 768) + 2 * 768) ))
+"$PY" - "$ours" "$torch" "$bw" "$bytes" "$THREADS" "$NEW" "$ptoks" "$same" <<'PYEOF'
+import sys
+ours, torch, bw, nbytes = (float(x) for x in sys.argv[1:5])
+threads, new, ptoks, same = sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8]
+floor = bw * 1e9 / nbytes
+print(f"GPT-2 124M fp32, greedy, {new} new tokens after {ptoks} prompt tokens, {threads} threads")
+print(f"{'':28}{'tokens/s':>10}{'ms/token':>10}")
+print(f"{'cp-complete':28}{ours:10.2f}{1000 / ours:10.2f}")
+print(f"{'PyTorch KV cache':28}{torch:10.2f}{1000 / torch:10.2f}")
+print(f"{'bandwidth floor':28}{floor:10.2f}{1000 / floor:10.2f}   ({nbytes / 1e6:.0f} MB a token at {bw:.1f} GB/s copy)")
+print(f"cp-complete / PyTorch: {ours / torch:.2f}x   (goal >= 5x)")
+print(f"cp-complete / floor:   {100 * ours / floor:.0f}%   (goal >= 70%)")
+print(f"greedy tokens equal to PyTorch's: {same}")
+PYEOF
