@@ -145,8 +145,7 @@ static uint8_t filter_reason(const struct cfg *c, const struct doc *d)
 		return ST_ALPHA;
 	if ((s->flags & DOC_CONFIG_OR_TEST) && drop(c, d->hash, 1))
 		return ST_CONFIG;
-	/* an empty document has no keywords either (cp-hash leaves its flags all zero) */
-	if ((s->flags & DOC_NO_KEYWORDS || !d->content_len) && drop(c, d->hash, 2))
+	if ((s->flags & DOC_NO_KEYWORDS) && drop(c, d->hash, 2))
 		return ST_NOKW;
 	if (s->n_eq <= c->min_eq)
 		return ST_FEW;

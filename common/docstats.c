@@ -368,7 +368,7 @@ void docstats_compute(struct docstats_ctx *c, const void *content, size_t len,
 	uint64_t thr = (uint64_t)(0.05 * (double)n_nl);
 	if (contains_any(strip, head, kw_cfgtest) || n_config > thr || n_test > thr)
 		st->flags |= DOC_CONFIG_OR_TEST;
-	if (len && !keyword)
+	if (!keyword)	/* Python: no line holds one, so true for empty content too */
 		st->flags |= DOC_NO_KEYWORDS;
 	if (invalid)
 		st->flags |= DOC_INVALID_UTF8;

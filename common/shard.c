@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,20 +73,32 @@ struct shard_writer {
 	struct buf index;	/* u64 offset, u64 first record, per block */
 	XXH3_state_t *chain;	/* over every block checksum, in order */
 	uint64_t offset;
-	struct shard_writer *next_live;
+	struct shard_writer *volatile next_live;
 	int failed;
 };
 
-/* Live writers, so a signal handler can unlink their temporaries. */
-static struct shard_writer *live_writers;
+/* Live writers, so a signal handler can unlink their temporaries. Threads may create and
+ * close writers at once; the handler walks the list without the lock (best effort). */
+static struct shard_writer *volatile live_writers;
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void live_add(struct shard_writer *w)
+{
+	pthread_mutex_lock(&live_lock);
+	w->next_live = live_writers;
+	live_writers = w;
+	pthread_mutex_unlock(&live_lock);
+}
 
 static void live_remove(struct shard_writer *w)
 {
-	for (struct shard_writer **p = &live_writers; *p; p = &(*p)->next_live)
+	pthread_mutex_lock(&live_lock);
+	for (struct shard_writer *volatile *p = &live_writers; *p; p = &(*p)->next_live)
 		if (*p == w) {
 			*p = w->next_live;
-			return;
+			break;
 		}
+	pthread_mutex_unlock(&live_lock);
 }
 
 static char *tmp_name(const char *path)
@@ -124,8 +137,7 @@ struct shard_writer *shard_create(const char *path, uint32_t kind, const uint64_
 	w->level = 3;
 	w->chain = XXH3_createState();
 	XXH3_64bits_reset(w->chain);
-	w->next_live = live_writers;
-	live_writers = w;
+	live_add(w);
 
 	unsigned char h[HDR_SIZE];
 	hdr_pack(h, &w->info);
