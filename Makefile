@@ -117,6 +117,29 @@ $(OUT)/tokens/.done: $(OUT)/tokenizer/tokenizer.json
 		--report $(OUT)/tokens-report.json $(OUT)/clean/
 	touch $@
 
+# The demo packs short sequences and trains a small model for a few minutes on 2 cores; the
+# published CodeParrot settings are SEQ=1024 and TRAIN_FLAGS='--model codeparrot-small --batch 192
+# --steps 150000 --lr 5e-4 --warmup 2000'.
+SEQ         ?= 128
+VALID_FRAC  ?= 0.05
+TRAIN_FLAGS ?= --model tiny --layers 4 --heads 4 --width 128 --batch 8 --steps 200 --lr 2e-3 \
+	--warmup 20 --eval-every 50 --eval-batches 0 --ckpt-every 100
+.PHONY: pack train
+
+pack: $(OUT)/seqs/.done
+$(OUT)/seqs/.done: $(OUT)/tokens/.done
+	rm -rf $(OUT)/seqs
+	$(BIN)/cp-pack -T $(SEQ) --valid-frac $(VALID_FRAC) -o $(OUT)/seqs $(OUT)/tokens/ >$(OUT)/pack-report.json
+	touch $@
+
+train: $(OUT)/run/.done
+$(OUT)/run/.done: $(OUT)/seqs/.done
+	rm -rf $(OUT)/run $(OUT)/hf
+	$(BIN)/cp-train -o $(OUT)/run --train $(OUT)/seqs/train --valid $(OUT)/seqs/valid $(TRAIN_FLAGS)
+	$(BIN)/cp-train -o $(OUT)/run --export-hf $(OUT)/hf --tokenizer $(OUT)/tokenizer
+	scripts/plot-loss $(OUT)/run
+	touch $@
+
 # Cron-driven refresh: hash NEW (a directory or JSON lines), remove what duplicates the corpus
 # so far (through the persistent index) or itself, add only new clean shards to OUT/clean.
 refresh: | all
@@ -130,7 +153,7 @@ refresh: | all
 demo:
 	@scripts/deps build
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory tokens
+	@$(MAKE) --no-print-directory train
 	@OUT=$(abspath $(OUT)) BUILD=$(abspath $(BUILD)) scripts/demo-summary
 
 deps:
