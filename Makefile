@@ -123,7 +123,7 @@ $(OUT)/tokens/.done: $(OUT)/tokenizer/tokenizer.json
 SEQ         ?= 128
 VALID_FRAC  ?= 0.05
 TRAIN_FLAGS ?= --model tiny --layers 4 --heads 4 --width 128 --batch 8 --steps 200 --lr 2e-3 \
-	--warmup 20 --eval-every 50 --eval-batches 0 --ckpt-every 100
+	--warmup 20 --eval-every 50 --eval-batches 25 --ckpt-every 100
 .PHONY: pack train
 
 pack: $(OUT)/seqs/.done
@@ -140,6 +140,21 @@ $(OUT)/run/.done: $(OUT)/seqs/.done
 	scripts/plot-loss $(OUT)/run
 	touch $@
 
+# Evaluation: a few completions from the trained model, a file scored token by token, and the
+# HumanEval harness checked on the canonical solutions (all must pass).
+HUMANEVAL ?= $(firstword $(wildcard ../shared/data/humaneval/HumanEval.jsonl.gz))
+PROMPTS   ?= 'def fibonacci(n):' 'import os' 'class Stack:'
+.PHONY: eval
+eval: $(OUT)/run/.done
+	@test -n "$(HUMANEVAL)" || { echo "set HUMANEVAL=path/to/HumanEval.jsonl.gz" >&2; exit 2; }
+	mkdir -p $(OUT)/eval
+	for p in $(PROMPTS); do printf '%s' "$$p"; $(BIN)/cp-complete -m $(OUT)/run -t $(OUT)/tokenizer -N 48 -T 0.2 -p 0.95 \
+		-S '\ndef' -S '\nclass' "$$p"; printf '\n----\n'; done | tee $(OUT)/eval/completions.txt
+	$(BIN)/cp-complete -m $(OUT)/run -t $(OUT)/tokenizer --score tests/ref/codeparrot_ref.py --json >$(OUT)/eval/score.json
+	scripts/humaneval-canonical $(HUMANEVAL) $(OUT)/eval/canonical-samples.jsonl
+	$(BIN)/cp-humaneval evaluate --problems $(HUMANEVAL) --samples $(OUT)/eval/canonical-samples.jsonl \
+		-o $(OUT)/eval/canonical-results.jsonl | tee $(OUT)/eval/canonical-summary.json
+
 # Cron-driven refresh: hash NEW (a directory or JSON lines), remove what duplicates the corpus
 # so far (through the persistent index) or itself, add only new clean shards to OUT/clean.
 refresh: | all
@@ -154,6 +169,7 @@ demo:
 	@scripts/deps build
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory train
+	@$(MAKE) --no-print-directory eval
 	@OUT=$(abspath $(OUT)) BUILD=$(abspath $(BUILD)) scripts/demo-summary
 
 deps:

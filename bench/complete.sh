@@ -24,8 +24,8 @@ CC="$BUILD/bin/cp-complete"
 
 # a prompt of exactly PROMPT tokens: the first tokens of our own source
 cat common/*.c >"$TMP/src.txt"
-head -c 20000 "$TMP/src.txt" >"$TMP/src20k.txt"
-"$CC" -m "$TMP/m" --score "$TMP/src20k.txt" --json >"$TMP/score.json"
+head -c 1500 "$TMP/src.txt" >"$TMP/head.txt"
+"$CC" -m "$TMP/m" --score "$TMP/head.txt" --json >"$TMP/score.json"
 "$PY" - "$TMP" "$PROMPT" <<'PYEOF'
 import json, sys
 d, n = sys.argv[1], int(sys.argv[2])

@@ -346,8 +346,11 @@ static int run_one(const struct complete_model *cm, const struct opts *o)
 		if (o->json) {
 			buf_printf(&b, "{\"index\":%u,\"text\":", i);
 			json_str(&b, s->text.p, s->text.len);
-			buf_printf(&b, ",\"finish_reason\":\"%s\",\"tokens\":%u}\n", s->finish,
+			buf_printf(&b, ",\"finish_reason\":\"%s\",\"tokens\":%u,\"ids\":[", s->finish,
 				   s->n_tokens);
+			for (uint32_t j = 0; j < s->n_tokens; j++)
+				buf_printf(&b, "%s%u", j ? "," : "", s->ids[j]);
+			buf_puts(&b, "]}\n");
 		} else {
 			if (i)
 				buf_puts(&b, "---\n");

@@ -1,6 +1,8 @@
 /* cp-humaneval: HumanEval for cp models: run samples' programs in the sandbox (common/sandbox.c),
  * judge them as openai/human-eval does, and report pass@k. Subcommands, so that generation
  * (which needs a model) can join evaluation under one name. */
+#include "bpe.h"
+#include "complete.h"
 #include "die.h"
 #include "humaneval.h"
 #include "io.h"
@@ -26,29 +28,44 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <utf8proc.h>
 
 static const char usage_text[] =
 	"usage: cp-humaneval evaluate --problems FILE --samples SAMPLES [-j N] [--timeout S] [-o RESULTS]\n"
 	"                    [-k LIST] [--memory BYTES] [--python PATH] [--guard] [--cold] [--unsafe-no-isolation] [-v]\n"
 	"       cp-humaneval sandbox [--python PATH] [--cold] [--unsafe-no-isolation]\n"
-	"       cp-humaneval generate -m MODEL --problems FILE [-n N] -o SAMPLES\n"
-	"       cp-humaneval run -m MODEL --problems FILE [-n N] [-j N] [-o RESULTS]\n"
+	"       cp-humaneval generate -m MODEL --problems FILE [-n N] [-j N] -o SAMPLES [--tokenizer PATH]\n"
+	"                    [--temperature T] [--top-p P] [--top-k K] [--max-tokens N] [--seed S] [--batch B] [--limit N]\n"
+	"       cp-humaneval run -m MODEL --problems FILE [-n N] [-j N] --samples SAMPLES [-o RESULTS]\n"
+	"                    [generate's options] [evaluate's options]\n"
 	"\n"
 	"  evaluate        run every sample's program in the sandbox; results in the samples' order\n"
 	"  sandbox         print the protections this machine allows and test the sandbox\n"
-	"  generate, run   not available yet: they need a model (exit 1)\n"
+	"  generate        sample completions of each problem's prompt from a model\n"
+	"  run             generate, then evaluate what was generated\n"
 	"  --problems FILE HumanEval problems (JSON lines, plain, .gz or .zst)\n"
-	"  --samples FILE  {\"task_id\", \"completion\"} JSON lines\n"
-	"  -j N            parallel candidates (default: all cores)\n"
+	"  --samples FILE  {\"task_id\", \"completion\"} JSON lines (run: where they are written)\n"
+	"  -j N            parallel candidates, and problems generated at once (default: all cores)\n"
 	"  --timeout S     seconds per program (default 3); the group is killed 1 s later\n"
-	"  -o RESULTS      write one result line per sample ('-' for standard output)\n"
+	"  -o FILE         evaluate, run: one result line per sample; generate: the samples\n"
+	"                  ('-' for standard output)\n"
 	"  -k LIST         pass@k values to estimate (default 1,10,100)\n"
 	"  --memory BYTES  address-space limit per candidate (default 1G; k, M, G suffixes)\n"
 	"  --python PATH   the interpreter (default: python3 on PATH, else /usr/bin/python3)\n"
 	"  --guard         also disable what human-eval's reliability_guard disables\n"
 	"  --cold          a fresh sandbox and interpreter for every candidate (slower)\n"
 	"  --unsafe-no-isolation  run with rlimits alone where namespaces are unavailable\n"
-	"  -v              one line per sample on standard error, with its output\n";
+	"  -v              one line per sample on standard error, with its output\n"
+	"  -m MODEL        cp-train run directory or checkpoint, or Hugging Face GPT-2 directory\n"
+	"  --tokenizer PATH  the tokenizer, when it is not beside the model\n"
+	"  -n N            samples per problem (default 200)\n"
+	"  --temperature T sampling temperature (default 0.2; 0: greedy)\n"
+	"  --top-p P       nucleus sampling (default 0.95; 1: off)\n"
+	"  --top-k K       sample from the K likeliest tokens (default 0: off)\n"
+	"  --max-tokens N  new tokens per sample (default 256)\n"
+	"  --seed S        random seed (default 0)\n"
+	"  --batch B       samples of a problem decoded together (default 50)\n"
+	"  --limit N       only the first N problems\n";
 
 static void usage(int code)
 {
@@ -408,6 +425,15 @@ static void parse_ks(struct eval_opts *o, const char *s)
 		die_usage("option '-k' needs a list like 1,10,100");
 }
 
+static void eval_defaults(struct eval_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->jobs = cpu_count();
+	o->timeout = 3.0;
+	o->memory = 1ULL << 30;
+	o->ks[0] = 1, o->ks[1] = 10, o->ks[2] = 100, o->nk = 3;
+}
+
 static int parse_eval(int argc, char **argv, struct eval_opts *o, int sandbox_only)
 {
 	static const struct option longopts[] = {
@@ -422,11 +448,7 @@ static int parse_eval(int argc, char **argv, struct eval_opts *o, int sandbox_on
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	memset(o, 0, sizeof *o);
-	o->jobs = cpu_count();
-	o->timeout = 3.0;
-	o->memory = 1ULL << 30;
-	o->ks[0] = 1, o->ks[1] = 10, o->ks[2] = 100, o->nk = 3;
+	eval_defaults(o);
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hj:o:k:v", longopts, NULL)) != -1) {
@@ -559,7 +581,7 @@ static void write_results(const struct eval_opts *o, const struct he_samples *ss
 
 /* pass@k over the problems that have samples, in the problems file's order */
 static void print_summary(const struct eval_opts *o, const struct he_problems *ps,
-			  const struct he_samples *ss, const struct verdict *v)
+			  const struct he_samples *ss, const struct verdict *v, int quiet_missing)
 {
 	uint64_t *n = xcalloc(ps->n, sizeof *n), *c = xcalloc(ps->n, sizeof *c);
 	size_t timed_out = 0, passed = 0;
@@ -576,7 +598,7 @@ static void print_summary(const struct eval_opts *o, const struct he_problems *p
 			c[m] = c[p];
 			m++;
 		}
-	if (m < ps->n)
+	if (m < ps->n && !quiet_missing)
 		warning("%zu of %zu problems have no samples; pass@k is over the other %zu",
 			ps->n - m, ps->n, m);
 	struct buf b = { 0 };
@@ -597,33 +619,51 @@ static void print_summary(const struct eval_opts *o, const struct he_problems *p
 	free(c);
 }
 
+/* Judge the samples file O->samples against PS and print the summary; QUIET_MISSING when
+ * problems without samples were left out on purpose (run --limit). */
+static void evaluate_file(const struct eval_opts *o, const struct he_problems *ps,
+			  struct judge *j, int quiet_missing)
+{
+	struct he_samples ss;
+	if (he_samples_load(o->samples, ps, &ss))
+		exit(EXIT_ERR);
+	struct verdict *v = xcalloc(ss.n ? ss.n : 1, sizeof *v);
+	evaluate_all(j, ps, &ss, v, o);
+	if (o->out)
+		write_results(o, &ss, v);
+	print_summary(o, ps, &ss, v, quiet_missing);
+	for (size_t i = 0; i < ss.n; i++)
+		free(v[i].text);
+	free(v);
+	he_samples_free(&ss);
+}
+
+static void judge_close(struct judge *j)
+{
+	judge_close_sessions(j);
+	sbx_free(j->sb);
+	free(j->python);
+}
+
 static int cmd_evaluate(int argc, char **argv)
 {
 	struct eval_opts o;
 	parse_eval(argc, argv, &o, 0);
 	struct he_problems ps;
-	struct he_samples ss;
 	if (he_problems_load(o.problems, &ps))
 		return EXIT_ERR;
+	/* a malformed samples file is found before the sandbox starts */
+	struct he_samples ss;
 	if (he_samples_load(o.samples, &ps, &ss)) {
 		he_problems_free(&ps);
 		return EXIT_ERR;
 	}
+	he_samples_free(&ss);
 	struct judge j = { 0 };
 	judge_open(&j, &o);
 	judge_describe(&j, stderr);
-	struct verdict *v = xcalloc(ss.n ? ss.n : 1, sizeof *v);
-	evaluate_all(&j, &ps, &ss, v, &o);
-	if (o.out)
-		write_results(&o, &ss, v);
-	print_summary(&o, &ps, &ss, v);
-	for (size_t i = 0; i < ss.n; i++)
-		free(v[i].text);
-	free(v);
-	judge_close_sessions(&j);
-	sbx_free(j.sb);
-	free(j.python);
-	he_samples_free(&ss);
+	evaluate_file(&o, &ps, &j, 0);
+	judge_close(&j);
 	he_problems_free(&ps);
 	close_stdout();
 	return EXIT_OK;
@@ -643,6 +683,396 @@ static int cmd_sandbox(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* ---- generate ---- */
+
+/* the published CodeParrot/Codex stop strings: the function body ends where top-level code starts */
+static const char *const gen_stops[] = { "\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif" };
+
+struct gen_opts {
+	const char *model, *tokenizer, *problems, *out;
+	uint32_t n, max_tokens, top_k, batch;
+	double temperature, top_p;
+	uint64_t seed;
+	size_t limit;
+	int jobs;
+};
+
+static void gen_defaults(struct gen_opts *g)
+{
+	memset(g, 0, sizeof *g);
+	g->n = 200;
+	g->max_tokens = 256;
+	g->temperature = 0.2;
+	g->top_p = 0.95;
+	g->batch = 50;
+	g->jobs = cpu_count();
+}
+
+/* Python's str.isspace() (Unicode White_Space, as Python defines it) */
+static int py_isspace(uint32_t c)
+{
+	return (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20) || c == 0x85 || c == 0xa0 ||
+	       c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 ||
+	       c == 0x202f || c == 0x205f || c == 0x3000;
+}
+
+/* Python's str.strip() on UTF-8: [*b, *e) is S without white space at either end */
+static void py_strip(const char *s, size_t n, size_t *b, size_t *e)
+{
+	const utf8proc_uint8_t *u = (const utf8proc_uint8_t *)s;
+	size_t i = 0, j = n;
+	utf8proc_int32_t c;
+	while (i < j) {
+		utf8proc_ssize_t k = utf8proc_iterate(u + i, (utf8proc_ssize_t)(j - i), &c);
+		if (k <= 0 || !py_isspace((uint32_t)c))
+			break;
+		i += (size_t)k;
+	}
+	while (j > i) {
+		size_t st = j - 1;
+		while (st > i && j - st < 4 && (u[st] & 0xc0) == 0x80)
+			st--;
+		utf8proc_ssize_t k = utf8proc_iterate(u + st, (utf8proc_ssize_t)(j - st), &c);
+		if (k != (utf8proc_ssize_t)(j - st) || !py_isspace((uint32_t)c))
+			break;
+		j = st;
+	}
+	*b = i;
+	*e = j;
+}
+
+/* Length of the valid UTF-8 sequence at S (N bytes left), or 0 with *BAD the length of its
+ * longest valid start (at least 1), which Python's "replace" handler makes one U+FFFD. */
+static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t len;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+	else
+		len = 0;
+	size_t i = 1;
+	for (; len && i < len && i < n; i++) {
+		if (s[i] < lo || s[i] > hi)
+			break;
+		lo = 0x80, hi = 0xbf;
+	}
+	if (len && i == len)
+		return len;
+	*bad = i;
+	return 0;
+}
+
+/* The completion as text, as Hugging Face's tokenizers decode bytes (errors="replace"): a
+ * sample cut inside a character, or a model that emits stray bytes, still gives valid UTF-8. */
+static void gen_text(struct buf *out, const unsigned char *s, size_t n)
+{
+	buf_reset(out);
+	for (size_t i = 0; i < n;) {
+		size_t bad = 0, k = utf8_seq(s + i, n - i, &bad);
+		if (k) {
+			buf_put(out, s + i, k);
+			i += k;
+		} else {
+			buf_puts(out, "\xef\xbf\xbd");
+			i += bad;
+		}
+	}
+	buf_putc(out, 0);
+	out->len--;
+}
+
+static uint64_t gen_mix(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ULL;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Batch C of problem P draws from its own seed, so that no sample depends on which thread
+ * generated which problem, or when. */
+static uint64_t gen_seed(uint64_t seed, size_t p, size_t c)
+{
+	return gen_mix(gen_mix(gen_mix(seed) ^ (uint64_t)p) ^ (uint64_t)c);
+}
+
+struct gen_problem {
+	uint32_t *ids;		/* "<|endoftext|>" + the prompt stripped, encoded */
+	size_t n_ids;
+	struct buf lines;	/* its sample lines */
+	uint64_t tokens;	/* generated */
+	char *err;
+};
+
+/* Encode every prompt before any generation, so that one the model cannot take is reported
+ * at once rather than hours into a run. */
+static void gen_encode(const struct complete_model *cm, const struct gen_opts *o,
+		       const struct he_problems *ps, struct gen_problem *g, size_t np)
+{
+	if (cm->tok.eot == BPE_NONE)
+		die("'%s': the tokenizer has no <|endoftext|> token, which starts every prompt",
+		    o->tokenizer ? o->tokenizer : o->model);
+	struct bpe_encoder *e = bpe_encoder_new(&cm->tok);
+	struct buf text = { 0 };
+	uint32_t n_ctx = cm->m.cfg.n_ctx;
+	for (size_t i = 0; i < np; i++) {
+		const struct he_problem *p = &ps->v[i];
+		size_t b, end;
+		py_strip(p->prompt.p, p->prompt.len, &b, &end);
+		buf_reset(&text);
+		buf_puts(&text, "<|endoftext|>");
+		buf_put(&text, p->prompt.p + b, end - b);
+		struct u32vec ids = { 0 };
+		bpe_encode(e, text.p, text.len, 1, &ids);
+		if (ids.n >= n_ctx)
+			die("'%s': problem '%s': the prompt has %zu tokens; the model's context holds "
+			    "%u, new tokens included", o->problems, p->task_id.p, ids.n, n_ctx);
+		g[i].ids = ids.v;
+		g[i].n_ids = ids.n;
+	}
+	buf_free(&text);
+	bpe_encoder_free(e);
+}
+
+/* Problem P's samples, in batches of at most o->batch. Greedy decoding gives one answer:
+ * it is decoded once and repeated. */
+static void gen_problem_run(const struct complete_model *cm, const struct gen_opts *o,
+			    const struct he_problem *prob, size_t p, struct gen_problem *g)
+{
+	struct complete_params cp;
+	complete_params_default(&cp);
+	cp.max_tokens = o->max_tokens;
+	cp.temperature = o->temperature;
+	cp.top_k = o->top_k;
+	cp.top_p = o->top_p;
+	cp.stop = gen_stops;
+	cp.n_stop = sizeof gen_stops / sizeof *gen_stops;
+	int greedy = o->temperature == 0;
+	struct buf text = { 0 };
+	for (uint32_t done = 0, c = 0; done < o->n; c++) {
+		uint32_t rest = o->n - done;
+		cp.n = greedy ? 1 : rest < o->batch ? rest : o->batch;
+		cp.seed = gen_seed(o->seed, p, c);
+		struct complete_result r;
+		if (complete_generate_ids(cm, g->ids, g->n_ids, &cp, &r, &g->err))
+			break;
+		uint32_t got = greedy ? rest : cp.n;
+		for (uint32_t i = 0; i < got; i++) {
+			const struct complete_sample *s = &r.s[greedy ? 0 : i];
+			gen_text(&text, s->text.p, s->text.len);
+			he_sample_line(&g->lines, prob->task_id.p, prob->task_id.len,
+				       (const char *)text.p, text.len);
+			g->tokens += s->n_tokens;
+		}
+		done += got;
+		complete_result_free(&r);
+	}
+	buf_free(&text);
+}
+
+static double gen_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Problems in parallel, one thread each (nested regions run on the calling thread); with
+ * fewer problems than threads left, a single problem's products use the threads instead. */
+static void gen_all(const struct complete_model *cm, const struct gen_opts *o,
+		    const struct he_problems *ps, struct gen_problem *g, size_t np)
+{
+	int progress = is_tty(2);
+	size_t done = 0;
+	uint64_t tokens = 0;
+	double t0 = gen_now();
+	int outer = (size_t)o->jobs < np ? o->jobs : (int)np;
+	omp_set_max_active_levels(1);
+	omp_set_num_threads(o->jobs);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(outer > 0 ? outer : 1)
+	for (size_t p = 0; p < np; p++) {
+		gen_problem_run(cm, o, &ps->v[p], p, &g[p]);
+#pragma omp critical(gen_report)
+		{
+			done++;
+			tokens += g[p].tokens;
+			if (progress)
+				fprintf(stderr, "\r%s: generated %zu/%zu problems, %.0f tokens/s", cp_progname,
+					done, np, (double)tokens / (gen_now() - t0 + 1e-9));
+		}
+	}
+	if (progress)
+		fputc('\n', stderr);
+	for (size_t p = 0; p < np; p++)
+		if (g[p].err)
+			die("problem '%s': %s", ps->v[p].task_id.p, g[p].err);
+}
+
+/* in problem order; FILE.tmp renamed into place when complete */
+static void gen_write(const char *out, const struct gen_problem *g, size_t np)
+{
+	int to_stdout = !strcmp(out, "-");
+	char *tmp = to_stdout ? NULL : xasprintf("%s.tmp", out);
+	FILE *f = to_stdout ? stdout : fopen(tmp, "w");
+	if (!f)
+		die_errno("cannot create '%s'", tmp);
+	for (size_t p = 0; p < np; p++)
+		if (g[p].lines.len && fwrite(g[p].lines.p, 1, g[p].lines.len, f) != g[p].lines.len)
+			die_errno("cannot write '%s'", to_stdout ? "standard output" : tmp);
+	if (!to_stdout) {
+		if (fflush(f) || ferror(f) || fsync(fileno(f)) || fclose(f))
+			die_errno("cannot write '%s'", tmp);
+		if (rename(tmp, out))
+			die_errno("cannot rename '%s' to '%s'", tmp, out);
+		free(tmp);
+	}
+}
+
+/* Load the model, generate the samples of the first problems and write them to OUT. */
+static void generate(const struct gen_opts *o, const struct he_problems *ps, const char *out)
+{
+	struct complete_model cm;
+	if (complete_load(&cm, o->model, o->tokenizer))
+		exit(EXIT_ERR);
+	size_t np = o->limit && o->limit < ps->n ? o->limit : ps->n;
+	struct gen_problem *g = xcalloc(np ? np : 1, sizeof *g);
+	gen_encode(&cm, o, ps, g, np);
+	gen_all(&cm, o, ps, g, np);
+	gen_write(out, g, np);
+	for (size_t p = 0; p < np; p++) {
+		free(g[p].ids);
+		buf_free(&g[p].lines);
+	}
+	free(g);
+	complete_free(&cm);
+}
+
+enum { O_TOKENIZER = 256, O_TEMPERATURE, O_TOP_P, O_TOP_K, O_MAX_TOKENS, O_SEED, O_BATCH,
+       O_LIMIT };
+
+/* generate's options, and for run evaluate's too (E) */
+static void parse_gen(int argc, char **argv, struct gen_opts *g, struct eval_opts *e, int run)
+{
+	static const struct option longopts[] = {
+		{ "model", required_argument, NULL, 'm' },
+		{ "problems", required_argument, NULL, 'P' },
+		{ "tokenizer", required_argument, NULL, O_TOKENIZER },
+		{ "temperature", required_argument, NULL, O_TEMPERATURE },
+		{ "top-p", required_argument, NULL, O_TOP_P },
+		{ "top-k", required_argument, NULL, O_TOP_K },
+		{ "max-tokens", required_argument, NULL, O_MAX_TOKENS },
+		{ "seed", required_argument, NULL, O_SEED },
+		{ "batch", required_argument, NULL, O_BATCH },
+		{ "limit", required_argument, NULL, O_LIMIT },
+		{ "samples", required_argument, NULL, 'S' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "memory", required_argument, NULL, 'M' },
+		{ "python", required_argument, NULL, 'Y' },
+		{ "guard", no_argument, NULL, 'G' },
+		{ "cold", no_argument, NULL, 'C' },
+		{ "unsafe-no-isolation", no_argument, NULL, 'U' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	gen_defaults(g);
+	eval_defaults(e);
+	int c, li = -1;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hm:n:j:o:k:v", longopts, &li)) != -1) {
+		if (!run && c > 0 && c < 256 && strchr("STMYGCUkv", c))
+			die_usage("option '%s%s' goes with evaluate and run, not generate",
+				  li >= 0 ? "--" : "-", li >= 0 ? longopts[li].name : (char[]){ (char)c, 0 });
+		li = -1;
+		switch (c) {
+		case 'm': g->model = optarg; break;
+		case 'P': g->problems = e->problems = optarg; break;
+		case O_TOKENIZER: g->tokenizer = optarg; break;
+		case O_TEMPERATURE: g->temperature = opt_double("--temperature", optarg, 0, 100); break;
+		case O_TOP_P: g->top_p = opt_double("--top-p", optarg, 0, 1); break;
+		case O_TOP_K: g->top_k = (uint32_t)opt_u64("--top-k", optarg, 0, UINT32_MAX); break;
+		case O_MAX_TOKENS:
+			g->max_tokens = (uint32_t)opt_u64("--max-tokens", optarg, 1, 1u << 20);
+			break;
+		case O_SEED: g->seed = opt_u64("--seed", optarg, 0, UINT64_MAX); break;
+		case O_BATCH: g->batch = (uint32_t)opt_u64("--batch", optarg, 1, 65536); break;
+		case O_LIMIT: g->limit = opt_u64("--limit", optarg, 1, SIZE_MAX); break;
+		case 'n': g->n = (uint32_t)opt_u64("-n", optarg, 1, 1000000); break;
+		case 'j': g->jobs = e->jobs = opt_threads("-j", optarg); break;
+		case 'o': if (run) e->out = optarg; else g->out = optarg; break;
+		case 'S': e->samples = optarg; break;
+		case 'T': e->timeout = opt_double("--timeout", optarg, 0.001, 86400); break;
+		case 'M': e->memory = opt_u64("--memory", optarg, 16000000, UINT64_MAX); break;
+		case 'Y': e->python = optarg; break;
+		case 'G': e->guard = 1; break;
+		case 'C': e->cold = 1; break;
+		case 'U': e->unsafe = 1; break;
+		case 'k': parse_ks(e, optarg); break;
+		case 'v': e->verbose = 1; break;
+		case 'h': usage(0); break;
+		default: usage(EXIT_USAGE);
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (g->top_p == 0)
+		die_usage("option '--top-p' must be above 0");
+	const char *sub = run ? "run" : "generate";
+	if (!g->model)
+		die_usage("%s needs -m MODEL", sub);
+	if (!g->problems)
+		die_usage("%s needs --problems FILE", sub);
+	if (!run && !g->out)
+		die_usage("generate needs -o SAMPLES");
+	if (run && !e->samples)
+		die_usage("run needs --samples SAMPLES (where the samples are written)");
+	if (run && !strcmp(e->samples, "-"))
+		die_usage("run writes its samples to a file, not standard output");
+	if (run && e->out && !strcmp(e->out, e->samples))
+		die_usage("run: the samples and the results need two files");
+}
+
+static int cmd_generate(int argc, char **argv)
+{
+	struct gen_opts g;
+	struct eval_opts e;
+	parse_gen(argc, argv, &g, &e, 0);
+	struct he_problems ps;
+	if (he_problems_load(g.problems, &ps))
+		return EXIT_ERR;
+	generate(&g, &ps, g.out);
+	he_problems_free(&ps);
+	close_stdout();
+	return EXIT_OK;
+}
+
+/* The sandbox is checked first: a machine that cannot judge should not spend hours
+ * generating. */
+static int cmd_run(int argc, char **argv)
+{
+	struct gen_opts g;
+	struct eval_opts e;
+	parse_gen(argc, argv, &g, &e, 1);
+	struct he_problems ps;
+	if (he_problems_load(g.problems, &ps))
+		return EXIT_ERR;
+	struct judge j = { 0 };
+	judge_open(&j, &e);
+	judge_describe(&j, stderr);
+	generate(&g, &ps, e.samples);
+	evaluate_file(&e, &ps, &j, g.limit != 0);
+	judge_close(&j);
+	he_problems_free(&ps);
+	close_stdout();
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	cp_setprogname(argv[0]);
@@ -655,13 +1085,10 @@ int main(int argc, char **argv)
 		return cmd_evaluate(argc - 1, argv + 1);
 	if (!strcmp(sub, "sandbox"))
 		return cmd_sandbox(argc - 1, argv + 1);
-	if (!strcmp(sub, "generate") || !strcmp(sub, "run")) {
-		for (int i = 2; i < argc; i++)
-			if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
-				usage(0);
-		die("'%s' is not available yet: it needs a model (cp-complete), which this build "
-		    "does not have", sub);
-	}
+	if (!strcmp(sub, "generate"))
+		return cmd_generate(argc - 1, argv + 1);
+	if (!strcmp(sub, "run"))
+		return cmd_run(argc - 1, argv + 1);
 	if (sub[0] == '-')
 		die_usage("unknown option '%s'", sub);
 	die_usage("unknown subcommand '%s' (evaluate, sandbox, generate, run)", sub);

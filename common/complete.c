@@ -212,8 +212,12 @@ int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, 
 	res->n = B;
 	res->prompt_tokens = (uint32_t)n_ids;
 	res->s = xcalloc(B, sizeof(*res->s));
-	for (uint32_t b = 0; b < B; b++)
+	for (uint32_t b = 0; b < B; b++) {
 		res->s[b].finish = "length";
+		/* at most n_ctx - n_ids + 1 tokens fit */
+		res->s[b].ids = xreallocarray(NULL, p->max_tokens < n_ctx ? p->max_tokens + 1 : n_ctx,
+					      sizeof(uint32_t));
+	}
 	if (p->max_tokens == 0)
 		return 0;
 	size_t longest = 0;
@@ -239,7 +243,7 @@ int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, 
 	infer_forward(st, &zero, 1, ids, (int)n_ids, logits, 0);
 	double t1 = now();
 	for (uint32_t b = 0; b < B; b++) {
-		sample_seed(&rng[b], p->seed, b);
+		sample_seed(&rng[b], p->seed, p->stream0 + b);
 		rows[b] = (int)b;
 		if (b) {
 			infer_copy_row(st, (int)b, 0);
@@ -248,7 +252,7 @@ int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, 
 	}
 	int nr = (int)B;
 	while (nr > 0) {
-		#pragma omp parallel for schedule(dynamic, 1) if (nr > 1)
+		#pragma omp parallel for schedule(dynamic, 1) if (nr > 1 && (size_t)nr * V >= (1 << 17))
 		for (int i = 0; i < nr; i++) {
 			float *l = logits + (size_t)i * V;
 			for (uint32_t v = 0; v < V; v++)
@@ -259,7 +263,7 @@ int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, 
 		for (int i = 0; i < nr; i++) {
 			struct complete_sample *s = &res->s[rows[i]];
 			uint32_t t = next[i];
-			s->n_tokens++;
+			s->ids[s->n_tokens++] = t;
 			if (t == cm->tok.eot && !p->no_eot_stop) {
 				s->finish = "stop";
 				continue;
@@ -296,8 +300,10 @@ int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, 
 
 void complete_result_free(struct complete_result *r)
 {
-	for (uint32_t i = 0; r->s && i < r->n; i++)
+	for (uint32_t i = 0; r->s && i < r->n; i++) {
 		buf_free(&r->s[i].text);
+		free(r->s[i].ids);
+	}
 	free(r->s);
 	memset(r, 0, sizeof(*r));
 }
@@ -338,7 +344,7 @@ int complete_score_text(const struct complete_model *cm, const void *text, size_
 			size_t ce = c + SCORE_CHUNK < end ? c + SCORE_CHUNK : end;
 			infer_forward(st, &zero, 1, ids + c, (int)(ce - c), logits, 1);
 			/* logits after token q predict token q + 1 */
-			#pragma omp parallel for schedule(static)
+			#pragma omp parallel for schedule(static) if ((ce - c) * V >= (1 << 17))
 			for (size_t q = c; q < ce; q++) {
 				if (q + 1 < done || q + 1 >= end)
 					continue;

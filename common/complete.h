@@ -34,6 +34,7 @@ struct complete_params {
 	uint32_t top_k;		/* 0: off */
 	double top_p;		/* 1: off */
 	uint64_t seed;
+	uint64_t stream0;	/* sample i draws from stream stream0 + i of seed */
 	const char *const *stop;	/* stop strings (NUL-terminated, non-empty) */
 	size_t n_stop;
 	int no_eot_stop;	/* keep going past <|endoftext|> */
@@ -45,6 +46,7 @@ struct complete_sample {
 	struct buf text;	/* the completion alone, stop string cut */
 	const char *finish;	/* "stop" (a stop string or <|endoftext|>) or "length" */
 	uint32_t n_tokens;	/* tokens generated, the stopping one included */
+	uint32_t *ids;		/* those tokens */
 };
 
 struct complete_result {
@@ -55,8 +57,10 @@ struct complete_result {
 };
 
 /* Encode PROMPT (<|endoftext|> in it becomes that token; an empty prompt is <|endoftext|>) and
- * generate P->n samples, decoded together as one batch. Sample i draws from stream i of
- * P->seed. 0, or -1 with *ERR set (malloc'd) when the request cannot be served: a prompt that
+ * generate P->n samples, decoded together as one batch. Sample i draws from stream
+ * P->stream0 + i of P->seed, so many samples can be made in smaller batches (the cache takes
+ * 8 * n_layer * n_embd * n * (prompt + max_tokens) bytes) and still be the ones one seed
+ * names. 0, or -1 with *ERR set (malloc'd) when the request cannot be served: a prompt that
  * leaves no room in the context, or one longer than MAX_PROMPT tokens (0: no limit). */
 int complete_generate(const struct complete_model *cm, const void *prompt, size_t len,
 		      const struct complete_params *p, uint32_t max_prompt,

@@ -10,6 +10,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,8 @@
 /* output tiles of the many-rows product and of the logits */
 #define TILE_M 128
 #define TILE_N 512
+/* below this many multiply-adds a loop runs on one thread: waking the others costs more */
+#define PAR_MIN (1 << 17)
 
 struct infer {
 	const struct gpt2_model *m;
@@ -44,12 +47,19 @@ static float *fbuf(size_t n)
 	return p;
 }
 
+static void blas_single(void)
+{
+	openblas_set_num_threads(1);
+}
+
 struct infer *infer_new(const struct gpt2_model *m, int maxB, int maxT)
 {
+	/* once: states may be made on several threads at a time */
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	if (maxB < 1 || maxT < 1 || (uint32_t)maxT > m->cfg.n_ctx)
 		die("inference state of %d x %d for a model of context %u", maxB, maxT,
 		    m->cfg.n_ctx);
-	openblas_set_num_threads(1);
+	pthread_once(&once, blas_single);
 	struct infer *s = xcalloc(1, sizeof(*s));
 	s->m = m;
 	s->maxB = maxB;
@@ -149,7 +159,8 @@ static void linear(struct infer *s, float *out, const float *in, const float *w,
 	if (M <= FEW_ROWS) {
 		size_t nblk = (IC + KBLOCK - 1) / KBLOCK;
 		float *part = s->part;
-		#pragma omp parallel for schedule(static)
+		int par = M * IC * OC >= PAR_MIN;
+		#pragma omp parallel for schedule(static) if (par)
 		for (size_t k = 0; k < nblk; k++) {
 			size_t k0 = k * KBLOCK, kn = IC - k0 < KBLOCK ? IC - k0 : KBLOCK;
 			float *p = part + k * M * OC;
@@ -162,7 +173,7 @@ static void linear(struct infer *s, float *out, const float *in, const float *w,
 					    w + k0 * OC, (blasint)OC, 0, p, (blasint)OC);
 		}
 		size_t n = M * OC;
-		#pragma omp parallel for schedule(static)
+		#pragma omp parallel for schedule(static) if (par)
 		for (size_t c0 = 0; c0 < n; c0 += 256) {
 			size_t c1 = c0 + 256 < n ? c0 + 256 : n;
 			for (size_t i = c0; i < c1; i++) {
@@ -174,7 +185,7 @@ static void linear(struct infer *s, float *out, const float *in, const float *w,
 		}
 		return;
 	}
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(static) if (M * OC >= PAR_MIN)
 	for (size_t r = 0; r < M; r++) {
 		float *o = out + r * OC;
 		if (acc)
@@ -184,7 +195,7 @@ static void linear(struct infer *s, float *out, const float *in, const float *w,
 			memcpy(o, b, OC * sizeof(float));
 	}
 	size_t nti = (M + TILE_M - 1) / TILE_M, ntj = (OC + TILE_N - 1) / TILE_N;
-	#pragma omp parallel for schedule(dynamic, 1)
+	#pragma omp parallel for schedule(dynamic, 1) if (M * IC * OC >= PAR_MIN)
 	for (size_t t = 0; t < nti * ntj; t++) {
 		size_t i0 = (t / ntj) * TILE_M, j0 = (t % ntj) * TILE_N;
 		size_t mi = M - i0 < TILE_M ? M - i0 : TILE_M, nj = OC - j0 < TILE_N ? OC - j0 : TILE_N;
@@ -200,7 +211,7 @@ static void lm_head(const struct infer *s, float *logits, const float *x, size_t
 	const float *wte = param(s->m, GPT2_WTE, 0);
 	size_t V = (size_t)s->V, C = (size_t)s->C;
 	size_t nti = (M + TILE_M - 1) / TILE_M, ntj = (V + TILE_N - 1) / TILE_N;
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(static) if (M * V * C >= PAR_MIN)
 	for (size_t t = 0; t < nti * ntj; t++) {
 		size_t i0 = (t / ntj) * TILE_M, j0 = (t % ntj) * TILE_N;
 		size_t mi = M - i0 < TILE_M ? M - i0 : TILE_M, nj = V - j0 < TILE_N ? V - j0 : TILE_N;
@@ -217,7 +228,7 @@ static void lm_head(const struct infer *s, float *logits, const float *x, size_t
 static void layernorm(float *out, const float *in, const float *w, const float *b, size_t M,
 		      size_t C)
 {
-	#pragma omp parallel for schedule(static) if (M > 1)
+	#pragma omp parallel for schedule(static) if (M * C >= PAR_MIN / 16)
 	for (size_t r = 0; r < M; r++) {
 		const float *x = in + r * C;
 		float sum = 0;
@@ -236,7 +247,7 @@ static void layernorm(float *out, const float *in, const float *w, const float *
 static void gelu(float *x, size_t n)
 {
 	const float k = 0.7978845608028654f, a = 0.044715f;
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(static) if (n >= PAR_MIN / 16)
 	for (size_t i = 0; i < n; i++) {
 		float v = x[i];
 		x[i] = 0.5f * v * (1 + tanhf(k * (v + a * v * v * v)));
@@ -256,7 +267,10 @@ static void attention(struct infer *s, int l, size_t M)
 			memcpy(s->kc + o, s->qkv + i * 3 * C + C + h * hs, hs * sizeof(float));
 			memcpy(s->vc + o, s->qkv + i * 3 * C + 2 * C + h * hs, hs * sizeof(float));
 		}
-	#pragma omp parallel
+	size_t work = 0;
+	for (size_t i = 0; i < M; i++)
+		work += (size_t)(s->pos[i] + 1) * NH * hs * 2;
+	#pragma omp parallel if (work >= PAR_MIN)
 	{
 		float *a = fbuf((size_t)s->maxT);
 		#pragma omp for schedule(static)
@@ -269,6 +283,7 @@ static void attention(struct infer *s, int l, size_t M)
 			float mx = -INFINITY;
 			for (int u = 0; u < T; u++) {
 				float d = 0;
+				#pragma omp simd reduction(+:d)
 				for (size_t j = 0; j < hs; j++)
 					d += q[j] * k[(size_t)u * hs + j];
 				d *= scale;
@@ -286,6 +301,7 @@ static void attention(struct infer *s, int l, size_t M)
 			memset(o, 0, hs * sizeof(float));
 			for (int u = 0; u < T; u++) {
 				float p = a[u] * inv;
+				#pragma omp simd
 				for (size_t j = 0; j < hs; j++)
 					o[j] += p * v[(size_t)u * hs + j];
 			}

@@ -148,7 +148,8 @@ exit_is 2 "a bad --timeout is a usage error" cp-humaneval evaluate --problems "$
 exit_is 2 "a bad -j is a usage error" cp-humaneval evaluate --problems "$EX" --samples "$EXS" -j two
 exit_is 2 "a bad -k is a usage error" cp-humaneval evaluate --problems "$EX" --samples "$EXS" -k 1,0
 exit_is 2 "an unknown subcommand is a usage error" cp-humaneval frobnicate
-exit_is 1 "generate is not available yet" cp-humaneval generate -m model --problems "$EX" -o s.jsonl
-err_like "not available yet" "... and says so"
-exit_is 1 "run is not available yet" cp-humaneval run -m model --problems "$EX"
+# (generate and run are tested in t5020)
+exit_is 1 "generate with a missing model" cp-humaneval generate -m model --problems "$EX" -o s.jsonl
+err_like "'model'" "... names it"
+exit_is 2 "run without --samples is a usage error" cp-humaneval run -m model --problems "$EX"
 done_testing

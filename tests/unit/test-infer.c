@@ -142,23 +142,39 @@ static void test_batch(void)
 	infer_forward(b, r12, 2, t12, 1, lb, 0);
 	ok(!memcmp(lb, lb + V, V * sizeof(float)), "a copied row continues exactly like its source");
 
-	float *x1 = xmalloc(V * sizeof(float)), *x2 = xmalloc(V * sizeof(float));
-	uint32_t seq[20];
-	for (int i = 0; i < 20; i++)
-		seq[i] = (uint32_t)(i * 7 % 97);
-	for (int th = 1; th <= 2; th++) {
-		omp_set_num_threads(th);
-		infer_reset(one);
-		infer_forward(one, &zero, 1, seq, 19, NULL, 0);
-		infer_forward(one, &zero, 1, seq + 19, 1, th == 1 ? x1 : x2, 0);
-	}
-	ok(!memcmp(x1, x2, V * sizeof(float)), "1 and 2 threads give the same logits, bit for bit");
-	free(x1);
-	free(x2);
 	free(lb);
 	free(l1);
 	infer_free(b);
 	infer_free(one);
+	gpt2_free(&m);
+}
+
+/* wide enough that every loop runs threaded: the bytes must not depend on the thread count */
+static void test_threads(void)
+{
+	struct gpt2_model m;
+	struct gpt2_config c = { 3000, 32, 2, 4, 256, 0, 0 };
+	gpt2_create(&m, &c);
+	gpt2_init_weights(&m, 11);
+	struct infer *s = infer_new(&m, 3, 32);
+	size_t V = c.vocab_size;
+	float *x[2] = { xmalloc(3 * V * sizeof(float)), xmalloc(3 * V * sizeof(float)) };
+	uint32_t seq[20], step[3] = { 1, 2, 3 };
+	int rows[3] = { 0, 1, 2 };
+	for (int i = 0; i < 20; i++)
+		seq[i] = (uint32_t)(i * 131 % 3000);
+	for (int th = 1; th <= 2; th++) {
+		omp_set_num_threads(th);
+		infer_reset(s);
+		infer_forward(s, rows, 1, seq, 20, NULL, 0);
+		infer_copy_row(s, 1, 0);
+		infer_copy_row(s, 2, 0);
+		infer_forward(s, rows, 3, step, 1, x[th - 1], 0);
+	}
+	ok(!memcmp(x[0], x[1], 3 * V * sizeof(float)), "1 and 2 threads give the same logits, bit for bit");
+	free(x[0]);
+	free(x[1]);
+	infer_free(s);
 	gpt2_free(&m);
 }
 
@@ -308,6 +324,7 @@ int main(int argc, char **argv)
 	test_kv_vs_full(0);
 	test_kv_vs_full(1);
 	test_batch();
+	test_threads();
 	test_sampler();
 	return done_testing();
 }
