@@ -16,6 +16,7 @@
 #include "opt.h"
 #include "shard.h"
 #include "xalloc.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -103,23 +104,8 @@ struct input {
 	int failed;
 };
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* ---- the random drops: a function of seed, content hash and filter, so a document's fate
  * does not depend on its position, the thread count or which run sees it ---- */
-
-static uint64_t mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
 
 static int drop(const struct cfg *c, const unsigned char hash[16], uint64_t salt)
 {
@@ -289,7 +275,7 @@ static void merge_input(struct state *s, struct input *in)
 	in->status = xmalloc(in->n_docs ? in->n_docs : 1);
 	in->lshid = s->lsh ? xmalloc((in->n_docs ? in->n_docs : 1) * sizeof *in->lshid) : NULL;
 	size_t nsig = 0, opos = 0;
-	double t0 = now();
+	double t0 = mono_now();
 	for (uint64_t k = 0; k < in->n_docs; k++) {
 		const char *origin = in->origins.p ? (const char *)in->origins.p + opos : NULL;
 		if (origin)
@@ -303,14 +289,14 @@ static void merge_input(struct state *s, struct input *in)
 		}
 		in->status[k] = in->reason[k];
 		if (sig && s->lsh) {
-			double t = now();
+			double t = mono_now();
 			in->lshid[k] = lsh_add(s->lsh, sig);
-			s->t_near += now() - t;
+			s->t_near += mono_now() - t;
 			if (origin)
 				add_origin(s, origin, strlen(origin));
 		}
 	}
-	s->t_dedup += now() - t0;
+	s->t_dedup += mono_now() - t0;
 	free(in->hash);
 	free(in->reason);
 	free(in->sigs);
@@ -344,7 +330,8 @@ static size_t n_stage_paths;
 static char *tmp_paths[4];	/* index, pairs, report temporaries */
 static volatile sig_atomic_t cleanup_ready;
 
-static void on_signal(int sig)
+/* Called by the shard layer's signal handler after it removed its own temporaries. */
+static void remove_staged(void)
 {
 	if (cleanup_ready) {
 		for (size_t i = 0; i < n_stage_paths; i++)
@@ -353,27 +340,10 @@ static void on_signal(int sig)
 			if (tmp_paths[i])
 				unlink(tmp_paths[i]);
 	}
-	shard_abort_all();
 	if (spool_path)
 		unlink(spool_path);
 	if (stage_dir)
 		rmdir(stage_dir);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void install_cleanup(void)
-{
-	shard_cleanup_on_signal();
-	/* ours also removes the staged outputs, then does what the shard layer's does */
-	int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
-	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
-		struct sigaction sa;
-		memset(&sa, 0, sizeof sa);
-		sa.sa_handler = on_signal;
-		sigemptyset(&sa.sa_mask);
-		sigaction(sigs[i], &sa, NULL);
-	}
 }
 
 static void remove_tree_files(const char *dir)
@@ -900,7 +870,7 @@ int main(int argc, char **argv)
 	size_t nl = n;
 	n = plan_parts(list, nl, &ins, &expect);
 
-	install_cleanup();
+	shard_cleanup_on_signal_with(remove_staged);
 	setup_outdir(&c, n);
 	if (n_stdin)
 		spool_path = xasprintf("%s/.cp-dedup-stdin-%ld.shard", stage_dir ? stage_dir :
@@ -922,7 +892,7 @@ int main(int argc, char **argv)
 	}
 
 	/* pass 1: groups of inputs read in parallel, merged in order */
-	double t0 = now();
+	double t0 = mono_now();
 	int failed = 0, tty = is_tty(2);
 	size_t group = (size_t)c.threads * 2;
 	for (size_t g = 0; g < n && !failed; g += group) {
@@ -940,18 +910,18 @@ int main(int argc, char **argv)
 	}
 	if (failed)
 		goto fail;
-	double t1 = now();
+	double t1 = mono_now();
 	near_decide(&s, ins, n);
-	s.t_near += now() - t1;
-	s.t_dedup += now() - t1;
+	s.t_near += mono_now() - t1;
+	s.t_dedup += mono_now() - t1;
 	if (tty)
 		fprintf(stderr, "\rcp-dedup: writing...                 \r");
 
 	/* pass 2 and commit */
-	double t2 = now();
+	double t2 = mono_now();
 	if (write_outputs(ins, n, &c))
 		goto fail;
-	double secs[4] = { t1 - t0 - s.t_dedup, s.t_dedup, s.t_near, now() - t2 };
+	double secs[4] = { t1 - t0 - s.t_dedup, s.t_dedup, s.t_near, mono_now() - t2 };
 	struct buf names = { 0 };
 	/* a signal now would leave some shards moved in and others not: hold it until the
 	 * shards and the index are in place */

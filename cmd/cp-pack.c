@@ -14,6 +14,7 @@
 #include "shard.h"
 #include "tokrec.h"
 #include "xalloc.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -38,14 +39,6 @@ static void usage(int code)
 {
 	fputs(usage_text, code ? stderr : stdout);
 	exit(code);
-}
-
-static uint64_t mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
 }
 
 /* The split depends on the document id only (not the seed): refreshing the corpus or

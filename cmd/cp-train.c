@@ -17,6 +17,7 @@
 #include "seqrec.h"
 #include "shard.h"
 #include "xalloc.h"
+#include "util.h"
 
 #include <cblas.h>
 #include <getopt.h>
@@ -491,21 +492,6 @@ struct run {
 	FILE *log;
 };
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static uint64_t mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
 /* Mean loss over the validation sequences (the first eval_batches * batch of them, or all),
  * split over ranks. */
 static double evaluate(struct run *r, uint64_t max_batches)
@@ -612,7 +598,7 @@ static void train(struct run *r)
 	float loss = NAN;
 	double gnorm = 0;
 	while (r->step < stop) {
-		double t0 = now();
+		double t0 = mono_now();
 		r->be->zero_grad(&r->m);
 		double lsum = 0;
 		for (uint64_t a = 0; a < A; a++) {
@@ -633,7 +619,7 @@ static void train(struct run *r)
 		r->step++;
 		r->data_pos += A * B;
 		r->rng = mix64(r->rng);
-		double dt = now() - t0, tps = (double)(A * B * T) / dt;
+		double dt = mono_now() - t0, tps = (double)(A * B * T) / dt;
 		buf_reset(&b);
 		buf_printf(&b, "{\"step\":%llu,\"loss\":", (unsigned long long)r->step);
 		json_double(&b, loss);

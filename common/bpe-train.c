@@ -12,6 +12,7 @@
 #include "die.h"
 #include "pretok.h"
 #include "xalloc.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,13 +366,6 @@ static int cmp_byte_cp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static inline uint64_t pk(uint32_t a, uint32_t b)
 {
 	return (uint64_t)a << 32 | b;
@@ -421,7 +415,7 @@ static void push_lists(struct heap *h, struct wtu *u, struct pmap *pc)
 
 void bpe_train(struct bpe *m, struct bpe_counter *c, const struct bpe_train_opts *o)
 {
-	double t0 = now();
+	double t0 = mono_now();
 	/* 1-2. special token, then the byte alphabet in HF's order */
 	bpe_add_token(m, BPE_EOT, strlen(BPE_EOT), 0);
 	unsigned char bytes[256];
@@ -474,11 +468,11 @@ void bpe_train(struct bpe *m, struct bpe_counter *c, const struct bpe_train_opts
 	push_lists(&h, &u, &pc);
 	if (o->progress)
 		fprintf(stderr, "cp-bpe: %zu distinct pieces, %zu pairs (%.1f s)\n", W.n, pc.n,
-			now() - t0);
+			mono_now() - t0);
 
 	/* 5. merges */
 	struct buf tok = { 0 };
-	double last = now();
+	double last = mono_now();
 	while (m->scount < o->vocab_size && h.n) {
 		struct hent top = h_pop(&h);
 		int64_t cur = *pm_slot(&pc, top.pair);
@@ -508,14 +502,14 @@ void bpe_train(struct bpe *m, struct bpe_counter *c, const struct bpe_train_opts
 			merge_word(&W, top.w[i], a, b, id, &pc, &u);
 		free(top.w);
 		push_lists(&h, &u, &pc);
-		if (o->progress && now() - last > 1) {
-			last = now();
+		if (o->progress && mono_now() - last > 1) {
+			last = mono_now();
 			fprintf(stderr, "\rcp-bpe: %zu / %u tokens", m->scount, o->vocab_size);
 		}
 	}
 	if (o->progress)
 		fprintf(stderr, "\rcp-bpe: %zu tokens, %u merges (%.1f s)\n", m->scount, m->n_merges,
-			now() - t0);
+			mono_now() - t0);
 	for (size_t i = 0; i < h.n; i++)
 		free(h.e[i].w);
 	free(h.e);

@@ -16,6 +16,7 @@
  * calls: every string and table they need is prepared before the fork. */
 #include "sandbox.h"
 #include "xalloc.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -401,13 +402,6 @@ static void child_main(const struct spawn *sp)
 
 /* ---- the parent ---- */
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int write_proc(pid_t pid, const char *what, const char *text)
 {
 	char path[64];
@@ -537,7 +531,7 @@ static int await_exec(struct fds *f, double deadline, char **why)
 	size_t got = 0;
 	while (got < sizeof e) {
 		struct pollfd pf = { f->err[0], POLLIN, 0 };
-		int ms = (int)((deadline - now()) * 1000);
+		int ms = (int)((deadline - mono_now()) * 1000);
 		if (ms <= 0) {
 			*why = xasprintf("the sandbox did not start in time");
 			return -1;
@@ -592,7 +586,7 @@ static void supervise(const struct sandbox *sb, struct fds *f, pid_t pid, double
 	for (;;) {
 		struct pollfd pf[3] = { { f->out[0], POLLIN, 0 }, { f->rep[0], POLLIN, 0 },
 					{ f->pidfd, POLLIN, 0 } };
-		int ms = (int)((deadline - now()) * 1000);
+		int ms = (int)((deadline - mono_now()) * 1000);
 		if (ms <= 0) {
 			res->killed = 1;
 			break;
@@ -620,11 +614,11 @@ static void supervise(const struct sandbox *sb, struct fds *f, pid_t pid, double
 			;
 	/* what was written before the end still counts; stop waiting once nothing holds the
 	 * pipes (in namespace mode they close as the kernel kills the namespace) */
-	double until = now() + SBX_GRACE_S;
+	double until = mono_now() + SBX_GRACE_S;
 	while (out_open || rep_open) {
 		struct pollfd pf[2] = { { out_open ? f->out[0] : -1, POLLIN, 0 },
 					{ rep_open ? f->rep[0] : -1, POLLIN, 0 } };
-		int ms = (int)((until - now()) * 1000);
+		int ms = (int)((until - mono_now()) * 1000);
 		if (ms <= 0 || poll(pf, 2, ms) <= 0)
 			break;
 		if (pf[0].revents)
@@ -674,7 +668,7 @@ static pid_t spawn(struct sandbox *sb, const char *const *argv, struct fds *f, c
 int sbx_run(struct sandbox *sb, const char *const *argv, const void *input, size_t input_len,
 	    struct sbx_result *res, char **why)
 {
-	double t0 = now();
+	double t0 = mono_now();
 	struct fds f;
 	char *scratch = NULL;
 	*why = NULL;
@@ -700,7 +694,7 @@ int sbx_run(struct sandbox *sb, const char *const *argv, const void *input, size
 		remove_scratch(sb, scratch);
 		free(scratch);
 	}
-	res->wall = now() - t0;
+	res->wall = mono_now() - t0;
 	return pid > 0 ? 0 : -1;
 }
 
@@ -734,7 +728,7 @@ struct sbx_session *sbx_session_open(struct sandbox *sb, const char *const *argv
 	closep(&s->f.in); /* the request pipe takes the input's place */
 	s->f.in = req[0];
 	s->req_w = req[1];
-	s->pid = spawn(sb, argv, &s->f, NULL, 1, now() + 30, why);
+	s->pid = spawn(sb, argv, &s->f, NULL, 1, mono_now() + 30, why);
 	if (s->pid < 0) {
 		close(s->req_w);
 		fds_close(&s->f);
@@ -766,7 +760,7 @@ int sbx_session_call(struct sbx_session *s, const void *req, size_t len, double 
 		     struct sbx_result *res)
 {
 	struct sandbox *sb = s->sb;
-	double t0 = now(), deadline = t0 + timeout;
+	double t0 = mono_now(), deadline = t0 + timeout;
 	unsigned char head[16];
 	wr_u64le(head, ++s->seq);
 	wr_u64le(head + 8, len);
@@ -779,7 +773,7 @@ int sbx_session_call(struct sbx_session *s, const void *req, size_t len, double 
 		struct pollfd pf[4] = { { s->f.rep[0], POLLIN, 0 }, { s->f.out[0], POLLIN, 0 },
 					{ s->f.pidfd, POLLIN, 0 },
 					{ sent < total ? s->req_w : -1, POLLOUT, 0 } };
-		int ms = (int)((deadline - now()) * 1000);
+		int ms = (int)((deadline - mono_now()) * 1000);
 		if (ms <= 0) {
 			res->killed = 1;
 			break;
@@ -833,7 +827,7 @@ int sbx_session_call(struct sbx_session *s, const void *req, size_t len, double 
 		}
 	}
 	buf_free(&in);
-	res->wall = now() - t0;
+	res->wall = mono_now() - t0;
 	return ret;
 }
 

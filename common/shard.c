@@ -306,11 +306,21 @@ void shard_abort_all(void)
 			unlink(w->tmp);	/* async-signal-safe */
 }
 
+static void (*volatile signal_extra)(void);
+
 static void on_signal(int sig)
 {
 	shard_abort_all();
+	if (signal_extra)
+		signal_extra();
 	signal(sig, SIG_DFL);
 	raise(sig);
+}
+
+void shard_cleanup_on_signal_with(void (*extra)(void))
+{
+	signal_extra = extra;
+	shard_cleanup_on_signal();
 }
 
 void shard_cleanup_on_signal(void)

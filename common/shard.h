@@ -49,6 +49,8 @@ uint64_t shard_written(const struct shard_writer *w);
 void shard_abort_all(void);
 /* Install SIGINT/SIGTERM/SIGHUP/SIGPIPE handlers that call shard_abort_all() then re-raise. */
 void shard_cleanup_on_signal(void);
+/* The same, then calling EXTRA (async-signal-safe: it removes a tool's other temporaries). */
+void shard_cleanup_on_signal_with(void (*extra)(void));
 
 /* ---- reading ---- */
 struct shard_reader;
