@@ -869,7 +869,8 @@ static void gen_problem_run(const struct complete_model *cm, const struct gen_op
 			gen_text(&text, s->text.p, s->text.len);
 			he_sample_line(&g->lines, prob->task_id.p, prob->task_id.len,
 				       (const char *)text.p, text.len);
-			g->tokens += s->n_tokens;
+			if (!greedy || i == 0)
+				g->tokens += s->n_tokens;
 		}
 		done += got;
 		complete_result_free(&r);
@@ -884,8 +885,8 @@ static double gen_now(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Problems in parallel, one thread each (nested regions run on the calling thread); with
- * fewer problems than threads left, a single problem's products use the threads instead. */
+/* Problems in parallel, one thread each (nested regions run on the calling thread); a lone
+ * problem (--limit 1) has its products spread over the -j threads instead. */
 static void gen_all(const struct complete_model *cm, const struct gen_opts *o,
 		    const struct he_problems *ps, struct gen_problem *g, size_t np)
 {
