@@ -10,6 +10,7 @@
 #include "opt.h"
 #include "passk.h"
 #include "sandbox.h"
+#include "util.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -788,19 +789,11 @@ static void gen_text(struct buf *out, const unsigned char *s, size_t n)
 	out->len--;
 }
 
-static uint64_t gen_mix(uint64_t z)
-{
-	z += 0x9e3779b97f4a7c15ULL;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* Batch C of problem P draws from its own seed, so that no sample depends on which thread
  * generated which problem, or when. */
 static uint64_t gen_seed(uint64_t seed, size_t p, size_t c)
 {
-	return gen_mix(gen_mix(gen_mix(seed) ^ (uint64_t)p) ^ (uint64_t)c);
+	return mix64(mix64(mix64(seed) ^ (uint64_t)p) ^ (uint64_t)c);
 }
 
 struct gen_problem {
@@ -878,13 +871,6 @@ static void gen_problem_run(const struct complete_model *cm, const struct gen_op
 	buf_free(&text);
 }
 
-static double gen_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Problems in parallel, one thread each (nested regions run on the calling thread); a lone
  * problem (--limit 1) has its products spread over the -j threads instead. */
 static void gen_all(const struct complete_model *cm, const struct gen_opts *o,
@@ -893,7 +879,7 @@ static void gen_all(const struct complete_model *cm, const struct gen_opts *o,
 	int progress = is_tty(2);
 	size_t done = 0;
 	uint64_t tokens = 0;
-	double t0 = gen_now();
+	double t0 = mono_now();
 	int outer = (size_t)o->jobs < np ? o->jobs : (int)np;
 	omp_set_max_active_levels(1);
 	omp_set_num_threads(o->jobs);
@@ -906,7 +892,7 @@ static void gen_all(const struct complete_model *cm, const struct gen_opts *o,
 			tokens += g[p].tokens;
 			if (progress)
 				fprintf(stderr, "\r%s: generated %zu/%zu problems, %.0f tokens/s", cp_progname,
-					done, np, (double)tokens / (gen_now() - t0 + 1e-9));
+					done, np, (double)tokens / (mono_now() - t0 + 1e-9));
 		}
 	}
 	if (progress)
