@@ -14,7 +14,7 @@ BPE_MAX_BYTES ?= 100M
 
 CFLAGS  ?= -O2 -g
 ALLCFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -pthread -Icommon $(CFLAGS)
-LDLIBS  = -lzstd -lxxhash -lz -lutf8proc -ljansson -lopenblas -lm -fopenmp -pthread
+LDLIBS  = -lzstd -lxxhash -lz -lutf8proc -ljansson -lnettle -lopenblas -lm -fopenmp -pthread
 
 ifeq ($(SAN),1)
 ALLCFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

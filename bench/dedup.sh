@@ -5,7 +5,9 @@
 #      -jN) against tests/ref/codeparrot_ref.py (one process), and whether the counts agree;
 #   2. near dedup: cp-hash + cp-dedup (exact + near) against datasketch MinHashLSH with the
 #      same parameters (256 permutations, threshold 0.85, same tokens), end to end and LSH
-#      alone, and the share of datasketch's confirmed pairs that cp-dedup also joins.
+#      alone, and the share of datasketch's confirmed pairs that cp-dedup also joins, with
+#      cp-hash's default MinHash scheme and with --minhash datasketch (equal signatures), and
+#      what the latter costs cp-hash.
 # usage: nice bench/dedup.sh [CORPUS...]   (default: the running python3's stdlib + site-packages)
 # Environment: BUILD (default ./build), JOBS (default: all CPUs), PYTHON (default python3).
 set -eu
@@ -32,11 +34,11 @@ subprocess.run(["sh", "-c", sys.argv[1]], check=True)
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
 print("%.2f %.2f" % (time.perf_counter() - t, r.ru_utime + r.ru_stime))' "$1"
 }
-run_cp() { # JOBS NEAR(yes/no) -> "WALL CPU"; report in $tmp/cp.json
+run_cp() { # JOBS NEAR(yes/no) [CP-HASH FLAGS] -> "WALL CPU"; report in $tmp/cp.json
 	rm -rf "$tmp/out" "$tmp/h"
 	flags="--no-near --drop-prob 1"
 	[ "$2" = yes ] && flags="--no-filters --pairs $tmp/ours.jsonl"
-	measure "cp-hash -q -j$1 -o '$tmp/h/' $corpus &&
+	measure "cp-hash -q -j$1 ${3:-} -o '$tmp/h/' $corpus &&
 		cp-dedup -j$1 -o '$tmp/out' $flags --report '$tmp/cp.json' '$tmp/h' 2>/dev/null"
 }
 row() { # LABEL "WALL CPU" "PEER_WALL PEER_CPU"
@@ -95,6 +97,17 @@ echo "datasketch: $(field "$tmp/ds.json" "'bands %d rows %d; %d docs with MinHas
 echo "cp-dedup:   $(field "$tmp/cp.json" "'bands %d rows %d; %d docs with MinHash, %d near duplicates removed, %d bytes/doc near index' % (r['near']['bands'], r['near']['rows'], r['near']['docs'], r['near_duplicates'], r['near']['bytes_per_doc'])")"
 "$PYTHON" "$here/pairs_recall.py" "$tmp/ds.jsonl" "$tmp/ours.jsonl" >"$tmp/recall.json"
 echo "pairs: cp-dedup joins $(field "$tmp/recall.json" "'%d of datasketch\\'s %d confirmed pairs (%.1f%%; goal >= 95%%); datasketch agrees with %.1f%% of cp-dedup\\'s joins' % (r['found'], r['peer_pairs'], 100 * r['recall'], 100 * r['agreement'])")"
+# The same with signatures equal to datasketch's.
+m_near_ds=$(run_cp "$JOBS" yes "--minhash datasketch")
+"$PYTHON" "$here/pairs_recall.py" "$tmp/ds.jsonl" "$tmp/ours.jsonl" >"$tmp/recall-ds.json"
+echo "pairs with cp-hash --minhash datasketch: cp-dedup joins $(field "$tmp/recall-ds.json" "'%d of datasketch\\'s %d confirmed pairs (%.1f%%; goal >= 95%%); datasketch agrees with %.1f%% of cp-dedup\\'s joins' % (r['found'], r['peer_pairs'], 100 * r['recall'], 100 * r['agreement'])")"
+header "cost of cp-hash --minhash datasketch"
+row "cp-hash + cp-dedup -j$JOBS, datasketch" "$m_near_ds" "$m_ds"
+for scheme in xxh3 datasketch; do
+	rm -rf "$tmp/h"
+	row "cp-hash -j$JOBS --minhash $scheme (alone)" \
+		"$(measure "cp-hash -q -j$JOBS --minhash $scheme -o '$tmp/h/' $corpus")" "$m_ds"
+done
 # The ceiling for any other hash family: datasketch itself with another MinHash seed.
 "$PYTHON" "$here/near_datasketch.py" --seed 2 --pairs "$tmp/ds2.jsonl" $corpus >/dev/null
 "$PYTHON" "$here/pairs_recall.py" "$tmp/ds.jsonl" "$tmp/ds2.jsonl" >"$tmp/recall2.json"

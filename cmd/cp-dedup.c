@@ -100,6 +100,8 @@ struct input {
 	uint16_t *sigs;		/* NPERM values for each document with has_sig */
 	uint8_t *has_sig;
 	struct buf origins;	/* --pairs: origin text of each document, NUL-separated */
+	uint8_t schemes;	/* MinHash schemes seen: SCHEME_XXH3 | SCHEME_DATASKETCH */
+	uint64_t scheme_rec;	/* the first record of the last scheme seen */
 	size_t cap, sig_cap;
 	int failed;
 };
@@ -157,6 +159,47 @@ static void in_reserve(struct input *in, size_t nsig)
 
 static char *spool_path;	/* stdin's copy while it is written */
 
+/* Signatures of cp-hash's two MinHash schemes agree on nothing: comparing them would find no
+ * near duplicates at all, silently. So inputs must not mix them. */
+enum { SCHEME_XXH3 = 1, SCHEME_DATASKETCH = 2 };
+
+static const char *scheme_name(uint8_t scheme)
+{
+	return scheme == SCHEME_DATASKETCH ? "datasketch" : "xxh3";
+}
+
+static int note_scheme(struct input *in, const struct doc *d, uint64_t rec)
+{
+	uint8_t k = d->st.flags & DOC_MINHASH_DATASKETCH ? SCHEME_DATASKETCH : SCHEME_XXH3;
+	if (in->schemes & k)
+		return 0;
+	if (in->schemes)
+		return error("'%s': record %llu has a MinHash signature of scheme '%s', record %llu "
+			     "one of scheme '%s' (cp-hash --minhash): schemes cannot be mixed",
+			     in->name, (unsigned long long)rec, scheme_name(k),
+			     (unsigned long long)in->scheme_rec, scheme_name(in->schemes));
+	in->schemes = k;
+	in->scheme_rec = rec;
+	return 0;
+}
+
+/* Across inputs, in input order: *SEEN is the scheme so far, *FROM the input it came from. */
+static int check_scheme(const struct input *in, uint8_t *seen, const struct input **from)
+{
+	if (!in->schemes)
+		return 0;
+	if (!*seen) {
+		*seen = in->schemes;
+		*from = in;
+		return 0;
+	}
+	if (*seen == in->schemes)
+		return 0;
+	return error("'%s' has MinHash signatures of scheme '%s', '%s' of scheme '%s' "
+		     "(cp-hash --minhash): schemes cannot be mixed", in->name,
+		     scheme_name(in->schemes), (*from)->name, scheme_name(*seen));
+}
+
 static int read_input(struct input *in, const struct cfg *c)
 {
 	struct shard_reader *r = shard_open(in->name, SHARD_DOCS);
@@ -200,6 +243,10 @@ static int read_input(struct input *in, const struct cfg *c)
 		in->reason[k] = filter_reason(c, &d);
 		in->has_sig[k] = c->near && d.n_minhash == NPERM;
 		in->bytes_in += d.content_len;
+		if (in->has_sig[k] && note_scheme(in, &d, in->start + k)) {
+			ret = -1;
+			break;
+		}
 		if (in->has_sig[k]) {
 			uint16_t *s = in->sigs + (size_t)nsig++ * NPERM;
 			for (unsigned i = 0; i < NPERM; i++)
@@ -894,6 +941,8 @@ int main(int argc, char **argv)
 	/* pass 1: groups of inputs read in parallel, merged in order */
 	double t0 = mono_now();
 	int failed = 0, tty = is_tty(2);
+	uint8_t scheme = 0;
+	const struct input *scheme_from = NULL;
 	size_t group = (size_t)c.threads * 2;
 	for (size_t g = 0; g < n && !failed; g += group) {
 		size_t end = g + group < n ? g + group : n;
@@ -903,8 +952,13 @@ int main(int argc, char **argv)
 				#pragma omp atomic write
 				failed = 1;
 			}
-		for (size_t i = g; i < end && !failed; i++)
+		for (size_t i = g; i < end && !failed; i++) {
+			if (check_scheme(&ins[i], &scheme, &scheme_from)) {
+				failed = 1;
+				break;
+			}
 			merge_input(&s, &ins[i]);
+		}
 		if (tty)
 			fprintf(stderr, "\rcp-dedup: read %zu/%zu parts", end, n);
 	}

@@ -31,7 +31,7 @@
 static const char usage_text[] =
 	"usage: cp-hash [-j THREADS] [-o OUT] [-p GLOB]... [--field NAME] [--max-size BYTES]\n"
 	"               [--max-line BYTES] [--shard-docs N] [--shard-bytes BYTES] [--strict]\n"
-	"               [-q] PATH...\n"
+	"               [--minhash xxh3|datasketch] [-q] PATH...\n"
 	"\n"
 	"  -j THREADS          worker threads (default: all CPUs)\n"
 	"  -o OUT              a shard file, a directory of shards (ends in '/' or exists),\n"
@@ -43,6 +43,8 @@ static const char usage_text[] =
 	"  --shard-docs N      directory output: start a new shard after N documents\n"
 	"  --shard-bytes BYTES directory output: ... after this many record bytes (default 256M)\n"
 	"  --strict            a malformed JSON line or unreadable input is fatal\n"
+	"  --minhash SCHEME    xxh3 (default, fast) or datasketch (equal to datasketch's\n"
+	"                      MinHash(num_perm=256) signatures)\n"
 	"  -q, --quiet         no summary line, no progress\n"
 	"  -h                  show this help\n"
 	"PATH is a directory, a JSON-lines file (.jsonl, .json.gz, .jsonl.gz, .jsonl.zst, ...),\n"
@@ -89,6 +91,7 @@ struct counts {
 struct ctx {
 	/* options */
 	int threads, strict, quiet, progress;
+	enum docstats_minhash minhash;
 	const char *field;
 	uint64_t max_size, max_line, shard_docs, shard_bytes;
 	/* output */
@@ -536,7 +539,7 @@ static void mkdir_p(const char *dir)
 
 int main(int argc, char **argv)
 {
-	enum { O_FIELD = 256, O_MAXSIZE, O_MAXLINE, O_SDOCS, O_SBYTES, O_STRICT };
+	enum { O_FIELD = 256, O_MAXSIZE, O_MAXLINE, O_SDOCS, O_SBYTES, O_STRICT, O_MINHASH };
 	static const struct option longopts[] = {
 		{ "threads", required_argument, NULL, 'j' },
 		{ "output", required_argument, NULL, 'o' },
@@ -547,6 +550,7 @@ int main(int argc, char **argv)
 		{ "shard-docs", required_argument, NULL, O_SDOCS },
 		{ "shard-bytes", required_argument, NULL, O_SBYTES },
 		{ "strict", no_argument, NULL, O_STRICT },
+		{ "minhash", required_argument, NULL, O_MINHASH },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -583,6 +587,15 @@ int main(int argc, char **argv)
 			x.shard_bytes = opt_u64("--shard-bytes", optarg, 0, UINT64_MAX);
 			break;
 		case O_STRICT: x.strict = 1; break;
+		case O_MINHASH:
+			if (!strcmp(optarg, "xxh3"))
+				x.minhash = DOCSTATS_MINHASH_XXH3;
+			else if (!strcmp(optarg, "datasketch"))
+				x.minhash = DOCSTATS_MINHASH_DATASKETCH;
+			else
+				die_usage("option '--minhash': unknown scheme '%s' (xxh3 or datasketch)",
+					  optarg);
+			break;
 		default: usage(EXIT_USAGE);
 		}
 	}
@@ -619,7 +632,7 @@ int main(int argc, char **argv)
 	x.walker = walk_new(patterns, n_patterns, x.max_size);
 	x.workers = xcalloc((size_t)x.threads, sizeof *x.workers);
 	for (int i = 0; i < x.threads; i++)
-		docstats_init(&x.workers[i].ds);
+		docstats_init_scheme(&x.workers[i].ds, x.minhash);
 
 	for (int i = optind; i < argc; i++) {
 		if (!strcmp(argv[i], "-"))

@@ -117,6 +117,8 @@ void doc_to_json(struct buf *b, const struct doc *d, int with_minhash)
 	key_bool(b, "invalid_utf8", s->flags & DOC_INVALID_UTF8);
 	key_u64(b, "n_tokens", s->n_tokens);
 	key_u64(b, "n_minhash", d->n_minhash);
+	key(b, "minhash_scheme");
+	buf_puts(b, s->flags & DOC_MINHASH_DATASKETCH ? "\"datasketch\"" : "\"xxh3\"");
 	if (with_minhash && d->n_minhash) {
 		key(b, "minhash");
 		buf_putc(b, '[');

@@ -14,6 +14,7 @@ enum doc_flags {
 	DOC_CONFIG_OR_TEST = 1 << 1,	/* CodeParrot's config-or-test heuristic */
 	DOC_NO_KEYWORDS = 1 << 2,	/* no "def ", "class ", "for ", "while " */
 	DOC_INVALID_UTF8 = 1 << 3,	/* content holds bytes that are not valid UTF-8 */
+	DOC_MINHASH_DATASKETCH = 1 << 4,	/* minhash is datasketch's scheme (cp-hash --minhash) */
 };
 
 /* Statistics in whole numbers so every reader derives the same floats:

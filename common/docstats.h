@@ -16,21 +16,36 @@
 /* Documents with fewer distinct tokens than this get no MinHash signature. */
 #define DOCSTATS_MIN_TOKENS 10
 
+/* How signatures are made. XXH3: the fast default (tokens hashed with xxh3-64, fixed
+ * multiply-add permutations). DATASKETCH: bit-identical to datasketch's
+ * MinHash(num_perm=256, seed=1) updated with each token's bytes (SHA-1 token hashes,
+ * datasketch's own permutations, common/minhash-datasketch.h); such documents carry
+ * DOC_MINHASH_DATASKETCH, as signatures of the two schemes cannot be compared. */
+enum docstats_minhash {
+	DOCSTATS_MINHASH_XXH3,
+	DOCSTATS_MINHASH_DATASKETCH,
+};
+
 /* Per-thread scratch memory, reused from document to document. */
 struct docstats_ctx {
+	enum docstats_minhash scheme;
 	unsigned char *strip;		/* the content without whitespace */
 	size_t cap;
 	uint64_t *set;			/* distinct token hashes, open addressing */
 	size_t set_cap, set_mask, set_n;
 	uint64_t *keys;			/* this document's distinct token hashes, in order */
+	uint32_t *pkeys;		/* ... and what the permutations take of each */
 	size_t keys_cap;
 	uint32_t mul[DOC_MINHASH_PERM], add[DOC_MINHASH_PERM];	/* the permutations */
 };
 
+/* docstats_init: the XXH3 scheme; docstats_init_scheme: either. */
 void docstats_init(struct docstats_ctx *c);
+void docstats_init_scheme(struct docstats_ctx *c, enum docstats_minhash scheme);
 void docstats_free(struct docstats_ctx *c);
 
-/* Measure CONTENT: fills *st, the 16-byte big-endian xxh3-128 of the content without
+/* Measure CONTENT: fills *st (flags include DOC_MINHASH_DATASKETCH when the scheme is
+ * DATASKETCH and there is a signature), the 16-byte big-endian xxh3-128 of the content without
  * whitespace, and, when the document has at least DOCSTATS_MIN_TOKENS distinct tokens,
  * the DOC_MINHASH_PERM values of minhash (little-endian uint32, as doc.h stores them);
  * *n_minhash is DOC_MINHASH_PERM or 0. Tokens are told apart by their 64-bit XXH3, so two
@@ -45,7 +60,10 @@ int docstats_isalnum(uint32_t cp);
 int docstats_isspace(uint32_t cp);
 /* Copy CONTENT without whitespace into OUT (room for LEN bytes); returns the length. */
 size_t docstats_strip(const void *content, size_t len, unsigned char *out);
-/* Permutation I applied to a token hash (xxh3-64 of the token's bytes). */
+/* Permutation I applied to a token hash (xxh3-64 of the token's bytes; XXH3 scheme). */
 uint32_t docstats_perm(const struct docstats_ctx *c, unsigned i, uint64_t token_hash);
+/* What the DATASKETCH scheme's permutations take of a token: the MurmurHash3 32-bit
+ * finalizer of datasketch's sha1_hash32 (the first 4 bytes of SHA-1, little-endian). */
+uint32_t docstats_ds_key(const void *token, size_t len);
 
 #endif
