@@ -198,17 +198,6 @@ static void request_free(struct request *r)
 	r->n_stop = 0;
 }
 
-static int bad(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int bad(char **err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (vasprintf(err, fmt, ap) < 0)
-		die("out of memory");
-	va_end(ap);
-	return -1;
-}
-
 static int get_uint(json_t *req, const char *k, uint64_t lo, uint64_t hi, uint64_t *v, char **err)
 {
 	json_t *x = json_object_get(req, k);
@@ -216,7 +205,7 @@ static int get_uint(json_t *req, const char *k, uint64_t lo, uint64_t hi, uint64
 		return 0;
 	if (!json_is_integer(x) || json_integer_value(x) < 0 || (uint64_t)json_integer_value(x) < lo ||
 	    (uint64_t)json_integer_value(x) > hi)
-		return bad(err, "'%s' must be an integer from %llu to %llu", k,
+		return error_to(err, "'%s' must be an integer from %llu to %llu", k,
 			   (unsigned long long)lo, (unsigned long long)hi);
 	*v = (uint64_t)json_integer_value(x);
 	return 0;
@@ -228,7 +217,7 @@ static int get_num(json_t *req, const char *k, double lo, double hi, double *v, 
 	if (!x || json_is_null(x))
 		return 0;
 	if (!json_is_number(x) || !(json_number_value(x) >= lo && json_number_value(x) <= hi))
-		return bad(err, "'%s' must be a number from %g to %g", k, lo, hi);
+		return error_to(err, "'%s' must be a number from %g to %g", k, lo, hi);
 	*v = json_number_value(x);
 	return 0;
 }
@@ -240,12 +229,12 @@ static int request_parse(json_t *req, const struct complete_params *d, uint64_t 
 	memset(r, 0, sizeof(*r));
 	r->p = *d;
 	if (!json_is_object(req))
-		return bad(err, "the request must be a JSON object");
+		return error_to(err, "the request must be a JSON object");
 	json_t *pr = json_object_get(req, "prompt");
 	if (json_is_array(pr) && json_array_size(pr) == 1)
 		pr = json_array_get(pr, 0);
 	if (!json_is_string(pr))
-		return bad(err, "'prompt' must be a string (or an array of one string)");
+		return error_to(err, "'prompt' must be a string (or an array of one string)");
 	r->prompt = json_string_value(pr);
 	r->prompt_len = json_string_length(pr);
 	uint64_t u;
@@ -278,15 +267,15 @@ static int request_parse(json_t *req, const struct complete_params *d, uint64_t 
 	if (st && !json_is_null(st)) {
 		size_t n = json_is_array(st) ? json_array_size(st) : 1;
 		if (!json_is_string(st) && !json_is_array(st))
-			return bad(err, "'stop' must be a string or an array of strings");
+			return error_to(err, "'stop' must be a string or an array of strings");
 		if (n > 16)
-			return bad(err, "'stop' holds at most 16 strings");
+			return error_to(err, "'stop' holds at most 16 strings");
 		r->stop = xcalloc(n ? n : 1, sizeof(char *));
 		for (size_t i = 0; i < n; i++) {
 			json_t *s = json_is_array(st) ? json_array_get(st, i) : st;
 			if (!json_is_string(s) || json_string_length(s) == 0 ||
 			    strlen(json_string_value(s)) != json_string_length(s))
-				return bad(err, "'stop' strings must be non-empty strings");
+				return error_to(err, "'stop' strings must be non-empty strings");
 			r->stop[r->n_stop++] = xstrdup(json_string_value(s));
 		}
 		r->p.stop = (const char *const *)r->stop;
@@ -409,7 +398,7 @@ static int run_jsonl(const struct complete_model *cm, const struct opts *o)
 			free(ids);
 		}
 		if (!req)
-			bad(&err, "not JSON: %s", je.text);
+			error_to(&err, "not JSON: %s", je.text);
 		else if (request_parse(req, &o->p, 65536, &r, &err) == 0 &&
 			 complete_generate(cm, r.prompt, r.prompt_len, &r.p, (uint32_t)o->max_prompt,
 					   &res, &err) == 0) {

@@ -17,6 +17,7 @@
 #include "infer.h"
 #include "sample.h"
 #include "xalloc.h"
+#include "util.h"
 
 static int is_dir(const char *p)
 {
@@ -125,24 +126,6 @@ void complete_params_default(struct complete_params *p)
 	p->top_p = 1;
 }
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(char **err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (vasprintf(err, fmt, ap) < 0)
-		die("out of memory");
-	va_end(ap);
-	return -1;
-}
-
 static uint32_t *encode(const struct complete_model *cm, const void *text, size_t len,
 			size_t *n)
 {
@@ -167,7 +150,7 @@ int complete_generate(const struct complete_model *cm, const void *prompt, size_
 	int r;
 	memset(res, 0, sizeof(*res));
 	if (max_prompt && n > max_prompt)
-		r = fail(err, "the prompt has %zu tokens, more than the limit of %u", n, max_prompt);
+		r = error_to(err, "the prompt has %zu tokens, more than the limit of %u", n, max_prompt);
 	else
 		r = complete_generate_ids(cm, ids, n, p, res, err);
 	free(ids);
@@ -199,15 +182,15 @@ int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, 
 	uint32_t V = cm->m.cfg.vocab_size, n_ctx = cm->m.cfg.n_ctx;
 	memset(res, 0, sizeof(*res));
 	if (n_ids == 0)
-		return fail(err, "the prompt is empty");
+		return error_to(err, "the prompt is empty");
 	if (n_ids >= n_ctx)
-		return fail(err, "the prompt has %zu tokens; the context holds %u, new tokens included",
+		return error_to(err, "the prompt has %zu tokens; the context holds %u, new tokens included",
 			    n_ids, n_ctx);
 	if (p->n == 0 || p->n > 65536)
-		return fail(err, "the number of samples must be from 1 to 65536, not %u", p->n);
+		return error_to(err, "the number of samples must be from 1 to 65536, not %u", p->n);
 	for (size_t i = 0; i < n_ids; i++)
 		if (ids[i] >= V)
-			return fail(err, "token id %u is outside the vocabulary (%u)", ids[i], V);
+			return error_to(err, "token id %u is outside the vocabulary (%u)", ids[i], V);
 	uint32_t B = p->n;
 	res->n = B;
 	res->prompt_tokens = (uint32_t)n_ids;
@@ -239,9 +222,9 @@ int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, 
 	struct sample_opts so = { p->temperature, p->top_k, p->top_p };
 
 	int zero = 0;
-	double t0 = now();
+	double t0 = mono_now();
 	infer_forward(st, &zero, 1, ids, (int)n_ids, logits, 0);
-	double t1 = now();
+	double t1 = mono_now();
 	for (uint32_t b = 0; b < B; b++) {
 		sample_seed(&rng[b], p->seed, p->stream0 + b);
 		rows[b] = (int)b;
@@ -286,7 +269,7 @@ int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, 
 			infer_forward(st, rows, nr, next, 1, logits, 0);
 	}
 	res->prefill_s = t1 - t0;
-	res->decode_s = now() - t1;
+	res->decode_s = mono_now() - t1;
 	for (int i = 0; i < nth; i++)
 		sampler_free(sm[i]);
 	free(sm);
@@ -319,7 +302,7 @@ int complete_score_text(const struct complete_model *cm, const void *text, size_
 	uint32_t *ids = encode(cm, text, len, &N);
 	if (N == 0) {
 		free(ids);
-		return fail(err, "nothing to score: the text is empty");
+		return error_to(err, "nothing to score: the text is empty");
 	}
 	uint32_t V = cm->m.cfg.vocab_size;
 	size_t n_ctx = cm->m.cfg.n_ctx;
@@ -330,7 +313,7 @@ int complete_score_text(const struct complete_model *cm, const void *text, size_
 		sc->logprob[i] = NAN;
 	if (n_ctx < 2 && N > 1) {
 		complete_score_free(sc);
-		return fail(err, "a model with a context of %zu tokens cannot score", n_ctx);
+		return error_to(err, "a model with a context of %zu tokens cannot score", n_ctx);
 	}
 	int W = (int)(N < n_ctx ? N : n_ctx);
 	struct infer *st = infer_new(&cm->m, 1, W);

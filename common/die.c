@@ -75,6 +75,16 @@ int error_errno(const char *fmt, ...)
 	return -1;
 }
 
+int error_to(char **err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(err, fmt, ap) < 0)
+		die("out of memory");
+	va_end(ap);
+	return -1;
+}
+
 void warning(const char *fmt, ...)
 {
 	va_list ap;

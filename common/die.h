@@ -20,5 +20,8 @@ noreturn void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2
 int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int error_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* For code that hands errors to its caller as text (servers answer them): format into a fresh
+ * *ERR and return -1. */
+int error_to(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif
