@@ -845,7 +845,14 @@ static void parse(int argc, char **argv, struct cfg *c, int *merge)
 	while ((o = getopt_long(argc, argv, "hj:o:", longopts, NULL)) != -1) {
 		switch (o) {
 		case 'j': c->threads = opt_threads("-j", optarg); break;
-		case 'o': c->outdir = optarg; break;
+		case 'o': {
+			/* "clean/" and "clean" name the same directory; keep paths free of "//" */
+			size_t n = strlen(optarg);
+			while (n > 1 && optarg[n - 1] == '/')
+				optarg[--n] = 0;
+			c->outdir = optarg;
+			break;
+		}
 		case O_REPORT: c->report = optarg; break;
 		case O_NONEAR: c->near = 0; break;
 		case O_NOFILT: c->filters = 0; break;
