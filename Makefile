@@ -146,14 +146,20 @@ HUMANEVAL ?= $(firstword $(wildcard ../shared/data/humaneval/HumanEval.jsonl.gz)
 PROMPTS   ?= 'def fibonacci(n):' 'import os' 'class Stack:'
 .PHONY: eval
 eval: $(OUT)/run/.done
-	@test -n "$(HUMANEVAL)" || { echo "set HUMANEVAL=path/to/HumanEval.jsonl.gz" >&2; exit 2; }
 	mkdir -p $(OUT)/eval
 	for p in $(PROMPTS); do printf '%s' "$$p"; $(BIN)/cp-complete -m $(OUT)/run -t $(OUT)/tokenizer -N 48 -T 0.2 -p 0.95 \
 		-S '\ndef' -S '\nclass' "$$p"; printf '\n----\n'; done | tee $(OUT)/eval/completions.txt
 	$(BIN)/cp-complete -m $(OUT)/run -t $(OUT)/tokenizer --score tests/ref/codeparrot_ref.py --json >$(OUT)/eval/score.json
-	scripts/humaneval-canonical $(HUMANEVAL) $(OUT)/eval/canonical-samples.jsonl
-	$(BIN)/cp-humaneval evaluate --problems $(HUMANEVAL) --samples $(OUT)/eval/canonical-samples.jsonl \
-		-o $(OUT)/eval/canonical-results.jsonl | tee $(OUT)/eval/canonical-summary.json
+	@if [ -z "$(HUMANEVAL)" ]; then \
+		echo "eval: no HumanEval problems file; set HUMANEVAL=path/to/HumanEval.jsonl.gz" >&2; \
+	elif ! $(BIN)/cp-humaneval sandbox >/dev/null 2>&1; then \
+		echo "eval: no sandbox on this machine ('cp-humaneval sandbox' says why); HumanEval skipped" >&2; \
+	else \
+		set -e; scripts/humaneval-canonical $(HUMANEVAL) $(OUT)/eval/canonical-samples.jsonl; \
+		$(BIN)/cp-humaneval evaluate --problems $(HUMANEVAL) \
+			--samples $(OUT)/eval/canonical-samples.jsonl -o $(OUT)/eval/canonical-results.jsonl \
+			| tee $(OUT)/eval/canonical-summary.json; \
+	fi
 
 # Cron-driven refresh: hash NEW (a directory or JSON lines), remove what duplicates the corpus
 # so far (through the persistent index) or itself, add only new clean shards to OUT/clean.
