@@ -435,18 +435,41 @@ static void eval_defaults(struct eval_opts *o)
 	o->ks[0] = 1, o->ks[1] = 10, o->ks[2] = 100, o->nk = 3;
 }
 
+/* The options evaluate and run share (run also takes generate's). */
+#define EVAL_LONGOPTS \
+	{ "samples", required_argument, NULL, 'S' }, \
+	{ "timeout", required_argument, NULL, 'T' }, \
+	{ "memory", required_argument, NULL, 'M' }, \
+	{ "python", required_argument, NULL, 'Y' }, \
+	{ "guard", no_argument, NULL, 'G' }, \
+	{ "cold", no_argument, NULL, 'C' }, \
+	{ "unsafe-no-isolation", no_argument, NULL, 'U' }, \
+	{ "help", no_argument, NULL, 'h' },
+
+/* Apply one of those (or -k, -v, -h) to O; 0 when C is none of them. */
+static int eval_opt(struct eval_opts *o, int c, const char *arg)
+{
+	switch (c) {
+	case 'S': o->samples = arg; break;
+	case 'T': o->timeout = opt_double("--timeout", arg, 0.001, 86400); break;
+	case 'M': o->memory = opt_u64("--memory", arg, 16000000, UINT64_MAX); break;
+	case 'Y': o->python = arg; break;
+	case 'G': o->guard = 1; break;
+	case 'C': o->cold = 1; break;
+	case 'U': o->unsafe = 1; break;
+	case 'k': parse_ks(o, arg); break;
+	case 'v': o->verbose = 1; break;
+	case 'h': usage(0); break;
+	default: return 0;
+	}
+	return 1;
+}
+
 static int parse_eval(int argc, char **argv, struct eval_opts *o, int sandbox_only)
 {
 	static const struct option longopts[] = {
 		{ "problems", required_argument, NULL, 'P' },
-		{ "samples", required_argument, NULL, 'S' },
-		{ "timeout", required_argument, NULL, 'T' },
-		{ "memory", required_argument, NULL, 'M' },
-		{ "python", required_argument, NULL, 'Y' },
-		{ "guard", no_argument, NULL, 'G' },
-		{ "cold", no_argument, NULL, 'C' },
-		{ "unsafe-no-isolation", no_argument, NULL, 'U' },
-		{ "help", no_argument, NULL, 'h' },
+		EVAL_LONGOPTS
 		{ 0 }
 	};
 	eval_defaults(o);
@@ -455,19 +478,11 @@ static int parse_eval(int argc, char **argv, struct eval_opts *o, int sandbox_on
 	while ((c = getopt_long(argc, argv, "hj:o:k:v", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'P': o->problems = optarg; break;
-		case 'S': o->samples = optarg; break;
-		case 'T': o->timeout = opt_double("--timeout", optarg, 0.001, 86400); break;
-		case 'M': o->memory = opt_u64("--memory", optarg, 16000000, UINT64_MAX); break;
-		case 'Y': o->python = optarg; break;
-		case 'G': o->guard = 1; break;
-		case 'C': o->cold = 1; break;
-		case 'U': o->unsafe = 1; break;
 		case 'j': o->jobs = opt_threads("-j", optarg); break;
 		case 'o': o->out = optarg; break;
-		case 'k': parse_ks(o, optarg); break;
-		case 'v': o->verbose = 1; break;
-		case 'h': usage(0); break;
-		default: usage(EXIT_USAGE);
+		default:
+			if (!eval_opt(o, c, optarg))
+				usage(EXIT_USAGE);
 		}
 	}
 	if (optind < argc)
@@ -958,14 +973,7 @@ static void parse_gen(int argc, char **argv, struct gen_opts *g, struct eval_opt
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "batch", required_argument, NULL, O_BATCH },
 		{ "limit", required_argument, NULL, O_LIMIT },
-		{ "samples", required_argument, NULL, 'S' },
-		{ "timeout", required_argument, NULL, 'T' },
-		{ "memory", required_argument, NULL, 'M' },
-		{ "python", required_argument, NULL, 'Y' },
-		{ "guard", no_argument, NULL, 'G' },
-		{ "cold", no_argument, NULL, 'C' },
-		{ "unsafe-no-isolation", no_argument, NULL, 'U' },
-		{ "help", no_argument, NULL, 'h' },
+		EVAL_LONGOPTS
 		{ 0 }
 	};
 	gen_defaults(g);
@@ -993,17 +1001,9 @@ static void parse_gen(int argc, char **argv, struct gen_opts *g, struct eval_opt
 		case 'n': g->n = (uint32_t)opt_u64("-n", optarg, 1, 1000000); break;
 		case 'j': g->jobs = e->jobs = opt_threads("-j", optarg); break;
 		case 'o': if (run) e->out = optarg; else g->out = optarg; break;
-		case 'S': e->samples = optarg; break;
-		case 'T': e->timeout = opt_double("--timeout", optarg, 0.001, 86400); break;
-		case 'M': e->memory = opt_u64("--memory", optarg, 16000000, UINT64_MAX); break;
-		case 'Y': e->python = optarg; break;
-		case 'G': e->guard = 1; break;
-		case 'C': e->cold = 1; break;
-		case 'U': e->unsafe = 1; break;
-		case 'k': parse_ks(e, optarg); break;
-		case 'v': e->verbose = 1; break;
-		case 'h': usage(0); break;
-		default: usage(EXIT_USAGE);
+		default:
+			if (!eval_opt(e, c, optarg))
+				usage(EXIT_USAGE);
 		}
 	}
 	if (optind < argc)

@@ -262,6 +262,24 @@ static long produce(struct jsonl_reader *r, unsigned char *dst, size_t room)
 	}
 }
 
+/* Hand out one complete line of N bytes at S: 1, or 2 when it was too long (then only its
+ * length, counting the part already dropped, is known). */
+static int hand_out(struct jsonl_reader *r, const char *s, size_t n, const char **line,
+		    size_t *len)
+{
+	r->lineno++;
+	if (r->skipping || n > r->max_line) {
+		*len = r->skip_len + n;
+		*line = NULL;
+		r->skipping = 0;
+		r->skip_len = 0;
+		return 2;
+	}
+	*line = s;
+	*len = n;
+	return 1;
+}
+
 int jsonl_next(struct jsonl_reader *r, const char **line, size_t *len)
 {
 	for (;;) {
@@ -271,17 +289,7 @@ int jsonl_next(struct jsonl_reader *r, const char **line, size_t *len)
 				size_t n = (size_t)(nl - (r->data + r->start));
 				const char *s = (const char *)r->data + r->start;
 				r->start = r->scan = (size_t)(nl - r->data) + 1;
-				r->lineno++;
-				if (r->skipping || n > r->max_line) {
-					*len = r->skip_len + n;
-					*line = NULL;
-					r->skipping = 0;
-					r->skip_len = 0;
-					return 2;
-				}
-				*line = s;
-				*len = n;
-				return 1;
+				return hand_out(r, s, n, line, len);
 			}
 			r->scan = r->end;
 		}
@@ -291,17 +299,7 @@ int jsonl_next(struct jsonl_reader *r, const char **line, size_t *len)
 			size_t n = r->end - r->start;
 			const char *s = (const char *)r->data + r->start;
 			r->start = r->scan = r->end;
-			r->lineno++;
-			if (r->skipping || n > r->max_line) {
-				*len = r->skip_len + n;
-				*line = NULL;
-				r->skipping = 0;
-				r->skip_len = 0;
-				return 2;
-			}
-			*line = s;
-			*len = n;
-			return 1;
+			return hand_out(r, s, n, line, len);
 		}
 		if (r->end - r->start > r->max_line) {	/* too long: stop keeping it */
 			r->skipping = 1;
