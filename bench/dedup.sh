@@ -41,6 +41,15 @@ run_cp() { # JOBS NEAR(yes/no) [CP-HASH FLAGS] -> "WALL CPU"; report in $tmp/cp.
 	measure "cp-hash -q -j$1 ${3:-} -o '$tmp/h/' $corpus &&
 		cp-dedup -j$1 -o '$tmp/out' $flags --report '$tmp/cp.json' '$tmp/h' 2>/dev/null"
 }
+# The same work as the peers do, no more: they read the files and report, and write no
+# corpus. cp-hash's shard crosses a pipe (stored, as it is by default on a pipe) and
+# cp-dedup -n decides and reports.
+run_pipe() { # JOBS NEAR(yes/no) [CP-HASH FLAGS] -> "WALL CPU"; report in $tmp/cp.json
+	flags="--no-near --drop-prob 1"
+	[ "$2" = yes ] && flags="--no-filters --pairs $tmp/ours.jsonl"
+	measure "cp-hash -q -j$1 ${3:-} $corpus |
+		cp-dedup -n -j$1 $flags --report '$tmp/cp.json' 2>/dev/null"
+}
 row() { # LABEL "WALL CPU" "PEER_WALL PEER_CPU"
 	set -- "$1" $2 $3
 	printf '%-40s %7s %7s %7s %8s %8s\n' "$1" "$2" "$3" "$(rate "$bytes" "$2")" \
@@ -57,6 +66,8 @@ echo
 m_cp1=$(run_cp 1 no)
 cp "$tmp/cp.json" "$tmp/cp1.json"
 m_cpn=$(run_cp "$JOBS" no)
+m_pipe1=$(run_pipe 1 no)
+m_pipen=$(run_pipe "$JOBS" no)
 bytes=$(field "$tmp/cp1.json" "r['bytes_in']")
 m_py=$(measure "'$PYTHON' '$root/tests/ref/codeparrot_ref.py' --drop-prob 1 $corpus >'$tmp/ref.json'")
 same=$("$PYTHON" - "$tmp/cp1.json" "$tmp/ref.json" <<'PY'
@@ -74,6 +85,8 @@ header "hash + exact dedup + filters"
 row "Python reference (1 process)" "$m_py" "$m_py"
 row "cp-hash + cp-dedup -j1" "$m_cp1" "$m_py"
 row "cp-hash + cp-dedup -j$JOBS" "$m_cpn" "$m_py"
+row "cp-hash | cp-dedup -n -j1 (report only)" "$m_pipe1" "$m_py"
+row "cp-hash | cp-dedup -n -j$JOBS (report only)" "$m_pipen" "$m_py"
 echo "agreement with the reference (--drop-prob 1): $same"
 echo "docs in/out: $(field "$tmp/cp1.json" "r['docs_in'], r['docs_out']"); exact duplicates: $(field "$tmp/cp1.json" "r['exact_duplicates']"); removed: $(field "$tmp/cp1.json" "r['removed']")"
 echo "top_unique_share: $(field "$tmp/cp1.json" "r['top_unique_share']")"
@@ -81,6 +94,8 @@ echo
 
 # ---- 2. near dedup ----
 m_ds=$(measure "'$PYTHON' '$here/near_datasketch.py' --pairs '$tmp/ds.jsonl' $corpus >'$tmp/ds.json'")
+m_nearp1=$(run_pipe 1 yes)
+m_nearpn=$(run_pipe "$JOBS" yes)
 m_near=$(run_cp "$JOBS" yes)
 m_near1=$(run_cp 1 yes)
 ds_lsh=$(field "$tmp/ds.json" "'%.3f' % r['seconds']['lsh']")
@@ -90,6 +105,8 @@ header "near dedup (exact first, 256 perm, J 0.85)"
 row "datasketch: read + MinHash + LSH" "$m_ds" "$m_ds"
 row "cp-hash + cp-dedup -j1 (everything)" "$m_near1" "$m_ds"
 row "cp-hash + cp-dedup -j$JOBS (everything)" "$m_near" "$m_ds"
+row "cp-hash | cp-dedup -n -j1 (report, pairs)" "$m_nearp1" "$m_ds"
+row "cp-hash | cp-dedup -n -j$JOBS (report, pairs)" "$m_nearpn" "$m_ds"
 printf '%-40s %7s %7s %7s %8s\n' "datasketch: MinHashLSH query+insert" "$ds_lsh" "" "" "1.0x"
 printf '%-40s %7s %7s %7s %8s\n' "cp-dedup: LSH + union-find" "$cp_lsh" "" "" "$(ratio "$ds_lsh" "$cp_lsh")"
 echo "(datasketch's read + exact + MinHash part alone took ${ds_mh}s)"

@@ -29,9 +29,9 @@
 #include <xxhash.h>
 
 static const char usage_text[] =
-	"usage: cp-hash [-j THREADS] [-o OUT] [-p GLOB]... [--field NAME] [--max-size BYTES]\n"
-	"               [--max-line BYTES] [--shard-docs N] [--shard-bytes BYTES] [--strict]\n"
-	"               [--minhash xxh3|datasketch] [-q] PATH...\n"
+	"usage: cp-hash [-j THREADS] [-o OUT] [-L LEVEL] [-p GLOB]... [--field NAME] [--jsonl]\n"
+	"               [--max-size BYTES] [--max-line BYTES] [--shard-docs N] [--shard-bytes BYTES]\n"
+	"               [--strict] [--minhash xxh3|datasketch] [-q] PATH...\n"
 	"\n"
 	"  -j THREADS          worker threads (default: all CPUs)\n"
 	"  -o OUT              a shard file, a directory of shards (ends in '/' or exists),\n"
@@ -40,11 +40,15 @@ static const char usage_text[] =
 	"  --field NAME        the text field of JSON lines (default content)\n"
 	"  --max-size BYTES    skip larger documents (default 1000000; 0: no limit)\n"
 	"  --max-line BYTES    skip longer JSON lines (default 256M)\n"
+	"  --jsonl             read each PATH that is a file or a pipe as JSON lines, whatever\n"
+	"                      its name (zcat dump.gz | cp-hash --jsonl /dev/stdin)\n"
 	"  --shard-docs N      directory output: start a new shard after N documents\n"
 	"  --shard-bytes BYTES directory output: ... after this many record bytes (default 256M)\n"
 	"  --strict            a malformed JSON line or unreadable input is fatal\n"
 	"  --minhash SCHEME    xxh3 (default, fast) or datasketch (equal to datasketch's\n"
 	"                      MinHash(num_perm=256) signatures)\n"
+	"  -L, --level N       zstd level of the shards, -7 to 19, 0: store uncompressed\n"
+	"                      (default 1; 0 when standard output is a pipe)\n"
 	"  -q, --quiet         no summary line, no progress\n"
 	"  -h                  show this help\n"
 	"PATH is a directory, a JSON-lines file (.jsonl, .json.gz, .jsonl.gz, .jsonl.zst, ...),\n"
@@ -67,7 +71,8 @@ struct item {
 	size_t origin, origin_len;	/* arena offsets */
 	size_t data, data_len;		/* IT_LINE: the raw JSON line */
 	enum item_status status;
-	struct buf rec;			/* the encoded record */
+	int rec_t;			/* the encoded record: in the batch's out[rec_t] */
+	size_t rec_off, rec_len;
 	char *msg;			/* a message to print when written, or NULL */
 	uint64_t content_len;
 };
@@ -76,6 +81,10 @@ struct batch {
 	struct item *items;
 	size_t n_items, cap_items;
 	struct buf arena;		/* origins and JSON lines */
+	/* records, one buffer per thread: reused from batch to batch, they stop needing fresh
+	 * memory once they have held a batch (a buffer per item would each grow to the
+	 * largest document its slot ever saw) */
+	struct buf *out;
 	uint64_t bytes;
 };
 
@@ -90,7 +99,7 @@ struct counts {
 
 struct ctx {
 	/* options */
-	int threads, strict, quiet, progress;
+	int threads, strict, quiet, progress, level, jsonl;
 	enum docstats_minhash minhash;
 	const char *field;
 	uint64_t max_size, max_line, shard_docs, shard_bytes;
@@ -111,7 +120,9 @@ struct ctx {
 };
 
 #define BATCH_ITEMS 4096
-#define BATCH_BYTES ((uint64_t)64 << 20)
+/* Small enough that the records' buffers, kept from batch to batch, are soon all reused
+ * (fresh memory costs a page fault per 4 KiB), big enough to keep the threads busy. */
+#define BATCH_BYTES ((uint64_t)16 << 20)
 
 /* ------------------------------------------------------------------ output */
 
@@ -136,7 +147,7 @@ static void out_open_next(struct ctx *x)
 		exit(EXIT_ERR);
 	/* One thread compresses everything the others measure: zstd level 1 keeps up about 1.5
 	 * times better than the default 3, for shards some 8% larger, and cp-dedup rewrites them. */
-	shard_set_level(x->w, 1);
+	shard_set_level(x->w, shard_auto_level(path, x->level, 1));
 	x->shard_n = x->shard_b = 0;
 }
 
@@ -153,20 +164,20 @@ static void out_close(struct ctx *x)
 	}
 }
 
-static void out_write(struct ctx *x, const struct buf *rec)
+static void out_write(struct ctx *x, const void *rec, size_t len)
 {
 	if (x->w && x->out_mode == OUT_DIR &&
 	    ((x->shard_docs && x->shard_n >= x->shard_docs) ||
-	     (x->shard_bytes && x->shard_b + rec->len > x->shard_bytes && x->shard_n)))
+	     (x->shard_bytes && x->shard_b + len > x->shard_bytes && x->shard_n)))
 		out_close(x);
 	if (!x->w)
 		out_open_next(x);
-	if (shard_write(x->w, rec->p, rec->len)) {
+	if (shard_write(x->w, rec, len)) {
 		shard_abort_all();
 		exit(EXIT_ERR);
 	}
 	x->shard_n++;
-	x->shard_b += rec->len;
+	x->shard_b += len;
 }
 
 /* Directory output: remove docs-NNNNN.shard left by an earlier, longer run, so the
@@ -219,15 +230,20 @@ static int read_doc_file(const char *path, uint64_t max_size, struct buf *b, cha
 		return -1;
 	}
 	struct stat st;
-	if (!fstat(fd, &st) && max_size && (uint64_t)st.st_size > max_size) {
+	int regular = !fstat(fd, &st) && S_ISREG(st.st_mode);
+	if (regular && max_size && (uint64_t)st.st_size > max_size) {
 		close(fd);
 		*status = ST_TOO_LARGE;
 		return -1;
 	}
 	buf_reset(b);
+	/* room for the whole file and one byte more, so one read usually meets the end */
+	size_t want = regular ? (size_t)st.st_size + 1 : 1 << 16;
 	for (;;) {
-		buf_grow(b, 1 << 16);
-		ssize_t r = read(fd, b->p + b->len, b->cap - b->len);
+		buf_grow(b, want);
+		want = 1 << 16;
+		size_t room = b->cap - b->len;
+		ssize_t r = read(fd, b->p + b->len, room);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -244,18 +260,22 @@ static int read_doc_file(const char *path, uint64_t max_size, struct buf *b, cha
 			*status = ST_TOO_LARGE;
 			return -1;
 		}
+		/* a regular file gives what it has: a short read is its end (not so for files of
+		 * "size 0" in /proc and the like) */
+		if (regular && st.st_size && (size_t)r < room && b->len >= (size_t)st.st_size)
+			break;
 	}
 	close(fd);
 	return 0;
 }
 
-static void process_item(struct ctx *x, const struct batch *b, struct item *it,
-			 struct worker *wk)
+static void process_item(struct ctx *x, struct batch *b, struct item *it, int t)
 {
+	struct worker *wk = &x->workers[t];
 	const char *arena = (const char *)b->arena.p;
 	const char *origin = arena + it->origin;
 	struct buf *content = &wk->content;
-	buf_reset(&it->rec);
+	it->rec_len = 0;
 	buf_reset(&wk->meta);
 	if (it->status != ST_OK)	/* decided while gathering */
 		return;
@@ -296,7 +316,10 @@ static void process_item(struct ctx *x, const struct batch *b, struct item *it,
 	d.content_len = content->len;
 	docstats_compute(&wk->ds, content->p, content->len, &d.st, d.hash, mh, &d.n_minhash);
 	d.minhash = mh;
-	doc_encode(&it->rec, &d);
+	it->rec_t = t;
+	it->rec_off = b->out[t].len;
+	doc_encode(&b->out[t], &d);
+	it->rec_len = b->out[t].len - it->rec_off;
 	it->content_len = content->len;
 }
 
@@ -331,7 +354,7 @@ static void write_batch(struct ctx *x, struct batch *b)
 		}
 		switch (it->status) {
 		case ST_OK:
-			out_write(x, &it->rec);
+			out_write(x, b->out[it->rec_t].p + it->rec_off, it->rec_len);
 			x->c.docs++;
 			x->c.bytes += it->content_len;
 			break;
@@ -345,6 +368,8 @@ static void write_batch(struct ctx *x, struct batch *b)
 	b->n_items = 0;
 	b->bytes = 0;
 	buf_reset(&b->arena);
+	for (int t = 0; t < x->threads; t++)
+		buf_reset(&b->out[t]);
 	progress(x, 0);
 }
 
@@ -359,7 +384,7 @@ static void flush_batch(struct ctx *x)
 		write_batch(x, prev);
 #pragma omp for schedule(dynamic, 1) nowait
 		for (long i = 0; i < n; i++)
-			process_item(x, cur, &cur->items[i], &x->workers[omp_get_thread_num()]);
+			process_item(x, cur, &cur->items[i], omp_get_thread_num());
 	}
 	x->cur = prev;
 	x->prev = cur;
@@ -494,7 +519,10 @@ static void add_path(struct ctx *x, const char *path)
 		x->errors = 1;
 		return;
 	}
-	add_file(x, path, &st);
+	if (x->jsonl)
+		read_jsonl(x, path);
+	else
+		add_file(x, path, &st);
 }
 
 static void add_paths_from_stdin(struct ctx *x)
@@ -539,7 +567,8 @@ static void mkdir_p(const char *dir)
 
 int main(int argc, char **argv)
 {
-	enum { O_FIELD = 256, O_MAXSIZE, O_MAXLINE, O_SDOCS, O_SBYTES, O_STRICT, O_MINHASH };
+	enum { O_FIELD = 256, O_MAXSIZE, O_MAXLINE, O_JSONL, O_SDOCS, O_SBYTES, O_STRICT,
+	       O_MINHASH };
 	static const struct option longopts[] = {
 		{ "threads", required_argument, NULL, 'j' },
 		{ "output", required_argument, NULL, 'o' },
@@ -547,10 +576,12 @@ int main(int argc, char **argv)
 		{ "field", required_argument, NULL, O_FIELD },
 		{ "max-size", required_argument, NULL, O_MAXSIZE },
 		{ "max-line", required_argument, NULL, O_MAXLINE },
+		{ "jsonl", no_argument, NULL, O_JSONL },
 		{ "shard-docs", required_argument, NULL, O_SDOCS },
 		{ "shard-bytes", required_argument, NULL, O_SBYTES },
 		{ "strict", no_argument, NULL, O_STRICT },
 		{ "minhash", required_argument, NULL, O_MINHASH },
+		{ "level", required_argument, NULL, 'L' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -562,17 +593,19 @@ int main(int argc, char **argv)
 
 	cp_setprogname(argv[0]);
 	x.threads = cpu_count();
+	x.level = SHARD_LEVEL_UNSET;
 	x.field = "content";
 	x.max_size = 1000000;
 	x.max_line = (uint64_t)1 << 28;
 	x.shard_bytes = (uint64_t)256 << 20;
-	while ((c = getopt_long(argc, argv, "hj:o:p:q", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hj:o:p:qL:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h': usage(EXIT_OK); break;
 		case 'j': x.threads = opt_threads("-j", optarg); break;
 		case 'o': x.out = optarg; break;
 		case 'p': patterns[n_patterns++] = optarg; break;
 		case 'q': x.quiet = 1; break;
+		case 'L': x.level = opt_int("--level", optarg, SHARD_LEVEL_MIN, SHARD_LEVEL_MAX); break;
 		case O_FIELD:
 			if (!*optarg)
 				die_usage("option '--field' needs a name");
@@ -587,6 +620,7 @@ int main(int argc, char **argv)
 			x.shard_bytes = opt_u64("--shard-bytes", optarg, 0, UINT64_MAX);
 			break;
 		case O_STRICT: x.strict = 1; break;
+		case O_JSONL: x.jsonl = 1; break;
 		case O_MINHASH:
 			if (!strcmp(optarg, "xxh3"))
 				x.minhash = DOCSTATS_MINHASH_XXH3;
@@ -633,6 +667,8 @@ int main(int argc, char **argv)
 	x.workers = xcalloc((size_t)x.threads, sizeof *x.workers);
 	for (int i = 0; i < x.threads; i++)
 		docstats_init_scheme(&x.workers[i].ds, x.minhash);
+	for (int k = 0; k < 2; k++)
+		x.bat[k].out = xcalloc((size_t)x.threads, sizeof *x.bat[k].out);
 
 	for (int i = optind; i < argc; i++) {
 		if (!strcmp(argv[i], "-"))
@@ -666,8 +702,9 @@ int main(int argc, char **argv)
 		buf_free(&x.workers[i].meta);
 	}
 	for (int k = 0; k < 2; k++) {
-		for (size_t i = 0; i < x.bat[k].cap_items; i++)
-			buf_free(&x.bat[k].items[i].rec);
+		for (int t = 0; t < x.threads; t++)
+			buf_free(&x.bat[k].out[t]);
+		free(x.bat[k].out);
 		free(x.bat[k].items);
 		buf_free(&x.bat[k].arena);
 	}

@@ -43,6 +43,20 @@ double opt_double(const char *opt, const char *val, double lo, double hi)
 	return v;
 }
 
+int opt_int(const char *opt, const char *val, int lo, int hi)
+{
+	char *end;
+	errno = 0;
+	if (!val || !*val || *val == ' ')
+		die_usage("option '%s' needs a whole number, not '%s'", opt, val ? val : "");
+	long v = strtol(val, &end, 10);
+	if (errno || *end)
+		die_usage("option '%s' needs a whole number, not '%s'", opt, val);
+	if (v < lo || v > hi)
+		die_usage("option '%s' must be between %d and %d, not '%s'", opt, lo, hi, val);
+	return (int)v;
+}
+
 int cpu_count(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -6,6 +6,7 @@
 
 /* Each dies with exit 2 naming the option when VAL is not a number in [lo, hi]. */
 uint64_t opt_u64(const char *opt, const char *val, uint64_t lo, uint64_t hi);
+int opt_int(const char *opt, const char *val, int lo, int hi);
 double opt_double(const char *opt, const char *val, double lo, double hi);
 /* -j: 0 or "auto" means the number of online CPUs */
 int opt_threads(const char *opt, const char *val);

@@ -36,9 +36,18 @@ struct shard_writer;
  * temporary beside PATH and renamed over PATH by shard_close, so a killed writer leaves no
  * file a reader would take. Returns NULL after printing an error. */
 struct shard_writer *shard_create(const char *path, uint32_t kind, const uint64_t param[2]);
-/* Records go into blocks of about this many raw bytes (default 1 MiB); zstd level default 3. */
+/* Records go into blocks of about this many raw bytes (default 1 MiB); zstd level default 3,
+ * SHARD_LEVEL_STORE for frames of raw blocks (no compression). */
+#define SHARD_LEVEL_STORE 0
+#define SHARD_LEVEL_MIN (-7)
+#define SHARD_LEVEL_MAX 19
 void shard_set_block_size(struct shard_writer *w, size_t bytes);
 void shard_set_level(struct shard_writer *w, int level);
+#define SHARD_LEVEL_UNSET 100
+/* The level for a writer of PATH: GIVEN unless SHARD_LEVEL_UNSET; then standard output
+ * that is a pipe or socket gets SHARD_LEVEL_STORE (the next stage reads it on this machine,
+ * compression would be work undone at once); everything else DEFAULT. */
+int shard_auto_level(const char *path, int given, int dflt);
 int shard_write(struct shard_writer *w, const void *rec, size_t len);
 /* Finish: end block, index, footer, header counts (when seekable), fsync, rename. 0 or -1. */
 int shard_close(struct shard_writer *w);

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,7 +157,8 @@ static struct walk_ent *read_dir(struct walker *w, size_t len, size_t *count)
 		path_set(w, len, "/", 1);
 		path_set(w, len + 1, name, nl);
 		struct stat st;
-		if (stat(w->path, &st)) {
+		/* relative to the open directory: the kernel resolves one name, not the path */
+		if (fstatat(dirfd(d), name, &st, 0)) {
 			warning("cannot stat '%s': %s", w->path, strerror(errno));
 			w->counts.unreadable++;
 			continue;

@@ -149,6 +149,51 @@ cmp -s m1.shard m2.shard
 _tap $? "4500 files over two batches: -j 1 and -j 2 write the same bytes"
 is "$(origins m2.shard | sed -n '1p;4500p' | tr '\n' ' ')" "many/f0000.py many/f4499.py " "... in order"
 
+# --- --jsonl: JSON lines from a pipe, whatever the name
+gzip -c data.jsonl | gzip -dc | cp-hash -q --jsonl -o pj.shard /dev/stdin 2>/dev/null
+is "$(field pj.shard hash)" "$(field plain.shard hash)" "--jsonl reads JSON lines from a pipe"
+is "$(origins pj.shard | tr '\n' ' ')" "/dev/stdin:1 /dev/stdin:3 " "... origins are PIPE:LINE"
+cp data.jsonl.gz dump.bin
+ok "--jsonl on a file of another name (gzip)" cp-hash -q --jsonl -o pb.shard dump.bin
+is "$(field pb.shard hash)" "$(field plain.shard hash)" "... gives the same documents"
+
+# --- compression levels: the records do not depend on them; 0 stores
+for l in 0 1 -3 19; do
+	cp-hash -q -L $l -o lvl$l.shard many data.jsonl 2>/dev/null
+done
+is "$(cp-cat lvl0.shard | md5sum)" "$(cp-cat lvl1.shard | md5sum)" "-L 0 and -L 1 hold the same records"
+is "$(cp-cat lvl-3.shard | md5sum)$(cp-cat lvl19.shard | md5sum)" \
+	"$(cp-cat lvl1.shard | md5sum)$(cp-cat lvl1.shard | md5sum)" "... as do -L -3 and -L 19"
+raw=$(cp-cat --header lvl0.shard | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["raw_bytes"])')
+sz=$(wc -c <lvl0.shard | tr -d ' ')
+[ "$sz" -gt "$raw" ] && [ "$(wc -c <lvl19.shard)" -lt "$raw" ]
+_tap $? "-L 0 stores ($sz bytes for $raw of records), -L 19 compresses"
+if command -v zstd >/dev/null; then
+	# the stored blocks are standard zstd frames: the zstd tool decodes the first one
+	"$PYTHON" - lvl0.shard >frame.zst <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+clen = struct.unpack_from("<I", b, 64 + 20)[0]
+sys.stdout.buffer.write(b[64 + 32:64 + 32 + clen])
+PY
+	raw1=$("$PYTHON" -c 'import struct,sys; print(struct.unpack_from("<I", open(sys.argv[1],"rb").read(), 64 + 16)[0])' lvl0.shard)
+	is "$(zstd -dc frame.zst | wc -c | tr -d ' ')" "$raw1" "a stored block is a zstd frame the zstd tool decodes"
+else
+	skip "zstd not installed"
+fi
+cp-hash -q many data.jsonl 2>/dev/null >piped.shard
+[ "$(wc -c <piped.shard)" -lt "$raw" ]
+_tap $? "standard output to a file: compressed"
+cp-hash -q many data.jsonl 2>/dev/null | cat >piped0.shard
+[ "$(wc -c <piped0.shard)" -gt "$raw" ]
+_tap $? "standard output to a pipe: stored"
+is "$(cp-cat piped0.shard | md5sum)" "$(cp-cat lvl1.shard | md5sum)" "... the same records"
+cp-hash -q -L 1 many data.jsonl 2>/dev/null | cat >piped1.shard
+[ "$(wc -c <piped1.shard)" -lt "$raw" ]
+_tap $? "... unless -L is given"
+exit_is 2 "-L 20 exits 2" cp-hash -L 20 -o x.shard d
+exit_is 2 "-L x exits 2" cp-hash -L x -o x.shard d
+
 # --- usage
 exit_is 2 "a bad option exits 2" cp-hash --bogus d
 exit_is 2 "a bad number exits 2" cp-hash -j x -o x.shard d

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 static char dir[] = "/tmp/cp-test-shard.XXXXXX";
 
@@ -217,6 +218,49 @@ int main(void)
 	ok(access(unfinished, F_OK) != 0, "no file under the final name before close");
 	shard_abort(w);
 	ok(access(unfinished, F_OK) != 0, "abort leaves nothing");
+
+	/* stored blocks (level 0): records of every size read back, across the 128 KiB raw
+	 * blocks of a zstd frame, and each stored frame is one a zstd decoder takes */
+	{
+		const char *st = path_of("stored.shard");
+		struct shard_writer *sw = shard_create(st, SHARD_DOCS, NULL);
+		shard_set_level(sw, SHARD_LEVEL_STORE);
+		shard_set_block_size(sw, 300000);
+		size_t sizes[] = { 0, 1, 131071, 131072, 131073, 262144, 5, 400000 };
+		size_t ns = sizeof sizes / sizeof *sizes;
+		unsigned char *big = malloc(400000);
+		for (size_t k = 0; k < 400000; k++)
+			big[k] = (unsigned char)(k * 2654435761u >> 13);
+		int wrote = 1;
+		for (size_t i = 0; i < ns; i++)
+			wrote &= !shard_write(sw, big + i, sizes[i]);
+		ok(wrote && !shard_close(sw), "a stored shard is written");
+		struct shard_reader *sr = shard_open(st, SHARD_DOCS);
+		const void *rp;
+		size_t rl, i = 0;
+		int good = sr != NULL;
+		while (good && shard_next(sr, &rp, &rl) == 1) {
+			good = i < ns && rl == sizes[i] && (!rl || !memcmp(rp, big + i, rl));
+			i++;
+		}
+		ok(good && i == ns, "... and every record reads back");
+		if (sr)
+			shard_close_reader(sr);
+		size_t sn;
+		unsigned char *sb = slurp(st, &sn);
+		/* the first block's frame: header at 64, frame after its 32-byte header */
+		uint32_t raw_len = rd_u32le(sb + 64 + 16), clen = rd_u32le(sb + 64 + 20);
+		unsigned char *out = malloc(raw_len + 1);
+		size_t got = ZSTD_decompress(out, raw_len + 1, sb + 64 + 32, clen);
+		ok(!ZSTD_isError(got) && got == raw_len && clen > raw_len,
+		   "a stored block is a zstd frame of raw blocks (%u bytes for %u)", clen, raw_len);
+		sb[64 + 32 + clen / 2] ^= 1;
+		spit(st, sb, sn);
+		ok(rejected(st), "a flipped byte in a stored block is refused");
+		free(out);
+		free(sb);
+		free(big);
+	}
 
 	/* documents encode and decode */
 	struct doc d = { .id = 7, .origin = "a/b.py", .origin_len = 6, .meta = "{\"x\":1}", .meta_len = 7,
