@@ -32,13 +32,17 @@
 #include <unistd.h>
 
 static const char usage_text[] =
-	"usage: cp-dedup [-j threads] [-o OUTDIR] [--report FILE] [--no-near] [--no-filters]\n"
-	"                [--threshold J] [--drop-prob P] [--seed N] [--index FILE] [--pairs FILE]\n"
-	"                [--line-max N] [--line-mean X] [--alpha-frac X] [--min-eq N] [INPUT...]\n"
+	"usage: cp-dedup [-j threads] [-o OUTDIR] [-L LEVEL] [-n] [--report FILE] [--no-near]\n"
+	"                [--no-filters] [--threshold J] [--drop-prob P] [--seed N] [--index FILE]\n"
+	"                [--pairs FILE] [--line-max N] [--line-mean X] [--alpha-frac X]\n"
+	"                [--min-eq N] [INPUT...]\n"
 	"       cp-dedup --merge-index OUT INDEX...\n"
 	"\n"
 	"  -j threads       threads for reading and writing shards (default: all CPUs)\n"
 	"  -o OUTDIR        directory for the clean shards, or '-' for standard output (default)\n"
+	"  -L, --level N    zstd level of the clean shards, -7 to 19, 0: store uncompressed\n"
+	"                   (default 3; 0 when standard output is a pipe)\n"
+	"  -n, --dry-run    decide and report only: write no shards and no index\n"
 	"  --report FILE    write the report as JSON to FILE ('-': standard output)\n"
 	"  --no-near        skip near-duplicate removal\n"
 	"  --no-filters     skip the quality filters\n"
@@ -78,7 +82,7 @@ static const char *const filter_key[ST_N] = {
 #define NPERM DOC_MINHASH_PERM
 
 struct cfg {
-	int threads, near, filters;
+	int threads, near, filters, level, dry_run;
 	double threshold, drop_prob, line_mean, alpha_frac;
 	uint64_t seed, line_max, min_eq;
 	const char *outdir, *report, *index, *pairs;
@@ -99,6 +103,7 @@ struct input {
 	uint8_t *reason;
 	uint16_t *sigs;		/* NPERM values for each document with has_sig */
 	uint8_t *has_sig;
+	uint64_t *clen;		/* --dry-run: content length of each document */
 	struct buf origins;	/* --pairs: origin text of each document, NUL-separated */
 	uint8_t schemes;	/* MinHash schemes seen: SCHEME_XXH3 | SCHEME_DATASKETCH */
 	uint64_t scheme_rec;	/* the first record of the last scheme seen */
@@ -142,10 +147,12 @@ static uint8_t filter_reason(const struct cfg *c, const struct doc *d)
 
 /* ---- pass 1: read one input ---- */
 
-static void in_reserve(struct input *in, size_t nsig)
+static void in_reserve(struct input *in, size_t nsig, int lengths)
 {
 	if (in->n_docs == in->cap) {
 		in->cap = in->cap ? 2 * in->cap : 1024;
+		if (lengths)
+			in->clen = xreallocarray(in->clen, in->cap, sizeof *in->clen);
 		in->hash = xreallocarray(in->hash, in->cap, 16);
 		in->reason = xreallocarray(in->reason, in->cap, 1);
 		in->has_sig = xreallocarray(in->has_sig, in->cap, 1);
@@ -160,12 +167,13 @@ static void in_reserve(struct input *in, size_t nsig)
 static char *spool_path;	/* stdin's copy while it is written */
 
 /* Signatures of cp-hash's two MinHash schemes agree on nothing: comparing them would find no
- * near duplicates at all, silently. So inputs must not mix them. */
-enum { SCHEME_XXH3 = 1, SCHEME_DATASKETCH = 2 };
+ * near duplicates at all, silently. So inputs must not mix them, nor an index (--index) and
+ * the inputs. The codes are the index file's. */
+enum { SCHEME_XXH3 = DEDUPIDX_SCHEME_XXH3, SCHEME_DATASKETCH = DEDUPIDX_SCHEME_DATASKETCH };
 
 static const char *scheme_name(uint8_t scheme)
 {
-	return scheme == SCHEME_DATASKETCH ? "datasketch" : "xxh3";
+	return dedupidx_scheme_name(scheme);
 }
 
 static int note_scheme(struct input *in, const struct doc *d, uint64_t rec)
@@ -200,6 +208,24 @@ static int check_scheme(const struct input *in, uint8_t *seen, const struct inpu
 		     scheme_name(in->schemes), (*from)->name, scheme_name(*seen));
 }
 
+/* The signatures of index X (at PATH) take part in near dedup as if they were the inputs':
+ * they must be of the same scheme. An index that does not record its scheme (version 1) could
+ * be of either, so it is refused rather than trusted: a wrong guess would find nothing. */
+static int check_index_scheme(const struct input *in, const struct dedupidx *x, const char *path)
+{
+	if (!in->schemes || !x->n_near || x->scheme == in->schemes)
+		return 0;
+	if (x->scheme == DEDUPIDX_SCHEME_UNKNOWN)
+		return error("'%s' has MinHash signatures of scheme '%s', index '%s' does not record "
+			     "the scheme of its %llu signatures (they come from a version-1 index): "
+			     "set CP_DEDUP_INDEX_SCHEME to the one that made them (xxh3 or "
+			     "datasketch), or run with --no-near", in->name, scheme_name(in->schemes),
+			     path, (unsigned long long)x->n_near);
+	return error("'%s' has MinHash signatures of scheme '%s', index '%s' of scheme '%s' "
+		     "(cp-hash --minhash): schemes cannot be mixed", in->name,
+		     scheme_name(in->schemes), path, scheme_name((uint8_t)x->scheme));
+}
+
 static int read_input(struct input *in, const struct cfg *c)
 {
 	struct shard_reader *r = shard_open(in->name, SHARD_DOCS);
@@ -213,14 +239,15 @@ static int read_input(struct input *in, const struct cfg *c)
 		return -1;
 	}
 	struct shard_writer *spool = NULL;
-	if (!strcmp(in->name, "-")) {
+	if (!strcmp(in->name, "-") && !c->dry_run) {	/* pass 2 needs it again */
 		#pragma omp critical(shard_live)
 		spool = shard_create(spool_path, SHARD_DOCS, in->param);
 		if (!spool) {
 			shard_close_reader(r);
 			return -1;
 		}
-		shard_set_level(spool, 1);
+		/* read back once, by us, at once: compressing it would be work undone */
+		shard_set_level(spool, SHARD_LEVEL_STORE);
 	}
 	const void *rec;
 	size_t len;
@@ -237,8 +264,10 @@ static int read_input(struct input *in, const struct cfg *c)
 			ret = -1;
 			break;
 		}
-		in_reserve(in, nsig);
+		in_reserve(in, nsig, c->dry_run);
 		uint64_t k = in->n_docs++;
+		if (c->dry_run)
+			in->clen[k] = d.content_len;
 		memcpy(in->hash[k], d.hash, 16);
 		in->reason[k] = filter_reason(c, &d);
 		in->has_sig[k] = c->near && d.n_minhash == NPERM;
@@ -498,6 +527,7 @@ static int write_outputs(struct input *ins, size_t n, const struct cfg *c)
 		struct shard_writer *w = shard_create("-", SHARD_DOCS, n ? ins[0].param : NULL);
 		if (!w)
 			return -1;
+		shard_set_level(w, shard_auto_level("-", c->level, 3));
 		for (size_t i = 0; i < n; i++)
 			if (write_input(&ins[i], w)) {
 				shard_abort(w);
@@ -513,6 +543,8 @@ static int write_outputs(struct input *ins, size_t n, const struct cfg *c)
 		struct shard_writer *w;
 		#pragma omp critical(shard_live)
 		w = shard_create(stage_paths[i], SHARD_DOCS, ins[i].param);
+		if (w)
+			shard_set_level(w, shard_auto_level(stage_paths[i], c->level, 3));
 		int e = !w || write_input(&ins[i], w);
 		#pragma omp critical(shard_live)
 		{
@@ -527,6 +559,17 @@ static int write_outputs(struct input *ins, size_t n, const struct cfg *c)
 		}
 	}
 	return failed ? -1 : 0;
+}
+
+/* --dry-run: what pass 2 would have written, from the lengths pass 1 kept. */
+static void dry_run_totals(struct input *ins, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (uint64_t k = 0; k < ins[i].n_docs; k++)
+			if (ins[i].status[k] == ST_KEEP) {
+				ins[i].docs_out++;
+				ins[i].bytes_out += ins[i].clen[k];
+			}
 }
 
 /* Move the staged shards that hold documents into OUTDIR under fresh numbers. */
@@ -703,6 +746,24 @@ static void report_table(const struct totals *t)
 
 /* ---- index ---- */
 
+/* A version-1 index does not record which scheme made its signatures; whoever knows says it
+ * with CP_DEDUP_INDEX_SCHEME, and the index records it when it is rewritten. A scheme the
+ * index records is never overridden. */
+static void declare_index_scheme(const char *path, struct dedupidx *x)
+{
+	const char *env = getenv("CP_DEDUP_INDEX_SCHEME");
+	if (!env || !*env)
+		return;
+	int k = dedupidx_scheme_parse(env);
+	if (k < 0)
+		die_usage("CP_DEDUP_INDEX_SCHEME='%s' is not a MinHash scheme (xxh3 or datasketch)", env);
+	if (x->scheme != DEDUPIDX_SCHEME_UNKNOWN)
+		return;
+	x->scheme = (uint32_t)k;
+	fprintf(stderr, "cp-dedup: '%s': taking its signatures as scheme '%s' (CP_DEDUP_INDEX_SCHEME)\n",
+		path, env);
+}
+
 /* Remember an index's hashes and signatures as if their documents came before all inputs. */
 static int load_index(struct state *s, struct dedupidx *x, uint64_t expect)
 {
@@ -712,7 +773,9 @@ static int load_index(struct state *s, struct dedupidx *x, uint64_t expect)
 	if (x->n_near && x->num_perm != NPERM)
 		return error("'%s': index signatures have %u values, documents have %d", s->cfg.index,
 			     x->num_perm, NPERM);
-	s->set = dedupset_new(expect + x->n_exact);
+	declare_index_scheme(s->cfg.index, x);
+	/* the index's hashes are distinct; the inputs' may be mostly copies */
+	s->set = dedupset_new(x->n_exact, expect);
 	for (uint64_t i = 0; i < x->n_exact; i++)
 		dedupset_add(s->set, x->exact[i], 1);
 	free(x->exact);
@@ -725,9 +788,11 @@ static int load_index(struct state *s, struct dedupidx *x, uint64_t expect)
 	return 0;
 }
 
-static int save_index(struct state *s, struct dedupidx *old)
+/* SCHEME: the inputs' MinHash scheme (0 when they had no signatures in near dedup) */
+static int save_index(struct state *s, struct dedupidx *old, uint8_t scheme)
 {
-	struct dedupidx x = { .num_perm = NPERM };
+	/* check_index_scheme made the inputs' scheme the index's wherever both have signatures */
+	struct dedupidx x = { .num_perm = NPERM, .scheme = old->n_near ? old->scheme : scheme };
 	x.n_exact = dedupset_export(s->set, &x.exact);
 	if (s->lsh) {
 		x.n_near = lsh_count(s->lsh);
@@ -746,18 +811,45 @@ static int save_index(struct state *s, struct dedupidx *old)
 	return ret;
 }
 
+/* Index X (at PATH) joins ACC, whose signatures came first from FROM: their schemes must
+ * agree. An index without signatures joins any; one whose scheme is not recorded, none. */
+static int merge_check_scheme(const struct dedupidx *acc, const char *from,
+			      const struct dedupidx *x, const char *path)
+{
+	if (!acc->n_near || !x->n_near)
+		return 0;
+	const char *unknown = x->scheme == DEDUPIDX_SCHEME_UNKNOWN ? path
+			      : acc->scheme == DEDUPIDX_SCHEME_UNKNOWN ? from : NULL;
+	if (unknown)
+		return error("'%s' does not record the MinHash scheme of its signatures (they come "
+			     "from a version-1 index), so they cannot be merged with others: set "
+			     "CP_DEDUP_INDEX_SCHEME to the one that made them (xxh3 or datasketch)",
+			     unknown);
+	if (x->scheme == acc->scheme)
+		return 0;
+	return error("index '%s' has MinHash signatures of scheme '%s', index '%s' of scheme '%s' "
+		     "(cp-hash --minhash): indexes of different schemes cannot be merged", path,
+		     dedupidx_scheme_name(x->scheme), from, dedupidx_scheme_name(acc->scheme));
+}
+
 static int merge_indexes(int argc, char **argv)
 {
 	if (argc < 2)
 		die_usage("--merge-index needs OUT and at least one INDEX");
 	struct dedupidx acc = { .num_perm = NPERM };
+	const char *from = NULL;	/* the first index with signatures */
 	for (int i = 1; i < argc; i++) {
 		struct dedupidx x;
 		int r = dedupidx_load(argv[i], &x);
 		if (r > 0)
 			die("cannot open index '%s': no such file", argv[i]);
-		if (r < 0 || dedupidx_merge(&acc, &x, argv[i]))
+		if (r < 0)
 			exit(EXIT_ERR);
+		declare_index_scheme(argv[i], &x);
+		if (merge_check_scheme(&acc, from, &x, argv[i]) || dedupidx_merge(&acc, &x, argv[i]))
+			exit(EXIT_ERR);
+		if (!from && x.n_near)
+			from = argv[i];
 		dedupidx_free(&x);
 	}
 	tmp_paths[0] = xasprintf("%s.tmp", argv[0]);
@@ -822,10 +914,12 @@ static size_t plan_parts(char **list, size_t n, struct input **out, uint64_t *ex
 
 static void parse(int argc, char **argv, struct cfg *c, int *merge)
 {
-	enum { O_REPORT = 256, O_NONEAR, O_NOFILT, O_THR, O_DROP, O_SEED, O_INDEX, O_PAIRS,
+	enum { O_REPORT = 256, O_LEVEL, O_DRY, O_NONEAR, O_NOFILT, O_THR, O_DROP, O_SEED, O_INDEX, O_PAIRS,
 	       O_LMAX, O_LMEAN, O_ALPHA, O_MINEQ, O_MERGE };
 	static const struct option longopts[] = {
 		{ "report", required_argument, NULL, O_REPORT },
+		{ "level", required_argument, NULL, 'L' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ "no-near", no_argument, NULL, O_NONEAR },
 		{ "no-filters", no_argument, NULL, O_NOFILT },
 		{ "threshold", required_argument, NULL, O_THR },
@@ -842,7 +936,7 @@ static void parse(int argc, char **argv, struct cfg *c, int *merge)
 		{ 0 }
 	};
 	int o;
-	while ((o = getopt_long(argc, argv, "hj:o:", longopts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "hj:o:L:n", longopts, NULL)) != -1) {
 		switch (o) {
 		case 'j': c->threads = opt_threads("-j", optarg); break;
 		case 'o': {
@@ -853,6 +947,10 @@ static void parse(int argc, char **argv, struct cfg *c, int *merge)
 			c->outdir = optarg;
 			break;
 		}
+		case 'L':
+			c->level = opt_int("--level", optarg, SHARD_LEVEL_MIN, SHARD_LEVEL_MAX);
+			break;
+		case 'n': c->dry_run = 1; break;
 		case O_REPORT: c->report = optarg; break;
 		case O_NONEAR: c->near = 0; break;
 		case O_NOFILT: c->filters = 0; break;
@@ -897,7 +995,7 @@ int main(int argc, char **argv)
 {
 	struct cfg c = { .threads = cpu_count(), .near = 1, .filters = 1, .threshold = 0.85,
 			 .drop_prob = 0.7, .line_max = 1000, .line_mean = 100, .alpha_frac = 0.25,
-			 .min_eq = 4, .outdir = "-" };
+			 .min_eq = 4, .outdir = "-", .level = SHARD_LEVEL_UNSET };
 	int merge = 0;
 	cp_setprogname(argv[0]);
 	parse(argc, argv, &c, &merge);
@@ -916,7 +1014,7 @@ int main(int argc, char **argv)
 		n_stdin += !strcmp(list[i], "-");
 	if (n_stdin > 1)
 		die_usage("standard input ('-') can be read only once");
-	if (c.report && !strcmp(c.report, "-") && !strcmp(c.outdir, "-"))
+	if (c.report && !strcmp(c.report, "-") && !strcmp(c.outdir, "-") && !c.dry_run)
 		die_usage("the report and the shards cannot both go to standard output");
 
 	struct input *ins;
@@ -925,8 +1023,9 @@ int main(int argc, char **argv)
 	n = plan_parts(list, nl, &ins, &expect);
 
 	shard_cleanup_on_signal_with(remove_staged);
-	setup_outdir(&c, n);
-	if (n_stdin)
+	if (!c.dry_run)
+		setup_outdir(&c, n);
+	if (n_stdin && !c.dry_run)
 		spool_path = xasprintf("%s/.cp-dedup-stdin-%ld.shard", stage_dir ? stage_dir :
 				       getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (long)getpid());
 	cleanup_ready = 1;
@@ -942,7 +1041,7 @@ int main(int argc, char **argv)
 		if (load_index(&s, &old, expect))
 			goto fail;
 	} else {
-		s.set = dedupset_new(expect);
+		s.set = dedupset_new(0, expect);
 	}
 
 	/* pass 1: groups of inputs read in parallel, merged in order */
@@ -960,7 +1059,8 @@ int main(int argc, char **argv)
 				failed = 1;
 			}
 		for (size_t i = g; i < end && !failed; i++) {
-			if (check_scheme(&ins[i], &scheme, &scheme_from)) {
+			if (check_index_scheme(&ins[i], &old, c.index) ||
+			    check_scheme(&ins[i], &scheme, &scheme_from)) {
 				failed = 1;
 				break;
 			}
@@ -980,7 +1080,9 @@ int main(int argc, char **argv)
 
 	/* pass 2 and commit */
 	double t2 = mono_now();
-	if (write_outputs(ins, n, &c))
+	if (c.dry_run)
+		dry_run_totals(ins, n);
+	else if (write_outputs(ins, n, &c))
 		goto fail;
 	double secs[4] = { t1 - t0 - s.t_dedup, s.t_dedup, s.t_near, mono_now() - t2 };
 	struct buf names = { 0 };
@@ -993,9 +1095,9 @@ int main(int argc, char **argv)
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGPIPE);
 	sigprocmask(SIG_BLOCK, &block, &saved);
-	if (commit_outputs(ins, n, &c, &names))
+	if (!c.dry_run && commit_outputs(ins, n, &c, &names))
 		goto fail;
-	if (c.index && save_index(&s, &old))
+	if (c.index && !c.dry_run && save_index(&s, &old, scheme))
 		goto fail;
 	n_stage_paths = 0;	/* committed: nothing of ours to remove any more */
 	sigprocmask(SIG_SETMASK, &saved, NULL);
@@ -1019,6 +1121,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		free(ins[i].status);
 		free(ins[i].lshid);
+		free(ins[i].clen);
 	}
 	free(ins);
 	dedupset_free(s.set);

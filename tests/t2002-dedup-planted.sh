@@ -107,6 +107,36 @@ cp-dedup -o out5 --drop-prob 1 --report r5.json all.shard 2>/dev/null
 is "$(survivors out5 | grep -c small)" "0" "with filters, the short files are removed"
 like "$(cat r5.json)" '"no_keywords": 2' "... as files without keywords"
 
+# --dry-run: the same report, nothing written; from a file or a pipe
+cp-dedup -n -o out11 --drop-prob 1 --report r11.json --pairs pairs11.jsonl all.shard 2>/dev/null
+is "$?" "0" "-n runs"
+ok "... and creates no output directory" test ! -e out11
+same=$("$PYTHON" - r5.json r11.json <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+keys = ("docs_in", "bytes_in", "docs_out", "bytes_out", "exact_duplicates",
+        "near_duplicates", "removed", "top_unique_share")
+print("same" if all(a[k] == b[k] for k in keys) else "differ: %s" %
+      [k for k in keys if a[k] != b[k]])
+PY
+)
+is "$same" "same" "... its report equals the run that wrote the shards"
+is "$(wc -l <pairs11.jsonl | tr -d ' ')" "13" "... and --pairs still lists the pairs"
+cp-hash -q tree | cp-dedup -n --drop-prob 1 --report r12.json 2>/dev/null
+is "$("$PYTHON" -c "import json; a, b = (json.load(open(p)) for p in ('r5.json', 'r12.json')); print(a['docs_out'] == b['docs_out'] and a['bytes_out'] == b['bytes_out'])")" \
+	"True" "... also from a pipe"
+ok "-n with the report on standard output" cp-dedup -n --report - all.shard
+like "$(cat .out)" '"docs_out"' "... prints it there"
+
+# the output level: the same records, stored or compressed
+cp-dedup -o out12 -L 0 --drop-prob 1 all.shard 2>/dev/null
+cp-dedup -o out13 -L 19 --drop-prob 1 all.shard 2>/dev/null
+is "$(cp-cat out12 | md5sum)" "$(cp-cat out5 | md5sum)" "-L 0: the same records as the default level"
+is "$(cp-cat out13 | md5sum)" "$(cp-cat out5 | md5sum)" "-L 19: the same records"
+[ "$(cat out12/*.shard | wc -c)" -gt "$(cat out5/*.shard | wc -c)" ]
+_tap $? "... stored shards are larger"
+exit_is 2 "-L 99 is a usage error" cp-dedup -L 99 all.shard
+
 # empty input: a valid report, no shard
 mkdir empty
 cp-hash -q -o empty.shard empty

@@ -2,7 +2,9 @@
 # t2003: incremental runs with --index. Run 2 sees new data holding copies and near copies
 # of run-1 documents and of itself; it writes only the new clean documents, in new shards,
 # and the two runs together keep exactly what one run over everything keeps. Indexes of
-# separate runs merge into one that knows both.
+# separate runs merge into one that knows both. An index records the MinHash scheme of its
+# signatures (version 2) and refuses inputs and indexes of the other; a version-1 index,
+# which did not record it, is refused for near dedup unless CP_DEDUP_INDEX_SCHEME says it.
 . "$(dirname "$0")/lib.sh"
 
 "$PYTHON" - <<'PY'
@@ -43,6 +45,8 @@ survivors() { cp-cat "$@" | "$PYTHON" -c '
 import json, sys
 for l in sys.stdin: print(json.loads(l)["origin"])' | sort; }
 field() { "$PYTHON" -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1"; }
+u32at() { od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '; }	# FILE OFFSET: a little-endian u32
+u64at() { od -An -tu8 -j "$2" -N8 "$1" | tr -d ' '; }
 
 cp-hash -q -o old.shard old
 cp-hash -q -o new.shard new
@@ -93,4 +97,55 @@ ok "... and no shard is written" test -z "$(ls bad 2>/dev/null)"
 head -c 40 idx >cut.idx
 exit_is 1 "a truncated index is refused" cp-dedup -o bad --index cut.idx new.shard
 ok "no temporary index is left" test -z "$(ls | grep '\.tmp')"
+
+# the MinHash scheme (cp-hash --minhash): recorded, and never mixed
+is "$(u32at idx 8) $(u32at idx 20)" "2 1" "the index is version 2 and records scheme 1 (xxh3)"
+is "$(u32at idx.nn 20)" "0" "an index without signatures records scheme 0 (none)"
+cp-hash -q --minhash datasketch -o new-ds.shard new
+cp idx idx.before
+exit_is 1 "datasketch inputs against an xxh3 index are refused" \
+	cp-dedup -o mixed --drop-prob 1 --index idx new-ds.shard
+err_like "new-ds.shard.*'datasketch'.*index 'idx'.*'xxh3'" "... naming the input, the index and both schemes"
+ok "... nothing is written" test -z "$(ls mixed 2>/dev/null)"
+ok "... and the index is untouched" cmp -s idx idx.before
+exit_is 0 "--no-near compares no signatures: datasketch inputs are fine" \
+	cp-dedup -o mixed --no-near --drop-prob 1 --index idx.before new-ds.shard
+is "$(u32at idx.before 20)" "1" "... and the index keeps its scheme"
+cp-dedup -o pds --index ds.idx new-ds.shard 2>/dev/null
+is "$(u32at ds.idx 20)" "2" "a datasketch index records scheme 2"
+exit_is 1 "merging an xxh3 and a datasketch index is refused" cp-dedup --merge-index m.idx a.idx ds.idx
+err_like "'ds.idx'.*'datasketch'.*'a.idx'.*'xxh3'" "... naming both indexes and schemes"
+ok "... and OUT is not written" test ! -e m.idx
+exit_is 0 "an index without signatures merges with any" cp-dedup --merge-index m.idx idx.nn ds.idx
+is "$(u32at m.idx 20)" "2" "... and the merge takes the scheme of the one with signatures"
+
+# a version-1 index (scheme not recorded): two exact hashes, one signature of 256 values
+"$PYTHON" -c '
+import struct
+body = b"\x01" * 16 + b"\x02" * 16 + b"".join(struct.pack("<H", i) for i in range(256))
+head = b"CPDEDUP\0" + struct.pack("<IIIIQQQQ", 1, 256, 16, 0, 2, 1, 0, 0x15b24d47edc4ef21)
+with open("v1.idx", "wb") as f:
+    f.write(head + struct.pack("<Q", 0x6f519c150f8c4af2) + body)'
+cp v1.idx v1a.idx
+exit_is 1 "near dedup against a version-1 index with signatures is refused" \
+	cp-dedup -o v1out --drop-prob 1 --index v1a.idx new.shard
+err_like "index 'v1a.idx' does not record the scheme.*CP_DEDUP_INDEX_SCHEME" \
+	"... naming it and the way out"
+ok "... and leaves it as it was" cmp -s v1.idx v1a.idx
+exit_is 0 "a --no-near run uses a version-1 index" \
+	cp-dedup -o v1out --no-near --drop-prob 1 --index v1a.idx new.shard
+is "$(u32at v1a.idx 8) $(u32at v1a.idx 20) $(u64at v1a.idx 24) $(u64at v1a.idx 32)" "2 3 10 1" \
+	"... rewritten as version 2, scheme 3 (unknown), its 2 hashes (+ 8 new) and signature kept"
+cp v1.idx v1b.idx
+exit_is 0 "CP_DEDUP_INDEX_SCHEME=xxh3 says the scheme" \
+	env CP_DEDUP_INDEX_SCHEME=xxh3 cp-dedup -o v1out2 --drop-prob 1 --index v1b.idx new.shard
+is "$(u32at v1b.idx 20)" "1" "... and the rewritten index records it"
+exit_is 2 "a bad CP_DEDUP_INDEX_SCHEME is a usage error" \
+	env CP_DEDUP_INDEX_SCHEME=md5 cp-dedup -o v1out3 --drop-prob 1 --index v1.idx new.shard
+exit_is 1 "merging a version-1 index with signatures into others is refused" \
+	cp-dedup --merge-index m1.idx a.idx v1.idx
+err_like "'v1.idx' does not record the MinHash scheme" "... naming it"
+exit_is 0 "... unless CP_DEDUP_INDEX_SCHEME says it" \
+	env CP_DEDUP_INDEX_SCHEME=xxh3 cp-dedup --merge-index m1.idx a.idx v1.idx
+is "$(u32at m1.idx 20)" "1" "... recorded in the merged index"
 done_testing

@@ -101,7 +101,7 @@ static void test_clusters(void)
 
 static void test_set(void)
 {
-	struct dedupset *s = dedupset_new(2);	/* forces growth */
+	struct dedupset *s = dedupset_new(0, 2);	/* forces growth */
 	unsigned char h[1000][16];
 	for (int i = 0; i < 1000; i++)
 		for (int k = 0; k < 16; k++)
@@ -130,14 +130,15 @@ static void test_set(void)
 	free(v);
 	dedupset_free(s);
 
-	s = dedupset_new(10);
+	s = dedupset_new(0, 10);
 	ok(dedupset_add(s, h[0], 1) == 1, "an index hash is new");
 	ok(dedupset_add(s, h[0], 0) == 0, "a document with it is a duplicate");
 	g = dedupset_counts(s, &counts);
 	ok(g == 1 && counts[0] == 1, "only this run's copies are counted");
 	free(counts);
 	dedupset_free(s);
-	ok(dedupset_bytes(s = dedupset_new(1000000)) / 1e6 < 24, "about 24 bytes per expected hash");
+	ok(dedupset_bytes(s = dedupset_new(1000000, 0)) / 1e6 < 24,
+	   "sized at once for a million known hashes: under 24 bytes each");
 	dedupset_free(s);
 }
 
@@ -162,7 +163,7 @@ static void test_index(void)
 		abort();
 	char *p1 = xasprintf("%s/a.idx", dir), *p2 = xasprintf("%s/b.idx", dir),
 	     *bad = xasprintf("%s/bad.idx", dir);
-	struct dedupidx x = { .num_perm = NP }, y;
+	struct dedupidx x = { .num_perm = NP, .scheme = DEDUPIDX_SCHEME_XXH3 }, y;
 	is_int(dedupidx_load(p1, &y), 1, "a missing index loads as empty (1)");
 	x.n_exact = 3;
 	x.exact = xcalloc(3, 16);
@@ -180,7 +181,7 @@ static void test_index(void)
 		   !memcmp(y.near, x.near, 2 * NP * 2), "round trip equal");
 
 	/* merge with an overlapping one */
-	struct dedupidx z = { .num_perm = NP };
+	struct dedupidx z = { .num_perm = NP, .scheme = DEDUPIDX_SCHEME_XXH3 };
 	z.n_exact = 2;
 	z.exact = xcalloc(2, 16);
 	z.exact[0][15] = 5, z.exact[1][15] = 6;
@@ -211,7 +212,7 @@ static void test_index(void)
 	{
 		size_t n;
 		unsigned char *q = (unsigned char *)read_file(p1, &n);
-		q[8] = 2;
+		q[8] = DEDUPIDX_VERSION + 1;
 		wr_u64le(q + 56, XXH3_64bits(q, 56));
 		struct dedupidx w;
 		FILE *f = fopen(bad, "wb");

@@ -228,8 +228,9 @@ int main(void)
 		shard_set_block_size(sw, 300000);
 		size_t sizes[] = { 0, 1, 131071, 131072, 131073, 262144, 5, 400000 };
 		size_t ns = sizeof sizes / sizeof *sizes;
-		unsigned char *big = malloc(400000);
-		for (size_t k = 0; k < 400000; k++)
+		/* record i starts at big + i */
+		unsigned char *big = malloc(400000 + ns);
+		for (size_t k = 0; k < 400000 + ns; k++)
 			big[k] = (unsigned char)(k * 2654435761u >> 13);
 		int wrote = 1;
 		for (size_t i = 0; i < ns; i++)
