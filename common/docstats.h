@@ -35,8 +35,17 @@ struct docstats_ctx {
 	size_t set_cap, set_mask, set_n;
 	uint64_t *keys;			/* this document's distinct token hashes, in order */
 	uint32_t *pkeys;		/* ... and what the permutations take of each */
+	size_t *tok_at, *tok_len;	/* ... and where each first is */
 	size_t keys_cap;
 	uint32_t mul[DOC_MINHASH_PERM], add[DOC_MINHASH_PERM];	/* the permutations */
+	/* DATASKETCH: a memo of docstats_ds_key by token xxh3-64, as most tokens recur from
+	 * document to document; a token's bucket (of 4) is its hash & ds_mask (tests may lower
+	 * ds_mask to make tokens push each other out). */
+	struct docstats_dsmemo *ds_memo;
+	size_t ds_mask;
+	int simd, sha;			/* the AVX2 scan, SHA-1 instructions: where the CPU has them */
+	void *queue;			/* ... and its scratch memory */
+	int reference;			/* tests: 1 = the byte-at-a-time scan and no memo */
 };
 
 /* docstats_init: the XXH3 scheme; docstats_init_scheme: either. */
