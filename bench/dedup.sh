@@ -1,13 +1,14 @@
 #!/bin/sh
 # bench/dedup.sh: cp-hash + cp-dedup against CodeParrot's preprocessing in Python, side by
 # side on the same corpus and machine, in one run:
-#   1. hash + exact dedup + filters: cp-hash | cp-dedup --no-near --drop-prob 1 (at -j1 and
-#      -jN) against tests/ref/codeparrot_ref.py (one process), and whether the counts agree;
+#   1. hash + exact dedup + filters: cp-hash --minhash none | cp-dedup --no-near --drop-prob 1
+#      (at -j1 and -jN) against tests/ref/codeparrot_ref.py (one process), and whether the
+#      counts agree; beside them, what reading the files alone costs (bench/read-floor.c);
 #   2. near dedup: cp-hash + cp-dedup (exact + near) against datasketch MinHashLSH with the
 #      same parameters (256 permutations, threshold 0.85, same tokens), end to end and LSH
 #      alone, and the share of datasketch's confirmed pairs that cp-dedup also joins, with
-#      cp-hash's default MinHash scheme and with --minhash datasketch (equal signatures), and
-#      what the latter costs cp-hash.
+#      cp-hash's default MinHash scheme (datasketch's: equal signatures) and with
+#      --minhash xxh3, and what each costs cp-hash.
 # usage: nice bench/dedup.sh [CORPUS...]   (default: the running python3's stdlib + site-packages)
 # Environment: BUILD (default ./build), JOBS (default: all CPUs), PYTHON (default python3).
 set -eu
@@ -34,10 +35,12 @@ subprocess.run(["sh", "-c", sys.argv[1]], check=True)
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
 print("%.2f %.2f" % (time.perf_counter() - t, r.ru_utime + r.ru_stime))' "$1"
 }
+# Exact dedup and filters need no MinHash signatures (the peer makes none): --minhash none.
 run_cp() { # JOBS NEAR(yes/no) [CP-HASH FLAGS] -> "WALL CPU"; report in $tmp/cp.json
 	rm -rf "$tmp/out" "$tmp/h"
 	flags="--no-near --drop-prob 1"
 	[ "$2" = yes ] && flags="--no-filters --pairs $tmp/ours.jsonl"
+	[ "$2" = yes ] || set -- "$1" "$2" "--minhash none ${3:-}"
 	measure "cp-hash -q -j$1 ${3:-} -o '$tmp/h/' $corpus &&
 		cp-dedup -j$1 -o '$tmp/out' $flags --report '$tmp/cp.json' '$tmp/h' 2>/dev/null"
 }
@@ -47,6 +50,7 @@ run_cp() { # JOBS NEAR(yes/no) [CP-HASH FLAGS] -> "WALL CPU"; report in $tmp/cp.
 run_pipe() { # JOBS NEAR(yes/no) [CP-HASH FLAGS] -> "WALL CPU"; report in $tmp/cp.json
 	flags="--no-near --drop-prob 1"
 	[ "$2" = yes ] && flags="--no-filters --pairs $tmp/ours.jsonl"
+	[ "$2" = yes ] || set -- "$1" "$2" "--minhash none ${3:-}"
 	measure "cp-hash -q -j$1 ${3:-} $corpus |
 		cp-dedup -n -j$1 $flags --report '$tmp/cp.json' 2>/dev/null"
 }
@@ -69,6 +73,8 @@ m_cpn=$(run_cp "$JOBS" no)
 m_pipe1=$(run_pipe 1 no)
 m_pipen=$(run_pipe "$JOBS" no)
 bytes=$(field "$tmp/cp1.json" "r['bytes_in']")
+cc -O2 -o "$tmp/read-floor" "$here/read-floor.c"
+m_floor=$(measure "'$tmp/read-floor' $corpus >/dev/null")
 m_py=$(measure "'$PYTHON' '$root/tests/ref/codeparrot_ref.py' --drop-prob 1 $corpus >'$tmp/ref.json'")
 same=$("$PYTHON" - "$tmp/cp1.json" "$tmp/ref.json" <<'PY'
 import json, sys
@@ -87,6 +93,7 @@ row "cp-hash + cp-dedup -j1" "$m_cp1" "$m_py"
 row "cp-hash + cp-dedup -j$JOBS" "$m_cpn" "$m_py"
 row "cp-hash | cp-dedup -n -j1 (report only)" "$m_pipe1" "$m_py"
 row "cp-hash | cp-dedup -n -j$JOBS (report only)" "$m_pipen" "$m_py"
+row "reading the files alone (read-floor, C)" "$m_floor" "$m_py"
 echo "agreement with the reference (--drop-prob 1): $same"
 echo "docs in/out: $(field "$tmp/cp1.json" "r['docs_in'], r['docs_out']"); exact duplicates: $(field "$tmp/cp1.json" "r['exact_duplicates']"); removed: $(field "$tmp/cp1.json" "r['removed']")"
 echo "top_unique_share: $(field "$tmp/cp1.json" "r['top_unique_share']")"
@@ -114,13 +121,13 @@ echo "datasketch: $(field "$tmp/ds.json" "'bands %d rows %d; %d docs with MinHas
 echo "cp-dedup:   $(field "$tmp/cp.json" "'bands %d rows %d; %d docs with MinHash, %d near duplicates removed, %d bytes/doc near index' % (r['near']['bands'], r['near']['rows'], r['near']['docs'], r['near_duplicates'], r['near']['bytes_per_doc'])")"
 "$PYTHON" "$here/pairs_recall.py" "$tmp/ds.jsonl" "$tmp/ours.jsonl" >"$tmp/recall.json"
 echo "pairs: cp-dedup joins $(field "$tmp/recall.json" "'%d of datasketch\\'s %d confirmed pairs (%.1f%%; goal >= 95%%); datasketch agrees with %.1f%% of cp-dedup\\'s joins' % (r['found'], r['peer_pairs'], 100 * r['recall'], 100 * r['agreement'])")"
-# The same with signatures equal to datasketch's.
-m_near_ds=$(run_cp "$JOBS" yes "--minhash datasketch")
-"$PYTHON" "$here/pairs_recall.py" "$tmp/ds.jsonl" "$tmp/ours.jsonl" >"$tmp/recall-ds.json"
-echo "pairs with cp-hash --minhash datasketch: cp-dedup joins $(field "$tmp/recall-ds.json" "'%d of datasketch\\'s %d confirmed pairs (%.1f%%; goal >= 95%%); datasketch agrees with %.1f%% of cp-dedup\\'s joins' % (r['found'], r['peer_pairs'], 100 * r['recall'], 100 * r['agreement'])")"
-header "cost of cp-hash --minhash datasketch"
-row "cp-hash + cp-dedup -j$JOBS, datasketch" "$m_near_ds" "$m_ds"
-for scheme in xxh3 datasketch; do
+# The same with cp-hash's other scheme.
+m_near_xx=$(run_cp "$JOBS" yes "--minhash xxh3")
+"$PYTHON" "$here/pairs_recall.py" "$tmp/ds.jsonl" "$tmp/ours.jsonl" >"$tmp/recall-xx.json"
+echo "pairs with cp-hash --minhash xxh3: cp-dedup joins $(field "$tmp/recall-xx.json" "'%d of datasketch\\'s %d confirmed pairs (%.1f%%); datasketch agrees with %.1f%% of cp-dedup\\'s joins' % (r['found'], r['peer_pairs'], 100 * r['recall'], 100 * r['agreement'])")"
+header "cost of each MinHash scheme"
+row "cp-hash + cp-dedup -j$JOBS, xxh3" "$m_near_xx" "$m_ds"
+for scheme in datasketch xxh3 none; do
 	rm -rf "$tmp/h"
 	row "cp-hash -j$JOBS --minhash $scheme (alone)" \
 		"$(measure "cp-hash -q -j$JOBS --minhash $scheme -o '$tmp/h/' $corpus")" "$m_ds"

@@ -13,6 +13,7 @@
 #include "io.h"
 #include "json.h"
 #include "lsh.h"
+#include "ompwait.h"
 #include "opt.h"
 #include "shard.h"
 #include "xalloc.h"
@@ -104,6 +105,7 @@ struct input {
 	uint16_t *sigs;		/* NPERM values for each document with has_sig */
 	uint8_t *has_sig;
 	uint64_t *clen;		/* --dry-run: content length of each document */
+	uint64_t no_sig;	/* near dedup on: documents made by cp-hash --minhash none */
 	struct buf origins;	/* --pairs: origin text of each document, NUL-separated */
 	uint8_t schemes;	/* MinHash schemes seen: SCHEME_XXH3 | SCHEME_DATASKETCH */
 	uint64_t scheme_rec;	/* the first record of the last scheme seen */
@@ -271,6 +273,7 @@ static int read_input(struct input *in, const struct cfg *c)
 		memcpy(in->hash[k], d.hash, 16);
 		in->reason[k] = filter_reason(c, &d);
 		in->has_sig[k] = c->near && d.n_minhash == NPERM;
+		in->no_sig += c->near && (d.st.flags & DOC_NO_MINHASH);
 		in->bytes_in += d.content_len;
 		if (in->has_sig[k] && note_scheme(in, &d, in->start + k)) {
 			ret = -1;
@@ -319,6 +322,7 @@ struct state {
 	struct dedupset *set;
 	struct lsh *lsh;
 	uint32_t n_old_near;
+	uint64_t no_sig;	/* documents near dedup could not see: no signature made */
 	/* --pairs */
 	struct buf pair_origins;	/* origin of each lsh document, NUL-separated */
 	size_t *origin_off, n_origin, cap_origin;
@@ -701,6 +705,7 @@ static void report_json(struct buf *b, const struct totals *t, struct state *s,
 	buf_printf(b, ", \"num_perm\": %d, \"bands\": %u, \"rows\": %u, \"docs\": %zu, \"bytes_per_doc\": %.0f",
 		   NPERM, s->lsh ? lsh_bands(s->lsh) : 0, s->lsh ? lsh_rows(s->lsh) : 0,
 		   s->lsh ? lsh_count(s->lsh) : 0, s->lsh ? lsh_bytes_per_doc(s->lsh) : 0.0);
+	buf_printf(b, ", \"no_signature\": %llu", (unsigned long long)s->no_sig);
 	buf_printf(b, "},\n \"exact_bytes_per_unique\": %.1f",
 		   dedupset_size(s->set) ? (double)dedupset_bytes(s->set) / (double)dedupset_size(s->set) : 0.0);
 	buf_puts(b, ",\n \"drop_prob\": ");
@@ -997,6 +1002,7 @@ int main(int argc, char **argv)
 			 .drop_prob = 0.7, .line_max = 1000, .line_mean = 100, .alpha_frac = 0.25,
 			 .min_eq = 4, .outdir = "-", .level = SHARD_LEVEL_UNSET };
 	int merge = 0;
+	ompwait_passive(argv);
 	cp_setprogname(argv[0]);
 	parse(argc, argv, &c, &merge);
 	argc -= optind;
@@ -1065,12 +1071,17 @@ int main(int argc, char **argv)
 				break;
 			}
 			merge_input(&s, &ins[i]);
+			s.no_sig += ins[i].no_sig;
 		}
 		if (tty)
 			fprintf(stderr, "\rcp-dedup: read %zu/%zu parts", end, n);
 	}
 	if (failed)
 		goto fail;
+	if (s.no_sig)
+		warning("%llu documents have no MinHash signature (cp-hash --minhash none): near "
+			"dedup cannot compare them (--no-near says that is meant)",
+			(unsigned long long)s.no_sig);
 	double t1 = mono_now();
 	near_decide(&s, ins, n);
 	s.t_near += mono_now() - t1;

@@ -10,6 +10,7 @@
 #include "docstats.h"
 #include "io.h"
 #include "jsonl.h"
+#include "ompwait.h"
 #include "opt.h"
 #include "shard.h"
 #include "walk.h"
@@ -20,6 +21,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +33,7 @@
 static const char usage_text[] =
 	"usage: cp-hash [-j THREADS] [-o OUT] [-L LEVEL] [-p GLOB]... [--field NAME] [--jsonl]\n"
 	"               [--max-size BYTES] [--max-line BYTES] [--shard-docs N] [--shard-bytes BYTES]\n"
-	"               [--strict] [--minhash xxh3|datasketch] [-q] PATH...\n"
+	"               [--strict] [--minhash datasketch|xxh3|none] [-q] PATH...\n"
 	"\n"
 	"  -j THREADS          worker threads (default: all CPUs)\n"
 	"  -o OUT              a shard file, a directory of shards (ends in '/' or exists),\n"
@@ -45,8 +47,9 @@ static const char usage_text[] =
 	"  --shard-docs N      directory output: start a new shard after N documents\n"
 	"  --shard-bytes BYTES directory output: ... after this many record bytes (default 256M)\n"
 	"  --strict            a malformed JSON line or unreadable input is fatal\n"
-	"  --minhash SCHEME    xxh3 (default, fast) or datasketch (equal to datasketch's\n"
-	"                      MinHash(num_perm=256) signatures)\n"
+	"  --minhash SCHEME    datasketch (default: equal to datasketch's MinHash(num_perm=256)\n"
+	"                      signatures), xxh3 (faster) or none (no signatures: for exact\n"
+	"                      dedup and filters alone, cp-dedup --no-near)\n"
 	"  -L, --level N       zstd level of the shards, -7 to 19, 0: store uncompressed\n"
 	"                      (default 1; 0 when standard output is a pipe)\n"
 	"  -q, --quiet         no summary line, no progress\n"
@@ -75,7 +78,10 @@ struct item {
 	size_t rec_off, rec_len;
 	char *msg;			/* a message to print when written, or NULL */
 	uint64_t content_len;
+	uint64_t size;			/* IT_FILE: a regular file's size when gathered, or SIZE_UNKNOWN */
 };
+
+#define SIZE_UNKNOWN UINT64_MAX
 
 struct batch {
 	struct item *items;
@@ -97,6 +103,7 @@ struct counts {
 	uint64_t docs, bytes, binary, too_large, malformed, unreadable, loops;
 };
 
+#define N_BATCH 3
 struct ctx {
 	/* options */
 	int threads, strict, quiet, progress, level, jsonl;
@@ -109,14 +116,23 @@ struct ctx {
 	struct shard_writer *w;
 	unsigned shard_no;
 	uint64_t shard_n, shard_b;
-	/* Two batches: documents are gathered into cur; while the threads measure cur, one of
-	 * them writes prev (measured in the round before) */
-	struct batch bat[2], *cur, *prev;
+	/* Documents are gathered into cur; while the threads measure a gathered batch, one of
+	 * them writes prev (measured in the round before). With more than one thread the
+	 * gathering (walking directories, reading JSON lines) has a thread of its own and hands
+	 * full batches over through the queue below; with one, it stops to measure each. */
+	struct batch bat[N_BATCH], *cur, *prev;
+	int async;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct batch *ready[N_BATCH], *spare[N_BATCH];	/* ready: in input order */
+	int n_ready, n_spare, gathered;
 	struct worker *workers;
 	struct walker *walker;
-	struct counts c;
-	int errors;
+	struct counts c, gc;	/* counted as written; while gathering (its thread's own) */
+	int errors, gerrors;
 	time_t last_progress;
+	char **paths;		/* the PATH arguments */
+	int n_paths;
 };
 
 #define BATCH_ITEMS 4096
@@ -221,8 +237,10 @@ static void fatal(const char *what)
 
 /* ------------------------------------------------------------------ workers */
 
-static int read_doc_file(const char *path, uint64_t max_size, struct buf *b, char **msg,
-			 enum item_status *status)
+/* SIZE: what the walk's stat said, so that a regular file needs no second one (a file that
+ * changed since is still read to its end), or SIZE_UNKNOWN. */
+static int read_doc_file(const char *path, uint64_t size, uint64_t max_size, struct buf *b,
+			 char **msg, enum item_status *status)
 {
 	int fd = open(path, O_RDONLY);
 	if (fd < 0) {
@@ -230,8 +248,8 @@ static int read_doc_file(const char *path, uint64_t max_size, struct buf *b, cha
 		*status = ST_UNREADABLE;
 		return -1;
 	}
-	struct stat st;
-	int regular = !fstat(fd, &st) && S_ISREG(st.st_mode);
+	struct stat st = { .st_size = (off_t)size };
+	int regular = size != SIZE_UNKNOWN || (!fstat(fd, &st) && S_ISREG(st.st_mode));
 	if (regular && max_size && (uint64_t)st.st_size > max_size) {
 		close(fd);
 		*status = ST_TOO_LARGE;
@@ -281,7 +299,7 @@ static void process_item(struct ctx *x, struct batch *b, struct item *it, int t)
 	if (it->status != ST_OK)	/* decided while gathering */
 		return;
 	if (it->kind == IT_FILE) {
-		if (read_doc_file(origin, x->max_size, content, &it->msg, &it->status))
+		if (read_doc_file(origin, it->size, x->max_size, content, &it->msg, &it->status))
 			return;
 	} else {
 		struct jsonl_error e;
@@ -374,21 +392,88 @@ static void write_batch(struct ctx *x, struct batch *b)
 	progress(x, 0);
 }
 
-/* Measure the gathered batch while writing the previous one, then swap them. */
-static void flush_batch(struct ctx *x)
+/* Measure gathered batch B while writing x->prev; B is the next x->prev, and the batch
+ * that was is returned, empty. */
+static struct batch *measure_batch(struct ctx *x, struct batch *b)
 {
-	struct batch *cur = x->cur, *prev = x->prev;
-	long n = (long)cur->n_items;
+	struct batch *prev = x->prev;
+	long n = (long)b->n_items;
 #pragma omp parallel num_threads(x->threads)
 	{
 #pragma omp single nowait
 		write_batch(x, prev);
 #pragma omp for schedule(dynamic, 1) nowait
 		for (long i = 0; i < n; i++)
-			process_item(x, cur, &cur->items[i], omp_get_thread_num());
+			process_item(x, b, &b->items[i], omp_get_thread_num());
 	}
-	x->cur = prev;
-	x->prev = cur;
+	x->prev = b;
+	return prev;
+}
+
+/* The gathering side: cur is full (or the last). In line, measure it now; else queue it
+ * and wait for an empty batch to go on with. */
+static void flush_batch(struct ctx *x)
+{
+	if (!x->async) {
+		x->cur = measure_batch(x, x->cur);
+		return;
+	}
+	pthread_mutex_lock(&x->mu);
+	x->ready[x->n_ready++] = x->cur;
+	pthread_cond_broadcast(&x->cv);
+	while (!x->n_spare)
+		pthread_cond_wait(&x->cv, &x->mu);
+	x->cur = x->spare[--x->n_spare];
+	pthread_mutex_unlock(&x->mu);
+}
+
+static void gather_all(struct ctx *x);
+
+static void *gather_thread(void *arg)
+{
+	struct ctx *x = arg;
+	gather_all(x);
+	pthread_mutex_lock(&x->mu);
+	x->ready[x->n_ready++] = x->cur;	/* the last, maybe empty */
+	x->gathered = 1;
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->mu);
+	return NULL;
+}
+
+/* Gather, measure and write everything: batches pass from gathering to measuring to
+ * writing in input order. */
+static void run_batches(struct ctx *x)
+{
+	if (!x->async) {
+		gather_all(x);
+		flush_batch(x);
+		write_batch(x, x->prev);
+		return;
+	}
+	pthread_t t;
+	int e = pthread_create(&t, NULL, gather_thread, x);
+	if (e)
+		die("cannot start a thread: %s", strerror(e));
+	for (;;) {
+		pthread_mutex_lock(&x->mu);
+		while (!x->n_ready && !x->gathered)
+			pthread_cond_wait(&x->cv, &x->mu);
+		if (!x->n_ready) {
+			pthread_mutex_unlock(&x->mu);
+			break;
+		}
+		struct batch *b = x->ready[0];
+		memmove(x->ready, x->ready + 1, (size_t)--x->n_ready * sizeof *x->ready);
+		pthread_mutex_unlock(&x->mu);
+		struct batch *done = measure_batch(x, b);
+		pthread_mutex_lock(&x->mu);
+		x->spare[x->n_spare++] = done;
+		pthread_cond_broadcast(&x->cv);
+		pthread_mutex_unlock(&x->mu);
+	}
+	pthread_join(t, NULL);
+	write_batch(x, x->prev);
 }
 
 static struct item *add_item(struct ctx *x, enum item_kind kind, const char *origin,
@@ -410,6 +495,7 @@ static struct item *add_item(struct ctx *x, enum item_kind kind, const char *ori
 	it->status = ST_OK;
 	it->msg = NULL;
 	it->content_len = 0;
+	it->size = SIZE_UNKNOWN;
 	it->origin = b->arena.len;
 	it->origin_len = origin_len;
 	buf_put(&b->arena, origin, origin_len);
@@ -440,8 +526,8 @@ static void read_jsonl(struct ctx *x, const char *path)
 	if (!r) {
 		if (x->strict)
 			fatal("cannot open a JSON-lines file");
-		x->c.unreadable++;
-		x->errors = 1;
+		x->gc.unreadable++;
+		x->gerrors = 1;
 		return;
 	}
 	size_t plen = strlen(path);
@@ -456,8 +542,8 @@ static void read_jsonl(struct ctx *x, const char *path)
 		if (k < 0) {
 			if (x->strict)
 				fatal("cannot read a JSON-lines file");
-			x->c.unreadable++;
-			x->errors = 1;
+			x->gc.unreadable++;
+			x->gerrors = 1;
 			break;
 		}
 		int on = snprintf(origin + plen, 24, ":%llu", (unsigned long long)jsonl_lineno(r));
@@ -484,10 +570,12 @@ static void add_file(struct ctx *x, const char *path, const struct stat *st)
 		return;
 	}
 	if (x->max_size && (uint64_t)st->st_size > x->max_size) {
-		x->c.too_large++;
+		x->gc.too_large++;
 		return;
 	}
-	add_item(x, IT_FILE, path, strlen(path), (uint64_t)st->st_size);
+	struct item *it = add_item(x, IT_FILE, path, strlen(path), (uint64_t)st->st_size);
+	if (S_ISREG(st->st_mode))
+		it->size = (uint64_t)st->st_size;
 }
 
 static int walk_cb(void *arg, const char *path, const struct stat *st)
@@ -503,8 +591,8 @@ static void add_path(struct ctx *x, const char *path)
 		error_errno("cannot stat '%s'", path);
 		if (x->strict)
 			fatal("an input cannot be read");
-		x->c.unreadable++;
-		x->errors = 1;
+		x->gc.unreadable++;
+		x->gerrors = 1;
 		return;
 	}
 	if (S_ISDIR(st.st_mode)) {
@@ -516,8 +604,8 @@ static void add_path(struct ctx *x, const char *path)
 	}
 	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {	/* a pipe is one document */
 		error("'%s' is neither a regular file, a pipe nor a directory", path);
-		x->c.unreadable++;
-		x->errors = 1;
+		x->gc.unreadable++;
+		x->gerrors = 1;
 		return;
 	}
 	if (x->jsonl)
@@ -540,6 +628,16 @@ static void add_paths_from_stdin(struct ctx *x)
 	if (ferror(stdin))
 		die_errno("cannot read the list of paths from standard input");
 	free(line);
+}
+
+static void gather_all(struct ctx *x)
+{
+	for (int i = 0; i < x->n_paths; i++) {
+		if (!strcmp(x->paths[i], "-"))
+			add_paths_from_stdin(x);
+		else
+			add_path(x, x->paths[i]);
+	}
 }
 
 /* ------------------------------------------------------------------ main */
@@ -587,11 +685,12 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ctx x = { 0 };
+	struct ctx x = { .minhash = DOCSTATS_MINHASH_DATASKETCH };
 	const char **patterns = xcalloc((size_t)argc + 1, sizeof *patterns);
 	size_t n_patterns = 0;
 	int c;
 
+	ompwait_passive(argv);
 	cp_setprogname(argv[0]);
 	x.threads = cpu_count();
 	x.level = SHARD_LEVEL_UNSET;
@@ -627,9 +726,11 @@ int main(int argc, char **argv)
 				x.minhash = DOCSTATS_MINHASH_XXH3;
 			else if (!strcmp(optarg, "datasketch"))
 				x.minhash = DOCSTATS_MINHASH_DATASKETCH;
+			else if (!strcmp(optarg, "none"))
+				x.minhash = DOCSTATS_MINHASH_NONE;
 			else
-				die_usage("option '--minhash': unknown scheme '%s' (xxh3 or datasketch)",
-					  optarg);
+				die_usage("option '--minhash': unknown scheme '%s' (datasketch, xxh3 "
+					  "or none)", optarg);
 			break;
 		default: usage(EXIT_USAGE);
 		}
@@ -663,30 +764,29 @@ int main(int argc, char **argv)
 	shard_cleanup_on_signal();
 	x.cur = &x.bat[0];
 	x.prev = &x.bat[1];
+	x.spare[x.n_spare++] = &x.bat[2];
+	x.async = x.threads > 1;
+	pthread_mutex_init(&x.mu, NULL);
+	pthread_cond_init(&x.cv, NULL);
 	x.progress = !x.quiet && isatty(STDERR_FILENO);
 	x.walker = walk_new(patterns, n_patterns, x.max_size);
 	x.workers = xcalloc((size_t)x.threads, sizeof *x.workers);
 	for (int i = 0; i < x.threads; i++)
 		docstats_init_scheme(&x.workers[i].ds, x.minhash);
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < N_BATCH; k++)
 		x.bat[k].out = xcalloc((size_t)x.threads, sizeof *x.bat[k].out);
 
-	for (int i = optind; i < argc; i++) {
-		if (!strcmp(argv[i], "-"))
-			add_paths_from_stdin(&x);
-		else
-			add_path(&x, argv[i]);
-	}
-	flush_batch(&x);
-	write_batch(&x, x.prev);
+	x.paths = argv + optind;
+	x.n_paths = argc - optind;
+	run_batches(&x);
 	out_finish(&x);
 	progress(&x, 1);
 
 	const struct walk_counts *wc = walk_get_counts(x.walker);
-	x.c.too_large += wc->too_large;
-	x.c.unreadable += wc->unreadable;
+	x.c.too_large += wc->too_large + x.gc.too_large;
+	x.c.unreadable += wc->unreadable + x.gc.unreadable;
 	x.c.loops += wc->loops;
-	if (wc->unreadable)
+	if (wc->unreadable || x.gerrors)
 		x.errors = 1;
 	if (!x.quiet)
 		fprintf(stderr,
@@ -702,7 +802,7 @@ int main(int argc, char **argv)
 		buf_free(&x.workers[i].content);
 		buf_free(&x.workers[i].meta);
 	}
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < N_BATCH; k++) {
 		for (int t = 0; t < x.threads; t++)
 			buf_free(&x.bat[k].out[t]);
 		free(x.bat[k].out);

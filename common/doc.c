@@ -118,7 +118,8 @@ void doc_to_json(struct buf *b, const struct doc *d, int with_minhash)
 	key_u64(b, "n_tokens", s->n_tokens);
 	key_u64(b, "n_minhash", d->n_minhash);
 	key(b, "minhash_scheme");
-	buf_puts(b, s->flags & DOC_MINHASH_DATASKETCH ? "\"datasketch\"" : "\"xxh3\"");
+	buf_puts(b, s->flags & DOC_NO_MINHASH ? "\"none\""
+		 : s->flags & DOC_MINHASH_DATASKETCH ? "\"datasketch\"" : "\"xxh3\"");
 	if (with_minhash && d->n_minhash) {
 		key(b, "minhash");
 		buf_putc(b, '[');

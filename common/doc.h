@@ -15,6 +15,7 @@ enum doc_flags {
 	DOC_NO_KEYWORDS = 1 << 2,	/* no "def ", "class ", "for ", "while " */
 	DOC_INVALID_UTF8 = 1 << 3,	/* content holds bytes that are not valid UTF-8 */
 	DOC_MINHASH_DATASKETCH = 1 << 4,	/* minhash is datasketch's scheme (cp-hash --minhash) */
+	DOC_NO_MINHASH = 1 << 5,	/* no signature made, n_tokens not counted (--no-minhash) */
 };
 
 /* Statistics in whole numbers so every reader derives the same floats:
@@ -32,7 +33,8 @@ struct doc_stats {
 	uint64_t n_config;	/* non-overlapping "config" in lower-cased lines */
 	uint64_t n_test;	/* non-overlapping "test" in lower-cased lines */
 	uint32_t flags;		/* enum doc_flags */
-	uint32_t n_tokens;	/* distinct [^A-Za-z_0-9]-split tokens (MinHash input) */
+	uint32_t n_tokens;	/* distinct [^A-Za-z_0-9]-split tokens (MinHash input); 0 with
+				 * DOC_NO_MINHASH */
 };
 
 struct doc {

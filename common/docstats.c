@@ -90,6 +90,7 @@ void docstats_init_scheme(struct docstats_ctx *c, enum docstats_minhash scheme)
 {
 	memset(c, 0, sizeof *c);
 	c->scheme = scheme;
+	c->tokens = scheme != DOCSTATS_MINHASH_NONE;
 	c->simd = cpu_has_avx2();
 	c->sha = cpu_has_sha();
 	if (c->simd)
@@ -409,7 +410,8 @@ static inline void token(struct docstats_ctx *c, struct scan *s, size_t t0, size
 			 uint64_t h)
 {
 	const unsigned char *t = s->p + t0;
-	set_add_hash(c, h, t0, n);
+	if (c->tokens)
+		set_add_hash(c, h, t0, n);
 	if (words && n >= 4)
 		count_words(t, n, &s->n_test, &s->n_config);
 	if (!s->keyword && n >= 3 && t0 + n < s->len && t[n] == ' ')
@@ -435,7 +437,7 @@ static inline void step_token(struct docstats_ctx *c, struct scan *s, unsigned c
 		memcpy(strip + s->k, p + t0, n);
 	s->k += n;
 	s->i = i;
-	token(c, s, t0, n, 1, XXH3_64bits(p + t0, n));
+	token(c, s, t0, n, 1, c->tokens ? XXH3_64bits(p + t0, n) : 0);
 }
 
 /* Reference step: one ASCII character that is no token byte; CR LF is one line break. */
@@ -791,14 +793,16 @@ AVX2 static inline void block_words(struct scan *s, uint32_t first, uint32_t las
 
 /* One block of N bytes at s->i, OFF bytes into the chunk. */
 AVX2 static inline void block(struct scan *s, struct queue *q, unsigned off, __m256i v,
-			      const struct vmasks *m, unsigned n, unsigned char *strip)
+			      const struct vmasks *m, unsigned n, unsigned char *strip, int tokens)
 {
 	uint32_t vm = n == 32 ? UINT32_MAX : (1u << n) - 1;
 	block_lines(s, q, off, m, vm);
 	block_strip(s, v, ~m->ws & vm, strip);
 	uint32_t tok = m->tok & vm, first = tok & ~(tok << 1), last = tok & ~(tok >> 1);
-	flatten(q->tok_first + q->n_tok, first, off, 4);
-	q->n_tok += flatten(q->tok_last + q->n_tok, last, off, 4);
+	if (tokens) {
+		flatten(q->tok_first + q->n_tok, first, off, 4);
+		q->n_tok += flatten(q->tok_last + q->n_tok, last, off, 4);
+	}
 	uint32_t words = m->words & tok, after_sp = 0;
 	if (!s->keyword) {	/* a space after byte 31 is the next block's */
 		size_t next = s->i + 32;
@@ -854,7 +858,8 @@ AVX2 static void scan_avx2(struct docstats_ctx *c, struct scan *s)
 	struct queue *q = c->queue;
 	unsigned char *strip = c->strip;
 	q->n_tok = q->n_brk = 0;
-	seen_clear(&q->seen, t.len);
+	if (c->tokens)
+		seen_clear(&q->seen, t.len);
 	while (t.i + 32 <= t.len) {
 		size_t base = t.i;
 		int stuck = 0;
@@ -867,7 +872,7 @@ AVX2 static void scan_avx2(struct docstats_ctx *c, struct scan *s)
 				stuck = 1;
 				break;
 			}
-			block(&t, q, (unsigned)(t.i - base), v, &m, n, strip);
+			block(&t, q, (unsigned)(t.i - base), v, &m, n, strip, c->tokens);
 			t.i += n;
 		}
 		flush(c, &t, q, base);
@@ -1214,7 +1219,8 @@ void docstats_compute(struct docstats_ctx *c, const void *content, size_t len,
 {
 	struct scan s = { .p = content, .len = len, .L = { .end5 = len } };
 	ensure_cap(c, len);
-	set_clear(c, len);
+	if (c->tokens)
+		set_clear(c, len);
 #ifdef HAVE_X86_SIMD
 	if (c->simd && !c->reference)
 		scan_avx2(c, &s);
@@ -1222,7 +1228,10 @@ void docstats_compute(struct docstats_ctx *c, const void *content, size_t len,
 	scan_bytes(c, &s);	/* all of it, or what the blocks left: fewer than 32 bytes */
 	finish(c, &s, st, hash);
 
-	if (c->set_n >= DOCSTATS_MIN_TOKENS) {
+	if (!c->tokens) {
+		*n_minhash = 0;
+		st->flags |= DOC_NO_MINHASH;
+	} else if (c->set_n >= DOCSTATS_MIN_TOKENS) {
 		uint32_t sig[DOC_MINHASH_PERM];
 		set_keys(c, content, len, s.ds_done);
 		sign(c, sig);

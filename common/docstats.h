@@ -24,11 +24,13 @@
 enum docstats_minhash {
 	DOCSTATS_MINHASH_XXH3,
 	DOCSTATS_MINHASH_DATASKETCH,
+	DOCSTATS_MINHASH_NONE,	/* no tokens set, no signature: exact dedup and filters only */
 };
 
 /* Per-thread scratch memory, reused from document to document. */
 struct docstats_ctx {
 	enum docstats_minhash scheme;
+	int tokens;			/* the set of distinct tokens is wanted (not NONE) */
 	unsigned char *strip;		/* the content without whitespace */
 	size_t cap;
 	uint64_t *set;			/* distinct token hashes, open addressing */
@@ -54,7 +56,8 @@ void docstats_init_scheme(struct docstats_ctx *c, enum docstats_minhash scheme);
 void docstats_free(struct docstats_ctx *c);
 
 /* Measure CONTENT: fills *st (flags include DOC_MINHASH_DATASKETCH when the scheme is
- * DATASKETCH and there is a signature), the 16-byte big-endian xxh3-128 of the content without
+ * DATASKETCH and there is a signature; under NONE, DOC_NO_MINHASH, n_tokens 0 and no
+ * signature), the 16-byte big-endian xxh3-128 of the content without
  * whitespace, and, when the document has at least DOCSTATS_MIN_TOKENS distinct tokens,
  * the DOC_MINHASH_PERM values of minhash (little-endian uint32, as doc.h stores them);
  * *n_minhash is DOC_MINHASH_PERM or 0. Tokens are told apart by their 64-bit XXH3, so two

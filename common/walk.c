@@ -9,6 +9,7 @@
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct walk_dirid {
 	dev_t dev;
@@ -30,7 +31,8 @@ struct walker {
 struct walk_ent {
 	char *key;	/* the name, with "/" appended for directories: the sort key */
 	size_t name_len;
-	struct stat st;
+	int isdir;
+	struct stat st;	/* files only */
 };
 
 struct walker *walk_new(const char *const *patterns, size_t n_patterns, uint64_t max_size)
@@ -123,62 +125,99 @@ static int ent_cmp(const void *a, const void *b)
 	return strcmp(((const struct walk_ent *)a)->key, ((const struct walk_ent *)b)->key);
 }
 
+/* Open the directory at w->path, once: NULL when it cannot be read or was entered before. Its
+ * own fstat is the only stat a directory costs, as the entry naming it says what it is. */
+static int dir_open(struct walker *w)
+{
+	int fd = open(w->path[0] ? w->path : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st)) {
+		warning("cannot open directory '%s': %s", w->path, strerror(errno));
+		w->counts.unreadable++;
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (!seen_add(w, st.st_dev, st.st_ino)) {
+		warning("skipping '%s': directory already visited (symlink loop?)", w->path);
+		w->counts.loops++;
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Add the entry NAME of the directory open as FD (w->path is the directory, LEN long) to
+ * *ENTS when it is a directory or a regular file the patterns take. A regular file is
+ * stat'ed for its size; what the directory entry does not say (a symbolic link, a file
+ * system without d_type) is stat'ed to learn it. */
+static void dir_entry(struct walker *w, int fd, size_t len, const char *name, unsigned type,
+		      struct walk_ent **ents, size_t *n, size_t *cap)
+{
+	if (type != DT_REG && type != DT_DIR && type != DT_LNK && type != DT_UNKNOWN)
+		return;
+	if (type == DT_REG && !walk_match(w, name))
+		return;
+	size_t nl = strlen(name);
+	struct stat st = { .st_mode = S_IFDIR };
+	if (type != DT_DIR) {
+		/* relative to the open directory: the kernel resolves one name, not the path */
+		if (fstatat(fd, name, &st, 0)) {
+			path_set(w, len, "/", 1);
+			path_set(w, len + 1, name, nl);
+			warning("cannot stat '%s': %s", w->path, strerror(errno));
+			w->path[len] = 0;
+			w->counts.unreadable++;
+			return;
+		}
+		if (!S_ISDIR(st.st_mode) && (!S_ISREG(st.st_mode) || !walk_match(w, name)))
+			return;
+	}
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 64;
+		*ents = xreallocarray(*ents, *cap, sizeof **ents);
+	}
+	struct walk_ent *e = &(*ents)[(*n)++];
+	e->isdir = S_ISDIR(st.st_mode);
+	e->key = xmalloc(nl + 2);
+	memcpy(e->key, name, nl);
+	e->key[nl] = e->isdir ? '/' : 0;
+	e->key[nl + 1] = 0;
+	e->name_len = nl;
+	e->st = st;
+}
+
 /* Read the directory at w->path (length LEN) into a sorted array of entries to visit. */
 static struct walk_ent *read_dir(struct walker *w, size_t len, size_t *count)
 {
-	DIR *d = opendir(w->path);
-	if (!d) {
-		warning("cannot open directory '%s': %s", w->path, strerror(errno));
-		w->counts.unreadable++;
+	*count = 0;
+	int fd = dir_open(w);
+	if (fd < 0)
 		return NULL;
-	}
 	struct walk_ent *ents = NULL;
 	size_t n = 0, cap = 0;
-	struct dirent *de;
+	/* getdents64 itself: opendir would stat the directory once more */
+	char dbuf[32768] __attribute__((aligned(8)));
 	for (;;) {
-		errno = 0;
-		if (!(de = readdir(d))) {
-			if (errno) {
-				warning("cannot read directory '%s': %s", w->path, strerror(errno));
-				w->counts.unreadable++;
-			}
-			break;
-		}
-		const char *name = de->d_name;
-		if (!strcmp(name, ".") || !strcmp(name, ".."))
+		ssize_t got = getdents64(fd, dbuf, sizeof dbuf);
+		if (got < 0 && errno == EINTR)
 			continue;
-		/* a regular file that no pattern takes needs no stat */
-		if (de->d_type == DT_REG && !walk_match(w, name))
-			continue;
-		if (de->d_type != DT_REG && de->d_type != DT_DIR && de->d_type != DT_LNK &&
-		    de->d_type != DT_UNKNOWN)
-			continue;
-		size_t nl = strlen(name);
-		path_set(w, len, "/", 1);
-		path_set(w, len + 1, name, nl);
-		struct stat st;
-		/* relative to the open directory: the kernel resolves one name, not the path */
-		if (fstatat(dirfd(d), name, &st, 0)) {
-			warning("cannot stat '%s': %s", w->path, strerror(errno));
+		if (got < 0) {
+			warning("cannot read directory '%s': %s", w->path, strerror(errno));
 			w->counts.unreadable++;
-			continue;
 		}
-		int isdir = S_ISDIR(st.st_mode);
-		if (!isdir && (!S_ISREG(st.st_mode) || !walk_match(w, name)))
-			continue;
-		if (n == cap) {
-			cap = cap ? 2 * cap : 64;
-			ents = xreallocarray(ents, cap, sizeof *ents);
+		if (got <= 0)
+			break;
+		for (ssize_t off = 0; off < got;) {
+			const struct dirent64 *de = (const struct dirent64 *)(dbuf + off);
+			off += de->d_reclen;
+			const char *name = de->d_name;
+			if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])))
+				continue;
+			dir_entry(w, fd, len, name, de->d_type, &ents, &n, &cap);
 		}
-		ents[n].key = xmalloc(nl + 2);
-		memcpy(ents[n].key, name, nl);
-		ents[n].key[nl] = isdir ? '/' : 0;
-		ents[n].key[nl + 1] = 0;
-		ents[n].name_len = nl;
-		ents[n].st = st;
-		n++;
 	}
-	closedir(d);
+	close(fd);
 	w->path[len] = 0;
 	if (n > 1)
 		qsort(ents, n, sizeof *ents, ent_cmp);
@@ -195,13 +234,7 @@ static int walk_dir(struct walker *w, size_t len, walk_fn fn, void *arg)
 		struct walk_ent *e = &ents[i];
 		path_set(w, len, "/", 1);
 		path_set(w, len + 1, e->key, e->name_len);
-		if (S_ISDIR(e->st.st_mode)) {
-			if (!seen_add(w, e->st.st_dev, e->st.st_ino)) {
-				warning("skipping '%s': directory already visited (symlink loop?)",
-					w->path);
-				w->counts.loops++;
-				continue;
-			}
+		if (e->isdir) {
 			ret = walk_dir(w, len + 1 + e->name_len, fn, arg);
 		} else if (w->max_size && (uint64_t)e->st.st_size > w->max_size) {
 			w->counts.too_large++;
@@ -221,20 +254,9 @@ int walk_run(struct walker *w, const char *root, walk_fn fn, void *arg)
 	size_t len = strlen(root);
 	while (len > 1 && root[len - 1] == '/')
 		len--;
-	path_set(w, 0, root, len);
-	struct stat st;
-	if (stat(w->path, &st)) {
-		warning("cannot stat '%s': %s", w->path, strerror(errno));
-		w->counts.unreadable++;
-		return 0;
-	}
-	if (!seen_add(w, st.st_dev, st.st_ino)) {
-		warning("skipping '%s': directory already visited", w->path);
-		w->counts.loops++;
-		return 0;
-	}
-	/* "/" walks as "" + "/name" */
+	/* "/" walks as "" + "/name" (dir_open opens "" as "/") */
 	if (len == 1 && root[0] == '/')
 		len = 0;
+	path_set(w, 0, root, len);
 	return walk_dir(w, len, fn, arg);
 }

@@ -43,4 +43,6 @@ skip_all() { echo "1..0 # SKIP $*"; exit 0; }
 skip() { tap_n=$((tap_n + 1)); echo "ok $tap_n # skip $*"; }
 done_testing() { echo "1..$tap_n"; [ "$tap_failed" = 0 ]; exit $?; }
 # have_python_module MOD: true when $PYTHON can import MOD
+# json_field FILE EXPR: print EXPR of the JSON document in FILE, bound to r
+json_field() { "$PYTHON" -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1"; }
 have_python_module() { "$PYTHON" -c "import $1" 2>/dev/null; }

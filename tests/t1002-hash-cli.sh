@@ -40,6 +40,23 @@ like "$(cat err.txt)" "already visited" "the loop is reported"
 like "$(tail -1 err.txt)" " 2 symlink loops" "and counted in the summary"
 rm d/z/up d/z/a-link
 
+# --- links the walk follows, and entries it passes over
+mkdir -p outside/pkg
+printf 'x = "outside"\n' >outside/o.py
+printf 'x = "pkg"\n' >outside/pkg/p.py
+ln -s ../../outside/o.py d/z/link.py
+ln -s ../../outside/pkg d/z/pkg-link
+ln -s nowhere.py d/z/dangling.py
+mkfifo d/z/fifo.py
+cp-hash -o links.shard d 2>err.txt
+is "$?" "1" "a tree with links, a dangling link and a FIFO: exit 1 (an entry was unreadable)"
+is "$(origins links.shard | grep -c 'd/z/link.py\|d/z/pkg-link/p.py')" "2" \
+	"a link to a file and one to a directory are followed"
+like "$(cat err.txt)" "cannot stat 'd/z/dangling.py'" "the dangling link is reported by its path"
+is "$(origins links.shard | grep -c 'fifo')" "0" "the FIFO is passed over (and does not block)"
+like "$(tail -1 err.txt)" " 1 unreadable" "... and the summary counts the dangling link alone"
+rm d/z/link.py d/z/pkg-link d/z/dangling.py d/z/fifo.py
+
 # --- skips: binary, too large, unreadable
 printf 'a\0b' >d/bin.py
 head -c 2000 /dev/zero | tr '\0' x >d/big.py

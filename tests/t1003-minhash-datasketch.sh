@@ -1,8 +1,9 @@
 #!/bin/sh
-# t1003: cp-hash --minhash datasketch gives, value for value, datasketch's
+# t1003: cp-hash's default MinHash (--minhash datasketch) gives, value for value, datasketch's
 # MinHash(num_perm=256).hashvalues over the same token set (the reference is datasketch itself,
 # run here); the table of permutations in common/minhash-datasketch.h is what datasketch draws;
-# the default scheme differs; cp-dedup refuses inputs that mix the schemes.
+# --minhash xxh3 differs; --minhash none changes nothing but the signatures; cp-dedup refuses
+# inputs that mix the schemes and warns of documents without signatures.
 . "$(dirname "$0")/lib.sh"
 
 have_python_module datasketch || skip_all "python module datasketch not installed"
@@ -61,9 +62,9 @@ printf '%s\n' '{"content": "caf\u00e9 na\u00efve r\u00e9sum\u00e9 x1 x2 x3 x4 x5
 find h -type f | LC_ALL=C sort >>list.txt
 
 ok "cp-hash --minhash datasketch" cp-hash -q -j2 --minhash datasketch -o ds.shard - <list.txt
-ok "cp-hash (default scheme)" cp-hash -q -j2 -o xx.shard - <list.txt
-ok "cp-hash --minhash xxh3 is the default" cp-hash -q -j2 --minhash xxh3 -o xx2.shard - <list.txt
-is "$(cmp xx.shard xx2.shard && echo same)" "same" "... the same bytes"
+ok "cp-hash (default scheme)" cp-hash -q -j2 -o ds2.shard - <list.txt
+is "$(cmp ds.shard ds2.shard && echo same)" "same" "datasketch is the default: the same bytes"
+ok "cp-hash --minhash xxh3" cp-hash -q -j2 --minhash xxh3 -o xx.shard - <list.txt
 ok "-j1" cp-hash -q -j1 --minhash datasketch -o ds1.shard - <list.txt
 is "$(cmp ds.shard ds1.shard && echo same)" "same" "datasketch signatures do not depend on -j"
 
@@ -91,5 +92,32 @@ is "$(ls out2 2>/dev/null)" "" "... and writes nothing"
 exit_is 1 "... in either order" cp-dedup -o out3/ xx.shard ds.shard
 ok "--no-near compares no signatures: mixing is fine" cp-dedup --no-near -o out4/ ds.shard xx.shard
 exit_is 2 "an unknown scheme is a usage error" cp-hash --minhash sha1 -o x.shard h
+
+# --- --minhash none: the same records but for the signature and the token count
+ok "cp-hash --minhash none" cp-hash -q -j2 --minhash none -o none.shard - <list.txt
+strip_sig() { cp-cat "$1" | "$PYTHON" -c '
+import json, sys
+for l in sys.stdin:
+    d = json.loads(l)
+    for k in ("n_tokens", "n_minhash", "minhash_scheme"):
+        d.pop(k)
+    print(json.dumps(d, sort_keys=True))'; }
+strip_sig ds.shard >ds.json
+strip_sig none.shard >none.json
+is "$(cmp ds.json none.json && echo same)" "same" "... id, hash, statistics, flags and content as with signatures"
+is "$(cp-cat --minhash none.shard | "$PYTHON" -c '
+import json, sys
+d = [json.loads(l) for l in sys.stdin]
+print(len(d), sum("minhash" in x for x in d), sum(x["n_tokens"] for x in d),
+      sorted({x["minhash_scheme"] for x in d}))')" "37 0 0 ['none']" \
+	"... no signature, n_tokens 0, scheme 'none' in every record"
+ok "cp-dedup --no-near on unsigned documents" cp-dedup --no-near -o n1/ --report n1.json none.shard
+ok "... the same run on signed ones" cp-dedup --no-near -o n2/ --report n2.json ds.shard
+is "$(json_field n1.json "r['docs_out'], r['exact_duplicates'], r['removed']")" \
+	"$(json_field n2.json "r['docs_out'], r['exact_duplicates'], r['removed']")" "... decides the same"
+ok "near dedup on unsigned documents runs" cp-dedup -o n3/ --report n3.json none.shard
+err_like "37 documents have no MinHash signature" "... and warns that it cannot see them"
+is "$(json_field n3.json "r['near']['no_signature'], r['near_duplicates']")" "37 0" \
+	"... counted in the report"
 
 done_testing

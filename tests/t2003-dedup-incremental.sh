@@ -44,12 +44,11 @@ PY
 survivors() { cp-cat "$@" | "$PYTHON" -c '
 import json, sys
 for l in sys.stdin: print(json.loads(l)["origin"])' | sort; }
-field() { "$PYTHON" -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1"; }
 u32at() { od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '; }	# FILE OFFSET: a little-endian u32
 u64at() { od -An -tu8 -j "$2" -N8 "$1" | tr -d ' '; }
 
-cp-hash -q -o old.shard old
-cp-hash -q -o new.shard new
+cp-hash -q --minhash xxh3 -o old.shard old
+cp-hash -q --minhash xxh3 -o new.shard new
 exit_is 0 "run 1 with a fresh index" cp-dedup -o clean --drop-prob 1 --index idx --report r1.json old.shard
 ok "the index was written" test -s idx
 is "$(survivors clean)" "$(printf 'old/1_A.py\nold/2_B.py\nold/4_C.py')" "run 1 keeps A, B, C"
@@ -59,7 +58,7 @@ is "$(ls clean)" "$(printf 'docs-00000.shard\ndocs-00001.shard')" "run 2 adds do
 ok "run 1's shard is untouched" cmp -s clean/docs-00000.shard run1.shard
 is "$(survivors clean/docs-00001.shard)" "$(printf 'new/5_D.py\nnew/7_E.py\nnew/9_F.py')" \
 	"run 2 writes only the new clean documents"
-is "$(field r2.json "r['exact_duplicates'], r['near_duplicates'], r['docs_out']")" "3 3 3" \
+is "$(json_field r2.json "r['exact_duplicates'], r['near_duplicates'], r['docs_out']")" "3 3 3" \
 	"run 2: 3 exact (A, the filtered file, D), 3 near (C, B's near copy, E)"
 
 # the two runs keep what one run over everything keeps
@@ -68,12 +67,12 @@ is "$(survivors clean)" "$(survivors once)" "two incremental runs = one run over
 
 # rerunning run 2 on the same data now finds everything known
 exit_is 0 "run 3: the same new data again" cp-dedup -o clean --drop-prob 1 --index idx --report r3.json new.shard
-is "$(field r3.json "r['docs_out'], r['outputs']")" "0 []" "run 3 writes nothing"
+is "$(json_field r3.json "r['docs_out'], r['outputs']")" "0 []" "run 3 writes nothing"
 
 # a --no-near run still remembers exact hashes
 cp-dedup -o nn --no-near --index idx.nn --drop-prob 1 old.shard 2>/dev/null
 cp-dedup -o nn --no-near --index idx.nn --drop-prob 1 --report rnn.json new.shard 2>/dev/null
-is "$(field rnn.json "r['exact_duplicates']")" "3" "--no-near runs share exact hashes through the index"
+is "$(json_field rnn.json "r['exact_duplicates']")" "3" "--no-near runs share exact hashes through the index"
 
 # merge: indexes of two separate runs
 cp-dedup -o pa --index a.idx old.shard 2>/dev/null
@@ -81,7 +80,7 @@ cp-dedup -o pb --index b.idx new.shard 2>/dev/null
 exit_is 0 "--merge-index" cp-dedup --merge-index ab.idx a.idx b.idx
 like "$(cat "$TMP/.err")" "merged 2 indexes" "merge reports what it did"
 exit_is 0 "a run against the merged index" cp-dedup -o pc --index ab.idx --report rc.json old.shard new.shard
-is "$(field rc.json "r['docs_out'], r['exact_duplicates']")" "0 14" "the merged index knows every document"
+is "$(json_field rc.json "r['docs_out'], r['exact_duplicates']")" "0 14" "the merged index knows every document"
 cp-dedup --merge-index self.idx a.idx a.idx 2>/dev/null
 ok "merging an index with itself changes nothing but signatures" \
 	test "$(head -c 32 self.idx | tail -c 8 | od -An -tu8)" = "$(head -c 32 a.idx | tail -c 8 | od -An -tu8)"

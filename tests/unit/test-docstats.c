@@ -477,6 +477,38 @@ static void test_ds_memo(void)
 	docstats_free(&ref);
 }
 
+/* NONE measures what XXH3 does but for the token set: no signature, n_tokens 0, a flag. */
+static void test_none(void)
+{
+	struct docstats_ctx none, xx;
+	docstats_init_scheme(&none, DOCSTATS_MINHASH_NONE);
+	docstats_init_scheme(&xx, DOCSTATS_MINHASH_XXH3);
+	unsigned char *buf = xmalloc(40000 + 64);
+	int bad = 0, signed_xx = 0;
+	for (int r = 0; r < 300 && bad < 3; r++) {
+		size_t n = random_doc(buf, r < 100 ? (size_t)r : 100 + below(40000));
+		struct result a, b;
+		measure(&none, buf, n, &a);
+		measure(&xx, buf, n, &b);
+		signed_xx += b.n_mh != 0;
+		int flag_ok = a.st.flags == (b.st.flags | DOC_NO_MINHASH);
+		a.st.flags = b.st.flags;
+		a.st.n_tokens = b.st.n_tokens;
+		if (!flag_ok || a.n_mh || memcmp(&a.st, &b.st, sizeof a.st) ||
+		    memcmp(a.hash, b.hash, 16)) {
+			diag("none: %zu bytes: n_minhash %u, flags %s", n, a.n_mh,
+			     flag_ok ? "ok" : "differ");
+			explain(&a, &b);
+			bad++;
+		}
+	}
+	ok(!bad && signed_xx > 150, "none: statistics and hash as xxh3's over 300 random documents "
+	   "(%d with signatures there), no signature, DOC_NO_MINHASH", signed_xx);
+	free(buf);
+	docstats_free(&none);
+	docstats_free(&xx);
+}
+
 int main(void)
 {
 	docstats_init(&ctx);
@@ -493,6 +525,8 @@ int main(void)
 	test_whitespace_tables();
 	test_fast_paths(DOCSTATS_MINHASH_XXH3, "xxh3");
 	test_fast_paths(DOCSTATS_MINHASH_DATASKETCH, "datasketch");
+	test_fast_paths(DOCSTATS_MINHASH_NONE, "none");
+	test_none();
 	test_ds_memo();
 	docstats_free(&ctx);
 	return done_testing();
