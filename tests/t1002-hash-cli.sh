@@ -218,4 +218,31 @@ exit_is 2 "a bad size exits 2" cp-hash --max-size 12q -o x.shard d
 exit_is 2 "no PATH exits 2" cp-hash -o x.shard
 ok "-h" cp-hash -h
 like "$(head -1 .out)" "^usage: cp-hash " "-h prints the usage"
+# --- OMP_WAIT_POLICY: passive (set before libgomp loads, so by a restart) unless the user
+# chose; read from /proc while cp-hash waits for paths on a FIFO
+wait_policy() { # [ENV...] -> the OMP_WAIT_POLICY in a running cp-hash's environment
+	rm -f paths.fifo
+	mkfifo paths.fifo
+	env "$@" cp-hash -q -o wp.shard - <paths.fifo &
+	pid=$!
+	exec 9>paths.fifo
+	i=0
+	while [ $i -lt 50 ]; do
+		p=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^OMP_WAIT_POLICY=//p')
+		[ -n "$p" ] && break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	exec 9>&-
+	wait $pid
+	echo "$p"
+}
+if [ -r /proc/self/environ ]; then
+	is "$(wait_policy)" "passive" "cp-hash restarts itself with OMP_WAIT_POLICY=passive"
+	is "$(wait_policy OMP_WAIT_POLICY=active)" "active" "... but keeps the user's choice"
+else
+	skip "no /proc"
+	skip "no /proc"
+fi
+
 done_testing
