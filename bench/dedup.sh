@@ -10,11 +10,12 @@
 #      cp-hash's default MinHash scheme (datasketch's: equal signatures) and with
 #      --minhash xxh3, and what each costs cp-hash.
 # usage: nice bench/dedup.sh [CORPUS...]   (default: the running python3's stdlib + site-packages)
-# Environment: BUILD (default ./build), JOBS (default: all CPUs), PYTHON (default python3).
+# Environment: BUILD (default ./build), JOBS (default: all CPUs), PYTHON (default python3),
+# REPEAT (runs of each command, the least time kept; default 3).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-: "${BUILD:=$root/build}" "${PYTHON:=python3}" "${JOBS:=$(nproc)}"
+: "${BUILD:=$root/build}" "${PYTHON:=python3}" "${JOBS:=$(nproc)}" "${REPEAT:=3}"
 PATH="$BUILD/bin:$PATH"
 [ $# -gt 0 ] || set -- "$("$PYTHON" -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")"
 "$PYTHON" -c "import datasketch" 2>/dev/null || {
@@ -25,24 +26,33 @@ trap 'rm -rf "$tmp"' EXIT
 field() { "$PYTHON" -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1"; }
 rate() { "$PYTHON" -c "print('%.1f' % ($1 / 1e6 / $2))"; }
 ratio() { "$PYTHON" -c "print('%.1fx' % ($1 / $2))"; }
-# measure 'SHELL COMMAND' -> "WALL CPU": seconds of wall clock and of CPU (user + system of
-# everything it ran); the CPU figure is the fair one on a machine others are using too
+# measure 'SHELL COMMAND' ['SETUP'] -> "WALL CPU": seconds of wall clock and of CPU (user + system of
+# everything it ran), each the least of REPEAT runs (ours and the peers' alike), as a shared
+# machine's speed wanders from minute to minute
 measure() {
 	"$PYTHON" -c '
 import resource, subprocess, sys, time
-t = time.perf_counter()
-subprocess.run(["sh", "-c", sys.argv[1]], check=True)
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print("%.2f %.2f" % (time.perf_counter() - t, r.ru_utime + r.ru_stime))' "$1"
+best = None
+for _ in range(int(sys.argv[2])):
+    if sys.argv[3]:
+        subprocess.run(["sh", "-c", sys.argv[3]], check=True)
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run(["sh", "-c", sys.argv[1]], check=True)
+    wall = time.perf_counter() - t
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = r.ru_utime + r.ru_stime - r0.ru_utime - r0.ru_stime
+    best = (wall, cpu) if best is None else (min(best[0], wall), min(best[1], cpu))
+print("%.2f %.2f" % best)' "$1" "$REPEAT" "${2:-}"
 }
 # Exact dedup and filters need no MinHash signatures (the peer makes none): --minhash none.
 run_cp() { # JOBS NEAR(yes/no) [CP-HASH FLAGS] -> "WALL CPU"; report in $tmp/cp.json
-	rm -rf "$tmp/out" "$tmp/h"
 	flags="--no-near --drop-prob 1"
 	[ "$2" = yes ] && flags="--no-filters --pairs $tmp/ours.jsonl"
 	[ "$2" = yes ] || set -- "$1" "$2" "--minhash none ${3:-}"
 	measure "cp-hash -q -j$1 ${3:-} -o '$tmp/h/' $corpus &&
-		cp-dedup -j$1 -o '$tmp/out' $flags --report '$tmp/cp.json' '$tmp/h' 2>/dev/null"
+		cp-dedup -j$1 -o '$tmp/out' $flags --report '$tmp/cp.json' '$tmp/h' 2>/dev/null" \
+		"rm -rf '$tmp/out' '$tmp/h'"
 }
 # The same work as the peers do, no more: they read the files and report, and write no
 # corpus. cp-hash's shard crosses a pipe (stored, as it is by default on a pipe) and
@@ -63,7 +73,7 @@ header() { printf '%-40s %7s %7s %7s %8s %8s\n' "$1" "wall s" "CPU s" "MB/s" "x 
 corpus="$*"
 
 echo "corpus: $corpus"
-echo "machine: $(nproc) CPUs; JOBS=$JOBS"
+echo "machine: $(nproc) CPUs; JOBS=$JOBS; each time the least of $REPEAT runs"
 echo
 
 # ---- 1. hash + exact dedup + filters ----
@@ -128,9 +138,8 @@ echo "pairs with cp-hash --minhash xxh3: cp-dedup joins $(field "$tmp/recall-xx.
 header "cost of each MinHash scheme"
 row "cp-hash + cp-dedup -j$JOBS, xxh3" "$m_near_xx" "$m_ds"
 for scheme in datasketch xxh3 none; do
-	rm -rf "$tmp/h"
 	row "cp-hash -j$JOBS --minhash $scheme (alone)" \
-		"$(measure "cp-hash -q -j$JOBS --minhash $scheme -o '$tmp/h/' $corpus")" "$m_ds"
+		"$(measure "cp-hash -q -j$JOBS --minhash $scheme -o '$tmp/h/' $corpus" "rm -rf '$tmp/h'")" "$m_ds"
 done
 # The ceiling for any other hash family: datasketch itself with another MinHash seed.
 "$PYTHON" "$here/near_datasketch.py" --seed 2 --pairs "$tmp/ds2.jsonl" $corpus >/dev/null

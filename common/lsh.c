@@ -20,23 +20,37 @@ static double simpson_w(int i)
 	return i == 0 || i == GRID ? 1 : i & 1 ? 4 : 2;
 }
 
-/* For each r, log(1 - s^r) on both grids once; then P(candidate) = 1 - exp(b log(1 - s^r))
- * for every b costs one exp. Errors are ranked in datasketch's loop order (b, then r). */
+/* For each r, 1 - s^r on both grids (s^r by one multiply more each r); then
+ * P(candidate) = 1 - (1 - s^r)^b, each b one multiply more, as b runs up: no pow or exp in
+ * the inner loops (they were most of cp-dedup's time on small inputs), and 256 multiplies
+ * cost far less precision than the gaps between the (b, r) choices. Errors are ranked in
+ * datasketch's loop order (b, then r). */
 void lsh_optimal_params(double threshold, unsigned num_perm, unsigned *bands, unsigned *rows)
 {
 	double *err = xcalloc((size_t)num_perm * num_perm + 1, sizeof *err);
-	double *lo = xmalloc((GRID + 1) * sizeof *lo), *hi = xmalloc((GRID + 1) * sizeof *hi);
+	size_t n = GRID + 1;
+	double *s_lo = xmalloc(6 * n * sizeof *s_lo), *s_hi = s_lo + n, *pw_lo = s_hi + n,
+	       *pw_hi = pw_lo + n, *p_lo = pw_hi + n, *p_hi = p_lo + n;
 	double h_lo = threshold / GRID, h_hi = (1 - threshold) / GRID;
+	for (size_t i = 0; i < n; i++) {
+		s_lo[i] = pw_lo[i] = (double)i * h_lo;
+		s_hi[i] = pw_hi[i] = threshold + (double)i * h_hi;
+	}
 	for (unsigned r = 1; r <= num_perm; r++) {
-		for (int i = 0; i <= GRID; i++) {
-			lo[i] = log1p(-pow(i * h_lo, r));
-			hi[i] = log1p(-pow(threshold + i * h_hi, r));
-		}
+		if (r > 1)
+			for (size_t i = 0; i < n; i++) {
+				pw_lo[i] *= s_lo[i];
+				pw_hi[i] *= s_hi[i];
+			}
+		for (size_t i = 0; i < n; i++)
+			p_lo[i] = p_hi[i] = 1;	/* (1 - s^r)^b, b = 0 */
 		for (unsigned b = 1; b <= num_perm / r; b++) {
 			double fp = 0, fn = 0;
-			for (int i = 0; i <= GRID; i++) {
-				fp += simpson_w(i) * (1 - exp(b * lo[i]));
-				fn += simpson_w(i) * exp(b * hi[i]);
+			for (size_t i = 0; i < n; i++) {
+				p_lo[i] *= 1 - pw_lo[i];
+				p_hi[i] *= 1 - pw_hi[i];
+				fp += simpson_w((int)i) * (1 - p_lo[i]);
+				fn += simpson_w((int)i) * p_hi[i];
 			}
 			err[(size_t)b * num_perm + r - 1] = 0.5 * fp * h_lo / 3 + 0.5 * fn * h_hi / 3;
 		}
@@ -51,8 +65,7 @@ void lsh_optimal_params(double threshold, unsigned num_perm, unsigned *bands, un
 				*rows = r;
 			}
 	free(err);
-	free(lo);
-	free(hi);
+	free(s_lo);
 }
 
 double lsh_jaccard16(const uint16_t *a, const uint16_t *b, unsigned n)

@@ -9,6 +9,7 @@
  * short parallel regions (cp-train) keep the default. */
 #include "ompwait.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -16,8 +17,14 @@ void ompwait_passive(char **argv)
 {
 	if (getenv("OMP_WAIT_POLICY"))
 		return;	/* the user's choice, or ours after the restart */
+	/* the file itself, not /proc/self/exe, whose name would become the process's (ps) */
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0 || (size_t)n >= sizeof self - 1)
+		return;	/* no /proc: spinning is slower, not wrong */
+	self[n] = 0;
 	if (setenv("OMP_WAIT_POLICY", "passive", 1))
 		return;
-	execv("/proc/self/exe", argv);
-	/* no /proc: spinning is slower, not wrong */
+	execv(self, argv);
+	unsetenv("OMP_WAIT_POLICY");	/* as it was: children see the user's environment */
 }
