@@ -96,7 +96,7 @@ BIN         = $(BUILD)/bin
 docs: $(OUT)/docs/.done
 $(OUT)/docs/.done: | all
 	rm -rf $(OUT)/docs && mkdir -p $(OUT)
-	$(BIN)/cp-hash -j $(JOBS) -o $(OUT)/docs/ $(CORPUS_DIRS)
+	$(BIN)/cp-hash -j $(JOBS) $(HASH_FLAGS) -o $(OUT)/docs/ $(CORPUS_DIRS)
 	touch $@
 
 dedup: $(OUT)/clean/.done
@@ -163,10 +163,14 @@ eval: $(OUT)/run/.done
 
 # Cron-driven refresh: hash NEW (a directory or JSON lines), remove what duplicates the corpus
 # so far (through the persistent index) or itself, add only new clean shards to OUT/clean.
+# New signatures must be of the index's MinHash scheme (the u32 at byte 20: 1 xxh3, else the
+# default), so an index made before datasketch became cp-hash's default keeps working.
+INDEX_SCHEME = $(shell od -An -tu4 -j20 -N4 $(OUT)/dedup.index 2>/dev/null | tr -d ' ')
 refresh: | all
 	@test -n "$(NEW)" || { echo "usage: make refresh NEW=dir-or-jsonl" >&2; exit 2; }
 	@test -f $(OUT)/dedup.index || { echo "no $(OUT)/dedup.index: run make dedup first" >&2; exit 1; }
-	$(BIN)/cp-hash -j $(JOBS) -o $(OUT)/incoming.shard $(NEW)
+	$(BIN)/cp-hash -j $(JOBS) $(if $(filter 1,$(INDEX_SCHEME)),--minhash xxh3) $(HASH_FLAGS) \
+		-o $(OUT)/incoming.shard $(NEW)
 	$(BIN)/cp-dedup -j $(JOBS) --index $(OUT)/dedup.index --report $(OUT)/refresh-report.json \
 		-o $(OUT)/clean/ $(OUT)/incoming.shard
 	rm -f $(OUT)/incoming.shard

@@ -224,8 +224,9 @@ static int check_index_scheme(const struct input *in, const struct dedupidx *x, 
 			     "datasketch), or run with --no-near", in->name, scheme_name(in->schemes),
 			     path, (unsigned long long)x->n_near);
 	return error("'%s' has MinHash signatures of scheme '%s', index '%s' of scheme '%s' "
-		     "(cp-hash --minhash): schemes cannot be mixed", in->name,
-		     scheme_name(in->schemes), path, scheme_name((uint8_t)x->scheme));
+		     "(cp-hash --minhash): schemes cannot be mixed; hash the new documents with "
+		     "cp-hash --minhash %s", in->name, scheme_name(in->schemes), path,
+		     scheme_name((uint8_t)x->scheme), scheme_name((uint8_t)x->scheme));
 }
 
 static int read_input(struct input *in, const struct cfg *c)

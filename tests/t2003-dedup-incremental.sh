@@ -147,4 +147,13 @@ err_like "'v1.idx' does not record the MinHash scheme" "... naming it"
 exit_is 0 "... unless CP_DEDUP_INDEX_SCHEME says it" \
 	env CP_DEDUP_INDEX_SCHEME=xxh3 cp-dedup --merge-index m1.idx a.idx v1.idx
 is "$(u32at m1.idx 20)" "1" "... recorded in the merged index"
+# make dedup, then make refresh: an index made with xxh3 signatures (cp-hash's default
+# before datasketch) keeps working, as make refresh hashes with the index's scheme
+mk() { make --no-print-directory -s -C "$SRC_DIR" BUILD="$BUILD" OUT="$PWD/mk" JOBS=2 "$@"; }
+ok "make dedup with HASH_FLAGS='--minhash xxh3'" mk CORPUS="$PWD/old" HASH_FLAGS="--minhash xxh3" dedup
+is "$(u32at mk/dedup.index 20)" "1" "... its index records xxh3"
+ok "make refresh NEW=new: new data against it" mk NEW="$PWD/new" refresh
+is "$(survivors mk/clean/docs-00001.shard | sed "s|^$PWD/||")" \
+	"$(printf 'new/5_D.py\nnew/7_E.py\nnew/9_F.py')" "... hashed with xxh3: the same 3 new documents survive"
+is "$(json_field mk/refresh-report.json "r['near_duplicates']")" "3" "... and the 3 near copies go"
 done_testing
