@@ -96,8 +96,14 @@ struct batch {
 
 struct worker {
 	struct docstats_ctx ds;
-	struct buf content, meta;
+	struct buf content, meta, head;
+	uint64_t max_size;
 };
+
+static int x_too_large(const struct worker *wk, size_t len)
+{
+	return wk->max_size && len > wk->max_size;
+}
 
 struct counts {
 	uint64_t docs, bytes, binary, too_large, malformed, unreadable, loops;
@@ -237,8 +243,8 @@ static void fatal(const char *what)
 
 /* ------------------------------------------------------------------ workers */
 
-/* SIZE: what the walk's stat said, so that a regular file needs no second one (a file that
- * changed since is still read to its end), or SIZE_UNKNOWN. */
+/* Append the file at PATH to B. SIZE: what the walk's stat said, so that a regular file needs
+ * no second one (a file that changed since is still read to its end), or SIZE_UNKNOWN. */
 static int read_doc_file(const char *path, uint64_t size, uint64_t max_size, struct buf *b,
 			 char **msg, enum item_status *status)
 {
@@ -255,7 +261,7 @@ static int read_doc_file(const char *path, uint64_t size, uint64_t max_size, str
 		*status = ST_TOO_LARGE;
 		return -1;
 	}
-	buf_reset(b);
+	size_t base = b->len;
 	/* room for the whole file and one byte more, so one read usually meets the end */
 	size_t want = regular ? (size_t)st.st_size + 1 : 1 << 16;
 	for (;;) {
@@ -274,54 +280,32 @@ static int read_doc_file(const char *path, uint64_t size, uint64_t max_size, str
 		if (!r)
 			break;
 		b->len += (size_t)r;
-		if (max_size && b->len > max_size) {	/* a pipe, or a file that grew */
+		if (max_size && b->len - base > max_size) {	/* a pipe, or a file that grew */
 			close(fd);
 			*status = ST_TOO_LARGE;
 			return -1;
 		}
 		/* a regular file gives what it has: a short read is its end (not so for files of
 		 * "size 0" in /proc and the like) */
-		if (regular && st.st_size && (size_t)r < room && b->len >= (size_t)st.st_size)
+		if (regular && st.st_size && (size_t)r < room && b->len - base >= (size_t)st.st_size)
 			break;
 	}
 	close(fd);
 	return 0;
 }
 
-static void process_item(struct ctx *x, struct batch *b, struct item *it, int t)
+/* The document of CONTENT (LEN bytes) of item IT measured and encoded into out[t]. In place:
+ * CONTENT lies in out[t] already, doc_head_bound() bytes past START, and the record's head
+ * is put right before it, so the content is never copied. */
+static void encode_item(struct worker *wk, struct batch *b, struct item *it, int t,
+			const char *origin, const unsigned char *content, size_t len,
+			int in_place, size_t start)
 {
-	struct worker *wk = &x->workers[t];
-	const char *arena = (const char *)b->arena.p;
-	const char *origin = arena + it->origin;
-	struct buf *content = &wk->content;
-	it->rec_len = 0;
-	buf_reset(&wk->meta);
-	if (it->status != ST_OK)	/* decided while gathering */
-		return;
-	if (it->kind == IT_FILE) {
-		if (read_doc_file(origin, it->size, x->max_size, content, &it->msg, &it->status))
-			return;
-	} else {
-		struct jsonl_error e;
-		int r = jsonl_parse(arena + it->data, it->data_len, x->field, content, &wk->meta,
-				    &e);
-		if (r == 1) {
-			it->status = ST_BLANK;
-			return;
-		}
-		if (r < 0) {
-			it->status = ST_MALFORMED;
-			it->msg = xasprintf("%.*s: malformed JSON line: %s (byte %zu)",
-					    (int)it->origin_len, origin, e.why, e.offset);
-			return;
-		}
-	}
-	if (x->max_size && content->len > x->max_size) {
-		it->status = ST_TOO_LARGE;
-		return;
-	}
-	if (content->len && memchr(content->p, 0, content->len)) {
-		it->status = ST_BINARY;
+	struct buf *out = &b->out[t];
+	if (x_too_large(wk, len) || (len && memchr(content, 0, len))) {
+		it->status = x_too_large(wk, len) ? ST_TOO_LARGE : ST_BINARY;
+		if (in_place)
+			out->len = start;
 		return;
 	}
 	struct doc d = { 0 };
@@ -331,15 +315,63 @@ static void process_item(struct ctx *x, struct batch *b, struct item *it, int t)
 	d.origin_len = it->origin_len;
 	d.meta = (const char *)wk->meta.p;
 	d.meta_len = wk->meta.len;
-	d.content = (const char *)content->p;
-	d.content_len = content->len;
-	docstats_compute(&wk->ds, content->p, content->len, &d.st, d.hash, mh, &d.n_minhash);
+	d.content = (const char *)content;
+	d.content_len = len;
+	docstats_compute(&wk->ds, content, len, &d.st, d.hash, mh, &d.n_minhash);
 	d.minhash = mh;
 	it->rec_t = t;
-	it->rec_off = b->out[t].len;
-	doc_encode(&b->out[t], &d);
-	it->rec_len = b->out[t].len - it->rec_off;
-	it->content_len = content->len;
+	it->content_len = len;
+	if (!in_place) {
+		it->rec_off = out->len;
+		doc_encode(out, &d);
+		it->rec_len = out->len - it->rec_off;
+		return;
+	}
+	buf_reset(&wk->head);
+	doc_encode_head(&wk->head, &d);
+	size_t at = start + doc_head_bound(it->origin_len, 0) - wk->head.len;
+	memcpy(out->p + at, wk->head.p, wk->head.len);
+	it->rec_off = at;
+	it->rec_len = wk->head.len + len;
+}
+
+static void process_item(struct ctx *x, struct batch *b, struct item *it, int t)
+{
+	struct worker *wk = &x->workers[t];
+	const char *arena = (const char *)b->arena.p;
+	const char *origin = arena + it->origin;
+	it->rec_len = 0;
+	buf_reset(&wk->meta);
+	if (it->status != ST_OK)	/* decided while gathering */
+		return;
+	if (it->kind == IT_FILE) {
+		/* read straight into the record buffer, after room for the record's head */
+		struct buf *out = &b->out[t];
+		size_t start = out->len, room = doc_head_bound(it->origin_len, 0);
+		buf_grow(out, room);
+		out->len = start + room;
+		if (read_doc_file(origin, it->size, x->max_size, out, &it->msg, &it->status)) {
+			out->len = start;
+			return;
+		}
+		encode_item(wk, b, it, t, origin, out->p + start + room, out->len - start - room,
+			    1, start);
+		return;
+	}
+	struct jsonl_error e;
+	int r = jsonl_parse(arena + it->data, it->data_len, x->field, &wk->content, &wk->meta,
+			    &e);
+	if (r == 1) {
+		it->status = ST_BLANK;
+		return;
+	}
+	if (r < 0) {
+		it->status = ST_MALFORMED;
+		it->msg = xasprintf("%.*s: malformed JSON line: %s (byte %zu)",
+				    (int)it->origin_len, origin, e.why, e.offset);
+		return;
+	}
+	encode_item(wk, b, it, t, origin, wk->content.p, wk->content.len, 0, 0);
 }
 
 static void progress(struct ctx *x, int final)
@@ -773,6 +805,8 @@ int main(int argc, char **argv)
 	x.workers = xcalloc((size_t)x.threads, sizeof *x.workers);
 	for (int i = 0; i < x.threads; i++)
 		docstats_init_scheme(&x.workers[i].ds, x.minhash);
+	for (int i = 0; i < x.threads; i++)
+		x.workers[i].max_size = x.max_size;
 	for (int k = 0; k < N_BATCH; k++)
 		x.bat[k].out = xcalloc((size_t)x.threads, sizeof *x.bat[k].out);
 
@@ -801,6 +835,7 @@ int main(int argc, char **argv)
 		docstats_free(&x.workers[i].ds);
 		buf_free(&x.workers[i].content);
 		buf_free(&x.workers[i].meta);
+		buf_free(&x.workers[i].head);
 	}
 	for (int k = 0; k < N_BATCH; k++) {
 		for (int t = 0; t < x.threads; t++)

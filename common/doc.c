@@ -7,6 +7,19 @@
 
 void doc_encode(struct buf *out, const struct doc *d)
 {
+	doc_encode_head(out, d);
+	buf_put(out, d->content, d->content_len);
+}
+
+size_t doc_head_bound(size_t origin_len, size_t meta_len)
+{
+	/* id, hash, 2 + 13 varints (origin and meta lengths, 11 statistics, n_minhash,
+	 * content length), strings and signature */
+	return 8 + 16 + 15 * 10 + origin_len + meta_len + 4 * DOC_MINHASH_PERM;
+}
+
+void doc_encode_head(struct buf *out, const struct doc *d)
+{
 	const struct doc_stats *s = &d->st;
 	buf_put_u64le(out, d->id);
 	buf_put(out, d->hash, 16);
@@ -21,7 +34,6 @@ void doc_encode(struct buf *out, const struct doc *d)
 	buf_put_varint(out, d->n_minhash);
 	buf_put(out, d->minhash, 4 * (size_t)d->n_minhash);
 	buf_put_varint(out, d->content_len);
-	buf_put(out, d->content, d->content_len);
 }
 
 int doc_decode(const void *rec, size_t len, struct doc *d)

@@ -52,6 +52,11 @@ struct doc {
 };
 
 void doc_encode(struct buf *out, const struct doc *d);
+/* The record without its content bytes, which come last (d->content is not read): a writer
+ * that has the content in place already puts this before it. It takes at most
+ * doc_head_bound() bytes. */
+void doc_encode_head(struct buf *out, const struct doc *d);
+size_t doc_head_bound(size_t origin_len, size_t meta_len);
 /* 0, or -1 when the record is malformed (the caller names file and record). */
 int doc_decode(const void *rec, size_t len, struct doc *d);
 static inline uint32_t doc_minhash(const struct doc *d, size_t i)

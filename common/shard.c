@@ -118,6 +118,8 @@ static char *tmp_name(const char *path)
 	return xasprintf("%.*s.%s.tmp.%ld", (int)dirlen, path, path + dirlen, (long)getpid());
 }
 
+static void raw_start(struct shard_writer *w);
+
 struct shard_writer *shard_create(const char *path, uint32_t kind, const uint64_t param[2])
 {
 	struct shard_writer *w = xcalloc(1, sizeof *w);
@@ -146,6 +148,7 @@ struct shard_writer *shard_create(const char *path, uint32_t kind, const uint64_
 	}
 	w->block_size = 1 << 20;
 	w->level = 3;
+	raw_start(w);
 	w->chain = XXH3_createState();
 	XXH3_64bits_reset(w->chain);
 	live_add(w);
@@ -228,32 +231,78 @@ static size_t zstd_store(unsigned char *dst, const unsigned char *src, size_t n)
 	return (size_t)(o - dst);
 }
 
+/* w->raw keeps RAW_HEAD bytes free before the records: there a stored block of at most
+ * STORE_BLOCK bytes gets its block header and the 12 bytes that make it a zstd frame of one
+ * raw block, and goes out as it lies, without a copy (on a pipe, each copy of the stream
+ * costs as much as the next stage's reading it). */
+#define FRAME_HEAD 12	/* frame header (magic, descriptor, 4-byte content size), block header */
+#define RAW_HEAD (BLK_HDR_SIZE + FRAME_HEAD)
+
+static void raw_start(struct shard_writer *w)
+{
+	buf_reset(&w->raw);
+	buf_grow(&w->raw, RAW_HEAD);
+	w->raw.len = RAW_HEAD;
+}
+
+/* The records' bytes in w->raw, and the size a block may grow to: one raw zstd block when
+ * stored (a larger record makes a larger block, of several). */
+static size_t raw_len(const struct shard_writer *w)
+{
+	return w->raw.len - RAW_HEAD;
+}
+
+static size_t block_limit(const struct shard_writer *w)
+{
+	return w->level == SHARD_LEVEL_STORE && w->block_size > STORE_BLOCK ? STORE_BLOCK
+									    : w->block_size;
+}
+
+/* Fill in the frame header of a stored block of N <= STORE_BLOCK bytes at F. */
+static void store_head(unsigned char *f, size_t n)
+{
+	wr_u32le(f, 0xFD2FB528u);
+	f[4] = 0x80 | 0x20;
+	wr_u32le(f + 5, (uint32_t)n);
+	uint32_t bh = (uint32_t)n << 3 | 1;	/* raw, last */
+	f[9] = (unsigned char)bh;
+	f[10] = (unsigned char)(bh >> 8);
+	f[11] = (unsigned char)(bh >> 16);
+}
+
 static int flush_block(struct shard_writer *w)
 {
 	if (!w->blk_records)
 		return 0;
-	size_t bound = w->level == SHARD_LEVEL_STORE ? store_bound(w->raw.len)
-						      : ZSTD_compressBound(w->raw.len);
-	buf_reset(&w->comp);
-	buf_grow(&w->comp, BLK_HDR_SIZE + bound);
-	unsigned char *hdr = w->comp.p;
-	size_t clen;
-	if (w->level == SHARD_LEVEL_STORE) {
-		clen = zstd_store(hdr + BLK_HDR_SIZE, w->raw.p, w->raw.len);
+	const unsigned char *data = w->raw.p + RAW_HEAD;
+	size_t n = raw_len(w), clen;
+	unsigned char *hdr;
+	if (w->level == SHARD_LEVEL_STORE && n <= STORE_BLOCK) {
+		hdr = w->raw.p;
+		store_head(hdr + BLK_HDR_SIZE, n);
+		clen = FRAME_HEAD + n;
 	} else {
-		if (!w->cctx)
-			w->cctx = ZSTD_createCCtx();
-		clen = ZSTD_compressCCtx(w->cctx, hdr + BLK_HDR_SIZE, bound, w->raw.p, w->raw.len,
-					 w->level);
-		if (ZSTD_isError(clen))
-			return error("zstd compression failed for '%s': %s", w->path,
-				     ZSTD_getErrorName(clen));
+		size_t bound = w->level == SHARD_LEVEL_STORE ? store_bound(n) : ZSTD_compressBound(n);
+		buf_reset(&w->comp);
+		buf_grow(&w->comp, BLK_HDR_SIZE + bound);
+		hdr = w->comp.p;
+		if (w->level == SHARD_LEVEL_STORE) {
+			clen = zstd_store(hdr + BLK_HDR_SIZE, data, n);
+		} else {
+			if (!w->cctx)
+				w->cctx = ZSTD_createCCtx();
+			clen = ZSTD_compressCCtx(w->cctx, hdr + BLK_HDR_SIZE, bound, data, n,
+						 w->level);
+			if (ZSTD_isError(clen))
+				return error("zstd compression failed for '%s': %s", w->path,
+					     ZSTD_getErrorName(clen));
+		}
 	}
 	uint64_t first = w->info.n_records - w->blk_records;
 	wr_u32le(hdr, BLK_MAGIC);
 	wr_u32le(hdr + 4, w->blk_records);
 	wr_u64le(hdr + 8, first);
-	wr_u32le(hdr + 16, (uint32_t)w->raw.len);
+	wr_u32le(hdr + 16, (uint32_t)n);
 	wr_u32le(hdr + 20, (uint32_t)clen);
 	uint64_t sum = XXH3_64bits_withSeed(hdr + BLK_HDR_SIZE, clen, XXH3_64bits(hdr, 24));
 	wr_u64le(hdr + 24, sum);
@@ -264,7 +313,7 @@ static int flush_block(struct shard_writer *w)
 		return -1;
 	w->info.n_blocks++;
 	w->blk_records = 0;
-	buf_reset(&w->raw);
+	raw_start(w);
 	return 0;
 }
 
@@ -274,16 +323,16 @@ int shard_write(struct shard_writer *w, const void *rec, size_t len)
 		return -1;
 	if (len > MAX_BLOCK_RAW - 16)
 		return error("record of %zu bytes too large for '%s'", len, w->path);
-	if (w->blk_records && w->raw.len + len + 10 > w->block_size && flush_block(w))
+	if (w->blk_records && raw_len(w) + len + 10 > block_limit(w) && flush_block(w))
 		return -1;
-	if (w->raw.len + len + 10 > MAX_BLOCK_RAW && flush_block(w))
+	if (raw_len(w) + len + 10 > MAX_BLOCK_RAW && flush_block(w))
 		return -1;
 	buf_put_varint(&w->raw, len);
 	buf_put(&w->raw, rec, len);
 	w->blk_records++;
 	w->info.n_records++;
 	w->info.raw_bytes += len;
-	if (w->raw.len >= w->block_size)
+	if (raw_len(w) >= block_limit(w))
 		return flush_block(w);
 	return 0;
 }
@@ -565,6 +614,17 @@ void shard_close_reader(struct shard_reader *r)
 	free(r);
 }
 
+/* Is the frame F of CLEN bytes exactly a stored block's (store_head), RAW_LEN bytes that a zstd
+ * decoder would give back unchanged? */
+static int is_stored(const unsigned char *f, size_t clen, uint32_t raw_len)
+{
+	unsigned char h[FRAME_HEAD];
+	if (raw_len > STORE_BLOCK || clen != FRAME_HEAD + (size_t)raw_len)
+		return 0;
+	store_head(h, raw_len);
+	return !memcmp(f, h, FRAME_HEAD);
+}
+
 /* Read the block whose 4-byte magic (already read) started at r->blk_offset. */
 static int read_block(struct shard_reader *r, const unsigned char magic[4])
 {
@@ -585,15 +645,19 @@ static int read_block(struct shard_reader *r, const unsigned char magic[4])
 	if (sum != rd_u64le(hdr + 24))
 		return rd_err(r, at, "block checksum mismatch");
 	XXH3_64bits_update(r->chain, hdr + 24, 8);
-	if (!r->dctx)
-		r->dctx = ZSTD_createDCtx();
-	buf_reset(&r->raw);
-	buf_grow(&r->raw, raw_len);
-	size_t got = ZSTD_decompressDCtx(r->dctx, r->raw.p, raw_len, r->comp.p, clen);
-	if (ZSTD_isError(got) || got != raw_len)
-		return rd_err(r, at, "corrupt block (zstd frame does not decode)");
-	r->raw.len = raw_len;
-	r->cur = (struct cursor){ r->raw.p, r->raw.p + raw_len, 0 };
+	if (is_stored(r->comp.p, clen, raw_len)) {	/* the records lie there already */
+		r->cur = (struct cursor){ r->comp.p + FRAME_HEAD, r->comp.p + clen, 0 };
+	} else {
+		if (!r->dctx)
+			r->dctx = ZSTD_createDCtx();
+		buf_reset(&r->raw);
+		buf_grow(&r->raw, raw_len);
+		size_t got = ZSTD_decompressDCtx(r->dctx, r->raw.p, raw_len, r->comp.p, clen);
+		if (ZSTD_isError(got) || got != raw_len)
+			return rd_err(r, at, "corrupt block (zstd frame does not decode)");
+		r->raw.len = raw_len;
+		r->cur = (struct cursor){ r->raw.p, r->raw.p + raw_len, 0 };
+	}
 	r->blk_left = n;
 	r->seen_blocks++;
 	return 0;

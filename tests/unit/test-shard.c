@@ -263,6 +263,67 @@ int main(void)
 		free(big);
 	}
 
+	/* stored with the default block size: every block one raw zstd block of at most 128 KiB
+	 * (written and read in place); a frame of another shape goes through the zstd decoder */
+	{
+		const char *st = path_of("stored-small.shard");
+		struct shard_writer *sw = shard_create(st, SHARD_DOCS, NULL);
+		shard_set_level(sw, SHARD_LEVEL_STORE);
+		unsigned char rec[3000];
+		int wrote = 1;
+		for (unsigned i = 0; i < 500; i++) {
+			memset(rec, (int)(i & 0xff), sizeof rec);
+			wrote &= !shard_write(sw, rec, i * 7 % 3000);
+		}
+		ok(wrote && !shard_close(sw), "a stored shard of 500 small records is written");
+		struct shard_reader *sr = shard_open(st, SHARD_DOCS);
+		const void *rp;
+		size_t rl;
+		unsigned i = 0;
+		int good = sr != NULL;
+		while (good && shard_next(sr, &rp, &rl) == 1) {
+			memset(rec, (int)(i & 0xff), sizeof rec);
+			good = rl == i * 7 % 3000 && !memcmp(rp, rec, rl);
+			i++;
+		}
+		ok(good && i == 500, "... every record reads back");
+		if (sr)
+			shard_close_reader(sr);
+		size_t sn, at = 64, blocks = 0;
+		unsigned char *sb = slurp(st, &sn);
+		int shaped = 1;
+		while (at + 32 <= sn && rd_u32le(sb + at) == rd_u32le(sb + 64)) {	/* block magic */
+			uint32_t raw_len = rd_u32le(sb + at + 16), clen = rd_u32le(sb + at + 20);
+			const unsigned char *f = sb + at + 32;
+			shaped &= raw_len <= 131072 && clen == raw_len + 12 && f[4] == 0xa0 &&
+				  (f[9] | f[10] << 8 | (uint32_t)f[11] << 16) == (raw_len << 3 | 1);
+			blocks++;
+			at += 32 + clen;
+		}
+		ok(shaped && blocks >= 6, "... in %zu blocks, each a frame of one raw block of at most "
+		   "128 KiB", blocks);
+		/* the first block's raw block made an RLE block of the same size, checksum mended:
+		 * a zstd frame still, but of other bytes, which no reader may take for the records */
+		unsigned char *f = sb + 64 + 32;
+		uint32_t raw_len = rd_u32le(sb + 64 + 16), clen = rd_u32le(sb + 64 + 20);
+		f[9] |= 2;	/* block type 1: RLE */
+		uint64_t sum = XXH3_64bits_withSeed(f, clen, XXH3_64bits(sb + 64, 24));
+		for (int k = 0; k < 8; k++)
+			sb[64 + 24 + k] = (unsigned char)(sum >> 8 * k);
+		spit(st, sb, sn);
+		sr = shard_open(st, SHARD_DOCS);
+		int same = sr != NULL;
+		for (i = 0; same && i < 500; i++) {
+			memset(rec, (int)(i & 0xff), sizeof rec);
+			same = shard_next(sr, &rp, &rl) == 1 && rl == i * 7 % 3000 && !memcmp(rp, rec, rl);
+		}
+		ok(!same, "a block of another frame shape is decoded by zstd, not read in place "
+		   "(%u raw bytes)", raw_len);
+		if (sr)
+			shard_close_reader(sr);
+		free(sb);
+	}
+
 	/* documents encode and decode */
 	struct doc d = { .id = 7, .origin = "a/b.py", .origin_len = 6, .meta = "{\"x\":1}", .meta_len = 7,
 			 .content = "x = 1\n", .content_len = 6 };
@@ -279,6 +340,34 @@ int main(void)
 		bad_decodes += doc_decode(b.p, cut, &e) == 0;
 	is_int(bad_decodes, 0, "every truncated document record refused");
 	buf_free(&b);
+
+	/* the head alone, then the content: the same bytes as doc_encode, within the bound even
+	 * with every number at its largest */
+	{
+		static unsigned char mh[4 * DOC_MINHASH_PERM];
+		memset(mh, 0xff, sizeof mh);
+		struct doc m = d;
+		m.st = (struct doc_stats){ UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
+					   UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
+					   UINT64_MAX, UINT32_MAX, UINT32_MAX };
+		m.n_minhash = DOC_MINHASH_PERM;
+		m.minhash = mh;
+		m.content_len = SIZE_MAX;	/* the head reads only its length */
+		struct buf head = { 0 }, whole = { 0 };
+		doc_encode_head(&head, &m);
+		size_t bound = doc_head_bound(m.origin_len, m.meta_len);
+		ok(head.len <= bound, "a record's head of %zu bytes is within doc_head_bound (%zu)",
+		   head.len, bound);
+		m.content_len = d.content_len;
+		buf_reset(&head);
+		doc_encode_head(&head, &m);
+		buf_put(&head, m.content, m.content_len);
+		doc_encode(&whole, &m);
+		ok(head.len == whole.len && !memcmp(head.p, whole.p, head.len),
+		   "head + content = doc_encode");
+		buf_free(&head);
+		buf_free(&whole);
+	}
 
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
