@@ -6,6 +6,7 @@
  *           set_keys (DATASKETCH: memo and SHA-1)
  *   sign    only the signature loop over each document's distinct tokens
  *   scan    full - tokens - sign: the byte scan, strip copy, exact hash and flags
+ *   none    docstats_compute under DOCSTATS_MINHASH_NONE: the scan alone, no token set
  * and prints a digest of every result, so that two builds can be compared for equality.
  * The split is approximate: since the AVX2 scan tells most repeated short tokens by their
  * bytes, without hashing them, "tokens" overstates what a full run spends on them there.
@@ -14,7 +15,7 @@
  * It includes docstats.c itself to reach the internal functions; it is not built by default:
  *   cc -O2 -g -std=c11 -D_GNU_SOURCE -Icommon -o build/docstats-micro bench/docstats-micro.c \
  *      common/utf8.c common/xalloc.c common/die.c -lxxhash -lutf8proc -lnettle
- *   build/docstats-micro [-f] [-r REPS] [-s xxh3|datasketch] DIR...
+ *   build/docstats-micro [-f] [-r REPS] [-s xxh3|datasketch|none] DIR...
  * (-DDOCSTATS_SRC='"/path/to/docstats.c"' measures another version of the file.) */
 #ifndef DOCSTATS_SRC
 #define DOCSTATS_SRC "../common/docstats.c"
@@ -189,7 +190,7 @@ static void scheme(enum docstats_minhash s, const char *name, int reps)
 	uint64_t digest = 0;
 	double full = 1e9, tok = 1e9, sign = 1e9;
 	run_full(&c, &digest);	/* warm-up, and the digest */
-	if (full_only) {
+	if (full_only || !c.tokens) {	/* NONE: no tokens to time apart */
 		for (int r = 0; r < reps; r++)
 			full = best(full, run_full(&c, NULL));
 		printf("%-10s full %7.1f ms %6.1f MB/s | digest %016llx\n", name, 1e3 * full,
@@ -226,7 +227,8 @@ int main(int argc, char **argv)
 		} else if (o == 's') {
 			only = optarg;
 		} else {
-			fprintf(stderr, "usage: docstats-micro [-f] [-r REPS] [-s xxh3|datasketch] DIR...\n");
+			fprintf(stderr, "usage: docstats-micro [-f] [-r REPS] [-s xxh3|datasketch|none]"
+				" DIR...\n");
 			return 2;
 		}
 	}
@@ -238,5 +240,7 @@ int main(int argc, char **argv)
 		scheme(DOCSTATS_MINHASH_XXH3, "xxh3", reps);
 	if (!only || !strcmp(only, "datasketch"))
 		scheme(DOCSTATS_MINHASH_DATASKETCH, "datasketch", reps);
+	if (!only || !strcmp(only, "none"))
+		scheme(DOCSTATS_MINHASH_NONE, "none", reps);
 	return 0;
 }

@@ -323,6 +323,46 @@ static size_t random_doc(unsigned char *buf, size_t n)
 	return n;	/* the tail is cut anywhere: inside tokens, CR LF and UTF-8 too */
 }
 
+/* A random document of about N bytes of ASCII code whose only control byte is LF, as the
+ * AVX2 NONE scan takes 64 bytes at a time (room for N + 160): long identifiers across
+ * blocks, "test" and "config" overlapping and at every place, a keyword late or never
+ * (KW: one piece in KW is one), now and then a byte that hands over to the general block or
+ * the reference step, inside a token too. */
+static size_t code_doc(unsigned char *buf, size_t n, unsigned kw)
+{
+	static const char *const words[] = {
+		"test", "TeSt", "testest", "testtest", "atestb", "conf", "config", "CONFIG",
+		"confconfig", "Configure", "that", "text", "c_f", "cff", "tt t", "x", "=", "==",
+		" ", "    ", "\n", "\n\n", "self.value", "(", "):", "# comment", "_",
+	};
+	static const char *const kws[] = { "def ", "class ", "for ", "while ", "DeF ", "xclass ",
+					   "def", "clas ", "fo r ", "whilE " };
+	static const char *const rare[] = { "\t", "\r\n", "\r", "\xc3\xa9", "\xff", "\x0c" };
+	static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789";
+	unsigned p_kw = kw ? 1000 / kw : 0;	/* per 1000 pieces */
+	size_t k = 0;
+	while (k < n) {
+		unsigned r = below(1000);
+		const char *s = NULL;
+		if (r < p_kw)
+			s = kws[below(sizeof kws / sizeof *kws)];
+		else if (r < p_kw + 3)
+			s = rare[below(sizeof rare / sizeof *rare)];
+		else if (r < 600)
+			s = words[below(sizeof words / sizeof *words)];
+		if (s) {
+			memcpy(buf + k, s, strlen(s));
+			k += strlen(s);
+		} else {
+			size_t l = 1 + (below(4) ? below(10) : below(100));
+			for (size_t j = 0; j < l; j++)
+				buf[k++] = (unsigned char)al[below(sizeof al - 1)];
+		}
+		buf[k++] = below(3) ? ' ' : '\n';
+	}
+	return n;
+}
+
 struct result {
 	struct doc_stats st;
 	unsigned char hash[16], mh[4 * DOC_MINHASH_PERM];
@@ -405,6 +445,13 @@ static void test_fast_paths(enum docstats_minhash scheme, const char *name)
 	}
 	ok(!bad, "%s: %d random documents (lengths 0-200 and up to %zu bytes), fast paths = "
 	   "reference", name, docs, cap);
+	/* code of a few kinds, cut at every length and in larger pieces */
+	bad = docs = 0;
+	for (int r = 0; r < 400 && bad < 3; r++, docs++) {
+		size_t n = r < 300 ? 60 + (size_t)r : 300 + below(30000);
+		bad += differ(&fast, &ref, buf, code_doc(buf, n, r % 4 ? 1000 : 0), name);
+	}
+	ok(!bad, "%s: %d random documents of ASCII code, fast paths = reference", name, docs);
 	free(buf);
 	docstats_free(&fast);
 	docstats_free(&ref);
