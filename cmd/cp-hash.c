@@ -97,13 +97,7 @@ struct batch {
 struct worker {
 	struct docstats_ctx ds;
 	struct buf content, meta, head;
-	uint64_t max_size;
 };
-
-static int x_too_large(const struct worker *wk, size_t len)
-{
-	return wk->max_size && len > wk->max_size;
-}
 
 struct counts {
 	uint64_t docs, bytes, binary, too_large, malformed, unreadable, loops;
@@ -297,13 +291,15 @@ static int read_doc_file(const char *path, uint64_t size, uint64_t max_size, str
 /* The document of CONTENT (LEN bytes) of item IT measured and encoded into out[t]. In place:
  * CONTENT lies in out[t] already, doc_head_bound() bytes past START, and the record's head
  * is put right before it, so the content is never copied. */
-static void encode_item(struct worker *wk, struct batch *b, struct item *it, int t,
+static void encode_item(struct ctx *x, struct batch *b, struct item *it, int t,
 			const char *origin, const unsigned char *content, size_t len,
 			int in_place, size_t start)
 {
+	struct worker *wk = &x->workers[t];
 	struct buf *out = &b->out[t];
-	if (x_too_large(wk, len) || (len && memchr(content, 0, len))) {
-		it->status = x_too_large(wk, len) ? ST_TOO_LARGE : ST_BINARY;
+	int too_large = x->max_size && len > x->max_size;
+	if (too_large || (len && memchr(content, 0, len))) {
+		it->status = too_large ? ST_TOO_LARGE : ST_BINARY;
 		if (in_place)
 			out->len = start;
 		return;
@@ -354,7 +350,7 @@ static void process_item(struct ctx *x, struct batch *b, struct item *it, int t)
 			out->len = start;
 			return;
 		}
-		encode_item(wk, b, it, t, origin, out->p + start + room, out->len - start - room,
+		encode_item(x, b, it, t, origin, out->p + start + room, out->len - start - room,
 			    1, start);
 		return;
 	}
@@ -371,7 +367,7 @@ static void process_item(struct ctx *x, struct batch *b, struct item *it, int t)
 				    (int)it->origin_len, origin, e.why, e.offset);
 		return;
 	}
-	encode_item(wk, b, it, t, origin, wk->content.p, wk->content.len, 0, 0);
+	encode_item(x, b, it, t, origin, wk->content.p, wk->content.len, 0, 0);
 }
 
 static void progress(struct ctx *x, int final)
@@ -805,8 +801,6 @@ int main(int argc, char **argv)
 	x.workers = xcalloc((size_t)x.threads, sizeof *x.workers);
 	for (int i = 0; i < x.threads; i++)
 		docstats_init_scheme(&x.workers[i].ds, x.minhash);
-	for (int i = 0; i < x.threads; i++)
-		x.workers[i].max_size = x.max_size;
 	for (int k = 0; k < N_BATCH; k++)
 		x.bat[k].out = xcalloc((size_t)x.threads, sizeof *x.bat[k].out);
 

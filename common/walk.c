@@ -125,7 +125,7 @@ static int ent_cmp(const void *a, const void *b)
 	return strcmp(((const struct walk_ent *)a)->key, ((const struct walk_ent *)b)->key);
 }
 
-/* Open the directory at w->path, once: NULL when it cannot be read or was entered before. Its
+/* Open the directory at w->path, once: -1 when it cannot be read or was entered before. Its
  * own fstat is the only stat a directory costs, as the entry naming it says what it is. */
 static int dir_open(struct walker *w)
 {
