@@ -4,6 +4,8 @@
 #   1. hash + exact dedup + filters: cp-hash --minhash none | cp-dedup --no-near --drop-prob 1
 #      (at -j1 and -jN) against tests/ref/codeparrot_ref.py (one process), and whether the
 #      counts agree; beside them, what reading the files alone costs (bench/read-floor.c);
+#   The report-only rows send cp-hash --no-content records through a pipe into cp-dedup -n:
+#   what the peers do (read, decide, report), and whether that gives the full run's report;
 #   2. near dedup: cp-hash + cp-dedup (exact + near) against datasketch MinHashLSH with the
 #      same parameters (256 permutations, threshold 0.85, same tokens), end to end and LSH
 #      alone, and the share of datasketch's confirmed pairs that cp-dedup also joins, with
@@ -55,9 +57,13 @@ run_cp() { # JOBS NEAR(yes/no) [CP-HASH FLAGS] -> "WALL CPU"; report in $tmp/cp.
 		"rm -rf '$tmp/out' '$tmp/h'"
 }
 # The same work as the peers do, no more: they read the files and report, and write no
-# corpus. cp-hash's shard crosses a pipe (stored, as it is by default on a pipe) and
-# cp-dedup -n decides and reports.
+# corpus. cp-hash's records cross a pipe without the documents' bytes (--no-content: hash,
+# statistics, signature and size), and cp-dedup -n decides and reports. run_pipe_content:
+# the same with the bytes in the records, as a corpus-making run needs them.
 run_pipe() { # JOBS NEAR(yes/no) [CP-HASH FLAGS] -> "WALL CPU"; report in $tmp/cp.json
+	run_pipe_content "$1" "$2" "--no-content ${3:-}"
+}
+run_pipe_content() { # JOBS NEAR(yes/no) [CP-HASH FLAGS] -> "WALL CPU"; report in $tmp/cp.json
 	flags="--no-near --drop-prob 1"
 	[ "$2" = yes ] && flags="--no-filters --pairs $tmp/ours.jsonl"
 	[ "$2" = yes ] || set -- "$1" "$2" "--minhash none ${3:-}"
@@ -70,6 +76,19 @@ row() { # LABEL "WALL CPU" "PEER_WALL PEER_CPU"
 		"$(ratio "$4" "$2")" "$(ratio "$5" "$3")"
 }
 header() { printf '%-40s %7s %7s %7s %8s %8s\n' "$1" "wall s" "CPU s" "MB/s" "x wall" "x CPU"; }
+# cmp_reports OURS OTHER: "identical counts", or which of OTHER's keys differ
+cmp_reports() {
+	"$PYTHON" - "$1" "$2" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+def differs(k):
+    if k == "top_unique_share":
+        return any(abs(a[k][q] - b[k][q]) > 1e-12 for q in b[k])
+    return k != "seconds" and a[k] != b[k]
+diff = [k for k in b if differs(k)]
+print("identical counts" if not diff else "DIFFER in " + ", ".join(diff))
+PY
+}
 corpus="$*"
 
 echo "corpus: $corpus"
@@ -82,29 +101,23 @@ cp "$tmp/cp.json" "$tmp/cp1.json"
 m_cpn=$(run_cp "$JOBS" no)
 m_pipe1=$(run_pipe 1 no)
 m_pipen=$(run_pipe "$JOBS" no)
+same_pipe=$(cmp_reports "$tmp/cp1.json" "$tmp/cp.json")
+m_pipecn=$(run_pipe_content "$JOBS" no)
 bytes=$(field "$tmp/cp1.json" "r['bytes_in']")
 cc -O2 -o "$tmp/read-floor" "$here/read-floor.c"
 m_floor=$(measure "'$tmp/read-floor' $corpus >/dev/null")
 m_py=$(measure "'$PYTHON' '$root/tests/ref/codeparrot_ref.py' --drop-prob 1 $corpus >'$tmp/ref.json'")
-same=$("$PYTHON" - "$tmp/cp1.json" "$tmp/ref.json" <<'PY'
-import json, sys
-a, b = (json.load(open(p)) for p in sys.argv[1:3])
-def differs(k):
-    if k == "top_unique_share":
-        return any(abs(a[k][q] - b[k][q]) > 1e-12 for q in b[k])
-    return a[k] != b[k]
-diff = [k for k in b if differs(k)]
-print("identical counts" if not diff else "DIFFER in " + ", ".join(diff))
-PY
-)
+same=$(cmp_reports "$tmp/cp1.json" "$tmp/ref.json")
 header "hash + exact dedup + filters"
 row "Python reference (1 process)" "$m_py" "$m_py"
 row "cp-hash + cp-dedup -j1" "$m_cp1" "$m_py"
 row "cp-hash + cp-dedup -j$JOBS" "$m_cpn" "$m_py"
 row "cp-hash | cp-dedup -n -j1 (report only)" "$m_pipe1" "$m_py"
 row "cp-hash | cp-dedup -n -j$JOBS (report only)" "$m_pipen" "$m_py"
+row "  the same, bytes through the pipe" "$m_pipecn" "$m_py"
 row "reading the files alone (read-floor, C)" "$m_floor" "$m_py"
 echo "agreement with the reference (--drop-prob 1): $same"
+echo "report-only pipe (cp-hash --no-content) against the full run: $same_pipe"
 echo "docs in/out: $(field "$tmp/cp1.json" "r['docs_in'], r['docs_out']"); exact duplicates: $(field "$tmp/cp1.json" "r['exact_duplicates']"); removed: $(field "$tmp/cp1.json" "r['removed']")"
 echo "top_unique_share: $(field "$tmp/cp1.json" "r['top_unique_share']")"
 echo
@@ -113,6 +126,8 @@ echo
 m_ds=$(measure "'$PYTHON' '$here/near_datasketch.py' --pairs '$tmp/ds.jsonl' $corpus >'$tmp/ds.json'")
 m_nearp1=$(run_pipe 1 yes)
 m_nearpn=$(run_pipe "$JOBS" yes)
+cp "$tmp/ours.jsonl" "$tmp/ours-pipe.jsonl"
+m_nearpcn=$(run_pipe_content "$JOBS" yes)
 m_near=$(run_cp "$JOBS" yes)
 m_near1=$(run_cp 1 yes)
 ds_lsh=$(field "$tmp/ds.json" "'%.3f' % r['seconds']['lsh']")
@@ -124,12 +139,14 @@ row "cp-hash + cp-dedup -j1 (everything)" "$m_near1" "$m_ds"
 row "cp-hash + cp-dedup -j$JOBS (everything)" "$m_near" "$m_ds"
 row "cp-hash | cp-dedup -n -j1 (report, pairs)" "$m_nearp1" "$m_ds"
 row "cp-hash | cp-dedup -n -j$JOBS (report, pairs)" "$m_nearpn" "$m_ds"
+row "  the same, bytes through the pipe" "$m_nearpcn" "$m_ds"
 printf '%-40s %7s %7s %7s %8s\n' "datasketch: MinHashLSH query+insert" "$ds_lsh" "" "" "1.0x"
 printf '%-40s %7s %7s %7s %8s\n' "cp-dedup: LSH + union-find" "$cp_lsh" "" "" "$(ratio "$ds_lsh" "$cp_lsh")"
 echo "(datasketch's read + exact + MinHash part alone took ${ds_mh}s)"
 echo "datasketch: $(field "$tmp/ds.json" "'bands %d rows %d; %d docs with MinHash, %d candidates, %d confirmed pairs' % (r['bands'], r['rows'], r['docs_with_minhash'], r['candidates'], r['pairs'])")"
 echo "cp-dedup:   $(field "$tmp/cp.json" "'bands %d rows %d; %d docs with MinHash, %d near duplicates removed, %d bytes/doc near index' % (r['near']['bands'], r['near']['rows'], r['near']['docs'], r['near_duplicates'], r['near']['bytes_per_doc'])")"
 "$PYTHON" "$here/pairs_recall.py" "$tmp/ds.jsonl" "$tmp/ours.jsonl" >"$tmp/recall.json"
+echo "pairs of the report-only pipe (--no-content) against the full run's: $(cmp -s "$tmp/ours.jsonl" "$tmp/ours-pipe.jsonl" && echo identical || echo DIFFER)"
 echo "pairs: cp-dedup joins $(field "$tmp/recall.json" "'%d of datasketch\\'s %d confirmed pairs (%.1f%%; goal >= 95%%); datasketch agrees with %.1f%% of cp-dedup\\'s joins' % (r['found'], r['peer_pairs'], 100 * r['recall'], 100 * r['agreement'])")"
 # The same with cp-hash's other scheme.
 m_near_xx=$(run_cp "$JOBS" yes "--minhash xxh3")

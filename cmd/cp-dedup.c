@@ -263,6 +263,12 @@ static int read_input(struct input *in, const struct cfg *c)
 				    (unsigned long long)(in->start + in->n_docs));
 			break;
 		}
+		if ((d.st.flags & DOC_NO_CONTENT) && !c->dry_run) {
+			ret = error("'%s': record %llu carries no content (cp-hash --no-content): "
+				    "only a dry run (-n) can read it", in->name,
+				    (unsigned long long)(in->start + in->n_docs));
+			break;
+		}
 		if (spool && shard_write(spool, rec, len)) {
 			ret = -1;
 			break;
@@ -270,12 +276,12 @@ static int read_input(struct input *in, const struct cfg *c)
 		in_reserve(in, nsig, c->dry_run);
 		uint64_t k = in->n_docs++;
 		if (c->dry_run)
-			in->clen[k] = d.content_len;
+			in->clen[k] = d.size;
 		memcpy(in->hash[k], d.hash, 16);
 		in->reason[k] = filter_reason(c, &d);
 		in->has_sig[k] = c->near && d.n_minhash == NPERM;
 		in->no_sig += c->near && (d.st.flags & DOC_NO_MINHASH);
-		in->bytes_in += d.content_len;
+		in->bytes_in += d.size;
 		if (in->has_sig[k] && note_scheme(in, &d, in->start + k)) {
 			ret = -1;
 			break;
@@ -514,7 +520,7 @@ static int write_input(struct input *in, struct shard_writer *w)
 				break;
 			}
 			in->docs_out++;
-			in->bytes_out += d.content_len;
+			in->bytes_out += d.size;
 		}
 	}
 	if (ret == 1)

@@ -33,7 +33,7 @@
 static const char usage_text[] =
 	"usage: cp-hash [-j THREADS] [-o OUT] [-L LEVEL] [-p GLOB]... [--field NAME] [--jsonl]\n"
 	"               [--max-size BYTES] [--max-line BYTES] [--shard-docs N] [--shard-bytes BYTES]\n"
-	"               [--strict] [--minhash datasketch|xxh3|none] [-q] PATH...\n"
+	"               [--strict] [--minhash datasketch|xxh3|none] [--no-content] [-q] PATH...\n"
 	"\n"
 	"  -j THREADS          worker threads (default: all CPUs)\n"
 	"  -o OUT              a shard file, a directory of shards (ends in '/' or exists),\n"
@@ -50,6 +50,8 @@ static const char usage_text[] =
 	"  --minhash SCHEME    datasketch (default: equal to datasketch's MinHash(num_perm=256)\n"
 	"                      signatures), xxh3 (faster) or none (no signatures: for exact\n"
 	"                      dedup and filters alone, cp-dedup --no-near)\n"
+	"  --no-content        records without the documents' bytes (their size is kept):\n"
+	"                      enough for a report (cp-dedup -n), not for a corpus\n"
 	"  -L, --level N       zstd level of the shards, -7 to 19, 0: store uncompressed\n"
 	"                      (default 1; 0 when standard output is a pipe)\n"
 	"  -q, --quiet         no summary line, no progress\n"
@@ -106,7 +108,7 @@ struct counts {
 #define N_BATCH 3
 struct ctx {
 	/* options */
-	int threads, strict, quiet, progress, level, jsonl;
+	int threads, strict, quiet, progress, level, jsonl, no_content;
 	enum docstats_minhash minhash;
 	const char *field;
 	uint64_t max_size, max_line, shard_docs, shard_bytes;
@@ -315,6 +317,10 @@ static void encode_item(struct ctx *x, struct batch *b, struct item *it, int t,
 	d.content_len = len;
 	docstats_compute(&wk->ds, content, len, &d.st, d.hash, mh, &d.n_minhash);
 	d.minhash = mh;
+	if (x->no_content) {	/* the head is the whole record */
+		d.st.flags |= DOC_NO_CONTENT;
+		d.size = len;
+	}
 	it->rec_t = t;
 	it->content_len = len;
 	if (!in_place) {
@@ -328,7 +334,11 @@ static void encode_item(struct ctx *x, struct batch *b, struct item *it, int t,
 	size_t at = start + doc_head_bound(it->origin_len, 0) - wk->head.len;
 	memcpy(out->p + at, wk->head.p, wk->head.len);
 	it->rec_off = at;
-	it->rec_len = wk->head.len + len;
+	it->rec_len = wk->head.len;
+	if (x->no_content)
+		out->len = at + wk->head.len;	/* the bytes' room is the next one's */
+	else
+		it->rec_len += len;
 }
 
 static void process_item(struct ctx *x, struct batch *b, struct item *it, int t)
@@ -695,7 +705,7 @@ static void mkdir_p(const char *dir)
 int main(int argc, char **argv)
 {
 	enum { O_FIELD = 256, O_MAXSIZE, O_MAXLINE, O_JSONL, O_SDOCS, O_SBYTES, O_STRICT,
-	       O_MINHASH };
+	       O_MINHASH, O_NOCONTENT };
 	static const struct option longopts[] = {
 		{ "threads", required_argument, NULL, 'j' },
 		{ "output", required_argument, NULL, 'o' },
@@ -708,6 +718,7 @@ int main(int argc, char **argv)
 		{ "shard-bytes", required_argument, NULL, O_SBYTES },
 		{ "strict", no_argument, NULL, O_STRICT },
 		{ "minhash", required_argument, NULL, O_MINHASH },
+		{ "no-content", no_argument, NULL, O_NOCONTENT },
 		{ "level", required_argument, NULL, 'L' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -749,6 +760,7 @@ int main(int argc, char **argv)
 			break;
 		case O_STRICT: x.strict = 1; break;
 		case O_JSONL: x.jsonl = 1; break;
+		case O_NOCONTENT: x.no_content = 1; break;
 		case O_MINHASH:
 			if (!strcmp(optarg, "xxh3"))
 				x.minhash = DOCSTATS_MINHASH_XXH3;

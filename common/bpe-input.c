@@ -154,6 +154,10 @@ int bpe_input_next(struct bpe_input *in, uint64_t *id, const unsigned char **s, 
 				if (doc_decode(rec, len, &d))
 					return error("'%s': record %llu is not a valid document record",
 						     in->items[in->cur].path, (unsigned long long)in->rec);
+				if (d.st.flags & DOC_NO_CONTENT)
+					return error("'%s': record %llu carries no content (cp-hash "
+						     "--no-content)", in->items[in->cur].path,
+						     (unsigned long long)in->rec);
 				in->rec++;
 				*id = d.id;
 				*s = (const unsigned char *)d.content;

@@ -8,7 +8,8 @@
 void doc_encode(struct buf *out, const struct doc *d)
 {
 	doc_encode_head(out, d);
-	buf_put(out, d->content, d->content_len);
+	if (!(d->st.flags & DOC_NO_CONTENT))
+		buf_put(out, d->content, d->content_len);
 }
 
 size_t doc_head_bound(size_t origin_len, size_t meta_len)
@@ -33,7 +34,7 @@ void doc_encode_head(struct buf *out, const struct doc *d)
 		buf_put_varint(out, v[i]);
 	buf_put_varint(out, d->n_minhash);
 	buf_put(out, d->minhash, 4 * (size_t)d->n_minhash);
-	buf_put_varint(out, d->content_len);
+	buf_put_varint(out, d->st.flags & DOC_NO_CONTENT ? d->size : d->content_len);
 }
 
 int doc_decode(const void *rec, size_t len, struct doc *d)
@@ -65,8 +66,11 @@ int doc_decode(const void *rec, size_t len, struct doc *d)
 	s->n_tokens = (uint32_t)ntok;
 	d->n_minhash = (uint32_t)nmh;
 	d->minhash = cur_bytes(&c, 4 * (size_t)nmh);
-	d->content_len = (size_t)cur_varint(&c);
-	d->content = cur_bytes(&c, d->content_len);
+	d->size = (size_t)cur_varint(&c);
+	if (!(flags & DOC_NO_CONTENT)) {
+		d->content_len = d->size;
+		d->content = cur_bytes(&c, d->content_len);
+	}
 	if (c.err || c.p != c.end || s->n_alnum > s->n_chars || s->line_max > s->n_chars)
 		return -1;
 	if (!d->origin) d->origin = "";
@@ -110,7 +114,7 @@ void doc_to_json(struct buf *b, const struct doc *d, int with_minhash)
 	for (int i = 0; i < 16; i++)
 		buf_printf(b, "%02x", d->hash[i]);
 	buf_putc(b, '"');
-	key_u64(b, "size", d->content_len);
+	key_u64(b, "size", d->size);
 	key_u64(b, "n_chars", s->n_chars);
 	key_u64(b, "n_lines", s->n_lines);
 	key(b, "line_mean");
@@ -140,6 +144,9 @@ void doc_to_json(struct buf *b, const struct doc *d, int with_minhash)
 		buf_putc(b, ']');
 	}
 	key(b, "content");
-	json_str(b, d->content, d->content_len);
+	if (s->flags & DOC_NO_CONTENT)
+		buf_puts(b, "null");
+	else
+		json_str(b, d->content, d->content_len);
 	buf_putc(b, '}');
 }

@@ -16,6 +16,8 @@ enum doc_flags {
 	DOC_INVALID_UTF8 = 1 << 3,	/* content holds bytes that are not valid UTF-8 */
 	DOC_MINHASH_DATASKETCH = 1 << 4,	/* minhash is datasketch's scheme (cp-hash --minhash) */
 	DOC_NO_MINHASH = 1 << 5,	/* no signature made, n_tokens not counted (--no-minhash) */
+	DOC_NO_CONTENT = 1 << 6,	/* the content's bytes left out (cp-hash --no-content): its
+					 * size is kept, for reports, and nothing else can be had */
 };
 
 /* Statistics in whole numbers so every reader derives the same floats:
@@ -48,16 +50,19 @@ struct doc {
 	uint32_t n_minhash;	/* 0 (fewer than 10 tokens) or DOC_MINHASH_PERM */
 	const unsigned char *minhash;	/* n_minhash little-endian uint32 */
 	const char *content;
-	size_t content_len;
+	size_t content_len;	/* 0 with DOC_NO_CONTENT */
+	size_t size;		/* the document's bytes, also when the record leaves them out */
 };
 
+/* With DOC_NO_CONTENT in d->st.flags, the record keeps d->size and not the content. */
 void doc_encode(struct buf *out, const struct doc *d);
 /* The record without its content bytes, which come last (d->content is not read): a writer
- * that has the content in place already puts this before it. It takes at most
- * doc_head_bound() bytes. */
+ * that has the content in place already puts this before it; with DOC_NO_CONTENT, it is the
+ * whole record. It takes at most doc_head_bound() bytes. */
 void doc_encode_head(struct buf *out, const struct doc *d);
 size_t doc_head_bound(size_t origin_len, size_t meta_len);
-/* 0, or -1 when the record is malformed (the caller names file and record). */
+/* 0, or -1 when the record is malformed (the caller names file and record). A stage that
+ * needs the content tests DOC_NO_CONTENT: then content_len is 0 and content "". */
 int doc_decode(const void *rec, size_t len, struct doc *d);
 static inline uint32_t doc_minhash(const struct doc *d, size_t i)
 {

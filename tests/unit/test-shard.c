@@ -341,6 +341,30 @@ int main(void)
 	is_int(bad_decodes, 0, "every truncated document record refused");
 	buf_free(&b);
 
+	/* without its content: the size kept, no bytes, and none may follow */
+	{
+		struct doc n = d;
+		n.st.flags |= DOC_NO_CONTENT;
+		n.size = 6;
+		struct buf nb = { 0 }, hb = { 0 };
+		doc_encode(&nb, &n);
+		doc_encode_head(&hb, &n);
+		ok(nb.len == hb.len && !memcmp(nb.p, hb.p, nb.len),
+		   "a record without content is its head alone");
+		ok(!doc_decode(nb.p, nb.len, &e) && e.size == 6 && e.content_len == 0 &&
+		   !strcmp(e.content, "") && (e.st.flags & DOC_NO_CONTENT) && e.id == 7,
+		   "... and decodes with its size, content empty");
+		buf_put(&nb, "x", 1);
+		ok(doc_decode(nb.p, nb.len, &e) == -1, "... refused with bytes after it");
+		struct buf fb = { 0 };
+		doc_encode(&fb, &d);
+		ok(!doc_decode(fb.p, fb.len, &e) && e.size == 6 && e.content_len == 6,
+		   "a full record's size is its content's length");
+		buf_free(&nb);
+		buf_free(&hb);
+		buf_free(&fb);
+	}
+
 	/* the head alone, then the content: the same bytes as doc_encode, within the bound even
 	 * with every number at its largest */
 	{
@@ -349,7 +373,8 @@ int main(void)
 		struct doc m = d;
 		m.st = (struct doc_stats){ UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
 					   UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
-					   UINT64_MAX, UINT32_MAX, UINT32_MAX };
+					   UINT64_MAX, UINT32_MAX & ~(uint32_t)DOC_NO_CONTENT,
+					   UINT32_MAX };
 		m.n_minhash = DOC_MINHASH_PERM;
 		m.minhash = mh;
 		m.content_len = SIZE_MAX;	/* the head reads only its length */
