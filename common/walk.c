@@ -26,6 +26,7 @@ struct walker {
 	size_t seen_cap, seen_n;
 	char *path;			/* the current path, grown as needed */
 	size_t path_cap;
+	unsigned depth;			/* directories open (see walk_dir) */
 };
 
 struct walk_ent {
@@ -126,10 +127,13 @@ static int ent_cmp(const void *a, const void *b)
 }
 
 /* Open the directory at w->path, once: -1 when it cannot be read or was entered before. Its
- * own fstat is the only stat a directory costs, as the entry naming it says what it is. */
-static int dir_open(struct walker *w)
+ * own fstat is the only stat a directory costs, as the entry naming it says what it is.
+ * NAME in the directory open as PARENT, when there is one: the kernel then resolves one
+ * name, not the whole path again. */
+static int dir_open(struct walker *w, int parent, const char *name)
 {
-	int fd = open(w->path[0] ? w->path : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = parent >= 0 ? openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+			     : open(w->path[0] ? w->path : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st)) {
 		warning("cannot open directory '%s': %s", w->path, strerror(errno));
@@ -187,11 +191,13 @@ static void dir_entry(struct walker *w, int fd, size_t len, const char *name, un
 	e->st = st;
 }
 
-/* Read the directory at w->path (length LEN) into a sorted array of entries to visit. */
-static struct walk_ent *read_dir(struct walker *w, size_t len, size_t *count)
+/* Read the directory at w->path (length LEN; NAME in PARENT, see dir_open) into a sorted
+ * array of entries to visit. *FD: the directory, left open for its entries, or -1. */
+static struct walk_ent *read_dir(struct walker *w, size_t len, int parent, const char *name,
+				 size_t *count, int *fd_out)
 {
 	*count = 0;
-	int fd = dir_open(w);
+	int fd = *fd_out = dir_open(w, parent, name);
 	if (fd < 0)
 		return NULL;
 	struct walk_ent *ents = NULL;
@@ -217,7 +223,6 @@ static struct walk_ent *read_dir(struct walker *w, size_t len, size_t *count)
 			dir_entry(w, fd, len, name, de->d_type, &ents, &n, &cap);
 		}
 	}
-	close(fd);
 	w->path[len] = 0;
 	if (n > 1)
 		qsort(ents, n, sizeof *ents, ent_cmp);
@@ -225,23 +230,41 @@ static struct walk_ent *read_dir(struct walker *w, size_t len, size_t *count)
 	return ents;
 }
 
-static int walk_dir(struct walker *w, size_t len, walk_fn fn, void *arg)
+/* The directory stays open while its entries are visited (one descriptor a level), so that
+ * its subdirectories are opened by name in it (cp-hash -j2 on the default corpus, 8,801
+ * directories: 0.03-0.05 s less wall time in A/B runs; opening the files so too, in the
+ * walking thread, was slower, as the workers then wait for it). Deeper than WALK_OPEN_DEPTH,
+ * directories are opened by path again, so that a deep tree needs no more descriptors. */
+#define WALK_OPEN_DEPTH 32
+static int walk_dir(struct walker *w, size_t len, int parent, const char *name, walk_fn fn,
+		    void *arg)
 {
 	size_t n = 0;
-	struct walk_ent *ents = read_dir(w, len, &n);
+	int fd;
+	struct walk_ent *ents = read_dir(w, len, parent, name, &n, &fd);
+	if (fd >= 0 && w->depth >= WALK_OPEN_DEPTH) {
+		close(fd);
+		fd = -1;
+	}
+	w->depth += fd >= 0;
 	int ret = 0;
 	for (size_t i = 0; i < n && !ret; i++) {
 		struct walk_ent *e = &ents[i];
 		path_set(w, len, "/", 1);
 		path_set(w, len + 1, e->key, e->name_len);
+		e->key[e->name_len] = 0;	/* sorted: now the name alone */
 		if (e->isdir) {
-			ret = walk_dir(w, len + 1 + e->name_len, fn, arg);
+			ret = walk_dir(w, len + 1 + e->name_len, fd, e->key, fn, arg);
 		} else if (w->max_size && (uint64_t)e->st.st_size > w->max_size) {
 			w->counts.too_large++;
 		} else {
 			w->counts.files++;
 			ret = fn(arg, w->path, &e->st);
 		}
+	}
+	if (fd >= 0) {
+		close(fd);
+		w->depth--;
 	}
 	for (size_t i = 0; i < n; i++)
 		free(ents[i].key);
@@ -258,5 +281,5 @@ int walk_run(struct walker *w, const char *root, walk_fn fn, void *arg)
 	if (len == 1 && root[0] == '/')
 		len = 0;
 	path_set(w, 0, root, len);
-	return walk_dir(w, len, fn, arg);
+	return walk_dir(w, len, -1, NULL, fn, arg);
 }

@@ -40,6 +40,14 @@ like "$(cat err.txt)" "already visited" "the loop is reported"
 like "$(tail -1 err.txt)" " 2 symlink loops" "and counted in the summary"
 rm d/z/up d/z/a-link
 
+# --- a tree deeper than the descriptors the process may open: the walk keeps a directory
+# open while it visits it, but only so deep
+deep=deep; for i in $(seq 120); do deep=$deep/d$i; done
+mkdir -p "$deep" && echo 'x = 1' >"$deep/a.py" && echo 'y = 2' >deep/d1/b.py
+(ulimit -n 40 && cp-hash -q -j2 -o deep.shard deep) 2>err.txt
+is "$?:$(cat err.txt)" "0:" "a tree 120 directories deep, 40 descriptors: no error"
+is "$(origins deep.shard | wc -l)" "2" "... and both files, the deepest too"
+
 # --- links the walk follows, and entries it passes over
 mkdir -p outside/pkg
 printf 'x = "outside"\n' >outside/o.py
