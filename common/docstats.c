@@ -3,7 +3,7 @@
  *
  * Two scans give the same results: the reference one, byte by byte (ASCII through a table,
  * only bytes >= 0x80 decoded; see docstats.h), and, where the CPU has AVX2, one that
- * classifies 32 bytes at a time (64 for plain ASCII under NONE) and queues tokens and line
+ * classifies 32 bytes at a time (64 for plain ASCII) and queues tokens and line
  * breaks for loops of their own, handing over to the reference step for non-ASCII text.
  * Short tokens already in the set are recognised by their bytes, without hashing them.
  * DATASKETCH keys (SHA-1) are remembered from document to document.
@@ -402,7 +402,7 @@ static inline void line_end(struct lines *L, uint64_t ci, size_t at)
 }
 
 /* Where a scan of one document stands. The reference path (byte at a time) and the AVX2 path
- * (32 bytes at a time) hand it to each other between whole steps: never inside a UTF-8
+ * (32 or 64 bytes at a time) hand it to each other between whole steps: never inside a UTF-8
  * sequence or a CR LF pair, nor inside a token but under NONE (fast_block), so neither needs
  * to know what the other was doing (but for ds_done, which only the AVX2 path moves). */
 struct scan {
@@ -858,8 +858,8 @@ AVX2 static void flush(struct docstats_ctx *c, struct scan *s, struct queue *q, 
  * masks than the general block (no token, CR or other break masks), and the alnum and '='
  * counts go to byte counters instead of a movemask and popcount each. On the Python standard
  * library it takes 98% of the bytes, and docstats_compute under NONE went from about 175 to
- * 100 ms (bench/docstats-micro.c -s none; 940 to 1650 MB/s). The token schemes keep the
- * 32-byte blocks: their queue wants whole tokens. */
+ * 100 ms (bench/docstats-micro.c -s none; 940 to 1650 MB/s). The token schemes have a
+ * block of their own for the same bytes, as their queue wants whole tokens (fast_tok_block). */
 struct fast_acc {
 	__m256i alnum, eq;	/* per byte lane, at most 2 a block, 64 blocks a chunk */
 };
@@ -898,16 +898,20 @@ AVX2 static inline uint32_t fast_words_at(const unsigned char *p, __m256i low)
 	return (uint32_t)_mm256_movemask_epi8(w);
 }
 
-/* count_words over the matches that start in the 64 bytes at P (67 readable); 0 when a
+/* The candidates of fast_words: bit j, fast_words_at of the 64 bytes at P (67 readable). */
+AVX2 static inline uint64_t fast_words_mask(const unsigned char *p, __m256i low0, __m256i low1)
+{
+	return fast_words_at(p, low0) | (uint64_t)fast_words_at(p + 32, low1) << 32;
+}
+
+/* count_words over the candidates M (fast_words_mask) in the 64 bytes at P; 0 when a
  * "test" it counts would go on past them (the general block then takes the bytes). As
  * matches are letters, they never cross a token's edge, so a search from any place in a
  * token finds what the search from its start finds from there, but for a "test" it skips
  * as it overlaps one counted before ("testest"): which the rule above keeps in one block.
  * ("config" never overlaps itself: counted where it starts, wherever it ends.) */
-AVX2 static inline int fast_words(struct scan *s, const unsigned char *p, __m256i low0,
-				  __m256i low1)
+AVX2 static inline int fast_words(struct scan *s, const unsigned char *p, uint64_t m)
 {
-	uint64_t m = fast_words_at(p, low0) | (uint64_t)fast_words_at(p + 32, low1) << 32;
 	if (!m)
 		return 1;
 	uint32_t test, conf;
@@ -975,14 +979,57 @@ AVX2 static inline void fast_lines(struct scan *s, struct queue *q, unsigned off
 	s->n_nl += n;
 }
 
-/* Bytes 0x61-0x7a of LOW (bytes | 0x20: the letters of either case), and digits. */
-AVX2 static inline __m256i fast_count_alnum(__m256i acc, __m256i v, __m256i low)
+/* Bytes 0x61-0x7a of LOW (bytes | 0x20: the letters of either case), and digits (plain
+ * ASCII: no byte >= 0x80 nor control byte but LF, which | 0x20 would make letters). */
+AVX2 static inline __m256i fast_alnum(__m256i v, __m256i low)
 {
 	__m256i a = _mm256_sub_epi8(low, _mm256_set1_epi8('a'));
 	__m256i d = _mm256_sub_epi8(v, _mm256_set1_epi8('0'));
 	a = _mm256_cmpeq_epi8(_mm256_min_epu8(a, _mm256_set1_epi8(25)), a);
 	d = _mm256_cmpeq_epi8(_mm256_min_epu8(d, _mm256_set1_epi8(9)), d);
-	return _mm256_sub_epi8(_mm256_sub_epi8(acc, a), d);	/* compares give -1 */
+	return _mm256_or_si256(a, d);
+}
+
+AVX2 static inline __m256i fast_count_alnum(__m256i acc, __m256i v, __m256i low)
+{
+	return _mm256_sub_epi8(acc, fast_alnum(v, low));	/* compares give -1 */
+}
+
+/* Bit j: byte j of the 64 in X0, X1 is set. */
+AVX2 static inline uint64_t fast_mask(__m256i x0, __m256i x1)
+{
+	return (uint32_t)_mm256_movemask_epi8(x0) | (uint64_t)(uint32_t)_mm256_movemask_epi8(x1) << 32;
+}
+
+/* Are V0, V1 plain ASCII whose only control byte is LF (NL0, NL1)? */
+AVX2 static inline int fast_plain(__m256i v0, __m256i v1, __m256i nl0, __m256i nl1)
+{
+	const __m256i ctl = _mm256_set1_epi8(0x20);
+	/* signed: bytes >= 0x80 are below 0x20 too */
+	__m256i other = _mm256_or_si256(_mm256_andnot_si256(nl0, _mm256_cmpgt_epi8(ctl, v0)),
+					_mm256_andnot_si256(nl1, _mm256_cmpgt_epi8(ctl, v1)));
+	return _mm256_testz_si256(other, other);
+}
+
+/* The 64 bytes at P as both 64-byte blocks see them: the bytes, their LF, and | 0x20. */
+struct fast_in {
+	__m256i v0, v1, nl0, nl1, low0, low1;
+};
+
+/* Load F from P; 0 when the bytes are not plain ASCII with LF the only control byte (then
+ * only v and nl are set). */
+AVX2 static inline int fast_load(const unsigned char *p, struct fast_in *f)
+{
+	const __m256i lf = _mm256_set1_epi8('\n'), ctl = _mm256_set1_epi8(0x20);
+	f->v0 = _mm256_loadu_si256((const __m256i *)p);
+	f->v1 = _mm256_loadu_si256((const __m256i *)(p + 32));
+	f->nl0 = _mm256_cmpeq_epi8(f->v0, lf);
+	f->nl1 = _mm256_cmpeq_epi8(f->v1, lf);
+	if (!fast_plain(f->v0, f->v1, f->nl0, f->nl1))
+		return 0;
+	f->low0 = _mm256_or_si256(f->v0, ctl);
+	f->low1 = _mm256_or_si256(f->v1, ctl);
+	return 1;
 }
 
 /* The 64 bytes at s->i (s->i > 0), OFF bytes into the chunk (67 readable); 0: they are not
@@ -991,17 +1038,11 @@ AVX2 static inline int fast_block(struct scan *s, struct queue *q, unsigned off,
 				  struct fast_acc *a, unsigned char *strip)
 {
 	const unsigned char *p = s->p + s->i;
-	__m256i v0 = _mm256_loadu_si256((const __m256i *)p);
-	__m256i v1 = _mm256_loadu_si256((const __m256i *)(p + 32));
-	const __m256i lf = _mm256_set1_epi8('\n'), ctl = _mm256_set1_epi8(0x20);
-	__m256i nl0 = _mm256_cmpeq_epi8(v0, lf), nl1 = _mm256_cmpeq_epi8(v1, lf);
-	/* signed: bytes >= 0x80 are below 0x20 too */
-	__m256i other = _mm256_or_si256(_mm256_andnot_si256(nl0, _mm256_cmpgt_epi8(ctl, v0)),
-					_mm256_andnot_si256(nl1, _mm256_cmpgt_epi8(ctl, v1)));
-	if (!_mm256_testz_si256(other, other))
+	struct fast_in f;
+	if (!fast_load(p, &f))
 		return 0;
-	__m256i low0 = _mm256_or_si256(v0, ctl), low1 = _mm256_or_si256(v1, ctl);
-	if (!fast_words(s, p, low0, low1))
+	__m256i v0 = f.v0, v1 = f.v1, nl0 = f.nl0, nl1 = f.nl1, low0 = f.low0, low1 = f.low1;
+	if (!fast_words(s, p, fast_words_mask(p, low0, low1)))
 		return 0;
 	if (!s->keyword)
 		fast_keyword(s, low0, low1);
@@ -1010,12 +1051,64 @@ AVX2 static inline int fast_block(struct scan *s, struct queue *q, unsigned off,
 	uint32_t ws1 = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(v1, sp), nl1));
 	block_strip(s, v0, ~ws0, strip);
 	block_strip(s, v1, ~ws1, strip);
-	fast_lines(s, q, off, (uint32_t)_mm256_movemask_epi8(nl0) |
-		   (uint64_t)(uint32_t)_mm256_movemask_epi8(nl1) << 32);
+	fast_lines(s, q, off, fast_mask(nl0, nl1));
 	a->eq = _mm256_sub_epi8(_mm256_sub_epi8(a->eq, _mm256_cmpeq_epi8(v0, eq)),
 				_mm256_cmpeq_epi8(v1, eq));
 	a->alnum = fast_count_alnum(fast_count_alnum(a->alnum, v0, low0), v1, low1);
 	return 1;
+}
+
+/* As flatten, for the 64 bits of M. */
+AVX2 static inline unsigned flatten64(uint16_t *out, uint64_t m, unsigned off, unsigned k)
+{
+	unsigned n = (unsigned)__builtin_popcountll(m), j = 0;
+#pragma GCC unroll 8
+	for (; j < k; j++, m = _blsr_u64(m))
+		out[j] = (uint16_t)(off + (unsigned)_tzcnt_u64(m));
+	for (; j < n; j++, m = _blsr_u64(m))
+		out[j] = (uint16_t)(off + (unsigned)_tzcnt_u64(m));
+	return n;
+}
+
+/* fast_block for the token schemes: the same bytes, but whole tokens only, as the queue
+ * wants them. A token going on past the 64 bytes ends the block where it starts (as in
+ * block_extent); the bytes left out are token bytes, no LF, space or '=', so only the masks
+ * of tokens, alnum, words and the stripped copy need cutting. As every block then starts
+ * where no token goes on, fast_words sees each "test" from its token's start. Returns the
+ * bytes taken; 0: not the common case, or one token fills the block, and nothing was done. */
+AVX2 static inline unsigned fast_tok_block(struct scan *s, struct queue *q, unsigned off,
+					   unsigned char *strip)
+{
+	const unsigned char *p = s->p + s->i;
+	struct fast_in f;
+	if (!fast_load(p, &f))
+		return 0;
+	__m256i v0 = f.v0, v1 = f.v1, nl0 = f.nl0, nl1 = f.nl1, low0 = f.low0, low1 = f.low1;
+	const __m256i us = _mm256_set1_epi8('_'), sp = _mm256_set1_epi8(' ');
+	uint64_t alnum = fast_mask(fast_alnum(v0, low0), fast_alnum(v1, low1));
+	uint64_t tok = alnum | fast_mask(_mm256_cmpeq_epi8(v0, us), _mm256_cmpeq_epi8(v1, us));
+	/* without a branch, as in block_extent */
+	_Static_assert(C_TOK == 8, "C_TOK is bit 3");
+	unsigned n = (tok >> 63) & (ctab[p[64]] >> 3) ? 64 - (unsigned)_lzcnt_u64(~tok) : 64;
+	uint64_t vm = _bzhi_u64(~0ull, n);	/* all 64 bits for n = 64 */
+	if (!n || !fast_words(s, p, fast_words_mask(p, low0, low1) & vm))
+		return 0;
+	if (!s->keyword)	/* none ends in the bytes left out: no space follows them */
+		fast_keyword(s, low0, low1);
+	uint64_t ws = fast_mask(_mm256_or_si256(_mm256_cmpeq_epi8(v0, sp), nl0),
+				_mm256_or_si256(_mm256_cmpeq_epi8(v1, sp), nl1));
+	block_strip(s, v0, (uint32_t)(~ws & vm), strip);
+	block_strip(s, v1, (uint32_t)((~ws & vm) >> 32), strip);
+	fast_lines(s, q, off, fast_mask(nl0, nl1));
+	/* popcounts, not fast_acc: cut blocks may be more than 64 to a chunk */
+	const __m256i eq = _mm256_set1_epi8('=');
+	s->n_eq += (unsigned)__builtin_popcountll(fast_mask(_mm256_cmpeq_epi8(v0, eq),
+							    _mm256_cmpeq_epi8(v1, eq)));
+	s->n_alnum += (unsigned)__builtin_popcountll(alnum & vm);
+	tok &= vm;
+	flatten64(q->tok_first + q->n_tok, tok & ~(tok << 1), off, 4);
+	q->n_tok += flatten64(q->tok_last + q->n_tok, tok & ~(tok >> 1), off, 4);
+	return n;
 }
 
 static void *queue_new(void)
@@ -1030,9 +1123,10 @@ static void queue_free(void *q)
 	free(q);
 }
 
-/* 32 bytes at a time while they last (64 where fast_block can), a chunk at a time; the
- * reference step where a block can take nothing (a byte >= 0x80 first, or a token longer
- * than the block). TOKENS is a constant: each scheme gets a loop of its own. */
+/* 32 bytes at a time while they last (up to 64 where fast_block or fast_tok_block can), a
+ * chunk at a time; the reference step where a block can take nothing (a byte >= 0x80 first,
+ * or a token longer than the block). TOKENS is a constant: each scheme gets a loop of its
+ * own. */
 AVX2 static inline __attribute__((always_inline)) void scan_run(struct docstats_ctx *c,
 								struct scan *s, const int tokens)
 {
@@ -1049,10 +1143,13 @@ AVX2 static inline __attribute__((always_inline)) void scan_run(struct docstats_
 		int stuck = 0;
 		for (; t.i + 32 <= t.len && t.i - base <= CHUNK - 32; ) {
 			unsigned off = (unsigned)(t.i - base);
-			if (!tokens && t.i && t.i + 67 <= t.len && off <= CHUNK - 64 &&
-			    fast_block(&t, q, off, &acc, strip)) {
-				t.i += 64;
-				continue;
+			if (t.i && t.i + 67 <= t.len && off <= CHUNK - 64) {
+				unsigned n = tokens ? fast_tok_block(&t, q, off, strip)
+						    : 64 * (unsigned)fast_block(&t, q, off, &acc, strip);
+				if (n) {
+					t.i += n;
+					continue;
+				}
 			}
 			__m256i v = _mm256_loadu_si256((const __m256i *)(t.p + t.i));
 			struct vmasks m;
@@ -1076,12 +1173,25 @@ AVX2 static inline __attribute__((always_inline)) void scan_run(struct docstats_
 	*s = t;
 }
 
+/* Each scheme's loop a function of its own: with both in one body, NONE's measured about 5%
+ * slower at best than before the token schemes had 64-byte blocks (code layout: it runs no
+ * more instructions); apart, within 2% (bench/docstats-micro.c). */
+AVX2 static __attribute__((noinline)) void scan_tokens(struct docstats_ctx *c, struct scan *s)
+{
+	scan_run(c, s, 1);
+}
+
+AVX2 static __attribute__((noinline)) void scan_plain(struct docstats_ctx *c, struct scan *s)
+{
+	scan_run(c, s, 0);
+}
+
 AVX2 static void scan_avx2(struct docstats_ctx *c, struct scan *s)
 {
 	if (c->tokens)
-		scan_run(c, s, 1);
+		scan_tokens(c, s);
 	else
-		scan_run(c, s, 0);
+		scan_plain(c, s);
 }
 #endif
 

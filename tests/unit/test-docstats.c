@@ -363,6 +363,49 @@ static size_t code_doc(unsigned char *buf, size_t n, unsigned kw)
 	return n;
 }
 
+/* A document of N bytes (room for N + 200) of ASCII code for the token schemes' 64-byte
+ * blocks, which end where a token going on past them starts: tokens of up to 130 bytes, so
+ * that some cross, end on or fill a block; "test", "config" and the keywords placed so that
+ * they start or end near multiples of 32 bytes, where blocks start and end until a cut; and,
+ * with RARE, now and then a CR LF, tab, form feed or byte >= 0x80 (also inside a token) in the
+ * middle of a block. */
+static size_t edge_doc(unsigned char *buf, size_t n, int rare)
+{
+	static const char *const words[] = {
+		"test", "TEST", "testest", "atest", "testb", "config", "Config", "conftest",
+		"configconfig", "def ", "class ", "for ", "while ", "undef ", "xfor ", "=", "==",
+		" ", "  ", "\n", "\n\n", "(", "):", ".", "_", "__", "x_1",
+	};
+	static const char *const odd[] = { "\r\n", "\t", "\x0c", "\xc3\xa9", "ab\xc3\xa9" "cd", "\x80",
+					   "\r", "\x1c" };
+	static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789";
+	size_t k = 0;
+	while (k < n) {
+		unsigned r = below(100);
+		if (r < 25) {	/* pad to just before or after a multiple of 32 */
+			size_t to = (k / 32 + 1) * 32 - 6 + below(9);
+			while (k < to)
+				buf[k++] = below(4) ? ' ' : (unsigned char)al[below(sizeof al - 1)];
+		}
+		const char *w = NULL;
+		if (rare && r % 50 == 7)
+			w = odd[below(sizeof odd / sizeof *odd)];
+		else if (r < 55)
+			w = words[below(sizeof words / sizeof *words)];
+		if (w) {
+			memcpy(buf + k, w, strlen(w));
+			k += strlen(w);
+		} else {	/* a token: mostly short, sometimes longer than a block */
+			size_t l = 1 + (below(5) ? below(12) : below(130));
+			for (size_t j = 0; j < l; j++)
+				buf[k++] = (unsigned char)al[below(sizeof al - 1)];
+		}
+		if (below(2))
+			buf[k++] = below(3) ? ' ' : '\n';
+	}
+	return n;	/* cut anywhere, inside a token too */
+}
+
 struct result {
 	struct doc_stats st;
 	unsigned char hash[16], mh[4 * DOC_MINHASH_PERM];
@@ -452,6 +495,15 @@ static void test_fast_paths(enum docstats_minhash scheme, const char *name)
 		bad += differ(&fast, &ref, buf, code_doc(buf, n, r % 4 ? 1000 : 0), name);
 	}
 	ok(!bad, "%s: %d random documents of ASCII code, fast paths = reference", name, docs);
+	/* 64-byte blocks: lengths just below and above multiples of 64, blocks cut anywhere */
+	bad = docs = 0;
+	for (int r = 0; r < 600 && bad < 3; r++, docs++) {
+		size_t n = r < 400 ? 64 * (size_t)(1 + r / 8) + (size_t)(r % 8) - 4
+				   : 200 + below(20000);
+		bad += differ(&fast, &ref, buf, edge_doc(buf, n, r % 3 == 0), name);
+	}
+	ok(!bad, "%s: %d documents of tokens and words at block edges, fast paths = reference",
+	   name, docs);
 	free(buf);
 	docstats_free(&fast);
 	docstats_free(&ref);
