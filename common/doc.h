@@ -15,7 +15,7 @@ enum doc_flags {
 	DOC_NO_KEYWORDS = 1 << 2,	/* no "def ", "class ", "for ", "while " */
 	DOC_INVALID_UTF8 = 1 << 3,	/* content holds bytes that are not valid UTF-8 */
 	DOC_MINHASH_DATASKETCH = 1 << 4,	/* minhash is datasketch's scheme (cp-hash --minhash) */
-	DOC_NO_MINHASH = 1 << 5,	/* no signature made, n_tokens not counted (--no-minhash) */
+	DOC_NO_MINHASH = 1 << 5,	/* no signature made, n_tokens not counted (--minhash none) */
 	DOC_NO_CONTENT = 1 << 6,	/* the content's bytes left out (cp-hash --no-content): its
 					 * size is kept, for reports, and nothing else can be had */
 };
