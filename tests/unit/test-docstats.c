@@ -295,6 +295,15 @@ static const char *const pieces[] = {
 	"\xf0\x9f\x98",
 };
 
+/* L random identifier bytes at BUF + K; returns the new K. */
+static size_t put_ident(unsigned char *buf, size_t k, size_t l)
+{
+	static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789";
+	for (size_t j = 0; j < l; j++)
+		buf[k++] = (unsigned char)al[below(sizeof al - 1)];
+	return k;
+}
+
 /* A random document of about N bytes into BUF (room for N + 64). */
 static size_t random_doc(unsigned char *buf, size_t n)
 {
@@ -308,10 +317,8 @@ static size_t random_doc(unsigned char *buf, size_t n)
 			memcpy(buf + k, s, l);
 			k += l;
 		} else if (r < 14) {	/* an identifier, sometimes long: blocks cut through it */
-			static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789";
 			size_t l = 1 + (below(8) ? below(12) : below(60));
-			for (size_t j = 0; j < l && k < n + 60; j++)
-				buf[k++] = (unsigned char)al[below(sizeof al - 1)];
+			k = put_ident(buf, k, k + l <= n + 60 ? l : n + 60 - k);
 		} else if (r < 15) {	/* a run of one byte */
 			unsigned char c = (unsigned char)" \n=\r\tx"[below(6)];
 			for (size_t l = below(40); l-- && k < n + 60;)
@@ -338,7 +345,6 @@ static size_t code_doc(unsigned char *buf, size_t n, unsigned kw)
 	static const char *const kws[] = { "def ", "class ", "for ", "while ", "DeF ", "xclass ",
 					   "def", "clas ", "fo r ", "whilE " };
 	static const char *const rare[] = { "\t", "\r\n", "\r", "\xc3\xa9", "\xff", "\x0c" };
-	static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789";
 	unsigned p_kw = kw ? 1000 / kw : 0;	/* per 1000 pieces */
 	size_t k = 0;
 	while (k < n) {
@@ -354,9 +360,7 @@ static size_t code_doc(unsigned char *buf, size_t n, unsigned kw)
 			memcpy(buf + k, s, strlen(s));
 			k += strlen(s);
 		} else {
-			size_t l = 1 + (below(4) ? below(10) : below(100));
-			for (size_t j = 0; j < l; j++)
-				buf[k++] = (unsigned char)al[below(sizeof al - 1)];
+			k = put_ident(buf, k, 1 + (below(4) ? below(10) : below(100)));
 		}
 		buf[k++] = below(3) ? ' ' : '\n';
 	}
@@ -378,14 +382,13 @@ static size_t edge_doc(unsigned char *buf, size_t n, int rare)
 	};
 	static const char *const odd[] = { "\r\n", "\t", "\x0c", "\xc3\xa9", "ab\xc3\xa9" "cd", "\x80",
 					   "\r", "\x1c" };
-	static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789";
 	size_t k = 0;
 	while (k < n) {
 		unsigned r = below(100);
 		if (r < 25) {	/* pad to just before or after a multiple of 32 */
 			size_t to = (k / 32 + 1) * 32 - 6 + below(9);
 			while (k < to)
-				buf[k++] = below(4) ? ' ' : (unsigned char)al[below(sizeof al - 1)];
+				k = below(4) ? (buf[k] = ' ', k + 1) : put_ident(buf, k, 1);
 		}
 		const char *w = NULL;
 		if (rare && r % 50 == 7)
@@ -396,9 +399,7 @@ static size_t edge_doc(unsigned char *buf, size_t n, int rare)
 			memcpy(buf + k, w, strlen(w));
 			k += strlen(w);
 		} else {	/* a token: mostly short, sometimes longer than a block */
-			size_t l = 1 + (below(5) ? below(12) : below(130));
-			for (size_t j = 0; j < l; j++)
-				buf[k++] = (unsigned char)al[below(sizeof al - 1)];
+			k = put_ident(buf, k, 1 + (below(5) ? below(12) : below(130)));
 		}
 		if (below(2))
 			buf[k++] = below(3) ? ' ' : '\n';
