@@ -1,6 +1,11 @@
 # cp: CodeParrot as a pipeline of small C tools.
-# Every cmd/cp-*.c is a tool linked against build/libcp.a (all of common/*.c);
-# every tests/unit/test-*.c is a TAP-emitting unit test; tests/t*.sh are CLI tests run by prove.
+# Every cmd/cp-*.c is a tool linked against build/libcp.a (all of common/*/*.c, and the Python
+# files of common/*/*.py embedded as C strings); every tests/unit/test-*.c is a TAP-emitting unit
+# test; tests/t*.sh are CLI tests run by prove. `make` twice rebuilds nothing.
+#
+# CC, CFLAGS, CPPFLAGS and LDFLAGS are the user's; DEVELOPER=1 (set by .ci/run and
+# scripts/check) adds -Werror. `make check` builds and tests; installing what the tests need
+# is scripts/check's business (scripts/deps test).
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -8,12 +13,14 @@ BUILD   ?= build
 CC      ?= cc
 PYTHON  ?= python3
 SAN     ?=
+DEVELOPER ?=
 OUT     ?= out
 CORPUS  ?=
 BPE_MAX_BYTES ?= 100M
 
 CFLAGS  ?= -O2 -g
-ALLCFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -pthread -Icommon $(CFLAGS)
+ALLCFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(if $(filter 1,$(DEVELOPER)),-Werror) -fopenmp \
+	-pthread -Icommon $(CPPFLAGS) $(CFLAGS)
 LDLIBS  = -lzstd -lxxhash -lz -lutf8proc -ljansson -lnettle -lopenblas -lm -fopenmp -pthread
 
 ifeq ($(SAN),1)
@@ -21,12 +28,15 @@ ALLCFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 LDLIBS    += -fsanitize=address,undefined
 endif
 
-COMMON_SRC = $(sort $(wildcard common/*.c))
-COMMON_OBJ = $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
+COMMON_SRC = $(sort $(wildcard common/*/*.c))
+COMMON_PY  = $(sort $(wildcard common/*/*.py))
+COMMON_OBJ = $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(COMMON_PY:%.py=$(BUILD)/obj/%.py.o)
 TOOLS_SRC  = $(sort $(wildcard cmd/cp-*.c))
 TOOLS      = $(TOOLS_SRC:cmd/%.c=$(BUILD)/bin/%)
+TOOLS_OBJ  = $(TOOLS_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC   = $(sort $(wildcard tests/unit/test-*.c))
 UNITS      = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+UNIT_OBJ   = $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 FUZZ_SRC   = $(sort $(wildcard tests/fuzz/fuzz-*.c))
 FUZZERS    = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 MAN1       = $(sort $(wildcard man/*.1))
@@ -37,10 +47,13 @@ SCRIPTS    = $(sort $(wildcard scripts/cp-*))
 # cp-train joins MPI jobs when OpenMPI is there (pkg-config ompi-c); it builds and runs without.
 MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
 MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
-CFLAGS_cp-train = $(if $(MPI_LIBS),-DCP_HAVE_MPI $(MPI_CFLAGS))
+CFLAGS_mpi = $(if $(MPI_LIBS),-DCP_HAVE_MPI $(MPI_CFLAGS))
+CFLAGS_cp-train = $(CFLAGS_mpi)
 LDLIBS_cp-train = $(MPI_LIBS)
 LDLIBS_cp-humaneval = -lseccomp
 LDLIBS_cp-complete = -lmicrohttpd
+LDLIBS_test-eval = -lseccomp
+LDLIBS_test-train = $(MPI_LIBS)
 
 NVCC := $(shell command -v nvcc 2>/dev/null)
 GPU_SRC = $(sort $(wildcard gpu/*.cu))
@@ -49,9 +62,18 @@ GPU_OBJ = $(GPU_SRC:%.cu=$(BUILD)/obj/%.o)
 .PHONY: all check check-san fuzz demo install uninstall clean gpu deps
 all: $(TOOLS) $(UNITS) $(if $(NVCC),gpu)
 
+# Objects are real targets, not intermediates make would delete (and so rebuild next time).
+.SECONDARY: $(COMMON_OBJ) $(TOOLS_OBJ) $(UNIT_OBJ)
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) $(CFLAGS_$(notdir $*)) -MMD -MP -c -o $@ $<
+
+# A Python file of the library becomes two C symbols: embed_DIR_NAME_py and its _len.
+$(BUILD)/obj/%.py.o: %.py scripts/embed
+	@mkdir -p $(dir $@)
+	scripts/embed $< >$(BUILD)/obj/$*.py.c
+	$(CC) $(ALLCFLAGS) -c -o $@ $(BUILD)/obj/$*.py.c
 
 $(BUILD)/libcp.a: $(COMMON_OBJ)
 	@rm -f $@
@@ -59,17 +81,17 @@ $(BUILD)/libcp.a: $(COMMON_OBJ)
 
 $(BUILD)/bin/%: $(BUILD)/obj/cmd/%.o $(BUILD)/libcp.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -o $@ $< $(BUILD)/libcp.a $(LDLIBS) $(LDLIBS_$*)
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcp.a $(LDLIBS) $(LDLIBS_$*)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libcp.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -o $@ $< $(BUILD)/libcp.a $(LDLIBS)
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcp.a $(LDLIBS) $(LDLIBS_$*)
 
 # libFuzzer targets: clang only, built apart from the rest.
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC)
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -Icommon -fsanitize=fuzzer,address,undefined \
-		-o $@ $< $(COMMON_SRC) $(LDLIBS)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -Icommon $(CPPFLAGS) -fsanitize=fuzzer,address,undefined \
+		$(LDFLAGS) -o $@ $< $(COMMON_SRC) $(LDLIBS)
 
 gpu: $(GPU_OBJ)
 $(BUILD)/obj/gpu/%.o: gpu/%.cu
@@ -78,9 +100,7 @@ $(BUILD)/obj/gpu/%.o: gpu/%.cu
 
 fuzz: $(FUZZERS)
 
-check:
-	@scripts/deps test
-	@$(MAKE) --no-print-directory all
+check: all
 	BUILD=$(abspath $(BUILD)) PYTHON=$(PYTHON) scripts/run-tests
 
 check-san:
@@ -198,4 +218,4 @@ uninstall:
 clean:
 	rm -rf build build-san
 
--include $(COMMON_OBJ:.o=.d) $(TOOLS_SRC:%.c=$(BUILD)/obj/%.d) $(UNIT_SRC:%.c=$(BUILD)/obj/%.d)
+-include $(COMMON_SRC:%.c=$(BUILD)/obj/%.d) $(TOOLS_SRC:%.c=$(BUILD)/obj/%.d) $(UNIT_SRC:%.c=$(BUILD)/obj/%.d)

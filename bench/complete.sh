@@ -23,7 +23,7 @@ CC="$BUILD/bin/cp-complete"
 "$BUILD/tests/test-infer" hf-random "$TMP/m" 50257 1024 12 12 768 "$TOK" 1
 
 # a prompt of exactly PROMPT tokens: the first tokens of our own source
-cat common/*.c >"$TMP/src.txt"
+cat common/*/*.c >"$TMP/src.txt"
 head -c 1500 "$TMP/src.txt" >"$TMP/head.txt"
 "$CC" -m "$TMP/m" --score "$TMP/head.txt" --json >"$TMP/score.json"
 "$PY" - "$TMP" "$PROMPT" <<'PYEOF'

@@ -14,11 +14,11 @@
  *
  * It includes docstats.c itself to reach the internal functions; it is not built by default:
  *   cc -O2 -g -std=c11 -D_GNU_SOURCE -Icommon -o build/docstats-micro bench/docstats-micro.c \
- *      common/utf8.c common/xalloc.c common/die.c -lxxhash -lutf8proc -lnettle
+ *      common/base/utf8.c common/base/xalloc.c common/base/die.c -lxxhash -lutf8proc -lnettle
  *   build/docstats-micro [-f] [-r REPS] [-s xxh3|datasketch|none] DIR...
  * (-DDOCSTATS_SRC='"/path/to/docstats.c"' measures another version of the file.) */
 #ifndef DOCSTATS_SRC
-#define DOCSTATS_SRC "../common/docstats.c"
+#define DOCSTATS_SRC "../common/dedup/docstats.c"
 #endif
 #include DOCSTATS_SRC
 

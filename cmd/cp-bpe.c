@@ -1,11 +1,11 @@
 /* cp-bpe: train a byte-level BPE tokenizer (GPT-2's pre-tokenizer, all 256 bytes,
  * <|endoftext|>) on documents, writing files that HF tokenizers and cp-tokenize load. */
-#include "bpe.h"
-#include "bpe-input.h"
-#include "die.h"
-#include "io.h"
-#include "opt.h"
-#include "xalloc.h"
+#include "tok/bpe.h"
+#include "input/textdocs.h"
+#include "base/die.h"
+#include "base/io.h"
+#include "base/cli.h"
+#include "base/xalloc.h"
 
 #include <getopt.h>
 #include <omp.h>

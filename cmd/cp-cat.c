@@ -1,12 +1,12 @@
 /* cp-cat: print any shard's records as JSON lines, or its header, so people and scripts can
  * look inside without knowing the format. */
-#include "die.h"
-#include "doc.h"
-#include "io.h"
-#include "json.h"
-#include "opt.h"
-#include "shard.h"
-#include "tokrec.h"
+#include "base/die.h"
+#include "shard/doc.h"
+#include "base/io.h"
+#include "base/json.h"
+#include "base/cli.h"
+#include "shard/shard.h"
+#include "shard/tokrec.h"
 
 #include <getopt.h>
 #include <stdio.h>

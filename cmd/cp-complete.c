@@ -1,14 +1,14 @@
 /* cp-complete: complete code with a GPT-2 model (a cp-train run, a checkpoint or a Hugging Face
  * export): one prompt, JSON-lines batches of requests, per-token scoring of a file, or an HTTP
- * server in the shape of OpenAI's Completions API. The work is in common/complete.c; this file
+ * server in the shape of OpenAI's Completions API. The work is in common/infer/complete.c; this file
  * reads requests and writes results. */
-#include "buf.h"
-#include "complete.h"
-#include "die.h"
-#include "io.h"
-#include "json.h"
-#include "opt.h"
-#include "xalloc.h"
+#include "base/buf.h"
+#include "infer/complete.h"
+#include "base/die.h"
+#include "base/io.h"
+#include "base/json.h"
+#include "base/cli.h"
+#include "base/xalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -765,7 +765,7 @@ int main(int argc, char **argv)
 	if (o.threads)
 		omp_set_num_threads(o.threads);
 	struct complete_model cm;
-	if (complete_load(&cm, o.model, o.tokenizer))
+	if (complete_load(&cm, o.model, o.tokenizer, NULL))
 		return EXIT_ERR;
 	int r;
 	if (o.serve)

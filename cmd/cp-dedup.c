@@ -7,17 +7,17 @@
  * deduplicates before filtering); the second re-reads the inputs and writes the documents that
  * stay, unchanged. Decisions are made in input order on one thread, reading and writing run
  * in parallel over input shards, so the output is the same for any -j. */
-#include "dedupidx.h"
-#include "die.h"
-#include "doc.h"
-#include "io.h"
-#include "json.h"
-#include "lsh.h"
-#include "ompwait.h"
-#include "opt.h"
-#include "shard.h"
-#include "xalloc.h"
-#include "util.h"
+#include "dedup/index.h"
+#include "base/die.h"
+#include "shard/doc.h"
+#include "base/io.h"
+#include "base/json.h"
+#include "dedup/lsh.h"
+#include "base/ompwait.h"
+#include "base/cli.h"
+#include "shard/shard.h"
+#include "base/xalloc.h"
+#include "base/util.h"
 
 #include <dirent.h>
 #include <errno.h>

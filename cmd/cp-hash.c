@@ -5,16 +5,16 @@
  * The main thread gathers documents in input order into batches; OpenMP threads read files,
  * parse JSON lines and measure, while one of them writes the batch measured before, in
  * order, so the output is the same bytes for any thread count. */
-#include "die.h"
-#include "doc.h"
-#include "docstats.h"
-#include "io.h"
-#include "jsonl.h"
-#include "ompwait.h"
-#include "opt.h"
-#include "shard.h"
-#include "walk.h"
-#include "xalloc.h"
+#include "base/die.h"
+#include "shard/doc.h"
+#include "dedup/docstats.h"
+#include "base/io.h"
+#include "input/jsonl.h"
+#include "base/ompwait.h"
+#include "base/cli.h"
+#include "shard/shard.h"
+#include "input/walk.h"
+#include "base/xalloc.h"
 
 #include <dirent.h>
 #include <errno.h>

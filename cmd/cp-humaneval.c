@@ -1,17 +1,17 @@
-/* cp-humaneval: HumanEval for cp models: run samples' programs in the sandbox (common/sandbox.c),
+/* cp-humaneval: HumanEval for cp models: run samples' programs in the sandbox (common/eval/sandbox.c),
  * judge them as openai/human-eval does, and report pass@k. Subcommands, so that generation
  * (which needs a model) can join evaluation under one name. */
-#include "bpe.h"
-#include "complete.h"
-#include "die.h"
-#include "humaneval.h"
-#include "io.h"
-#include "json.h"
-#include "opt.h"
-#include "passk.h"
-#include "sandbox.h"
-#include "util.h"
-#include "xalloc.h"
+#include "tok/bpe.h"
+#include "infer/complete.h"
+#include "base/die.h"
+#include "eval/humaneval.h"
+#include "base/io.h"
+#include "base/json.h"
+#include "base/cli.h"
+#include "eval/passk.h"
+#include "eval/sandbox.h"
+#include "base/util.h"
+#include "base/xalloc.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -941,7 +941,7 @@ static void gen_write(const char *out, const struct gen_problem *g, size_t np)
 static void generate(const struct gen_opts *o, const struct he_problems *ps, const char *out)
 {
 	struct complete_model cm;
-	if (complete_load(&cm, o->model, o->tokenizer))
+	if (complete_load(&cm, o->model, o->tokenizer, NULL))
 		exit(EXIT_ERR);
 	size_t np = o->limit && o->limit < ps->n ? o->limit : ps->n;
 	struct gen_problem *g = xcalloc(np ? np : 1, sizeof *g);

@@ -4,17 +4,17 @@
  * T tokens, the incomplete tail dropped and counted; training sequences are shuffled globally
  * with the seed. Output: sequence shards (seqrec.h) under DIR/train and DIR/valid, whose
  * records cp-train reads by index. */
-#include "buf.h"
-#include "ckpt.h"
-#include "die.h"
-#include "io.h"
-#include "json.h"
-#include "opt.h"
-#include "seqrec.h"
-#include "shard.h"
-#include "tokrec.h"
-#include "xalloc.h"
-#include "util.h"
+#include "base/buf.h"
+#include "model/ckpt.h"
+#include "base/die.h"
+#include "base/io.h"
+#include "base/json.h"
+#include "base/cli.h"
+#include "shard/seqrec.h"
+#include "shard/shard.h"
+#include "shard/tokrec.h"
+#include "base/xalloc.h"
+#include "base/util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -91,7 +91,7 @@ static void write_side(const char *dir, const struct side *s, const uint64_t *or
 {
 	unsigned w = seqrec_width(vocab);
 	uint64_t param[2] = { vocab, T }, nshards = 0;
-	if (ckpt_mkdirs(dir))
+	if (io_mkdirs(dir))
 		exit(EXIT_ERR);
 	for (uint64_t i = 0; i < n || nshards == 0; nshards++) {
 		char *path = xasprintf("%s/seqs-%05llu.shard", dir, (unsigned long long)nshards);

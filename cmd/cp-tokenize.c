@@ -1,16 +1,16 @@
 /* cp-tokenize: encode documents to token ids with a byte-level BPE tokenizer (ours or GPT-2's),
  * apply CodeParrot's characters-per-token filter, and decode token ids back to bytes. */
-#include "bpe.h"
-#include "bpe-input.h"
-#include "die.h"
-#include "io.h"
-#include "json.h"
-#include "opt.h"
-#include "pretok.h"
-#include "shard.h"
-#include "tokrec.h"
-#include "utf8.h"
-#include "xalloc.h"
+#include "tok/bpe.h"
+#include "input/textdocs.h"
+#include "base/die.h"
+#include "base/io.h"
+#include "base/json.h"
+#include "base/cli.h"
+#include "tok/pretok.h"
+#include "shard/shard.h"
+#include "shard/tokrec.h"
+#include "base/utf8.h"
+#include "base/xalloc.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -5,19 +5,21 @@
  *
  * The model runs through a struct gpt2_backend (the CPU one here); a GPU backend slots in
  * behind the same calls, and comm_allreduce is the one place NCCL would replace MPI. */
-#include "adamw.h"
-#include "buf.h"
-#include "ckpt.h"
-#include "die.h"
-#include "gpt2.h"
-#include "gpt2_hf.h"
-#include "io.h"
-#include "json.h"
-#include "opt.h"
-#include "seqrec.h"
-#include "shard.h"
-#include "xalloc.h"
-#include "util.h"
+#include "base/atomic.h"
+#include "train/lr-schedule.h"
+#include "base/buf.h"
+#include "model/ckpt.h"
+#include "base/die.h"
+#include "model/backend.h"
+#include "model/gpt2.h"
+#include "model/hf.h"
+#include "base/io.h"
+#include "base/json.h"
+#include "base/cli.h"
+#include "shard/seqrec.h"
+#include "shard/shard.h"
+#include "base/xalloc.h"
+#include "base/util.h"
 
 #include <cblas.h>
 #include <getopt.h>
@@ -551,7 +553,7 @@ static void log_truncate(const char *rundir, uint64_t step)
 			buf_put(&keep, s, n);
 		s += n;
 	}
-	if (ckpt_write_file(path, keep.p ? (void *)keep.p : (void *)"", keep.len))
+	if (atomic_write_file(path, keep.p ? (void *)keep.p : (void *)"", keep.len))
 		exit(EXIT_ERR);
 	buf_free(&keep);
 	free(p);
@@ -611,7 +613,10 @@ static void train(struct run *r)
 		double lm = lsum / (double)A;
 		comm_allreduce(&lm, 1, 1);
 		loss = (float)(lm / comm_size);
-		comm_allreduce(r->be->grad_buffer(&r->m), r->m.lay.total, 0);
+		{
+			struct gpt2_comm c = { comm_rank, comm_size, comm_allreduce };
+			r->be->allreduce_grads(&r->m, &c);
+		}
 		gnorm = r->be->grad_norm(&r->m);
 		double lr = adamw_lr(o->sched, r->step, o->steps, o->warmup, o->lr, o->min_frac);
 		r->be->adamw(&r->m, r->step + 1, (float)lr, (float)o->wd,
@@ -823,7 +828,7 @@ int main(int argc, char **argv)
 		die("'%s': the checkpoint is at step %llu, not before --steps %llu", r.o.rundir,
 		    (unsigned long long)r.step, (unsigned long long)r.o.steps);
 	if (comm_rank == 0) {
-		if (ckpt_mkdirs(r.o.rundir))
+		if (io_mkdirs(r.o.rundir))
 			exit(EXIT_ERR);
 		char *lp = xasprintf("%s/log.jsonl", r.o.rundir);
 		if (r.o.resume)

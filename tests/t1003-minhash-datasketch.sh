@@ -1,7 +1,7 @@
 #!/bin/sh
 # t1003: cp-hash's default MinHash (--minhash datasketch) gives, value for value, datasketch's
 # MinHash(num_perm=256).hashvalues over the same token set (the reference is datasketch itself,
-# run here); the table of permutations in common/minhash-datasketch.h is what datasketch draws;
+# run here); the table of permutations in common/dedup/minhash-datasketch.h is what datasketch draws;
 # --minhash xxh3 differs; --minhash none changes nothing but the signatures; cp-dedup refuses
 # inputs that mix the schemes and warns of documents without signatures.
 . "$(dirname "$0")/lib.sh"
@@ -40,7 +40,7 @@ for line in sys.stdin:
 print(n, bad, signed)'; }
 
 ok "the permutation table is datasketch's" \
-	"$PYTHON" "$TESTS_DIR/ref/minhash_perm_table.py" --check "$SRC_DIR/common/minhash-datasketch.h"
+	"$PYTHON" "$TESTS_DIR/ref/minhash_perm_table.py" --check "$SRC_DIR/common/dedup/minhash-datasketch.h"
 
 # --- real files: 30 modules of the running Python's standard library
 stdlib=$("$PYTHON" -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")

@@ -3,9 +3,9 @@
  * the decompressors too, with a small line limit to exercise skipping), every line through
  * jsonl_parse, and every text found (and each raw line) through docstats_compute; the
  * promises of each (offsets inside the line, bounded counts) are checked. */
-#include "die.h"
-#include "docstats.h"
-#include "jsonl.h"
+#include "base/die.h"
+#include "dedup/docstats.h"
+#include "input/jsonl.h"
 
 #include <stdint.h>
 #include <stdlib.h>

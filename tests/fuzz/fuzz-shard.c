@@ -4,9 +4,9 @@
  * Anything but a clean accept or a clean reject (crash, leak, UB) is a finding.
  * Run: make fuzz && build/fuzz/fuzz-shard -max_total_time=60 "$(mktemp -d)" tests/fuzz/seed-shard
  * (new inputs go to the first, writable directory; the seeds stay untouched) */
-#include "die.h"
-#include "doc.h"
-#include "shard.h"
+#include "base/die.h"
+#include "shard/doc.h"
+#include "shard/shard.h"
 
 #include <stdint.h>
 #include <stdio.h>

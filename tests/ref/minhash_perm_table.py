@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""minhash_perm_table.py: writes common/minhash-datasketch.h, the permutation coefficients of
+"""minhash_perm_table.py: writes common/dedup/minhash-datasketch.h, the permutation coefficients of
 datasketch's MinHash(num_perm=256, seed=1), so that cp-hash --minhash datasketch computes the
 same signatures without re-implementing numpy's random generator.
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""unicode_tok_table.py: generate common/unicode-table.h, the code points that the GPT-2
+"""unicode_tok_table.py: generate common/tok/unicode-table.h, the code points that the GPT-2
 pre-tokenizer's references (tiktoken's Rust regex and HF tokenizers' Oniguruma, both on
 Unicode 16) class as letters or numbers while the system utf8proc (Unicode 15 in Debian 12)
 does not know them yet.
 
-  unicode_tok_table.py UTF8PROC_CLASSES > common/unicode-table.h
+  unicode_tok_table.py UTF8PROC_CLASSES > common/tok/unicode-table.h
 
 UTF8PROC_CLASSES: one character per code point (O, L, N, S; x for surrogates), as printed by
 build/tests/test-pretok --dump-classes. The reference class of each code point comes from

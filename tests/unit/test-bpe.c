@@ -1,8 +1,8 @@
 /* test-bpe.c: the BPE trainer against a hand computation, encoding and decoding invariants
  * (round trip on random bytes, the two piece encoders agree), file round trip, and refusal
  * of broken tokenizer files. Uses GPT-2's files from ../shared/data/gpt2 when present. */
-#include "bpe.h"
-#include "die.h"
+#include "tok/bpe.h"
+#include "base/die.h"
 #include "tap.h"
 
 #include <stdio.h>

@@ -3,11 +3,11 @@
  * per distinct hash), and the index file's MinHash scheme (recorded, checked on load, merge
  * rules, version-1 files). */
 #include "tap.h"
-#include "dedupidx.h"
-#include "buf.h"
-#include "die.h"
-#include "io.h"
-#include "xalloc.h"
+#include "dedup/index.h"
+#include "base/buf.h"
+#include "base/die.h"
+#include "base/io.h"
+#include "base/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

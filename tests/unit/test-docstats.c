@@ -1,8 +1,8 @@
 /* test-docstats: the statistics, hash and MinHash of hand-made documents, each expected
  * value worked out from CodeParrot's Python definitions (str.splitlines, str.isalnum, ...). */
-#include "docstats.h"
+#include "dedup/docstats.h"
 #include "tap.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,11 +4,11 @@
  * it writes a token shard (as cp-tokenize would) of NDOCS documents of 1..MAXLEN ids each,
  * <|endoftext|> = VOCAB-1 last. The ids count upwards from a random start, so a model can
  * learn them: the trainer tests see the loss fall. */
-#include "buf.h"
-#include "seqrec.h"
-#include "shard.h"
+#include "base/buf.h"
+#include "shard/seqrec.h"
+#include "shard/shard.h"
 #include "tap.h"
-#include "tokrec.h"
+#include "shard/tokrec.h"
 
 #include <stdlib.h>
 

@@ -3,7 +3,7 @@
  * of every parameter tensor of a tiny model, with both attention options; then the float
  * model against the double one, recompute against stored activations, and 1 thread against
  * 2 (bit-identical). */
-#include "gpt2.h"
+#include "model/gpt2.h"
 #include "tap.h"
 
 #include <cblas.h>

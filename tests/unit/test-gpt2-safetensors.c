@@ -1,11 +1,11 @@
 /* test-gpt2-safetensors: the safetensors writer and reader (round trip, half-precision
  * conversion, malformed files refused) and the checkpoint reader's refusals at the unit
  * level. */
-#include "ckpt.h"
-#include "die.h"
-#include "safetensors.h"
+#include "model/ckpt.h"
+#include "base/die.h"
+#include "model/safetensors.h"
 #include "tap.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,12 +4,12 @@
  * and gradient norms of 10 AdamW steps with clipping and warmup + cosine decay. Both attention
  * options. Relative errors are norm-wise per tensor; the bound is 1e-4.
  * Skips when torch is missing (TORCH_PYTHON names the interpreter; default /usr/bin/python3). */
-#include "adamw.h"
-#include "gpt2.h"
-#include "gpt2_hf.h"
-#include "safetensors.h"
+#include "train/lr-schedule.h"
+#include "model/gpt2.h"
+#include "model/hf.h"
+#include "model/safetensors.h"
 #include "tap.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 #include <math.h>
 #include <stdlib.h>

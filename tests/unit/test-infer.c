@@ -14,17 +14,17 @@
 #include <string.h>
 #include <time.h>
 
-#include "bpe.h"
-#include "complete.h"
-#include "die.h"
-#include "gpt2.h"
-#include "gpt2_hf.h"
-#include "infer.h"
-#include "io.h"
-#include "opt.h"
-#include "sample.h"
+#include "tok/bpe.h"
+#include "infer/complete.h"
+#include "base/die.h"
+#include "model/gpt2.h"
+#include "model/hf.h"
+#include "infer/infer.h"
+#include "base/io.h"
+#include "base/cli.h"
+#include "infer/sample.h"
 #include "tap.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 static float maxdiff(const float *a, const float *b, size_t n)
 {
@@ -258,7 +258,7 @@ static int forward_loss(int argc, char **argv)
 	if (argc < 4)
 		die_usage("forward-loss MODELDIR FILE");
 	struct complete_model cm;
-	if (complete_load(&cm, argv[2], NULL))
+	if (complete_load(&cm, argv[2], NULL, NULL))
 		return 1;
 	size_t len;
 	char *text = read_file(argv[3], &len);

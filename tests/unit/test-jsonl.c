@@ -1,9 +1,9 @@
 /* test-jsonl: the JSON-lines parser (text field, metadata, escapes, malformed lines) and the
  * line reader over plain, gzip and zstd input (long lines, missing final newline, truncation). */
-#include "die.h"
-#include "jsonl.h"
+#include "base/die.h"
+#include "input/jsonl.h"
 #include "tap.h"
-#include "xalloc.h"
+#include "base/xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,12 +1,12 @@
 /* test-lsh: LSH parameters against datasketch's, clustering of planted signatures, the
  * exact-hash set, and the dedup index file (round trip, merge, every corruption rejected). */
 #include "tap.h"
-#include "dedupidx.h"
-#include "buf.h"
-#include "die.h"
-#include "io.h"
-#include "lsh.h"
-#include "xalloc.h"
+#include "dedup/index.h"
+#include "base/buf.h"
+#include "base/die.h"
+#include "base/io.h"
+#include "dedup/lsh.h"
+#include "base/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

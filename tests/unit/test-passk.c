@@ -1,6 +1,6 @@
 /* test-passk: the pass@k estimator against values worked out by hand from
  * 1 - C(n-c, k) / C(n, k), and its mean over problems. */
-#include "passk.h"
+#include "eval/passk.h"
 #include "tap.h"
 
 #include <math.h>

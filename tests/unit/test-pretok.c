@@ -2,7 +2,7 @@
  * expected splits were computed with Python's regex module), plus its invariants on random
  * bytes. "--dump-classes" prints utf8proc's class of every code point (O, L, N, S; x for
  * surrogates) for tests/ref/unicode_tok_table.py; "--dump-table" the classes in use. */
-#include "pretok.h"
+#include "tok/pretok.h"
 #include "tap.h"
 
 #include <stdlib.h>

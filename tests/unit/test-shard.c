@@ -1,10 +1,10 @@
 /* test-shard.c: the shard container: round trips, random access, and every corruption a
  * reader must refuse (each single flipped byte, each truncation, wrong kind, newer version). */
 #include "tap.h"
-#include "die.h"
-#include "doc.h"
-#include "io.h"
-#include "shard.h"
+#include "base/die.h"
+#include "shard/doc.h"
+#include "base/io.h"
+#include "shard/shard.h"
 
 #include <fcntl.h>
 #include <stdlib.h>

@@ -1,0 +1,206 @@
+/* atomic.c: temporaries renamed over their targets, and the registry that removes the
+ * temporaries of a killed or failing process (see atomic.h). */
+#include "base/atomic.h"
+#include "base/die.h"
+#include "base/io.h"
+#include "base/xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Open files; the signal handler walks the list without the lock (best effort: a file being
+ * registered at the very moment of the signal may be missed). */
+static struct atomic_file *volatile live;
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t live_pid;
+
+static void remove_at_exit(void)
+{
+	/* a forked child (the sandbox) exits without taking its parent's temporaries */
+	if (getpid() == live_pid)
+		atomic_abort_all();
+}
+
+static void live_add(struct atomic_file *f)
+{
+	pthread_mutex_lock(&live_lock);
+	if (!live_pid) {
+		live_pid = getpid();
+		atexit(remove_at_exit);
+	}
+	f->next = live;
+	live = f;
+	pthread_mutex_unlock(&live_lock);
+}
+
+static void live_remove(struct atomic_file *f)
+{
+	pthread_mutex_lock(&live_lock);
+	for (struct atomic_file *volatile *p = &live; *p; p = &(*p)->next)
+		if (*p == f) {
+			*p = f->next;
+			break;
+		}
+	pthread_mutex_unlock(&live_lock);
+}
+
+char *atomic_tmp_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
+	return xasprintf("%.*s.%s.tmp.%ld", (int)dirlen, path, path + dirlen, (long)getpid());
+}
+
+int atomic_open(struct atomic_file *f, const char *path)
+{
+	memset(f, 0, sizeof(*f));
+	f->tmp = atomic_tmp_name(path);
+	f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (f->fd < 0) {
+		error_errno("cannot create '%s'", f->tmp);
+		free(f->tmp);
+		f->tmp = NULL;
+		return -1;
+	}
+	f->path = xstrdup(path);
+	live_add(f);
+	return 0;
+}
+
+int atomic_write(struct atomic_file *f, const void *p, size_t n)
+{
+	/* in pieces: one write() moves at most about 2 GiB */
+	const char *s = p;
+	while (n) {
+		size_t k = n > (1u << 30) ? (1u << 30) : n;
+		if (write_full(f->fd, s, k))
+			return error_errno("cannot write '%s'", f->tmp);
+		s += k;
+		n -= k;
+		f->written += k;
+	}
+	return 0;
+}
+
+static void release(struct atomic_file *f)
+{
+	live_remove(f);
+	free(f->path);
+	free(f->tmp);
+	f->path = f->tmp = NULL;
+	f->fd = -1;
+}
+
+int atomic_commit(struct atomic_file *f)
+{
+	int ret = 0;
+	/* EINVAL: a file system that cannot sync this kind of file; nothing to lose */
+	if (fsync(f->fd) && errno != EINVAL)
+		ret = error_errno("cannot sync '%s'", f->tmp);
+	if (close(f->fd) && !ret)
+		ret = error_errno("cannot close '%s'", f->tmp);
+	if (!ret && rename(f->tmp, f->path))
+		ret = error_errno("cannot rename '%s' to '%s'", f->tmp, f->path);
+	if (ret)
+		unlink(f->tmp);
+	release(f);
+	return ret;
+}
+
+void atomic_abort(struct atomic_file *f)
+{
+	if (!f->tmp)
+		return;
+	close(f->fd);
+	unlink(f->tmp);
+	release(f);
+}
+
+int atomic_write_file(const char *path, const void *p, size_t n)
+{
+	struct atomic_file f;
+	if (atomic_open(&f, path))
+		return -1;
+	if (atomic_write(&f, p, n)) {
+		atomic_abort(&f);
+		return -1;
+	}
+	return atomic_commit(&f);
+}
+
+int atomic_fopen(struct atomic_stream *s, const char *path)
+{
+	if (atomic_open(&s->f, path))
+		return -1;
+	s->fp = fdopen(s->f.fd, "w");
+	if (!s->fp) {
+		error_errno("cannot open '%s'", s->f.tmp);
+		atomic_abort(&s->f);
+		return -1;
+	}
+	return 0;
+}
+
+int atomic_fclose(struct atomic_stream *s)
+{
+	int ret = 0;
+	if (fflush(s->fp) || ferror(s->fp))
+		ret = error_errno("cannot write '%s'", s->f.tmp);
+	/* the descriptor stays open for atomic_commit's fsync; fclose would close it */
+	int fd = dup(s->f.fd);
+	if (fd < 0 && !ret)
+		ret = error_errno("cannot write '%s'", s->f.tmp);
+	fclose(s->fp);
+	s->fp = NULL;
+	s->f.fd = fd;
+	if (ret) {
+		atomic_abort(&s->f);
+		return -1;
+	}
+	return atomic_commit(&s->f);
+}
+
+void atomic_fabort(struct atomic_stream *s)
+{
+	int fd = dup(s->f.fd);
+	fclose(s->fp);
+	s->fp = NULL;
+	s->f.fd = fd;
+	atomic_abort(&s->f);
+}
+
+void atomic_abort_all(void)
+{
+	for (struct atomic_file *f = live; f; f = f->next)
+		if (f->tmp)
+			unlink(f->tmp);
+}
+
+static void (*volatile signal_extra)(void);
+
+static void on_signal(int sig)
+{
+	atomic_abort_all();
+	if (signal_extra)
+		signal_extra();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+void atomic_cleanup_on_signal(void (*extra)(void))
+{
+	int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
+	signal_extra = extra;
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_signal;
+		sigemptyset(&sa.sa_mask);
+		sigaction(sigs[i], &sa, NULL);
+	}
+}

@@ -1,0 +1,91 @@
+/* complete.h: what cp-complete and cp-humaneval generate share: loading a model with its
+ * tokenizer, generating n samples of a prompt as one batch (temperature, top-k, top-p, seed,
+ * a token budget, stop strings), and scoring text token by token.
+ *
+ * A loaded model is read-only: several threads may generate from it at once, each call with
+ * its own inference state. */
+#ifndef CP_COMPLETE_H
+#define CP_COMPLETE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tok/bpe.h"
+#include "base/buf.h"
+#include "model/gpt2.h"
+
+struct gpt2_backend;
+
+struct complete_model {
+	const struct gpt2_backend *be;	/* what runs the model */
+	struct gpt2_model m;	/* parameters only */
+	struct bpe tok;
+	float *mask;		/* [V]: 0, or -INFINITY for ids that are no token */
+};
+
+/* Load MODEL: a cp-train run directory (its latest checkpoint), a checkpoint file, or a Hugging
+ * Face GPT-2 directory (config.json, model.safetensors). The tokenizer is TOKENIZER when given,
+ * else the one beside the model (tokenizer.json, vocab.json + merges.txt, or encoder.json +
+ * vocab.bpe in the model's directory). DEVICE (cpu, cuda[:N]; NULL: cpu) names the backend
+ * that runs it. 0, or -1 after an error naming the file or the device. */
+int complete_load(struct complete_model *cm, const char *model, const char *tokenizer,
+		  const char *device);
+void complete_free(struct complete_model *cm);
+
+struct complete_params {
+	uint32_t n;		/* samples */
+	uint32_t max_tokens;	/* new tokens per sample */
+	double temperature;	/* 0: greedy */
+	uint32_t top_k;		/* 0: off */
+	double top_p;		/* 1: off */
+	uint64_t seed;
+	uint64_t stream0;	/* sample i draws from stream stream0 + i of seed */
+	const char *const *stop;	/* stop strings (NUL-terminated, non-empty) */
+	size_t n_stop;
+	int no_eot_stop;	/* keep going past <|endoftext|> */
+};
+/* n 1, 128 tokens, greedy, top-k off, top-p 1, seed 0, no stop strings */
+void complete_params_default(struct complete_params *p);
+
+struct complete_sample {
+	struct buf text;	/* the completion alone, stop string cut */
+	const char *finish;	/* "stop" (a stop string or <|endoftext|>) or "length" */
+	uint32_t n_tokens;	/* tokens generated, the stopping one included */
+	uint32_t *ids;		/* those tokens */
+};
+
+struct complete_result {
+	uint32_t n;
+	struct complete_sample *s;
+	uint32_t prompt_tokens;
+	double prefill_s, decode_s;	/* wall time reading the prompt, and generating */
+};
+
+/* Encode PROMPT (<|endoftext|> in it becomes that token; an empty prompt is <|endoftext|>) and
+ * generate P->n samples, decoded together as one batch. Sample i draws from stream
+ * P->stream0 + i of P->seed, so many samples can be made in smaller batches (the cache takes
+ * 8 * n_layer * n_embd * n * (prompt + max_tokens) bytes) and still be the ones one seed
+ * names. 0, or -1 with *ERR set (malloc'd) when the request cannot be served: a prompt that
+ * leaves no room in the context, or one longer than MAX_PROMPT tokens (0: no limit). */
+int complete_generate(const struct complete_model *cm, const void *prompt, size_t len,
+		      const struct complete_params *p, uint32_t max_prompt,
+		      struct complete_result *res, char **err);
+/* the same from token ids */
+int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, size_t n_ids,
+			  const struct complete_params *p, struct complete_result *res, char **err);
+void complete_result_free(struct complete_result *r);
+
+/* per-token log-probabilities of a text */
+struct complete_score {
+	size_t n;		/* tokens */
+	uint32_t *ids;
+	double *logprob;	/* logprob[0] is NAN: nothing predicts the first token */
+	double sum;		/* of logprob[1..n) */
+};
+/* Score TEXT. Texts longer than the context are cut into windows of n_ctx tokens that overlap
+ * by half, each token scored with as much context as its window gives. 0, or -1 with *ERR. */
+int complete_score_text(const struct complete_model *cm, const void *text, size_t len,
+			struct complete_score *sc, char **err);
+void complete_score_free(struct complete_score *sc);
+
+#endif

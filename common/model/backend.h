@@ -1,0 +1,85 @@
+/* backend.h: the one interface between the model's users and the hardware that runs it.
+ * cp-train drives the training half, cp-complete, its server and cp-humaneval generate drive
+ * the inference half; a backend is chosen by name (--device cpu|cuda[:N]).
+ *
+ * The host copy of the model (struct gpt2_model: parameters, and for training the gradients
+ * and AdamW moments) is the truth that checkpoints and exports read: a backend that keeps
+ * device copies syncs them with to_host / from_host. Every call returns after its work is
+ * done. */
+#ifndef CP_BACKEND_H
+#define CP_BACKEND_H
+
+#include <stdint.h>
+
+#include "model/gpt2.h"
+
+/* The ranks of a data-parallel job (train/dist.h makes one over MPI); size 1 alone. */
+struct gpt2_comm {
+	int rank, size;
+	/* sum N floats (DBL: doubles) of host memory over all ranks, in place */
+	void (*allreduce_host)(void *p, uint64_t n, int dbl);
+};
+
+/* A backend's inference state: B rows (independent sequences) of up to T positions, each
+ * with its key/value cache. */
+struct gpt2_kv;
+
+struct gpt2_backend {
+	const char *name;
+	/* The largest difference from the cpu backend its results may show, relative to the
+	 * values' scale (max |a - b| / max(1, max |b|)) for logits and losses; 0: bit-exact. */
+	double tolerance;
+	/* Make device INDEX (-1: the default one) current; 0, or -1 with *ERR (malloc'd) when it
+	 * is not present. NULL when there is nothing to open. */
+	int (*open)(int index, char **err);
+
+	/* ---- training ---- */
+	/* allocate activations (and device buffers) for batches of up to B x T */
+	void (*setup)(struct gpt2_model *m, int B, int T, int recompute);
+	/* mean cross-entropy of the T-1 predictions of each of the B sequences */
+	float (*forward)(struct gpt2_model *m, const uint32_t *tokens, int B, int T);
+	/* add d(loss * scale)/d(params) to the gradients; after forward on the same batch */
+	void (*backward)(struct gpt2_model *m, float scale);
+	void (*zero_grad)(struct gpt2_model *m);
+	/* Sum the gradients over the ranks of C, in place (the CPU backend hands its host buffer
+	 * to C->allreduce_host; a GPU backend reduces device buffers itself). Nothing when
+	 * C->size is 1. */
+	void (*allreduce_grads)(struct gpt2_model *m, const struct gpt2_comm *c);
+	/* global L2 norm of the gradients */
+	double (*grad_norm)(struct gpt2_model *m);
+	/* AdamW step T (1-based) on the parameters and the moments m->mom, m->var; GSCALE
+	 * multiplies the gradients first (clipping) */
+	void (*adamw)(struct gpt2_model *m, uint64_t t, float lr, float wd, float gscale);
+	void (*to_host)(struct gpt2_model *m);
+	void (*from_host)(struct gpt2_model *m);
+
+	/* ---- inference: M's parameters are only read, so states may share one model ---- */
+	/* A state for B rows of up to T positions (T <= n_ctx); dies when memory runs out. */
+	struct gpt2_kv *(*kv_new)(const struct gpt2_model *m, int B, int T);
+	void (*kv_free)(struct gpt2_kv *kv);
+	/* empty every row */
+	void (*kv_reset)(struct gpt2_kv *kv);
+	/* tokens cached in ROW */
+	int (*kv_len)(const struct gpt2_kv *kv, int row);
+	/* make row DST a copy of row SRC (a prompt shared by several samples is read once) */
+	void (*kv_copy_row)(struct gpt2_kv *kv, int dst, int src);
+	/* Append N tokens to each of the NR rows ROWS[] (row ROWS[i] gets TOKS[i*N .. i*N+N-1])
+	 * and write host logits: with ALL after every appended token ([NR*N][V], in that order),
+	 * else after each row's last one ([NR][V]); LOGITS NULL only fills the cache. Dies when
+	 * a row would pass T or a token is outside the vocabulary (callers check both first). */
+	void (*kv_forward)(struct gpt2_kv *kv, const int *rows, int nr, const uint32_t *toks,
+			   int n, float *logits, int all);
+};
+
+extern const struct gpt2_backend gpt2_cpu_backend;
+
+/* The built-in backend called NAME ("cpu", "cuda"), or NULL. */
+const struct gpt2_backend *gpt2_backend_find(const char *name);
+/* the names of the built-in backends, ", "-separated */
+const char *gpt2_backend_names(void);
+/* Parse a --device value (cpu, cuda, cuda:N), find its backend and open the device: the
+ * backend, or NULL with *ERR (malloc'd) naming the device when it is not built in, not
+ * present, or malformed. */
+const struct gpt2_backend *gpt2_backend_select(const char *device, char **err);
+
+#endif

@@ -1,0 +1,12 @@
+/* gpt2-f64.c: the model in double precision (gpt2d_*), the reference that the
+ * finite-difference gradient check runs on; same code as the float model (gpt2-impl.h). */
+#include "model/gpt2.h"
+
+#define GPT2_REAL double
+#define GPT2_NAME(x) gpt2d_##x
+#define GPT2_GEMM cblas_dgemm
+#define GPT2_EXP exp
+#define GPT2_LOG log
+#define GPT2_TANH tanh
+#define GPT2_SQRT sqrt
+#include "model/gpt2-impl.h"

@@ -1,0 +1,861 @@
+/* shard.c: writer and reader of the shard container (format: man/cp-shard.5). */
+#include "shard/shard.h"
+#include "base/buf.h"
+#include "base/die.h"
+#include "base/io.h"
+#include "base/xalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+static const unsigned char shard_magic[8] = { 0x89, 'C', 'P', 'S', '\r', '\n', 0x1a, '\n' };
+static const unsigned char footer_magic[8] = { 'C', 'P', 'S', 'E', 'N', 'D', '1', '\n' };
+#define HDR_SIZE 64
+#define BLK_HDR_SIZE 32
+#define END_SIZE 48
+#define FOOTER_SIZE 32
+#define BLK_MAGIC 0x314b4c42u	/* "BLK1" */
+#define END_MAGIC 0x31444e45u	/* "END1" */
+#define FLAG_COUNTS 1u		/* header counts are filled in */
+/* No record or block may exceed this: it bounds what a corrupt length can make us allocate. */
+#define MAX_BLOCK_RAW (1u << 30)
+
+const char *shard_kind_name(uint32_t kind)
+{
+	switch (kind) {
+	case SHARD_DOCS: return "documents";
+	case SHARD_TOKENS: return "tokens";
+	case SHARD_SEQS: return "sequences";
+	default: return "unknown";
+	}
+}
+
+static void hdr_pack(unsigned char h[HDR_SIZE], const struct shard_info *in)
+{
+	memset(h, 0, HDR_SIZE);
+	memcpy(h, shard_magic, 8);
+	h[8] = (unsigned char)in->version;
+	h[9] = (unsigned char)(in->version >> 8);
+	h[10] = (unsigned char)in->kind;
+	h[11] = (unsigned char)(in->kind >> 8);
+	wr_u32le(h + 12, in->flags);
+	wr_u64le(h + 16, in->n_records);
+	wr_u64le(h + 24, in->n_blocks);
+	wr_u64le(h + 32, in->raw_bytes);
+	wr_u64le(h + 40, in->param[0]);
+	wr_u64le(h + 48, in->param[1]);
+	wr_u64le(h + 56, XXH3_64bits(h, 56));
+}
+
+/* A pipe of 1 MiB instead of 64 KiB: the stages on its two ends trade whole blocks, not
+ * sixteen pieces of each, and switch in and out of the kernel that much less. Best effort:
+ * the system limit (/proc/sys/fs/pipe-max-size) may refuse it. */
+static void pipe_widen(int fd)
+{
+	struct stat st;
+	if (!fstat(fd, &st) && S_ISFIFO(st.st_mode))
+		(void)fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+}
+
+/* ------------------------------------------------------------------ writer */
+
+struct shard_writer {
+	char *path, *tmp;	/* tmp is NULL for stdout */
+	int fd, seekable;
+	struct shard_info info;
+	struct buf raw;		/* records of the block being filled */
+	uint32_t blk_records;
+	size_t block_size;
+	int level;
+	ZSTD_CCtx *cctx;
+	struct buf comp;
+	struct buf index;	/* u64 offset, u64 first record, per block */
+	XXH3_state_t *chain;	/* over every block checksum, in order */
+	uint64_t offset;
+	struct shard_writer *volatile next_live;
+	int failed;
+};
+
+/* Live writers, so a signal handler can unlink their temporaries. Threads may create and
+ * close writers at once; the handler walks the list without the lock (best effort). */
+static struct shard_writer *volatile live_writers;
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void live_add(struct shard_writer *w)
+{
+	pthread_mutex_lock(&live_lock);
+	w->next_live = live_writers;
+	live_writers = w;
+	pthread_mutex_unlock(&live_lock);
+}
+
+static void live_remove(struct shard_writer *w)
+{
+	pthread_mutex_lock(&live_lock);
+	for (struct shard_writer *volatile *p = &live_writers; *p; p = &(*p)->next_live)
+		if (*p == w) {
+			*p = w->next_live;
+			break;
+		}
+	pthread_mutex_unlock(&live_lock);
+}
+
+static char *tmp_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
+	return xasprintf("%.*s.%s.tmp.%ld", (int)dirlen, path, path + dirlen, (long)getpid());
+}
+
+static void raw_start(struct shard_writer *w);
+
+struct shard_writer *shard_create(const char *path, uint32_t kind, const uint64_t param[2])
+{
+	struct shard_writer *w = xcalloc(1, sizeof *w);
+	w->path = xstrdup(path);
+	if (!strcmp(path, "-")) {
+		refuse_tty(1, "shard");
+		w->fd = 1;
+		pipe_widen(1);
+	} else {
+		w->tmp = tmp_name(path);
+		w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+		if (w->fd < 0) {
+			error_errno("cannot create '%s'", w->tmp);
+			free(w->tmp);
+			free(w->path);
+			free(w);
+			return NULL;
+		}
+		w->seekable = 1;
+	}
+	w->info.version = SHARD_VERSION;
+	w->info.kind = kind;
+	if (param) {
+		w->info.param[0] = param[0];
+		w->info.param[1] = param[1];
+	}
+	w->block_size = 1 << 20;
+	w->level = 3;
+	raw_start(w);
+	w->chain = XXH3_createState();
+	XXH3_64bits_reset(w->chain);
+	live_add(w);
+
+	unsigned char h[HDR_SIZE];
+	hdr_pack(h, &w->info);
+	if (write_full(w->fd, h, HDR_SIZE)) {
+		error_errno("cannot write '%s'", path);
+		w->failed = 1;
+	}
+	w->offset = HDR_SIZE;
+	return w;
+}
+
+void shard_set_block_size(struct shard_writer *w, size_t bytes)
+{
+	w->block_size = bytes ? bytes : 1;
+}
+
+void shard_set_level(struct shard_writer *w, int level)
+{
+	w->level = level;
+}
+
+int shard_auto_level(const char *path, int given, int dflt)
+{
+	struct stat st;
+	if (given != SHARD_LEVEL_UNSET)
+		return given;
+	if (!strcmp(path, "-") && !fstat(1, &st) && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+		return SHARD_LEVEL_STORE;
+	return dflt;
+}
+
+uint64_t shard_written(const struct shard_writer *w)
+{
+	return w->info.n_records;
+}
+
+static int emit(struct shard_writer *w, const void *p, size_t n)
+{
+	if (w->failed)
+		return -1;
+	if (write_full(w->fd, p, n)) {
+		w->failed = 1;
+		return error_errno("cannot write '%s'", w->tmp ? w->tmp : "standard output");
+	}
+	w->offset += n;
+	return 0;
+}
+
+/* A zstd frame that stores SRC in raw blocks (RFC 8878: single segment, 4-byte content size,
+ * no checksum; our block checksum covers it). Any zstd decoder reads it back; it costs one
+ * copy, which is all a shard crossing a pipe to the next stage on the same machine needs. */
+#define STORE_BLOCK (128u << 10)	/* the format's largest block */
+static size_t store_bound(size_t n)
+{
+	return 9 + 3 * (n / STORE_BLOCK + 1) + n;
+}
+
+static size_t zstd_store(unsigned char *dst, const unsigned char *src, size_t n)
+{
+	unsigned char *o = dst;
+	wr_u32le(o, 0xFD2FB528u);		/* zstd frame magic */
+	o[4] = 0x80 | 0x20;			/* 4-byte content size, single segment */
+	wr_u32le(o + 5, (uint32_t)n);
+	o += 9;
+	size_t left = n;
+	do {
+		size_t b = left < STORE_BLOCK ? left : STORE_BLOCK;
+		uint32_t bh = (uint32_t)b << 3 | (b == left);	/* raw block, last flag */
+		o[0] = (unsigned char)bh;
+		o[1] = (unsigned char)(bh >> 8);
+		o[2] = (unsigned char)(bh >> 16);
+		memcpy(o + 3, src, b);
+		o += 3 + b;
+		src += b;
+		left -= b;
+	} while (left);
+	return (size_t)(o - dst);
+}
+
+/* w->raw keeps RAW_HEAD bytes free before the records: there a stored block of at most
+ * STORE_BLOCK bytes gets its block header and the 12 bytes that make it a zstd frame of one
+ * raw block, and goes out as it lies, without a copy (on a pipe, each copy of the stream
+ * costs as much as the next stage's reading it). */
+#define FRAME_HEAD 12	/* frame header (magic, descriptor, 4-byte content size), block header */
+#define RAW_HEAD (BLK_HDR_SIZE + FRAME_HEAD)
+
+static void raw_start(struct shard_writer *w)
+{
+	buf_reset(&w->raw);
+	buf_grow(&w->raw, RAW_HEAD);
+	w->raw.len = RAW_HEAD;
+}
+
+/* The records' bytes in w->raw, and the size a block may grow to: one raw zstd block when
+ * stored (a larger record makes a larger block, of several). */
+static size_t raw_len(const struct shard_writer *w)
+{
+	return w->raw.len - RAW_HEAD;
+}
+
+static size_t block_limit(const struct shard_writer *w)
+{
+	return w->level == SHARD_LEVEL_STORE && w->block_size > STORE_BLOCK ? STORE_BLOCK
+									    : w->block_size;
+}
+
+/* Fill in the frame header of a stored block of N <= STORE_BLOCK bytes at F. */
+static void store_head(unsigned char *f, size_t n)
+{
+	wr_u32le(f, 0xFD2FB528u);
+	f[4] = 0x80 | 0x20;
+	wr_u32le(f + 5, (uint32_t)n);
+	uint32_t bh = (uint32_t)n << 3 | 1;	/* raw, last */
+	f[9] = (unsigned char)bh;
+	f[10] = (unsigned char)(bh >> 8);
+	f[11] = (unsigned char)(bh >> 16);
+}
+
+static int flush_block(struct shard_writer *w)
+{
+	if (!w->blk_records)
+		return 0;
+	const unsigned char *data = w->raw.p + RAW_HEAD;
+	size_t n = raw_len(w), clen;
+	unsigned char *hdr;
+	if (w->level == SHARD_LEVEL_STORE && n <= STORE_BLOCK) {
+		hdr = w->raw.p;
+		store_head(hdr + BLK_HDR_SIZE, n);
+		clen = FRAME_HEAD + n;
+	} else {
+		size_t bound = w->level == SHARD_LEVEL_STORE ? store_bound(n) : ZSTD_compressBound(n);
+		buf_reset(&w->comp);
+		buf_grow(&w->comp, BLK_HDR_SIZE + bound);
+		hdr = w->comp.p;
+		if (w->level == SHARD_LEVEL_STORE) {
+			clen = zstd_store(hdr + BLK_HDR_SIZE, data, n);
+		} else {
+			if (!w->cctx)
+				w->cctx = ZSTD_createCCtx();
+			clen = ZSTD_compressCCtx(w->cctx, hdr + BLK_HDR_SIZE, bound, data, n,
+						 w->level);
+			if (ZSTD_isError(clen))
+				return error("zstd compression failed for '%s': %s", w->path,
+					     ZSTD_getErrorName(clen));
+		}
+	}
+	uint64_t first = w->info.n_records - w->blk_records;
+	wr_u32le(hdr, BLK_MAGIC);
+	wr_u32le(hdr + 4, w->blk_records);
+	wr_u64le(hdr + 8, first);
+	wr_u32le(hdr + 16, (uint32_t)n);
+	wr_u32le(hdr + 20, (uint32_t)clen);
+	uint64_t sum = XXH3_64bits_withSeed(hdr + BLK_HDR_SIZE, clen, XXH3_64bits(hdr, 24));
+	wr_u64le(hdr + 24, sum);
+	XXH3_64bits_update(w->chain, hdr + 24, 8);
+	buf_put_u64le(&w->index, w->offset);
+	buf_put_u64le(&w->index, first);
+	if (emit(w, hdr, BLK_HDR_SIZE + clen))
+		return -1;
+	w->info.n_blocks++;
+	w->blk_records = 0;
+	raw_start(w);
+	return 0;
+}
+
+int shard_write(struct shard_writer *w, const void *rec, size_t len)
+{
+	if (w->failed)
+		return -1;
+	if (len > MAX_BLOCK_RAW - 16)
+		return error("record of %zu bytes too large for '%s'", len, w->path);
+	if (w->blk_records && raw_len(w) + len + 10 > block_limit(w) && flush_block(w))
+		return -1;
+	if (raw_len(w) + len + 10 > MAX_BLOCK_RAW && flush_block(w))
+		return -1;
+	buf_put_varint(&w->raw, len);
+	buf_put(&w->raw, rec, len);
+	w->blk_records++;
+	w->info.n_records++;
+	w->info.raw_bytes += len;
+	if (raw_len(w) >= block_limit(w))
+		return flush_block(w);
+	return 0;
+}
+
+static void writer_free(struct shard_writer *w)
+{
+	live_remove(w);
+	ZSTD_freeCCtx(w->cctx);
+	XXH3_freeState(w->chain);
+	buf_free(&w->raw);
+	buf_free(&w->comp);
+	buf_free(&w->index);
+	free(w->path);
+	free(w->tmp);
+	free(w);
+}
+
+static int write_tail(struct shard_writer *w)
+{
+	unsigned char end[END_SIZE];
+	wr_u32le(end, END_MAGIC);
+	wr_u32le(end + 4, 0);
+	wr_u64le(end + 8, w->info.n_records);
+	wr_u64le(end + 16, w->info.n_blocks);
+	wr_u64le(end + 24, w->info.raw_bytes);
+	wr_u64le(end + 32, XXH3_64bits_digest(w->chain));
+	wr_u64le(end + 40, XXH3_64bits(end, 40));
+	if (emit(w, end, END_SIZE))
+		return -1;
+	uint64_t index_offset = w->offset;
+	if (emit(w, w->index.p, w->index.len))
+		return -1;
+	unsigned char f[FOOTER_SIZE];
+	wr_u64le(f, index_offset);
+	wr_u64le(f + 8, w->info.n_blocks);
+	wr_u64le(f + 16, XXH3_64bits_withSeed(w->index.p, w->index.len, XXH3_64bits(f, 16)));
+	memcpy(f + 24, footer_magic, 8);
+	return emit(w, f, FOOTER_SIZE);
+}
+
+int shard_close(struct shard_writer *w)
+{
+	int ret = flush_block(w);
+	if (!ret)
+		ret = write_tail(w);
+	if (!ret && w->seekable) {
+		/* fill in the counts now known, so `cp-cat --header` needs no scan */
+		unsigned char h[HDR_SIZE];
+		w->info.flags |= FLAG_COUNTS;
+		hdr_pack(h, &w->info);
+		if (pwrite(w->fd, h, HDR_SIZE, 0) != HDR_SIZE)
+			ret = error_errno("cannot write '%s'", w->tmp);
+	}
+	if (!ret && w->seekable && fsync(w->fd) && errno != EINVAL)
+		ret = error_errno("cannot sync '%s'", w->tmp);
+	if (w->seekable && close(w->fd) && !ret)
+		ret = error_errno("cannot close '%s'", w->tmp);
+	if (!ret && w->tmp && rename(w->tmp, w->path))
+		ret = error_errno("cannot rename '%s' to '%s'", w->tmp, w->path);
+	if (ret && w->tmp)
+		unlink(w->tmp);
+	writer_free(w);
+	return ret;
+}
+
+void shard_abort(struct shard_writer *w)
+{
+	if (w->seekable) {
+		close(w->fd);
+		unlink(w->tmp);
+	}
+	writer_free(w);
+}
+
+void shard_abort_all(void)
+{
+	for (struct shard_writer *w = live_writers; w; w = w->next_live)
+		if (w->tmp)
+			unlink(w->tmp);	/* async-signal-safe */
+}
+
+static void (*volatile signal_extra)(void);
+
+static void on_signal(int sig)
+{
+	shard_abort_all();
+	if (signal_extra)
+		signal_extra();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+void shard_cleanup_on_signal_with(void (*extra)(void))
+{
+	signal_extra = extra;
+	shard_cleanup_on_signal();
+}
+
+void shard_cleanup_on_signal(void)
+{
+	int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_signal;
+		sigemptyset(&sa.sa_mask);
+		sigaction(sigs[i], &sa, NULL);
+	}
+}
+
+/* ------------------------------------------------------------------ reader */
+
+struct shard_reader {
+	char *path;
+	int fd, seekable, done, sought;
+	uint64_t offset;	/* file offset of the next byte to read */
+	struct shard_info info;
+	uint64_t file_size;
+	unsigned char *index;	/* footer's block index (regular files) */
+	uint64_t index_blocks;
+	ZSTD_DCtx *dctx;
+	struct buf comp, raw;
+	struct cursor cur;	/* over raw: the records left in this block */
+	uint32_t blk_left;
+	uint64_t blk_offset;
+	uint64_t seen_records, seen_blocks, seen_raw;
+	XXH3_state_t *chain;
+};
+
+const struct shard_info *shard_get_info(const struct shard_reader *r) { return &r->info; }
+const char *shard_path(const struct shard_reader *r) { return r->path; }
+
+static int rd_err(struct shard_reader *r, uint64_t off, const char *what)
+{
+	return error("'%s': %s at byte offset %llu", r->path, what, (unsigned long long)off);
+}
+
+/* Read exactly n bytes at the current offset; a short read is a truncation. */
+static int rd_exact(struct shard_reader *r, void *p, size_t n, const char *what)
+{
+	long got = read_full(r->fd, p, n);
+	if (got < 0)
+		return error_errno("cannot read '%s'", r->path);
+	if ((size_t)got < n) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "truncated shard (%s cut short)", what);
+		return rd_err(r, r->offset + (uint64_t)got, msg);
+	}
+	r->offset += n;
+	return 0;
+}
+
+static int check_header(struct shard_reader *r, const unsigned char h[HDR_SIZE], uint32_t kind)
+{
+	if (memcmp(h, shard_magic, 8))
+		return rd_err(r, 0, "not a cp shard (bad magic)");
+	if (rd_u64le(h + 56) != XXH3_64bits(h, 56))
+		return rd_err(r, 56, "header checksum mismatch");
+	r->info.version = (uint32_t)h[8] | (uint32_t)h[9] << 8;
+	r->info.kind = (uint32_t)h[10] | (uint32_t)h[11] << 8;
+	r->info.flags = rd_u32le(h + 12);
+	if (r->info.version > SHARD_VERSION || r->info.version == 0)
+		return error("'%s': shard format version %u is not supported (this tool reads up to %u)",
+			     r->path, r->info.version, SHARD_VERSION);
+	if (kind != SHARD_ANY && r->info.kind != kind)
+		return error("'%s': is a %s shard, expected %s", r->path, shard_kind_name(r->info.kind),
+			     shard_kind_name(kind));
+	r->info.n_records = r->info.n_blocks = r->info.raw_bytes = UINT64_MAX;
+	if (r->info.flags & FLAG_COUNTS) {
+		r->info.n_records = rd_u64le(h + 16);
+		r->info.n_blocks = rd_u64le(h + 24);
+		r->info.raw_bytes = rd_u64le(h + 32);
+	}
+	r->info.param[0] = rd_u64le(h + 40);
+	r->info.param[1] = rd_u64le(h + 48);
+	return 0;
+}
+
+/* On a regular file, read and check the footer and block index up front: a truncated file
+ * is refused at open, and shard_seek can find any record. */
+static int load_index(struct shard_reader *r)
+{
+	uint64_t size = r->file_size;
+	unsigned char f[FOOTER_SIZE], e[END_SIZE];
+	if (size < HDR_SIZE + END_SIZE + FOOTER_SIZE)
+		return rd_err(r, size, "truncated shard (no end block)");
+	if (pread(r->fd, f, FOOTER_SIZE, (off_t)(size - FOOTER_SIZE)) != FOOTER_SIZE)
+		return error_errno("cannot read '%s'", r->path);
+	if (memcmp(f + 24, footer_magic, 8))
+		return rd_err(r, size, "truncated shard (footer missing)");
+	uint64_t ioff = rd_u64le(f), nb = rd_u64le(f + 8);
+	if (nb > (size / 16) || ioff < HDR_SIZE + END_SIZE || ioff + nb * 16 != size - FOOTER_SIZE)
+		return rd_err(r, size - FOOTER_SIZE, "corrupt footer");
+	r->index = xmalloc(nb * 16 + 1);
+	if (pread(r->fd, r->index, nb * 16, (off_t)ioff) != (ssize_t)(nb * 16))
+		return error_errno("cannot read '%s'", r->path);
+	if (rd_u64le(f + 16) != XXH3_64bits_withSeed(r->index, nb * 16, XXH3_64bits(f, 16)))
+		return rd_err(r, ioff, "block index checksum mismatch");
+	if (pread(r->fd, e, END_SIZE, (off_t)(ioff - END_SIZE)) != END_SIZE)
+		return error_errno("cannot read '%s'", r->path);
+	if (rd_u32le(e) != END_MAGIC || rd_u64le(e + 40) != XXH3_64bits(e, 40) ||
+	    rd_u64le(e + 16) != nb)
+		return rd_err(r, ioff - END_SIZE, "corrupt end block");
+	if ((r->info.flags & FLAG_COUNTS) &&
+	    (rd_u64le(e + 8) != r->info.n_records || rd_u64le(e + 24) != r->info.raw_bytes))
+		return rd_err(r, 16, "header counts disagree with the end block");
+	r->info.n_records = rd_u64le(e + 8);
+	r->info.n_blocks = nb;
+	r->info.raw_bytes = rd_u64le(e + 24);
+	r->index_blocks = nb;
+	return 0;
+}
+
+struct shard_reader *shard_open(const char *path, uint32_t kind)
+{
+	struct shard_reader *r = xcalloc(1, sizeof *r);
+	r->path = xstrdup(!strcmp(path, "-") ? "(stdin)" : path);
+	r->fd = !strcmp(path, "-") ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0) {
+		error_errno("cannot open '%s'", path);
+		free(r->path);
+		free(r);
+		return NULL;
+	}
+	struct stat st;
+	pipe_widen(r->fd);
+	if (!fstat(r->fd, &st) && S_ISREG(st.st_mode)) {
+		r->seekable = 1;
+		r->file_size = (uint64_t)st.st_size;
+	} else if (!fstat(r->fd, &st) && S_ISDIR(st.st_mode)) {
+		error("'%s': is a directory", path);
+		goto fail;
+	}
+	r->chain = XXH3_createState();
+	XXH3_64bits_reset(r->chain);
+	unsigned char h[HDR_SIZE];
+	long got = read_full(r->fd, h, HDR_SIZE);
+	if (got < 0) {
+		error_errno("cannot read '%s'", r->path);
+		goto fail;
+	}
+	/* say "not a shard" rather than "truncated" when even the magic is wrong */
+	if (memcmp(h, shard_magic, got < 8 ? (size_t)got : 8) || !got) {
+		rd_err(r, 0, "not a cp shard (bad magic)");
+		goto fail;
+	}
+	if (got < HDR_SIZE) {
+		rd_err(r, (uint64_t)got, "truncated shard (header cut short)");
+		goto fail;
+	}
+	r->offset = HDR_SIZE;
+	if (check_header(r, h, kind))
+		goto fail;
+	if (r->seekable && load_index(r))
+		goto fail;
+	if (r->seekable && lseek(r->fd, HDR_SIZE, SEEK_SET) < 0) {
+		error_errno("cannot seek '%s'", path);
+		goto fail;
+	}
+	return r;
+fail:
+	shard_close_reader(r);
+	return NULL;
+}
+
+void shard_close_reader(struct shard_reader *r)
+{
+	if (!r)
+		return;
+	if (r->fd > 0)
+		close(r->fd);
+	ZSTD_freeDCtx(r->dctx);
+	if (r->chain)
+		XXH3_freeState(r->chain);
+	buf_free(&r->comp);
+	buf_free(&r->raw);
+	free(r->index);
+	free(r->path);
+	free(r);
+}
+
+/* Is the frame F of CLEN bytes exactly a stored block's (store_head), RAW_LEN bytes that a zstd
+ * decoder would give back unchanged? */
+static int is_stored(const unsigned char *f, size_t clen, uint32_t raw_len)
+{
+	unsigned char h[FRAME_HEAD];
+	if (raw_len > STORE_BLOCK || clen != FRAME_HEAD + (size_t)raw_len)
+		return 0;
+	store_head(h, raw_len);
+	return !memcmp(f, h, FRAME_HEAD);
+}
+
+/* Read the block whose 4-byte magic (already read) started at r->blk_offset. */
+static int read_block(struct shard_reader *r, const unsigned char magic[4])
+{
+	unsigned char hdr[BLK_HDR_SIZE];
+	uint64_t at = r->blk_offset;
+	memcpy(hdr, magic, 4);
+	if (rd_exact(r, hdr + 4, BLK_HDR_SIZE - 4, "block header"))
+		return -1;
+	uint32_t n = rd_u32le(hdr + 4), raw_len = rd_u32le(hdr + 16), clen = rd_u32le(hdr + 20);
+	if (!n || raw_len > MAX_BLOCK_RAW || clen > ZSTD_compressBound(raw_len) ||
+	    rd_u64le(hdr + 8) != r->seen_records || raw_len < n)
+		return rd_err(r, at, "corrupt block header");
+	buf_reset(&r->comp);
+	buf_grow(&r->comp, clen);
+	if (rd_exact(r, r->comp.p, clen, "block"))
+		return -1;
+	uint64_t sum = XXH3_64bits_withSeed(r->comp.p, clen, XXH3_64bits(hdr, 24));
+	if (sum != rd_u64le(hdr + 24))
+		return rd_err(r, at, "block checksum mismatch");
+	XXH3_64bits_update(r->chain, hdr + 24, 8);
+	if (is_stored(r->comp.p, clen, raw_len)) {	/* the records lie there already */
+		r->cur = (struct cursor){ r->comp.p + FRAME_HEAD, r->comp.p + clen, 0 };
+	} else {
+		if (!r->dctx)
+			r->dctx = ZSTD_createDCtx();
+		buf_reset(&r->raw);
+		buf_grow(&r->raw, raw_len);
+		size_t got = ZSTD_decompressDCtx(r->dctx, r->raw.p, raw_len, r->comp.p, clen);
+		if (ZSTD_isError(got) || got != raw_len)
+			return rd_err(r, at, "corrupt block (zstd frame does not decode)");
+		r->raw.len = raw_len;
+		r->cur = (struct cursor){ r->raw.p, r->raw.p + raw_len, 0 };
+	}
+	r->blk_left = n;
+	r->seen_blocks++;
+	return 0;
+}
+
+/* The end block, index and footer; then nothing may follow. */
+static int read_end(struct shard_reader *r, const unsigned char magic[4])
+{
+	unsigned char e[END_SIZE], f[FOOTER_SIZE];
+	uint64_t at = r->blk_offset;
+	memcpy(e, magic, 4);
+	if (rd_exact(r, e + 4, END_SIZE - 4, "end block"))
+		return -1;
+	if (rd_u64le(e + 40) != XXH3_64bits(e, 40))
+		return rd_err(r, at, "end block checksum mismatch");
+	uint64_t nrec = rd_u64le(e + 8), nb = rd_u64le(e + 16);
+	if (!r->sought && (nrec != r->seen_records || nb != r->seen_blocks ||
+			   rd_u64le(e + 24) != r->seen_raw ||
+			   rd_u64le(e + 32) != XXH3_64bits_digest(r->chain)))
+		return rd_err(r, at, "blocks missing or out of order (end block totals differ)");
+	if (nb > (UINT64_MAX - FOOTER_SIZE) / 16)
+		return rd_err(r, at, "corrupt end block");
+	uint64_t ioff = r->offset;
+	/* the index is 16 bytes a block; read it in pieces so a bad count cannot exhaust memory
+	 * before the bytes actually arrive */
+	unsigned char chunk[4096], fseed[16];
+	uint64_t left = nb * 16;
+	int ret = 0;
+	struct buf all = { 0 };
+	while (left && !ret) {
+		size_t k = left < sizeof chunk ? (size_t)left : sizeof chunk;
+		ret = rd_exact(r, chunk, k, "block index");
+		if (!ret)
+			buf_put(&all, chunk, k);
+		left -= k;
+	}
+	if (!ret)
+		ret = rd_exact(r, f, FOOTER_SIZE, "footer");
+	if (!ret) {
+		wr_u64le(fseed, ioff);
+		wr_u64le(fseed + 8, nb);
+		if (memcmp(f + 24, footer_magic, 8) || rd_u64le(f) != ioff || rd_u64le(f + 8) != nb ||
+		    rd_u64le(f + 16) != XXH3_64bits_withSeed(all.p, all.len, XXH3_64bits(fseed, 16)))
+			ret = rd_err(r, ioff, "corrupt block index or footer");
+	}
+	buf_free(&all);
+	if (ret)
+		return -1;
+	unsigned char extra;
+	long more = read_full(r->fd, &extra, 1);
+	if (more < 0)
+		return error_errno("cannot read '%s'", r->path);
+	if (more > 0)
+		return rd_err(r, r->offset, "trailing bytes after the shard footer");
+	r->info.n_records = nrec;
+	r->info.n_blocks = nb;
+	r->info.raw_bytes = rd_u64le(e + 24);
+	r->done = 1;
+	return 0;
+}
+
+int shard_next(struct shard_reader *r, const void **rec, size_t *len)
+{
+	while (!r->blk_left) {
+		if (r->done)
+			return 0;
+		unsigned char magic[4];
+		r->blk_offset = r->offset;
+		if (rd_exact(r, magic, 4, "block"))
+			return -1;
+		uint32_t m = rd_u32le(magic);
+		if (m == END_MAGIC)
+			return read_end(r, magic) ? -1 : 0;
+		if (m != BLK_MAGIC)
+			return rd_err(r, r->blk_offset, "corrupt shard (no block here)");
+		if (read_block(r, magic))
+			return -1;
+	}
+	uint64_t n = cur_varint(&r->cur);
+	const void *p = cur_bytes(&r->cur, (size_t)n);
+	if (r->cur.err || n > MAX_BLOCK_RAW)
+		return rd_err(r, r->blk_offset, "corrupt record in block");
+	r->blk_left--;
+	if (!r->blk_left && r->cur.p != r->cur.end)
+		return rd_err(r, r->blk_offset, "corrupt block (bytes after its last record)");
+	r->seen_records++;
+	r->seen_raw += n;
+	*rec = p;
+	*len = (size_t)n;
+	return 1;
+}
+
+int shard_seek(struct shard_reader *r, uint64_t index)
+{
+	if (!r->seekable || !r->index)
+		return error("'%s': random access needs a regular file", r->path);
+	if (index >= r->info.n_records)
+		return error("'%s': record %llu out of range (%llu records)", r->path,
+			     (unsigned long long)index, (unsigned long long)r->info.n_records);
+	uint64_t lo = 0, hi = r->index_blocks;	/* last block whose first record <= index */
+	while (hi - lo > 1) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (rd_u64le(r->index + mid * 16 + 8) <= index)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	uint64_t off = rd_u64le(r->index + lo * 16), first = rd_u64le(r->index + lo * 16 + 8);
+	if (off < HDR_SIZE || off >= r->file_size || lseek(r->fd, (off_t)off, SEEK_SET) < 0)
+		return rd_err(r, off, "block index points outside the file");
+	r->offset = off;
+	r->blk_offset = off;
+	r->blk_left = 0;
+	r->done = 0;
+	r->sought = 1;	/* totals can no longer be checked against what we read */
+	r->seen_records = first;
+	unsigned char magic[4];
+	if (rd_exact(r, magic, 4, "block"))
+		return -1;
+	if (rd_u32le(magic) != BLK_MAGIC)
+		return rd_err(r, off, "corrupt shard (no block here)");
+	if (read_block(r, magic))
+		return -1;
+	for (uint64_t i = first; i < index; i++) {
+		const void *p;
+		size_t n;
+		if (shard_next(r, &p, &n) != 1)
+			return rd_err(r, off, "block holds fewer records than the index says");
+	}
+	return 0;
+}
+
+int shard_verify(const char *path, uint32_t kind, struct shard_info *out)
+{
+	struct shard_reader *r = shard_open(path, kind);
+	if (!r)
+		return -1;
+	const void *p;
+	size_t n;
+	int ret;
+	while ((ret = shard_next(r, &p, &n)) == 1)
+		;
+	if (!ret && out)
+		*out = r->info;
+	shard_close_reader(r);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ inputs */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int has_ext(const char *name, const char *ext)
+{
+	size_t n = strlen(name), e = strlen(ext);
+	return n > e && !strcmp(name + n - e, ext);
+}
+
+size_t shard_list(char *const *inputs, size_t n, char ***out)
+{
+	char **list = NULL;
+	size_t len = 0, cap = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		if (strcmp(inputs[i], "-") && !stat(inputs[i], &st) && S_ISDIR(st.st_mode)) {
+			DIR *d = opendir(inputs[i]);
+			if (!d)
+				die_errno("cannot open directory '%s'", inputs[i]);
+			size_t start = len;
+			struct dirent *de;
+			while ((de = readdir(d))) {
+				if (de->d_name[0] == '.' || !has_ext(de->d_name, SHARD_EXT))
+					continue;
+				if (len == cap)
+					list = xreallocarray(list, cap = cap ? 2 * cap : 16, sizeof *list);
+				size_t dl = strlen(inputs[i]);
+				int slash = dl && inputs[i][dl - 1] == '/';
+				list[len++] = xasprintf("%s%s%s", inputs[i], slash ? "" : "/", de->d_name);
+			}
+			closedir(d);
+			if (len > start)
+				qsort(list + start, len - start, sizeof *list, cmp_str);
+			continue;
+		}
+		if (len == cap)
+			list = xreallocarray(list, cap = cap ? 2 * cap : 16, sizeof *list);
+		list[len++] = xstrdup(inputs[i]);
+	}
+	*out = list;
+	return len;
+}
+
+void shard_list_free(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
