@@ -1,5 +1,6 @@
 /* shard.c: writer and reader of the shard container (format: man/cp-shard.5). */
 #include "shard/shard.h"
+#include "base/atomic.h"
 #include "base/buf.h"
 #include "base/die.h"
 #include "base/io.h"
@@ -71,7 +72,8 @@ static void pipe_widen(int fd)
 /* ------------------------------------------------------------------ writer */
 
 struct shard_writer {
-	char *path, *tmp;	/* tmp is NULL for stdout */
+	char *path;
+	struct atomic_file out;	/* the temporary of a named file (out.tmp NULL for stdout) */
 	int fd, seekable;
 	struct shard_info info;
 	struct buf raw;		/* records of the block being filled */
@@ -83,40 +85,8 @@ struct shard_writer {
 	struct buf index;	/* u64 offset, u64 first record, per block */
 	XXH3_state_t *chain;	/* over every block checksum, in order */
 	uint64_t offset;
-	struct shard_writer *volatile next_live;
 	int failed;
 };
-
-/* Live writers, so a signal handler can unlink their temporaries. Threads may create and
- * close writers at once; the handler walks the list without the lock (best effort). */
-static struct shard_writer *volatile live_writers;
-static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void live_add(struct shard_writer *w)
-{
-	pthread_mutex_lock(&live_lock);
-	w->next_live = live_writers;
-	live_writers = w;
-	pthread_mutex_unlock(&live_lock);
-}
-
-static void live_remove(struct shard_writer *w)
-{
-	pthread_mutex_lock(&live_lock);
-	for (struct shard_writer *volatile *p = &live_writers; *p; p = &(*p)->next_live)
-		if (*p == w) {
-			*p = w->next_live;
-			break;
-		}
-	pthread_mutex_unlock(&live_lock);
-}
-
-static char *tmp_name(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
-	return xasprintf("%.*s.%s.tmp.%ld", (int)dirlen, path, path + dirlen, (long)getpid());
-}
 
 static void raw_start(struct shard_writer *w);
 
@@ -129,15 +99,12 @@ struct shard_writer *shard_create(const char *path, uint32_t kind, const uint64_
 		w->fd = 1;
 		pipe_widen(1);
 	} else {
-		w->tmp = tmp_name(path);
-		w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-		if (w->fd < 0) {
-			error_errno("cannot create '%s'", w->tmp);
-			free(w->tmp);
+		if (atomic_open(&w->out, path)) {
 			free(w->path);
 			free(w);
 			return NULL;
 		}
+		w->fd = w->out.fd;
 		w->seekable = 1;
 	}
 	w->info.version = SHARD_VERSION;
@@ -151,7 +118,6 @@ struct shard_writer *shard_create(const char *path, uint32_t kind, const uint64_
 	raw_start(w);
 	w->chain = XXH3_createState();
 	XXH3_64bits_reset(w->chain);
-	live_add(w);
 
 	unsigned char h[HDR_SIZE];
 	hdr_pack(h, &w->info);
@@ -194,7 +160,7 @@ static int emit(struct shard_writer *w, const void *p, size_t n)
 		return -1;
 	if (write_full(w->fd, p, n)) {
 		w->failed = 1;
-		return error_errno("cannot write '%s'", w->tmp ? w->tmp : "standard output");
+		return error_errno("cannot write '%s'", w->out.tmp ? w->out.tmp : "standard output");
 	}
 	w->offset += n;
 	return 0;
@@ -339,14 +305,12 @@ int shard_write(struct shard_writer *w, const void *rec, size_t len)
 
 static void writer_free(struct shard_writer *w)
 {
-	live_remove(w);
 	ZSTD_freeCCtx(w->cctx);
 	XXH3_freeState(w->chain);
 	buf_free(&w->raw);
 	buf_free(&w->comp);
 	buf_free(&w->index);
 	free(w->path);
-	free(w->tmp);
 	free(w);
 }
 
@@ -384,63 +348,38 @@ int shard_close(struct shard_writer *w)
 		w->info.flags |= FLAG_COUNTS;
 		hdr_pack(h, &w->info);
 		if (pwrite(w->fd, h, HDR_SIZE, 0) != HDR_SIZE)
-			ret = error_errno("cannot write '%s'", w->tmp);
+			ret = error_errno("cannot write '%s'", w->out.tmp);
 	}
-	if (!ret && w->seekable && fsync(w->fd) && errno != EINVAL)
-		ret = error_errno("cannot sync '%s'", w->tmp);
-	if (w->seekable && close(w->fd) && !ret)
-		ret = error_errno("cannot close '%s'", w->tmp);
-	if (!ret && w->tmp && rename(w->tmp, w->path))
-		ret = error_errno("cannot rename '%s' to '%s'", w->tmp, w->path);
-	if (ret && w->tmp)
-		unlink(w->tmp);
+	if (w->seekable) {
+		if (ret)
+			atomic_abort(&w->out);
+		else
+			ret = atomic_commit(&w->out);
+	}
 	writer_free(w);
 	return ret;
 }
 
 void shard_abort(struct shard_writer *w)
 {
-	if (w->seekable) {
-		close(w->fd);
-		unlink(w->tmp);
-	}
+	if (w->seekable)
+		atomic_abort(&w->out);
 	writer_free(w);
 }
 
 void shard_abort_all(void)
 {
-	for (struct shard_writer *w = live_writers; w; w = w->next_live)
-		if (w->tmp)
-			unlink(w->tmp);	/* async-signal-safe */
-}
-
-static void (*volatile signal_extra)(void);
-
-static void on_signal(int sig)
-{
-	shard_abort_all();
-	if (signal_extra)
-		signal_extra();
-	signal(sig, SIG_DFL);
-	raise(sig);
+	atomic_abort_all();
 }
 
 void shard_cleanup_on_signal_with(void (*extra)(void))
 {
-	signal_extra = extra;
-	shard_cleanup_on_signal();
+	atomic_cleanup_on_signal(extra);
 }
 
 void shard_cleanup_on_signal(void)
 {
-	int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
-	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
-		struct sigaction sa;
-		memset(&sa, 0, sizeof sa);
-		sa.sa_handler = on_signal;
-		sigemptyset(&sa.sa_mask);
-		sigaction(sigs[i], &sa, NULL);
-	}
+	atomic_cleanup_on_signal(NULL);
 }
 
 /* ------------------------------------------------------------------ reader */

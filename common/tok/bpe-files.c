@@ -3,6 +3,7 @@
  * under other names). Loading checks the files agree with each other, so a truncated or
  * hand-edited tokenizer is refused before it can encode anything. */
 #include "tok/bpe.h"
+#include "base/atomic.h"
 #include "base/die.h"
 #include "base/io.h"
 #include "base/json.h"
@@ -355,26 +356,9 @@ out:
 
 static int write_atomic(const char *dir, const char *name, const struct buf *b)
 {
-	char *path = xasprintf("%s/%s", dir, name), *tmp = xasprintf("%s/.%s.tmp", dir, name);
-	int ret = 0;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0) {
-		ret = error_errno("cannot create '%s'", tmp);
-		goto out;
-	}
-	if (write_full(fd, b->p, b->len) || fsync(fd)) {
-		ret = error_errno("cannot write '%s'", tmp);
-		close(fd);
-		unlink(tmp);
-		goto out;
-	}
-	if (close(fd) || rename(tmp, path)) {
-		ret = error_errno("cannot write '%s'", path);
-		unlink(tmp);
-	}
-out:
+	char *path = xasprintf("%s/%s", dir, name);
+	int ret = atomic_write_file(path, b->p, b->len);
 	free(path);
-	free(tmp);
 	return ret;
 }
 
