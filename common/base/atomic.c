@@ -17,20 +17,18 @@
  * registered at the very moment of the signal may be missed). */
 static struct atomic_file *volatile live;
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
-static pid_t live_pid;
+static int exit_hooked;
 
 static void remove_at_exit(void)
 {
-	/* a forked child (the sandbox) exits without taking its parent's temporaries */
-	if (getpid() == live_pid)
-		atomic_abort_all();
+	atomic_abort_all();
 }
 
 static void live_add(struct atomic_file *f)
 {
 	pthread_mutex_lock(&live_lock);
-	if (!live_pid) {
-		live_pid = getpid();
+	if (!exit_hooked) {
+		exit_hooked = 1;
 		atexit(remove_at_exit);
 	}
 	f->next = live;
@@ -68,6 +66,7 @@ int atomic_open(struct atomic_file *f, const char *path)
 		return -1;
 	}
 	f->path = xstrdup(path);
+	f->pid = getpid();
 	live_add(f);
 	return 0;
 }
@@ -176,8 +175,10 @@ void atomic_fabort(struct atomic_stream *s)
 
 void atomic_abort_all(void)
 {
+	/* a forked child (the sandbox's, before exec) leaves its parent's temporaries alone */
+	pid_t self = getpid();
 	for (struct atomic_file *f = live; f; f = f->next)
-		if (f->tmp)
+		if (f->tmp && f->pid == self)
 			unlink(f->tmp);
 }
 

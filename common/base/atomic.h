@@ -11,11 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 struct atomic_file {
 	int fd;
 	char *path, *tmp;
 	uint64_t written;
+	pid_t pid;				/* the process that opened it */
 	struct atomic_file *volatile next;	/* the registry's list */
 };
 
