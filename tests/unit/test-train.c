@@ -386,10 +386,10 @@ static void test_step(const struct gpt2_comm *c)
 	run_done(&r);
 }
 
-/* the log's text without its timing fields */
-static char *log_untimed(const char *rundir)
+/* the log of run NAME without its timing fields */
+static char *log_untimed(const char *name)
 {
-	char *p = xasprintf("%s/log.jsonl", rundir);
+	char *p = xasprintf("%s/%s/log.jsonl", dir, name);
 	size_t len;
 	char *s = read_file(p, &len);
 	free(p);
@@ -444,7 +444,7 @@ static void test_loop(const struct gpt2_comm *c)
 	char *opts = train_opts_json(&r.o);
 	run_done(&r);
 
-	char *log = log_untimed(path_in("straight"));
+	char *log = log_untimed("straight");
 	ok(count_lines(log, NULL) == 7 && count_lines(log, "\"val_loss\"") == 3,
 	   "log: step 0's evaluation, 6 steps, evaluations at 3 and 6");
 	size_t len;
@@ -489,7 +489,7 @@ static void test_loop(const struct gpt2_comm *c)
 	char *q6 = path_in("resumed/ckpt-00000006.ckpt");
 	char *cmd = xasprintf("cmp -s %s %s", p6, q6);
 	ok(sh(cmd) == 0, "3 + resume + 3 steps: the checkpoint of 6 straight ones, byte for byte");
-	char *log2 = log_untimed(path_in("resumed"));
+	char *log2 = log_untimed("resumed");
 	is_str(log2, log, "... and the same log");
 	free(log2);
 	free(cmd);
