@@ -71,11 +71,14 @@ static void usage(int code)
 
 /* ---- options ---- */
 
-/* The saved training options come first, in the order of enum train_opt, so that an option's
- * code minus O_BATCH is its given[] slot. */
+/* A saved training option's code minus O_BATCH is its given[] slot (enum train_opt). */
+#define O_SAVED(name) O_BATCH + TRAIN_OPT_##name
 enum {
-	O_BATCH = 256, O_SEQ, O_ACCUM, O_STEPS, O_WARMUP, O_SCHED, O_SEED, O_LR, O_MINLR, O_WD,
-	O_CLIP, O_EVALEVERY, O_EVALBATCHES, O_CKPTEVERY, O_KEEP,
+	O_BATCH = 256, O_SEQ = O_SAVED(SEQ), O_ACCUM = O_SAVED(ACCUM), O_STEPS = O_SAVED(STEPS),
+	O_WARMUP = O_SAVED(WARMUP), O_SCHED = O_SAVED(SCHEDULE), O_SEED = O_SAVED(SEED),
+	O_LR = O_SAVED(LR), O_MINLR = O_SAVED(MIN_LR), O_WD = O_SAVED(WD), O_CLIP = O_SAVED(CLIP),
+	O_EVALEVERY = O_SAVED(EVAL_EVERY), O_EVALBATCHES = O_SAVED(EVAL_BATCHES),
+	O_CKPTEVERY = O_SAVED(CKPT_EVERY), O_KEEP = O_SAVED(KEEP),
 	O_TRAIN = O_BATCH + TRAIN_OPT_N, O_VALID, O_MODEL, O_VOCAB, O_CTX, O_LAYERS, O_HEADS,
 	O_WIDTH, O_SCALEINV, O_REORDER, O_THREADS, O_DEVICE, O_RECOMPUTE, O_STOPAFTER, O_PEAK,
 	O_RESUME, O_INITHF, O_EVALONLY, O_EXPORTHF, O_TOKENIZER
