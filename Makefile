@@ -48,7 +48,6 @@ SCRIPTS    = $(sort $(wildcard scripts/cp-*))
 MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
 MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
 CFLAGS_mpi = $(if $(MPI_LIBS),-DCP_HAVE_MPI $(MPI_CFLAGS))
-CFLAGS_cp-train = $(CFLAGS_mpi)
 LDLIBS_cp-train = $(MPI_LIBS)
 LDLIBS_cp-humaneval = -lseccomp
 LDLIBS_cp-complete = -lmicrohttpd

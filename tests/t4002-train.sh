@@ -115,10 +115,43 @@ err_like "truncated" "says truncated"
 exit_is 1 "resume with another shape refused" cp-train -o A --resume --train seqs/train --steps 20 --width 64
 err_like "does not match.*width 32, not 64" "names the difference"
 exit_is 1 "eval-only without checkpoints" cp-train -o nothing --valid seqs/valid --eval-only
+err_like "^cp-train: 'nothing': no checkpoint to evaluate" "names the run directory"
 exit_is 2 "bad --schedule" cp-train -o G --train seqs/train --schedule sawtooth
+err_like "^cp-train: --schedule must be cosine, linear or constant, not 'sawtooth'" "names the value and the choices"
 exit_is 2 "bad --lr" cp-train -o G --train seqs/train --lr fast
+err_like "^cp-train: option '--lr' needs a number, not 'fast'" "names the option and the value"
 exit_is 2 "--eval-only without --valid" cp-train -o A --eval-only
-exit_is 2 "batch not divisible into heads" cp-train -o G --train seqs/train --model tiny --heads 3
+err_like "^cp-train: --eval-only needs --valid DIR" "says what is missing"
+exit_is 2 "width not divisible into heads" cp-train -o G --train seqs/train --model tiny --heads 3
+err_like "^cp-train: bad model shape: " "says the shape is bad"
+exit_is 2 "unknown --model" cp-train -o G --train seqs/train --model huge
+err_like "^cp-train: unknown model 'huge' \\(one of .*tiny" "names the model and the presets"
+exit_is 2 "no run directory" cp-train --train seqs/train
+err_like "^cp-train: no run directory \\(-o RUNDIR\\)" "says so"
+exit_is 2 "--resume with --init-hf" cp-train -o G --train seqs/train --resume --init-hf A/hf
+err_like "exclude each other" "says the modes exclude each other"
+
+# --device: cpu (also cpu:0) is built in; a device the build lacks or a malformed one is
+# refused with a message naming it
+ok "--device cpu" cp-train -o DC $X --steps 2 --threads 1 --device cpu
+ok "--device cpu:0" cp-train -o DC0 $X --steps 2 --threads 1 --device cpu:0
+ok "cpu and cpu:0 give the same bytes" cmp DC/ckpt-00000002.ckpt DC0/ckpt-00000002.ckpt
+ok "--device cpu equals the default" cp-train -o DD $X --steps 2 --threads 1
+ok "... byte for byte" cmp DC/ckpt-00000002.ckpt DD/ckpt-00000002.ckpt
+if cp-train -o DG $X --steps 2 --threads 1 --device cuda 2>/dev/null >/dev/null; then
+	skip "this build has a CUDA backend and a GPU"
+	skip "this build has a CUDA backend and a GPU"
+else
+	exit_is 1 "--device cuda refused without a CUDA backend or GPU" cp-train -o DG $X --steps 2 --device cuda
+	err_like "^cp-train: device 'cuda'" "the message names the device"
+fi
+exit_is 1 "malformed --device cuda:x refused" cp-train -o DG $X --steps 2 --device cuda:x
+err_like "^cp-train: device 'cuda:x': the index after ':' must be a number" "names the device and says why"
+exit_is 1 "unknown --device refused" cp-train -o DG $X --steps 2 --device tpu
+err_like "^cp-train: unknown device 'tpu' \\(this build has: .*cpu" "names the device and the built-in ones"
+exit_is 1 "--device cpu:1 refused" cp-train -o DG $X --steps 2 --device cpu:1
+err_like "^cp-train: device 'cpu:1': the cpu backend has only device 0" "names the device"
+ok "a refused device leaves no run directory" test ! -e DG
 
 if command -v gnuplot >/dev/null; then
 	ok "plot-loss" "$SRC_DIR/scripts/plot-loss" A

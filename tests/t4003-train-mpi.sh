@@ -26,5 +26,16 @@ for x, y in zip(a, b):
         if k in x:
             assert abs(x[k] - y[k]) <= 1e-5 * abs(x[k]), (k, x[k], y[k])
 '
+M="mpirun --allow-run-as-root --oversubscribe -np 2 $BUILD/bin/cp-train"
+ok "mpirun -np 2: stop after 3" $M -o twoB $X --stop-after 3
+ok "mpirun -np 2: resume" $M -o twoB --resume --train seqs/train --valid seqs/valid --threads 1
+ok "3 + resume + 3 under mpirun: the same bytes as 6 straight" cmp two/ckpt-00000006.ckpt twoB/ckpt-00000006.ckpt
+ok "eval-only, one process" cp-train -o one --valid seqs/valid --eval-only
+e1=$(sed 's/.*"val_loss":\([0-9.]*\).*/\1/' "$TMP/.out")
+ok "eval-only, mpirun -np 2" $M -o one --valid seqs/valid --eval-only
+e2=$(sed 's/.*"val_loss":\([0-9.]*\).*/\1/' "$TMP/.out")
+ok "eval-only: one line from rank 0 alone" test "$(wc -l <"$TMP/.out" | tr -d ' ')" = 1
+ok "eval-only over 2 ranks agrees ($e1, $e2)" awk "BEGIN { d = $e1 - $e2; if (d < 0) d = -d; exit !(d <= 1e-5 * $e1) }"
 exit_is 2 "a batch the ranks cannot split is refused" mpirun --allow-run-as-root --oversubscribe -np 2 "$BUILD/bin/cp-train" -o three $X --batch 7
+err_like "batch 7 is not a multiple of the 2 ranks" "says why"
 done_testing

@@ -1,0 +1,308 @@
+/* run.c: one cp-train run (see run.h). Every rank runs the same code on its own slice of each
+ * batch; the only exchanges are the sums over ranks of the comm (losses, gradients), and only
+ * rank 0 writes files. */
+#include "train/run.h"
+#include "base/buf.h"
+#include "base/die.h"
+#include "base/io.h"
+#include "base/json.h"
+#include "base/util.h"
+#include "base/xalloc.h"
+#include "model/ckpt.h"
+#include "model/hf.h"
+#include "train/log.h"
+#include "train/lr-schedule.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+
+void train_load_latest(struct train_run *r, const struct train_shape *shape, int moments,
+		       uint64_t data_vocab, const char *what)
+{
+	uint64_t step = 0;
+	char *path = ckpt_latest(r->rundir, &step);
+	if (!path)
+		die("'%s': no checkpoint to %s", r->rundir, what);
+	struct ckpt c;
+	if (ckpt_read_header(path, &c))
+		exit(EXIT_ERR);
+	if (train_shape_given(shape)) {
+		struct gpt2_config want;
+		train_shape_config(shape, &want, data_vocab, &c.cfg);
+		const char *d = ckpt_config_diff(&c.cfg, &want);
+		if (d)
+			die("'%s': checkpoint does not match the model asked for: %s", path, d);
+	}
+	r->cfg = c.cfg;
+	gpt2_create(&r->m, &c.cfg);
+	if (moments) {
+		r->m.mom = xmalloc(c.n_params * sizeof(float));
+		r->m.var = xmalloc(c.n_params * sizeof(float));
+	}
+	if (ckpt_read_data(path, &c, r->m.params, moments ? r->m.mom : NULL,
+			   moments ? r->m.var : NULL))
+		exit(EXIT_ERR);
+	r->step = c.step;
+	r->data_pos = c.data_pos;
+	r->rng = c.rng;
+	if (moments) {
+		if (train_opts_from_json(&r->o, c.opts_json))
+			die("'%s': unreadable training options", path);
+		if (r->o.given[TRAIN_OPT_SEED] && r->o.seed != c.seed)
+			die_usage("--seed %llu differs from the checkpoint's %llu",
+				  (unsigned long long)r->o.seed, (unsigned long long)c.seed);
+	}
+	ckpt_free(&c);
+	free(path);
+}
+
+void train_new_model(struct train_run *r, const struct train_shape *shape, const char *init_hf)
+{
+	if (init_hf) {
+		if (gpt2_hf_read_config(init_hf, &r->cfg))
+			exit(EXIT_ERR);
+		if (train_shape_given(shape)) {
+			struct gpt2_config want;
+			train_shape_config(shape, &want, r->train.vocab, &r->cfg);
+			const char *d = ckpt_config_diff(&r->cfg, &want);
+			if (d)
+				die("'%s': model does not match the one asked for: %s", init_hf, d);
+		}
+		gpt2_create(&r->m, &r->cfg);
+		if (gpt2_hf_load(init_hf, &r->cfg, r->m.params))
+			exit(EXIT_ERR);
+	} else {
+		train_shape_config(shape, &r->cfg, r->train.vocab, NULL);
+		gpt2_create(&r->m, &r->cfg);
+		gpt2_init_weights(&r->m, r->o.seed);
+	}
+	r->rng = mix64(r->o.seed);
+}
+
+/* the sequence length, the batch split and the steps left, against data, model and ranks */
+static void train_check(struct train_run *r)
+{
+	const struct seqdata *d = &r->train;
+	struct train_opts *o = &r->o;
+	if (d->vocab > r->cfg.vocab_size)
+		die("'%s': vocabulary %llu is larger than the model's %u (use --vocab)",
+		    r->train_dir, (unsigned long long)d->vocab, r->cfg.vocab_size);
+	if (!o->seq) {
+		o->seq = d->T < r->cfg.n_ctx ? d->T : r->cfg.n_ctx;
+		if (o->seq < d->T && r->comm->rank == 0)
+			warning("training on the first %llu tokens of each %llu-token sequence (the "
+				"model's context)", (unsigned long long)o->seq,
+				(unsigned long long)d->T);
+	}
+	r->T = o->seq;
+	if (r->T > d->T || r->T > r->cfg.n_ctx)
+		die_usage("--seq %llu is longer than the data's sequences (%llu) or the model's "
+			  "context (%u)", (unsigned long long)r->T, (unsigned long long)d->T,
+			  r->cfg.n_ctx);
+	if (o->batch % (uint64_t)r->comm->size)
+		die_usage("--batch %llu is not a multiple of the %d ranks",
+			  (unsigned long long)o->batch, r->comm->size);
+	r->B_local = o->batch / (uint64_t)r->comm->size;
+	if (r->step >= o->steps)
+		die("'%s': the checkpoint is at step %llu, not before --steps %llu", r->rundir,
+		    (unsigned long long)r->step, (unsigned long long)o->steps);
+}
+
+static void train_open_log(struct train_run *r, int resume)
+{
+	if (r->comm->rank != 0)
+		return;
+	if (io_mkdirs(r->rundir))
+		exit(EXIT_ERR);
+	char *lp = xasprintf("%s/log.jsonl", r->rundir);
+	if (resume && train_log_truncate(r->rundir, r->step))
+		exit(EXIT_ERR);
+	r->log = fopen(lp, resume ? "a" : "w");
+	if (!r->log)
+		die_errno("cannot open '%s'", lp);
+	free(lp);
+}
+
+void train_setup(struct train_run *r, int resume)
+{
+	train_check(r);
+	train_open_log(r, resume);
+	r->be->setup(&r->m, (int)r->B_local, (int)r->T, r->o.recompute);
+	r->be->from_host(&r->m);
+	r->tokens = xcalloc(r->B_local * r->T, sizeof(uint32_t));
+}
+
+double train_eval_only(struct train_run *r, const struct train_shape *shape)
+{
+	const struct seqdata *d = &r->valid;
+	train_load_latest(r, shape, 0, d->vocab, "evaluate");
+	r->T = r->o.given[TRAIN_OPT_SEQ] ? r->o.seq : d->T;
+	if (d->vocab > r->cfg.vocab_size)
+		die("'%s': vocabulary %llu is larger than the model's %u", r->valid_dir,
+		    (unsigned long long)d->vocab, r->cfg.vocab_size);
+	if (r->T > d->T || r->T > r->cfg.n_ctx)
+		die_usage("--seq %llu is longer than the data (%llu) or the model (%u)",
+			  (unsigned long long)r->T, (unsigned long long)d->T, r->cfg.n_ctx);
+	/* every rank takes as many sequences: the batch rounds up to a multiple of the ranks */
+	uint64_t size = (uint64_t)r->comm->size;
+	r->B_local = (r->o.batch + size - 1) / size;
+	r->o.batch = r->B_local * size;
+	r->be->setup(&r->m, (int)r->B_local, (int)r->T, 0);
+	r->be->from_host(&r->m);
+	r->tokens = xcalloc(r->B_local * r->T, sizeof(uint32_t));
+	return train_evaluate(r, r->o.given[TRAIN_OPT_EVAL_BATCHES] ? r->o.eval_batches : 0);
+}
+
+double train_evaluate(struct train_run *r, uint64_t max_batches)
+{
+	uint64_t n = r->valid.total, B = r->o.batch;
+	if (max_batches && max_batches * B < n)
+		n = max_batches * B;
+	double acc[2] = { 0, 0 };	/* sum of per-sequence mean losses, count */
+	for (uint64_t base = 0; base < n; base += B) {
+		uint64_t k = seqdata_batch(&r->valid, base, B, n, r->comm->rank, r->B_local,
+					   r->tokens, r->T);
+		if (!k)
+			continue;
+		float l = r->be->forward(&r->m, r->tokens, (int)k, (int)r->T);
+		acc[0] += (double)l * (double)k;
+		acc[1] += (double)k;
+	}
+	r->comm->allreduce_host(acc, 2, 1);
+	return acc[1] ? acc[0] / acc[1] : NAN;
+}
+
+float train_step(struct train_run *r, double *gnorm, double *lr)
+{
+	const struct train_opts *o = &r->o;
+	const struct gpt2_comm *c = r->comm;
+	uint64_t B = o->batch, A = o->accum;
+	r->be->zero_grad(&r->m);
+	double lsum = 0;
+	for (uint64_t a = 0; a < A; a++) {
+		seqdata_batch(&r->train, r->data_pos + a * B, B, UINT64_MAX, c->rank, r->B_local,
+			      r->tokens, r->T);
+		lsum += r->be->forward(&r->m, r->tokens, (int)r->B_local, (int)r->T);
+		r->be->backward(&r->m, 1.0f / (float)(A * (uint64_t)c->size));
+	}
+	double lm = lsum / (double)A;
+	c->allreduce_host(&lm, 1, 1);
+	float loss = (float)(lm / c->size);
+	r->be->allreduce_grads(&r->m, c);
+	*gnorm = r->be->grad_norm(&r->m);
+	*lr = adamw_lr(o->sched, r->step, o->steps, o->warmup, o->lr, o->min_frac);
+	r->be->adamw(&r->m, r->step + 1, (float)*lr, (float)o->wd,
+		     (float)adamw_clip_scale(*gnorm, o->clip));
+	r->step++;
+	r->data_pos += A * B;
+	r->rng = mix64(r->rng);
+	return loss;
+}
+
+void train_checkpoint(struct train_run *r)
+{
+	if (r->comm->rank != 0)
+		return;
+	r->be->to_host(&r->m);
+	struct ckpt c = { .cfg = r->cfg, .n_params = r->m.lay.total, .step = r->step,
+			  .data_pos = r->data_pos, .seed = r->o.seed, .rng = r->rng };
+	c.opts_json = train_opts_json(&r->o);
+	char *path = ckpt_path(r->rundir, r->step);
+	if (ckpt_write(path, &c, r->m.params, r->m.mom, r->m.var))
+		exit(EXIT_ERR);
+	free(path);
+	free(c.opts_json);
+	ckpt_prune(r->rundir, (unsigned)r->o.keep);
+}
+
+static void train_log_line(struct train_run *r, const struct buf *b)
+{
+	if (!r->log)
+		return;
+	if (fwrite(b->p, 1, b->len, r->log) != b->len || fflush(r->log))
+		die_errno("cannot write '%s/log.jsonl'", r->rundir);
+}
+
+/* the step 0 line of a fresh run: the untrained model's validation loss */
+static double train_first_eval(struct train_run *r, struct buf *b)
+{
+	double vl = train_evaluate(r, r->o.eval_batches);
+	buf_reset(b);
+	buf_puts(b, "{\"step\":0");
+	train_log_eval(b, vl);
+	buf_puts(b, "}\n");
+	train_log_line(r, b);
+	return vl;
+}
+
+/* rank 0's one JSON line on stdout: where the run stopped */
+static void train_report(struct train_run *r, struct buf *b, float loss, double last_val)
+{
+	if (r->comm->rank != 0)
+		return;
+	buf_reset(b);
+	buf_printf(b, "{\"step\":%llu,\"loss\":", (unsigned long long)r->step);
+	json_double(b, loss);
+	if (r->have_valid)
+		train_log_eval(b, last_val);
+	buf_puts(b, "}\n");
+	fwrite(b->p, 1, b->len, stdout);
+}
+
+void train_loop(struct train_run *r)
+{
+	const struct train_opts *o = &r->o;
+	uint64_t tokens_per_step = o->accum * o->batch * r->T;
+	double flops_tok = gpt2_flops_per_token(&r->cfg, (int)r->T);
+	double peak = (o->peak_gflops ? o->peak_gflops : 96.0 * omp_get_max_threads()) * 1e9 *
+		      r->comm->size;
+	int tty = is_tty(2) && r->comm->rank == 0;
+	uint64_t stop = o->stop_after ? r->step + o->stop_after : o->steps;
+	if (stop > o->steps)
+		stop = o->steps;
+	struct buf b = { 0 };
+	double last_val = NAN, gnorm = 0, lr = 0;
+	if (r->step == 0 && r->have_valid && o->eval_every)
+		last_val = train_first_eval(r, &b);
+	float loss = NAN;
+	while (r->step < stop) {
+		double t0 = mono_now();
+		loss = train_step(r, &gnorm, &lr);
+		double dt = mono_now() - t0, tps = (double)tokens_per_step / dt;
+		buf_reset(&b);
+		train_log_step(&b, r->step, loss, lr, gnorm, tps, tps * flops_tok / peak);
+		if (r->have_valid && ((o->eval_every && r->step % o->eval_every == 0) ||
+				      r->step == o->steps)) {
+			last_val = train_evaluate(r, o->eval_batches);
+			train_log_eval(&b, last_val);
+		}
+		buf_puts(&b, "}\n");
+		train_log_line(r, &b);
+		if (tty)
+			fprintf(stderr, "\rstep %llu/%llu  loss %.4f  val %.4f  lr %.2e  %.0f tok/s   ",
+				(unsigned long long)r->step, (unsigned long long)o->steps, loss,
+				last_val, lr, tps);
+		if (r->step == stop || (o->ckpt_every && r->step % o->ckpt_every == 0))
+			train_checkpoint(r);
+	}
+	if (tty)
+		fputc('\n', stderr);
+	train_report(r, &b, loss, last_val);
+	buf_free(&b);
+}
+
+void train_finish(struct train_run *r)
+{
+	if (r->log && fclose(r->log))
+		die_errno("cannot write '%s/log.jsonl'", r->rundir);
+	r->log = NULL;
+	free(r->tokens);
+	r->tokens = NULL;
+	gpt2_free(&r->m);
+	if (r->have_valid)
+		seqdata_close(&r->valid);
+	if (r->train.n)
+		seqdata_close(&r->train);
+	r->have_valid = 0;
+}
