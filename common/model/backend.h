@@ -13,7 +13,7 @@
 
 #include "model/gpt2.h"
 
-/* The ranks of a data-parallel job (train/dist.h makes one over MPI); size 1 alone. */
+/* The ranks of a data-parallel job (train/mpi.h makes one over MPI); size 1 alone. */
 struct gpt2_comm {
 	int rank, size;
 	/* sum N floats (DBL: doubles) of host memory over all ranks, in place */
