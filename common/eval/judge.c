@@ -170,6 +170,7 @@ static void judge_warm_up(struct judge *j, const struct judge_opts *o, enum sbx_
  * would run with rlimits alone and --unsafe-no-isolation was not given. */
 void judge_open(struct judge *j, const struct judge_opts *o)
 {
+	memset(j, 0, sizeof *j);
 	const char *tries[2];
 	size_t ntries = 0;
 	char *first = NULL;

@@ -50,8 +50,10 @@ static void put_hex(FILE *f, const void *p, size_t n)
 	fputc('\n', f);
 }
 
-/* $PYTHON SCRIPT IN: its standard output, or NULL when there is no Python */
-static char *run_python(const char *dir, const char *script, const char *in_path)
+/* $PYTHON SCRIPT IN: its standard output, or NULL (after a skip naming WHAT) when there is no
+ * Python */
+static char *run_python(const char *dir, const char *script, const char *in_path,
+			const char *what)
 {
 	char *sp = xasprintf("%s/t.py", dir);
 	FILE *f = fopen(sp, "w");
@@ -69,6 +71,7 @@ static char *run_python(const char *dir, const char *script, const char *in_path
 	free(cmd);
 	free(sp);
 	if (st != 0) {
+		ok(1, "# SKIP no Python for %s", what);
 		buf_free(&out);
 		return NULL;
 	}
@@ -141,9 +144,8 @@ static void test_pystr_strings(const char *dir)
 		put_hex(f, s[i], len[i]);
 	}
 	fclose(f);
-	char *out = run_python(dir, pystr_script, in);
+	char *out = run_python(dir, pystr_script, in, "pystr's references");
 	if (!out) {
-		ok(1, "# SKIP no Python for pystr's references");
 		free(in);
 		return;
 	}
@@ -202,9 +204,8 @@ static void test_pystr_isspace(const char *dir)
 	char *out = run_python(dir,
 			       "import sys\n"
 			       "print(' '.join(str(c) for c in range(0x110000) if chr(c).isspace()))\n",
-			       in);
+			       in, "str.isspace");
 	if (!out) {
-		ok(1, "# SKIP no Python for str.isspace");
 		free(in);
 		return;
 	}
@@ -247,9 +248,8 @@ static void test_pystr_float(const char *dir)
 			       "import json, sys\n"
 			       "for l in open(sys.argv[1]):\n"
 			       "    print(json.dumps(float.fromhex(l.strip())))\n",
-			       in);
+			       in, "repr(float)");
 	if (!out) {
-		ok(1, "# SKIP no Python for repr(float)");
 		free(in);
 		return;
 	}
