@@ -63,8 +63,8 @@ static const char *const sandbox_env[] = {
 static int judge_cold(struct judge *j, const char *prog, size_t len, struct sbx_result *res,
 		      char **why)
 {
-	const char *argv[] = { j->python, "-s", "-c", embed_eval_driver_py, j->timeout_arg, j->guard_arg,
-			       NULL };
+	const char *argv[] = { j->python, "-s", "-c", embed_eval_driver_py, j->timeout_arg,
+			       j->guard_arg, NULL };
 	memset(res, 0, sizeof *res);
 	return sbx_run(j->sb, argv, prog, len, res, why);
 }
@@ -75,8 +75,8 @@ static int judge_cold(struct judge *j, const char *prog, size_t len, struct sbx_
 static int judge_warm(struct judge *j, const char *prog, size_t len, struct sbx_result *res,
 		      char **why)
 {
-	const char *argv[] = { j->python, "-s", "-c", embed_eval_driver_py, j->timeout_arg, j->guard_arg,
-			       j->cpu_arg, j->keep_arg, NULL };
+	const char *argv[] = { j->python, "-s", "-c", embed_eval_driver_py, j->timeout_arg,
+			       j->guard_arg, j->cpu_arg, j->keep_arg, NULL };
 	int t = omp_get_thread_num();
 	struct sbx_session **s = &j->sessions[t < j->nsessions ? t : 0];
 	for (int attempt = 0; attempt < 2; attempt++) {
