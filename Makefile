@@ -100,6 +100,17 @@ $(BUILD)/obj/gpu/%.o: gpu/%.cu
 
 fuzz: $(FUZZERS)
 
+# The same targets with a plain main (tests/fuzz/replay.c) and the normal CC, so t0005 replays
+# their seed corpora in every build, sanitized under SAN=1. Two small links: part of all.
+REPLAYS    = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/replay-%)
+REPLAY_OBJ = $(FUZZ_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/tests/fuzz/replay.o
+.SECONDARY: $(REPLAY_OBJ)
+all: $(REPLAYS)
+$(REPLAYS): $(BUILD)/tests/replay-%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay.o $(BUILD)/libcp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/tests/fuzz/replay.o $(BUILD)/libcp.a $(LDLIBS)
+-include $(REPLAY_OBJ:.o=.d)
+
 check: all
 	BUILD=$(abspath $(BUILD)) PYTHON=$(PYTHON) scripts/run-tests
 
