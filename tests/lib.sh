@@ -77,3 +77,7 @@ need_python() { # VERSION [N]: $PYTHON is at least VERSION (e.g. 3.8)
 # Its standard output is kept in $TMP/.out.
 setup() { local d=$1; shift; ( set -e; "$@" ) >"$TMP/.out" 2>"$TMP/.err"; local s=$?
 	_tap $s "setup: $d"; [ $s = 0 ] || { echo "#   command: $*"; sed 's/^/#   /' "$TMP/.err" | head -20; }; return $s; }
+# need N|all REASON CMD...: the general prerequisite: CMD succeeds, else the next N assertions
+# (or, with all, the script) are skipped for REASON
+need() { local n=$1 r=$2; shift 2; "$@" >/dev/null 2>&1 && return 0
+	[ "$n" = all ] && n=; _need "$r" "$n"; }
