@@ -87,11 +87,13 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libcp.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcp.a $(LDLIBS) $(LDLIBS_$*)
 
-# libFuzzer targets: clang only, built apart from the rest.
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC)
+# libFuzzer targets: clang only, built apart from the rest (the library's embedded Python files
+# are plain data objects, linked as they are).
+COMMON_PY_OBJ = $(COMMON_PY:%.py=$(BUILD)/obj/%.py.o)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(COMMON_PY_OBJ)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -Icommon $(CPPFLAGS) -fsanitize=fuzzer,address,undefined \
-		$(LDFLAGS) -o $@ $< $(COMMON_SRC) $(LDLIBS)
+		$(LDFLAGS) -o $@ $< $(COMMON_SRC) $(COMMON_PY_OBJ) $(LDLIBS)
 
 gpu: $(GPU_OBJ)
 $(BUILD)/obj/gpu/%.o: gpu/%.cu

@@ -25,8 +25,9 @@ like "$(cat recipes.txt)" "^check:" "the Makefile has a check recipe"
 is "$(grep -n 'deps' recipes.txt)" "" "... which, with check-san's, names no deps"
 
 # ---- the user's flags, and DEVELOPER=1 (make -n -B: every command, none run)
-flags() { # MAKEARGS...: make -n -B of one tool and one unit test into a scratch BUILD
-	mk -n -B BUILD="$TMP/flags" "$@" "$TMP/flags/bin/cp-cat" "$TMP/flags/tests/test-shard" >flags.txt 2>&1
+flags() { # MAKEARGS...: make -n -B of a tool, a unit test and a replay into a scratch BUILD
+	mk -n -B BUILD="$TMP/flags" "$@" "$TMP/flags/bin/cp-cat" "$TMP/flags/tests/test-shard" \
+		"$TMP/flags/tests/replay-fuzz-shard" >flags.txt 2>&1
 }
 ok "make -n -B with CPPFLAGS, CFLAGS and LDFLAGS" \
 	flags CPPFLAGS=-DCP_T0004_CPP CFLAGS="-O1 -DCP_T0004_C" LDFLAGS=-Wl,--as-needed,-O1
