@@ -86,11 +86,13 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libcp.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcp.a $(LDLIBS) $(LDLIBS_$*)
 
-# libFuzzer targets: clang only, built apart from the rest.
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC)
+# libFuzzer targets: clang only, built apart from the rest (the library's embedded Python files
+# are plain data objects, linked as they are).
+COMMON_PY_OBJ = $(COMMON_PY:%.py=$(BUILD)/obj/%.py.o)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(COMMON_PY_OBJ)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -Icommon $(CPPFLAGS) -fsanitize=fuzzer,address,undefined \
-		$(LDFLAGS) -o $@ $< $(COMMON_SRC) $(LDLIBS)
+		$(LDFLAGS) -o $@ $< $(COMMON_SRC) $(COMMON_PY_OBJ) $(LDLIBS)
 
 gpu: $(GPU_OBJ)
 $(BUILD)/obj/gpu/%.o: gpu/%.cu
@@ -98,6 +100,17 @@ $(BUILD)/obj/gpu/%.o: gpu/%.cu
 	$(NVCC) -O2 -Icommon -c -o $@ $<
 
 fuzz: $(FUZZERS)
+
+# The same targets with a plain main (tests/fuzz/replay.c) and the normal CC, so t0005 replays
+# their seed corpora in every build, sanitized under SAN=1. Two small links: part of all.
+REPLAYS    = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/replay-%)
+REPLAY_OBJ = $(FUZZ_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/tests/fuzz/replay.o
+.SECONDARY: $(REPLAY_OBJ)
+all: $(REPLAYS)
+$(REPLAYS): $(BUILD)/tests/replay-%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay.o $(BUILD)/libcp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/tests/fuzz/replay.o $(BUILD)/libcp.a $(LDLIBS)
+-include $(REPLAY_OBJ:.o=.d)
 
 check: all
 	BUILD=$(abspath $(BUILD)) PYTHON=$(PYTHON) scripts/run-tests

@@ -42,7 +42,42 @@ err_like() { like "$(cat "$TMP/.err")" "$1" "$2"; }
 skip_all() { echo "1..0 # SKIP $*"; exit 0; }
 skip() { tap_n=$((tap_n + 1)); echo "ok $tap_n # skip $*"; }
 done_testing() { echo "1..$tap_n"; [ "$tap_failed" = 0 ]; exit $?; }
-# have_python_module MOD: true when $PYTHON can import MOD
 # json_field FILE EXPR: print EXPR of the JSON document in FILE, bound to r
 json_field() { "$PYTHON" -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1"; }
+# have_python_module MOD: true when $PYTHON can import MOD
 have_python_module() { "$PYTHON" -c "import $1" 2>/dev/null; }
+
+# Prerequisites. need_cmd CMD, need_python_module MOD, need_file FILE, need_python VERSION:
+# with no count, a missing prerequisite skips the whole script (skip_all, the reason named);
+# with a count N they guard the next N assertions: when it is missing they emit N counted
+# skips, each naming the reason, and return 1, so a script writes
+#     if need_cmd zstd 4; then ...the 4 assertions...; fi
+_need() { # REASON [N]: the prerequisite is missing
+	if [ -z "${2:-}" ]; then
+		skip_all "$1"
+	fi
+	local i=0
+	while [ $i -lt "$2" ]; do skip "$1"; i=$((i + 1)); done
+	return 1
+}
+need_cmd() { command -v "$1" >/dev/null 2>&1 || _need "'$1' not found on the PATH" "${2:-}"; }
+need_file() { [ -e "$1" ] || _need "no file '$1'" "${2:-}"; }
+need_python_module() {
+	have_python_module "$1" || _need "python module '$1' not installed (for $PYTHON)" "${2:-}"
+}
+need_python() { # VERSION [N]: $PYTHON is at least VERSION (e.g. 3.8)
+	"$PYTHON" -c 'import sys; sys.exit(sys.version_info < tuple(map(int, sys.argv[1].split("."))))' \
+		"$1" 2>/dev/null || _need "$PYTHON >= $1 not found" "${2:-}"
+}
+
+# setup DESC CMD...: a step that makes what later assertions use, run as an assertion so a
+# failure is reported where it happens (with its command and stderr) rather than as a
+# puzzling failure further on. CMD runs in a subshell under set -e, so a function of several
+# steps stops at the first that fails; what it sets in shell variables does not persist.
+# Its standard output is kept in $TMP/.out.
+setup() { local d=$1; shift; ( set -e; "$@" ) >"$TMP/.out" 2>"$TMP/.err"; local s=$?
+	_tap $s "setup: $d"; [ $s = 0 ] || { echo "#   command: $*"; sed 's/^/#   /' "$TMP/.err" | head -20; }; return $s; }
+# need N|all REASON CMD...: the general prerequisite: CMD succeeds, else the next N assertions
+# (or, with all, the script) are skipped for REASON
+need() { local n=$1 r=$2; shift 2; "$@" >/dev/null 2>&1 && return 0
+	[ "$n" = all ] && n=; _need "$r" "$n"; }

@@ -4,13 +4,12 @@
 # and on a sample of real Python files; the exact hash ignores exactly Python's whitespace.
 . "$(dirname "$0")/lib.sh"
 REF="$SRC_DIR/tests/ref/stats_ref.py"
-"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 8))' 2>/dev/null ||
-	skip_all "python3 >= 3.8 not found"
+need_python 3.8
 
 ok "make the hand-made files" "$PYTHON" "$REF" make-tricky tricky
 ok "make the Unicode files" "$PYTHON" "$REF" make-unicode ucd
 # a sample of real files: every 40th .py of the standard library, in byte order
-"$PYTHON" - >sample.txt <<'EOF'
+sample() { "$PYTHON" - >sample.txt <<'EOF'
 import os, sysconfig
 root = sysconfig.get_paths()["stdlib"]
 files = []
@@ -20,6 +19,8 @@ for d, dirs, names in os.walk(root):
 files = [f for f in sorted(files, key=os.fsencode) if os.path.getsize(f) <= 1000000]
 print("\n".join(files[::40]))
 EOF
+test -s sample.txt; }
+setup "a sample of the standard library's files" sample
 ok "hash the hand-made and Unicode files" cp-hash -q --max-size 0 -p '*.py' -p '*.txt' \
 	-o docs.shard tricky ucd
 ok "hash the sample (paths on stdin)" sh -c 'cp-hash -q -o sample.shard - <sample.txt'
@@ -40,8 +41,8 @@ import json, os, sys
 for l in sys.stdin:
     d = json.loads(l)
     print(os.path.basename(d["origin"]), d["hash"])'; }
-hashes docs.shard | sort >h-orig
-hashes stripped.shard | sort >h-stripped
+both() { hashes docs.shard | sort >h-orig; hashes stripped.shard | sort >h-stripped; test -s h-orig; }
+setup "the hashes of the files and of the stripped files" both
 is "$(diff h-orig h-stripped | head -5)" "" "hash(file) = hash(file with Python's \\s+ removed), all files"
 h() { grep "^$1 " h-orig | cut -d' ' -f2; }
 is "$(h ws-2.py)" "$(h ws-1.py)" "whitespace variants (CRLF, tabs) share a hash"

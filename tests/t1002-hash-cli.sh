@@ -16,11 +16,14 @@ for l in sys.stdin:
     print(json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v)' "$2"; }
 
 # --- directory walk order: byte order of the full paths ("a.py" < "a/b.py" < "a0.py")
-mkdir -p d/a d/z d/sub
-for f in d/a.py d/a/b.py d/a-x.py d/a0.py d/B.py d/z/y.py d/a/c.py; do
-	printf 'x = "%s"\n' "$f" >"$f"
-done
-echo 'not python' >d/sub/skip.txt
+mktree() {
+	mkdir -p d/a d/z d/sub
+	for f in d/a.py d/a/b.py d/a-x.py d/a0.py d/B.py d/z/y.py d/a/c.py; do
+		printf 'x = "%s"\n' "$f" >"$f"
+	done
+	echo 'not python' >d/sub/skip.txt
+}
+setup "a tree of files" mktree
 ok "hash a tree" cp-hash -o tree.shard d
 is "$(origins tree.shard | tr '\n' ' ')" "$(find d -name '*.py' | LC_ALL=C sort | tr '\n' ' ')" \
 	"files in byte order of their full paths"
@@ -31,8 +34,7 @@ ok "-p selects other files" cp-hash -p '*.txt' -o txt.shard d
 is "$(origins txt.shard)" "d/sub/skip.txt" "... and only them"
 
 # --- symlink loops are safe; every file comes once
-ln -s .. d/z/up
-ln -s ../a d/z/a-link
+setup "two symlinks that loop" sh -c 'ln -s .. d/z/up && ln -s ../a d/z/a-link'
 cp-hash -o loop.shard d 2>err.txt
 is "$?" "0" "a tree with a symlink loop hashes"
 is "$(origins loop.shard | sort | uniq -d)" "" "no file twice"
@@ -42,20 +44,26 @@ rm d/z/up d/z/a-link
 
 # --- a tree deeper than the descriptors the process may open: the walk keeps a directory
 # open while it visits it, but only so deep
-deep=deep; for i in $(seq 120); do deep=$deep/d$i; done
-mkdir -p "$deep" && echo 'x = 1' >"$deep/a.py" && echo 'y = 2' >deep/d1/b.py
+mkdeep() {
+	deep=deep; for i in $(seq 120); do deep=$deep/d$i; done
+	mkdir -p "$deep" && echo 'x = 1' >"$deep/a.py" && echo 'y = 2' >deep/d1/b.py
+}
+setup "a tree 120 directories deep" mkdeep
 (ulimit -n 40 && cp-hash -q -j2 -o deep.shard deep) 2>err.txt
 is "$?:$(cat err.txt)" "0:" "a tree 120 directories deep, 40 descriptors: no error"
 is "$(origins deep.shard | wc -l)" "2" "... and both files, the deepest too"
 
 # --- links the walk follows, and entries it passes over
-mkdir -p outside/pkg
-printf 'x = "outside"\n' >outside/o.py
-printf 'x = "pkg"\n' >outside/pkg/p.py
-ln -s ../../outside/o.py d/z/link.py
-ln -s ../../outside/pkg d/z/pkg-link
-ln -s nowhere.py d/z/dangling.py
-mkfifo d/z/fifo.py
+mklinks() {
+	mkdir -p outside/pkg
+	printf 'x = "outside"\n' >outside/o.py
+	printf 'x = "pkg"\n' >outside/pkg/p.py
+	ln -s ../../outside/o.py d/z/link.py
+	ln -s ../../outside/pkg d/z/pkg-link
+	ln -s nowhere.py d/z/dangling.py
+	mkfifo d/z/fifo.py
+}
+setup "links to a file and a directory outside, a dangling link, a FIFO" mklinks
 cp-hash -o links.shard d 2>err.txt
 is "$?" "1" "a tree with links, a dangling link and a FIFO: exit 1 (an entry was unreadable)"
 is "$(origins links.shard | grep -c 'd/z/link.py\|d/z/pkg-link/p.py')" "2" \
@@ -66,8 +74,7 @@ like "$(tail -1 err.txt)" " 1 unreadable" "... and the summary counts the dangli
 rm d/z/link.py d/z/pkg-link d/z/dangling.py d/z/fifo.py
 
 # --- skips: binary, too large, unreadable
-printf 'a\0b' >d/bin.py
-head -c 2000 /dev/zero | tr '\0' x >d/big.py
+setup "a binary and a big file" sh -c "printf 'a\\0b' >d/bin.py && head -c 2000 /dev/zero | tr '\\0' x >d/big.py"
 cp-hash --max-size 1000 -o skip.shard d 2>err.txt
 is "$?" "0" "skips are not errors"
 like "$(cat err.txt)" "^cp-hash: 7 docs, [0-9]+ bytes; skipped: 1 binary, 1 too large, 0 malformed" \
@@ -75,17 +82,13 @@ like "$(cat err.txt)" "^cp-hash: 7 docs, [0-9]+ bytes; skipped: 1 binary, 1 too 
 ok "--max-size 0 takes the big file" cp-hash -q --max-size 0 -o skip2.shard d
 is "$(origins skip2.shard | grep -c big.py)" "1" "... it is there"
 rm d/bin.py d/big.py
-if [ "$(id -u)" != 0 ]; then
+if need 3 "unreadable files (running as root)" test "$(id -u)" != 0; then
 	printf 'x = 1\n' >d/locked.py
 	chmod 000 d/locked.py
 	exit_is 1 "an unreadable file: exit 1" cp-hash -o lock.shard d
 	err_like "cannot open 'd/locked.py'" "... named"
 	is "$(origins lock.shard | wc -l | tr -d ' ')" "7" "... the others are written"
 	rm -f d/locked.py
-else
-	skip "unreadable files (running as root)"
-	skip "unreadable files (running as root)"
-	skip "unreadable files (running as root)"
 fi
 
 # --- JSON lines: plain, gzip, zstd; metadata; malformed lines reported as FILE:LINE
@@ -96,8 +99,7 @@ cat >data.jsonl <<'EOF'
 
 {"repo_name":"a/e","path":"w.py","text":"only text"}
 EOF
-gzip -c data.jsonl >data.jsonl.gz
-zstd -q -c data.jsonl >data.jsonl.zst 2>/dev/null || skip_zstd=1
+setup "data.jsonl.gz" sh -c 'gzip -c data.jsonl >data.jsonl.gz'
 cp-hash -o plain.shard data.jsonl 2>err.txt
 is "$?" "0" "malformed lines are skipped, not fatal"
 like "$(cat err.txt)" "data.jsonl:2: malformed JSON line: unterminated string" "reported as FILE:LINE"
@@ -109,14 +111,13 @@ is "$(field plain.shard meta | sed -n 1p)" '{"repo_name": "a/b", "path": "x.py",
 is "$(field plain.shard content | grep -c '^x = é$')" "1" "content unescaped"
 ok "gzip input" cp-hash -q -o gz.shard data.jsonl.gz
 is "$(field gz.shard hash)" "$(field plain.shard hash)" "... gives the same documents"
-if [ -z "${skip_zstd:-}" ]; then
+if need_cmd zstd 5; then
+	ok "make data.jsonl.zst" sh -c 'zstd -q -c data.jsonl >data.jsonl.zst'
 	ok "zstd input" cp-hash -q -o zst.shard data.jsonl.zst
 	is "$(field zst.shard hash)" "$(field plain.shard hash)" "... gives the same documents"
 	head -c 60 data.jsonl.zst >cut.jsonl.zst
 	exit_is 1 "truncated zstd: exit 1" cp-hash -q -o cut.shard cut.jsonl.zst
 	err_like "cut.jsonl.zst': truncated zstd" "... with the file named"
-else
-	skip "zstd not installed"; skip "zstd"; skip "zstd"; skip "zstd"
 fi
 ok "--field names the text field" cp-hash -q --field text -o text.shard data.jsonl
 is "$(origins text.shard)" "data.jsonl:5" "... and takes it"
@@ -126,7 +127,7 @@ err_like "data.jsonl:2: malformed" "... and named"
 _tap $? "... and no output is left"
 
 # a 10 MB line
-"$PYTHON" -c 'import json; print(json.dumps({"content": "y" * 10000000, "path": "big"}))' >big.jsonl
+setup "a 10 MB JSON line" sh -c "'$PYTHON' -c 'import json; print(json.dumps({\"content\": \"y\" * 10000000, \"path\": \"big\"}))' >big.jsonl"
 ok "a 10 MB JSON line" cp-hash -q --max-size 0 -o big.shard big.jsonl
 is "$(field big.shard line_max)" "10000000" "... is one 10 MB document"
 exit_is 0 "over --max-line it is skipped" cp-hash --max-line 1M -o big2.shard big.jsonl
@@ -155,7 +156,7 @@ mkdir empty
 ok "no input documents" cp-hash -q -o eout/ empty
 is "$(cp-cat --header eout/docs-00000.shard | grep -c '"records":0')" "1" "... one empty shard"
 
-cp -r "$SRC_DIR/tests/unit" d/unit
+setup "C sources into the tree" cp -r "$SRC_DIR/tests/unit" d/unit
 for j in 1 2 3; do
 	cp-hash -q -j $j -p '*.py' -p '*.c' -p '*.h' -o j$j.shard d data.jsonl.gz README.md 2>/dev/null
 done
@@ -163,7 +164,7 @@ cmp -s j1.shard j2.shard && cmp -s j1.shard j3.shard
 _tap $? "-j 1, 2, 3 write the same bytes"
 
 # more documents than one batch holds (4096): the order and bytes still do not depend on -j
-"$PYTHON" -c '
+setup "4500 files" "$PYTHON" -c '
 import os
 os.makedirs("many", exist_ok=True)
 for i in range(4500):
@@ -193,7 +194,7 @@ raw=$(cp-cat --header lvl0.shard | "$PYTHON" -c 'import json,sys; print(json.loa
 sz=$(wc -c <lvl0.shard | tr -d ' ')
 [ "$sz" -gt "$raw" ] && [ "$(wc -c <lvl19.shard)" -lt "$raw" ]
 _tap $? "-L 0 stores ($sz bytes for $raw of records), -L 19 compresses"
-if command -v zstd >/dev/null; then
+if need_cmd zstd 1; then
 	# the stored blocks are standard zstd frames: the zstd tool decodes the first one
 	"$PYTHON" - lvl0.shard >frame.zst <<'PY'
 import struct, sys
@@ -203,8 +204,6 @@ sys.stdout.buffer.write(b[64 + 32:64 + 32 + clen])
 PY
 	raw1=$("$PYTHON" -c 'import struct,sys; print(struct.unpack_from("<I", open(sys.argv[1],"rb").read(), 64 + 16)[0])' lvl0.shard)
 	is "$(zstd -dc frame.zst | wc -c | tr -d ' ')" "$raw1" "a stored block is a zstd frame the zstd tool decodes"
-else
-	skip "zstd not installed"
 fi
 cp-hash -q many data.jsonl 2>/dev/null >piped.shard
 [ "$(wc -c <piped.shard)" -lt "$raw" ]
@@ -245,12 +244,9 @@ wait_policy() { # [ENV...] -> the OMP_WAIT_POLICY in a running cp-hash's environ
 	wait $pid
 	echo "$p"
 }
-if [ -r /proc/self/environ ]; then
+if need 2 "no /proc" test -r /proc/self/environ; then
 	is "$(wait_policy)" "passive" "cp-hash restarts itself with OMP_WAIT_POLICY=passive"
 	is "$(wait_policy OMP_WAIT_POLICY=active)" "active" "... but keeps the user's choice"
-else
-	skip "no /proc"
-	skip "no /proc"
 fi
 
 done_testing

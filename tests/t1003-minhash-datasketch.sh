@@ -6,7 +6,7 @@
 # inputs that mix the schemes and warns of documents without signatures.
 . "$(dirname "$0")/lib.sh"
 
-have_python_module datasketch || skip_all "python module datasketch not installed"
+need_python_module datasketch
 
 # what datasketch computes for each record's document (files, or FILE:LINE of JSON lines),
 # tokens split as CodeParrot does; prints "DOCS MISMATCHES SIGNED" for cp-cat --minhash output
@@ -44,22 +44,25 @@ ok "the permutation table is datasketch's" \
 
 # --- real files: 30 modules of the running Python's standard library
 stdlib=$("$PYTHON" -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
-ls "$stdlib"/*.py | LC_ALL=C sort | head -30 >list.txt
+setup "30 modules of the standard library" sh -c "ls '$stdlib'/*.py | LC_ALL=C sort | head -30 >list.txt && test \$(wc -l <list.txt) = 30"
 
 # --- hand-made: non-ASCII text and names, invalid UTF-8, tokens across SHA-1's 64-byte
 # blocks, repeated tokens, too few tokens, CRLF, a JSON line with escapes
-mkdir h
-printf 'def größe(x):\n    return "héllo wörld", ñame_1, αβγ_δ, 日本語 + x\n# zero one two three four five six\n' >h/unicode.py
-printf 'a\377\376b c d\300\200e f g h i j k l m n \355\240\200 o\n' >h/invalid.py
-"$PYTHON" -c '
+mkhand() {
+	mkdir h
+	printf 'def größe(x):\n    return "héllo wörld", ñame_1, αβγ_δ, 日本語 + x\n# zero one two three four five six\n' >h/unicode.py
+	printf 'a\377\376b c d\300\200e f g h i j k l m n \355\240\200 o\n' >h/invalid.py
+	"$PYTHON" -c '
 import sys
 toks = ["t" * n for n in (1, 19, 54, 55, 56, 63, 64, 65, 119, 120, 200, 1000)]
 open("h/long.py", "w").write(" ".join(toks) + "\n")
 open("h/repeat.py", "w").write(("alpha beta gamma delta epsilon zeta eta theta iota kappa " * 50) + "\n")'
-printf 'only five tokens here x\n' >h/few.py
-printf 'one\r\ntwo\r\nthree four;five(six)seven[eight]nine{ten}\r\n' >h/crlf.py
-printf '%s\n' '{"content": "caf\u00e9 na\u00efve r\u00e9sum\u00e9 x1 x2 x3 x4 x5 x6 x7 x8 \ud83d\ude00 end", "repo_name": "r"}' >h/docs.jsonl
-find h -type f | LC_ALL=C sort >>list.txt
+	printf 'only five tokens here x\n' >h/few.py
+	printf 'one\r\ntwo\r\nthree four;five(six)seven[eight]nine{ten}\r\n' >h/crlf.py
+	printf '%s\n' '{"content": "caf\u00e9 na\u00efve r\u00e9sum\u00e9 x1 x2 x3 x4 x5 x6 x7 x8 \ud83d\ude00 end", "repo_name": "r"}' >h/docs.jsonl
+	find h -type f | LC_ALL=C sort >>list.txt
+}
+setup "the hand-made files" mkhand
 
 ok "cp-hash --minhash datasketch" cp-hash -q -j2 --minhash datasketch -o ds.shard - <list.txt
 ok "cp-hash (default scheme)" cp-hash -q -j2 -o ds2.shard - <list.txt

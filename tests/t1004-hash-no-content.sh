@@ -8,17 +8,20 @@
 
 # a tree with exact and near copies, config-like and keyword-less files
 stdlib=$("$PYTHON" -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
-mkdir -p t/a t/b t/c
-cp "$stdlib"/json/*.py t/a/
-cp "$stdlib"/json/*.py t/b/				# exact copies
-for f in "$stdlib"/json/*.py; do			# near copies: one line more
-	{ cat "$f"; echo "# a copy"; } >"t/c/$(basename "$f")"
-done
-cp "$stdlib"/email/*.py t/
-printf 'x = 1\n' >t/settings.py
-printf 'import os\n' >t/test_nothing.py
-printf '{"content": "def f():\\n    return 1\\n", "repo_name": "r"}\n' >docs.jsonl
-printf '{"content": "x = 1\\ny = 2\\n", "path": "p.py"}\n' >>docs.jsonl
+mktree() {
+	mkdir -p t/a t/b t/c
+	cp "$stdlib"/json/*.py t/a/
+	cp "$stdlib"/json/*.py t/b/				# exact copies
+	for f in "$stdlib"/json/*.py; do			# near copies: one line more
+		{ cat "$f"; echo "# a copy"; } >"t/c/$(basename "$f")"
+	done
+	cp "$stdlib"/email/*.py t/
+	printf 'x = 1\n' >t/settings.py
+	printf 'import os\n' >t/test_nothing.py
+	printf '{"content": "def f():\\n    return 1\\n", "repo_name": "r"}\n' >docs.jsonl
+	printf '{"content": "x = 1\\ny = 2\\n", "path": "p.py"}\n' >>docs.jsonl
+}
+setup "a tree with exact and near copies, and JSON lines" mktree
 
 ok "cp-hash" cp-hash -q -j2 -o full.shard t docs.jsonl
 ok "cp-hash --no-content" cp-hash -q -j2 --no-content -o bare.shard t docs.jsonl
@@ -28,8 +31,8 @@ import json, sys
 for l in sys.stdin:
     d = json.loads(l)
     print(d.pop("content") is None, json.dumps(d, sort_keys=True))'; }
-records full.shard >full.txt
-records bare.shard >bare.txt
+both() { records full.shard >full.txt && records bare.shard >bare.txt && test -s full.txt; }
+setup "the records of both, as JSON" both
 is "$(wc -l <bare.txt)" "$(wc -l <full.txt)" "as many records ($(wc -l <full.txt))"
 is "$(cut -d' ' -f1 bare.txt | sort -u)" "True" "... none with content (cp-cat: null)"
 is "$(cut -d' ' -f1 full.txt | sort -u)" "False" "... where the full ones all have it"

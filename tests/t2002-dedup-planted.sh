@@ -6,7 +6,7 @@
 
 # Files are named so that byte order of path is the order of "first"; expect.txt lists the
 # survivors (relative paths), pairs.txt the near pairs that must be joined.
-"$PYTHON" - <<'PY'
+setup "generate the tree" "$PYTHON" - <<'PY'
 import os, random
 rng = random.Random(2002)
 def word():
@@ -64,7 +64,7 @@ for l in sys.stdin:
     print(o[o.index("tree/"):])' | sort
 }
 
-cp-hash -q -o all.shard tree
+ok "cp-hash the tree" cp-hash -q -o all.shard tree
 exit_is 0 "cp-dedup --no-filters" cp-dedup -j1 -o out1 --no-filters --report r1.json --pairs pairs.jsonl all.shard
 is "$(survivors out1)" "$(cat expect.txt)" "exactly the expected files survive"
 r=$("$PYTHON" -c "import json; r = json.load(open('r1.json')); print(r['docs_in'], r['exact_duplicates'], r['near_duplicates'], r['docs_out'])")
@@ -80,7 +80,7 @@ PY
 _tap $? "--pairs: 13 confirmed pairs, within their groups, Jaccard >= 0.85"
 
 # the same decisions with many shards and threads, through pipes
-cp-hash -q -o split/ --shard-docs 7 tree
+ok "cp-hash into 7-document shards" cp-hash -q -o split/ --shard-docs 7 tree
 exit_is 0 "cp-dedup -j2 on 7-document shards" cp-dedup -j2 -o out2 --no-filters split
 is "$(survivors out2)" "$(cat expect.txt)" "same survivors from split shards"
 exit_is 0 "cp-dedup -j1 on the same" cp-dedup -j1 -o out3 --no-filters split
@@ -138,8 +138,7 @@ _tap $? "... stored shards are larger"
 exit_is 2 "-L 99 is a usage error" cp-dedup -L 99 all.shard
 
 # empty input: a valid report, no shard
-mkdir empty
-cp-hash -q -o empty.shard empty
+setup "an empty shard" sh -c 'mkdir empty && cp-hash -q -o empty.shard empty'
 exit_is 0 "an empty input is fine" cp-dedup -o out8 --report r8.json empty.shard
 is "$("$PYTHON" -c "import json; r = json.load(open('r8.json')); print(r['docs_in'], r['docs_out'], r['outputs'])")" \
 	"0 0 []" "... with zero counts and no shard written"

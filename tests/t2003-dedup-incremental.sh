@@ -7,7 +7,7 @@
 # which did not record it, is refused for near dedup unless CP_DEDUP_INDEX_SCHEME says it.
 . "$(dirname "$0")/lib.sh"
 
-"$PYTHON" - <<'PY'
+setup "old and new data, with copies and near copies" "$PYTHON" - <<'PY'
 import os, random
 rng = random.Random(2003)
 def word():
@@ -47,8 +47,8 @@ for l in sys.stdin: print(json.loads(l)["origin"])' | sort; }
 u32at() { od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '; }	# FILE OFFSET: a little-endian u32
 u64at() { od -An -tu8 -j "$2" -N8 "$1" | tr -d ' '; }
 
-cp-hash -q --minhash xxh3 -o old.shard old
-cp-hash -q --minhash xxh3 -o new.shard new
+setup "hash both (xxh3 signatures)" sh -c \
+	'cp-hash -q --minhash xxh3 -o old.shard old && cp-hash -q --minhash xxh3 -o new.shard new'
 exit_is 0 "run 1 with a fresh index" cp-dedup -o clean --drop-prob 1 --index idx --report r1.json old.shard
 ok "the index was written" test -s idx
 is "$(survivors clean)" "$(printf 'old/1_A.py\nold/2_B.py\nold/4_C.py')" "run 1 keeps A, B, C"
@@ -100,7 +100,7 @@ ok "no temporary index is left" test -z "$(ls | grep '\.tmp')"
 # the MinHash scheme (cp-hash --minhash): recorded, and never mixed
 is "$(u32at idx 8) $(u32at idx 20)" "2 1" "the index is version 2 and records scheme 1 (xxh3)"
 is "$(u32at idx.nn 20)" "0" "an index without signatures records scheme 0 (none)"
-cp-hash -q --minhash datasketch -o new-ds.shard new
+ok "cp-hash --minhash datasketch on the new data" cp-hash -q --minhash datasketch -o new-ds.shard new
 cp idx idx.before
 exit_is 1 "datasketch inputs against an xxh3 index are refused" \
 	cp-dedup -o mixed --drop-prob 1 --index idx new-ds.shard
@@ -119,7 +119,7 @@ exit_is 0 "an index without signatures merges with any" cp-dedup --merge-index m
 is "$(u32at m.idx 20)" "2" "... and the merge takes the scheme of the one with signatures"
 
 # a version-1 index (scheme not recorded): two exact hashes, one signature of 256 values
-"$PYTHON" -c '
+setup "a version-1 index" "$PYTHON" -c '
 import struct
 body = b"\x01" * 16 + b"\x02" * 16 + b"".join(struct.pack("<H", i) for i in range(256))
 head = b"CPDEDUP\0" + struct.pack("<IIIIQQQQ", 1, 256, 16, 0, 2, 1, 0, 0x15b24d47edc4ef21)

@@ -1,7 +1,8 @@
 #!/bin/sh
 # t2004: cp-dedup killed mid-run (SIGTERM, SIGKILL; while reading, while writing) leaves
-# nothing in OUTDIR that a reader takes for output, and a rerun completes with the same
-# result as an uninterrupted run.
+# nothing in OUTDIR that a reader takes for output, hidden entries included; a SIGTERM leaves
+# no temporary (DIR/.NAME.tmp.PID, base/atomic.h) anywhere under it; and a rerun completes
+# with the same result as an uninterrupted run, and nothing hidden left.
 . "$(dirname "$0")/lib.sh"
 
 std=$("$PYTHON" -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
@@ -9,21 +10,27 @@ set --
 for d in email json unittest importlib xml logging concurrent; do
 	[ -d "$std/$d" ] && set -- "$@" "$std/$d"
 done
-[ $# -gt 0 ] || skip_all "no Python sources under '$std'"
-cp-hash -q -o in/ --shard-docs 40 "$@"
-cp-dedup -j1 -o ref in 2>/dev/null
-ok "an uninterrupted run writes output" test -n "$(ls ref)"
+need all "no Python sources under '$std'" test $# -gt 0
+setup "shards of $# stdlib trees" cp-hash -q -o in/ --shard-docs 40 "$@"
+ok "an uninterrupted run" cp-dedup -j1 -o ref in
+ok "... writes output" test -n "$(ls ref)"
 first=$(ls in | head -1)
 
-# nothing_accepted DIR DESC: no visible shard in DIR is accepted, and cp-cat DIR prints nothing
+# nothing_accepted DIR DESC: no file in DIR, visible or hidden, is accepted as a shard, and
+# cp-cat DIR prints nothing
 nothing_accepted() {
 	bad=0
-	for f in "$1"/*; do
-		[ -e "$f" ] || continue
+	for f in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+		[ -f "$f" ] || continue
 		cp-cat --verify "$f" >/dev/null 2>&1 && { echo "#   accepted: $f"; bad=1; }
 	done
 	[ -z "$(cp-cat "$1" 2>/dev/null | head -c 1)" ] || bad=1
 	_tap $bad "$2"
+}
+# no_temporaries DIR DESC: no atomic temporary (.NAME.tmp.PID) anywhere under DIR
+no_temporaries() {
+	local tmps; tmps=$(find "$1" -name '.*.tmp.*' 2>/dev/null)
+	is "$tmps" "" "$2"
 }
 same_as_ref() { # DIR DESC
 	d=0
@@ -57,6 +64,7 @@ for sig in TERM KILL; do
 	nothing_accepted out "SIG$sig while writing: nothing in OUTDIR is accepted"
 	if [ "$sig" = TERM ]; then
 		is "$(ls -A out)" "" "SIGTERM: staged and temporary files removed"
+		no_temporaries out "SIGTERM while writing: no temporary anywhere under OUTDIR"
 	else
 		ok "SIGKILL: only the hidden staging directory remains" test -z "$(ls out)"
 	fi
@@ -75,8 +83,14 @@ for sig in TERM KILL; do
 	kill -s "$sig" "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	nothing_accepted out "SIG$sig while reading standard input: nothing accepted"
-	[ "$sig" = TERM ] && is "$(ls -A out | grep -v '^\.cp-dedup-[0-9]*$')" "" "SIGTERM: no spool left"
+	if [ "$sig" = TERM ]; then
+		is "$(ls -A out | grep -v '^\.cp-dedup-[0-9]*$')" "" "SIGTERM: no spool left"
+		no_temporaries out "SIGTERM while reading: no temporary anywhere under OUTDIR"
+	fi
 done
+exit_is 0 "a rerun after the reading kills" cp-dedup -j1 -o out in
+same_as_ref out "... writes what an uninterrupted run writes"
+is "$(ls -A out | grep '^\.')" "" "... and leaves nothing hidden"
 
 # ---- killed at several moments on the whole input ----
 finished=0
@@ -94,6 +108,8 @@ for t in 0.05 0.2 0.4; do
 			else
 				nothing_accepted out "SIG$sig after ${t}s: nothing accepted"
 			fi
+			[ "$sig" = TERM ] &&
+				no_temporaries out "SIGTERM after ${t}s: no temporary anywhere under OUTDIR"
 		else
 			wait "$pid"
 			same_as_ref out "finished before ${t}s: complete output"
@@ -104,4 +120,5 @@ done
 [ $finished = 1 ] && rm -rf out
 exit_is 0 "the rerun completes" cp-dedup -j2 -o out in
 same_as_ref out "... with the uninterrupted result (and -j2 writes what -j1 wrote)"
+is "$(ls -A out | grep '^\.')" "" "... and nothing hidden is left"
 done_testing

@@ -14,9 +14,8 @@ like "$(cat report.json)" '"seq_len":16' "report names the sequence length"
 ok "train shards readable" cp-cat --verify out/train
 is "$(ls out/train | wc -l)" "$(( ( $(sed 's/.*"train_sequences":\([0-9]*\).*/\1/' report.json) + 99) / 100 ))" \
 	"train shards hold 100 sequences each"
-cp-cat t1.shard t3.shard >docs.jsonl
-cp-cat out/train >train.jsonl
-cp-cat out/valid >valid.jsonl
+dump() { cp-cat t1.shard t3.shard >docs.jsonl; cp-cat out/train >train.jsonl; cp-cat out/valid >valid.jsonl; }
+setup "the documents and sequences as JSON lines" dump
 cat >check.py <<'PY'
 import json, sys
 M = (1 << 64) - 1
@@ -56,14 +55,14 @@ ok "sequences, split and report match the Python model" "$PYTHON" check.py
 ok "same seed again" cp-pack -T 16 --valid-frac 0.2 --seed 7 --shard-seqs 100 -o again t1.shard t3.shard
 ok "same seed gives the same bytes" cmp out/train/seqs-00000.shard again/train/seqs-00000.shard
 ok "another seed" cp-pack -T 16 --valid-frac 0.2 --seed 8 -o other t1.shard t3.shard
-cp-cat other/train >other.jsonl
+setup "its sequences as JSON lines" sh -c 'cp-cat other/train >other.jsonl'
 if cmp -s other/train/seqs-00000.shard out/train/seqs-00000.shard; then _tap 1 "another seed shuffles differently"; else _tap 0 "another seed shuffles differently"; fi
 is "$(sed 's/"index":[0-9]*,//' other.jsonl | sort | md5sum)" "$(sed 's/"index":[0-9]*,//' train.jsonl | sort | md5sum)" \
 	"another seed keeps the same sequences"
 
 # a refresh that adds documents leaves every old document on its side
 ok "pack one shard" cp-pack -T 16 --valid-frac 0.2 -o one t1.shard
-cp-cat one/valid >one_valid.jsonl
+setup "its validation sequences as JSON lines" sh -c 'cp-cat one/valid >one_valid.jsonl'
 stable=$("$PYTHON" -c '
 import json
 v1 = [t for l in open("one_valid.jsonl") for t in json.loads(l)["tokens"]]
@@ -83,7 +82,7 @@ like "$(cp-cat -n 1 wide/train)" '"n_tokens":8' "wide record decodes"
 exit_is 1 "mixed vocabularies refused" cp-pack -T 8 -o mix t1.shard t2.shard
 err_like "vocabulary size" "message names the vocabulary"
 exit_is 1 "a sequence shard is not a token shard" cp-pack -T 8 -o bad out/train/seqs-00000.shard
-head -c 200 t1.shard >trunc.shard
+setup "a truncated token shard" sh -c 'head -c 200 t1.shard >trunc.shard'
 exit_is 1 "truncated input refused" cp-pack -T 8 -o bad trunc.shard
 err_like "trunc.shard" "message names the file"
 exit_is 2 "bad -T" cp-pack -T x -o bad t1.shard

@@ -3,25 +3,34 @@
 # run finishes: a counted fork loop, a fork bomb, a memory bomb, busy loops (one that swallows
 # the timeout), a child that ignores SIGTERM and detaches (setsid, double fork), writing and
 # deleting files outside the scratch directory, connecting to a listener on 127.0.0.1,
-# signalling the parent and kill(-1), flooding stdout, and escape calls (unshare, mount,
+# signalling the parent and kill(-1), flooding stdout (what is kept and stored within the
+# sandbox's cap, the total said), and escape calls (unshare, mount,
 # setuid, chroot). Afterwards no process of the run is alive and the files are untouched.
 # Every hostile program bounds itself (2048 processes, 4 GB, 20 s, 200 MB) in case
 # containment fails; kill(-1) runs only once the sandbox is seen to use user and pid namespaces.
 . "$(dirname "$0")/lib.sh"
 
 cp-humaneval sandbox >sandbox.txt 2>&1 || skip_all "no namespace sandbox here: $(tail -1 sandbox.txt)"
-grep -q 'user namespace' sandbox.txt && grep -q 'pid namespace' sandbox.txt ||
-	skip_all "the sandbox lacks user or pid namespaces"
-grep -q 'candidates run as uid 0 ' sandbox.txt && skip_all "candidates would run as root"
+need all "the sandbox lacks user or pid namespaces" \
+	sh -c "grep -q 'user namespace' sandbox.txt && grep -q 'pid namespace' sandbox.txt"
+need all "candidates would run as root" sh -c "! grep -q 'candidates run as uid 0 ' sandbox.txt"
+# the sandbox's output cap, as its man page states it
+CAP_KIB=$(sed -n 's/.*the first \([0-9][0-9]*\) KiB kept.*/\1/p' "$SRC_DIR/man/cp-humaneval.1")
 
 MARKER=cp-t5010-marker-$$-$(date +%s)
 # files outside the scratch directory, writable by anyone, so only the sandbox protects them
+need all "no writable /var/tmp" test -d /var/tmp -a -w /var/tmp
 VICTIM_DIR=$(mktemp -d /var/tmp/cp-t5010.XXXXXX) || skip_all "no /var/tmp"
 trap 'rm -rf "$TMP" "$VICTIM_DIR"; [ -n "${LPID:-}" ] && kill "$LPID" 2>/dev/null' EXIT
-printf 'precious\n' >"$VICTIM_DIR/victim.txt"
-chmod 777 "$VICTIM_DIR"
-chmod 666 "$VICTIM_DIR/victim.txt"
-before=$(ls -la --time-style=full-iso "$VICTIM_DIR" | md5sum)
+mkvictim() {
+	printf 'precious\n' >"$VICTIM_DIR/victim.txt"
+	chmod 777 "$VICTIM_DIR"
+	chmod 666 "$VICTIM_DIR/victim.txt"
+}
+setup "a victim file in /var/tmp, writable by anyone" mkvictim
+# the directory and its entries, not "..": /var/tmp changes as other runs come and go
+victim_state() { stat -c '%a %h %y' "$VICTIM_DIR"; ls -lA --time-style=full-iso "$VICTIM_DIR"; }
+before=$(victim_state | md5sum)
 
 # a listener on 127.0.0.1 that logs any connection; it stops by itself after 60 s
 "$PYTHON" - "$TMP/port" "$TMP/connections" <<'EOF' &
@@ -40,11 +49,13 @@ while time.time() < end:
 EOF
 LPID=$!
 for i in $(seq 50); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+setup "a listener on 127.0.0.1" test -s "$TMP/port"
 PORT=$(cat "$TMP/port")
 
 printf '%s\n' '{"task_id": "hostile/0", "prompt": "def f():\n", "canonical_solution": "    return 1\n", "test": "def check(candidate):\n    assert candidate() == 1\n", "entry_point": "f"}' >problems.jsonl
 
-"$PYTHON" - "$MARKER" "$VICTIM_DIR" "$PORT" >samples.jsonl <<'EOF'
+mksamples() { "$PYTHON" - "$MARKER" "$VICTIM_DIR" "$PORT" >samples.jsonl; }
+setup "the hostile samples" mksamples <<'EOF'
 import json, sys
 marker, vdir, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 victim = vdir + "/victim.txt"
@@ -174,6 +185,29 @@ for l in open(sys.argv[1]):
     if r["kind"] == sys.argv[2]:
         print(r["result"])' results.jsonl "$1" | head -1; }
 
+# flood_bounded: the flood alone, with -v: what is kept of its output (shown after the sample's
+# line) is at most the sandbox's cap, and when it flooded past the cap the line says how much
+# there was (N bytes of output), more than was kept
+flood_bounded() {
+	grep '"kind": "flood"' samples.jsonl >flood.jsonl
+	exit_is 0 "$M: the flood alone, -v" timeout 60 cp-humaneval evaluate $MODE -v --problems problems.jsonl \
+		--samples flood.jsonl -j 1 --timeout 1 --memory 300M -o flood-results.jsonl
+	cp "$TMP/.err" flood.err
+	like "$CAP_KIB" '^[0-9]+$' "the output cap is in the man page (the first $CAP_KIB KiB kept)"
+	cap=$((${CAP_KIB:-0} * 1024))
+	stored=$(wc -c <flood-results.jsonl)
+	ok "$M: flood: its stored result is within the cap ($stored bytes, cap $cap)" test "$stored" -le "$cap"
+	total=$(sed -n 's/.*, \([0-9][0-9]*\) bytes of output\]$/\1/p' flood.err | head -1)
+	like "$total" '^[0-9]+$' "$M: flood: -v says how many bytes of output there were (${total:-none})"
+	kept=$(sed '1,/ bytes of output\]$/d' flood.err | wc -c)
+	ok "$M: flood: the output kept and shown is within the cap ($kept bytes)" test "$kept" -le "$cap"
+	if [ "${total:-0}" -gt "$cap" ]; then
+		ok "$M: flood: cut, and said so: $total bytes of output, $kept kept" test "$kept" -lt "$total"
+	else
+		is "$kept" "$total" "$M: flood: not cut, all $total bytes kept"
+	fi
+}
+
 hostile_run() { # MODE: run the hostile samples and check what became of them
 MODE=$1
 M=${MODE:---warm}
@@ -205,12 +239,13 @@ like "$r" 'write:Read-only file system' "$M: files: writing outside is refused (
 ok "$M: files: nothing outside was done, only the scratch write" sh -c "
 	echo '$r' | grep -q 'scratch:done' && ! echo '$r' | sed 's/scratch:done//' | grep -q ':done'"
 is "$(cat "$VICTIM_DIR/victim.txt")" "precious" "$M: files: the victim file is untouched"
-is "$(ls -la --time-style=full-iso "$VICTIM_DIR" | md5sum)" "$before" "$M: files: the directory is as it was"
+is "$(victim_state | md5sum)" "$before" "$M: files: the directory is as it was"
 ok "$M: files: nothing appeared in the real /var/tmp" test ! -e "/var/tmp/$MARKER"
 like "$(res network)" '^failed: no connection: ' "$M: network: no connection ($(res network))"
 ok "$M: network: the listener saw no connection" test ! -s "$TMP/connections"
 is "$(res signals)" "failed: still here" "$M: signals: parent and kill(-1) reach nothing outside"
 like "$(res flood)" '^(failed: |timed out)$' "$M: stdout flood: judged, output bounded"
+flood_bounded
 is "$(res escape)" "failed: unshare=-1 mount=-1 setuid=-1 chroot=-1" "$M: escape calls all fail"
 
 # nothing of the run survives: not the detached child (argv marker), not anything carrying the
@@ -231,7 +266,8 @@ hostile_run --cold
 
 # warm mode, one worker: what a candidate leaves is gone for the next, the server cannot be
 # reached, signalled or read, and keeps judging
-"$PYTHON" - >warm.jsonl <<'EOF'
+mkwarm() { "$PYTHON" - >warm.jsonl; }
+setup "samples that litter, snoop and peek" mkwarm <<'EOF'
 import json
 S = {}
 S["litter"] = """    import os
