@@ -380,7 +380,7 @@ static size_t edge_doc(unsigned char *buf, size_t n, int rare)
 		"configconfig", "def ", "class ", "for ", "while ", "undef ", "xfor ", "=", "==",
 		" ", "  ", "\n", "\n\n", "(", "):", ".", "_", "__", "x_1",
 	};
-	static const char *const odd[] = { "\r\n", "\t", "\x0c", "\xc3\xa9", "ab\xc3\xa9" "cd", "\x80",
+	static const char *const odd[] = { "\r\n", "\t", "\x0c", "\xc3\xa9", "ab\303\251cd", "\x80",
 					   "\r", "\x1c" };
 	size_t k = 0;
 	while (k < n) {
