@@ -10,6 +10,9 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
+# One spelling of every target, whichever way BUILD was given: the dependency files (.d) name
+# their targets, and a relative and an absolute name of one object would not share them.
+override BUILD := $(abspath $(BUILD))
 CC      ?= cc
 PYTHON  ?= python3
 SAN     ?=
