@@ -1,5 +1,6 @@
 /* index.c: cp-dedup's exact-hash set and its persistent, mergeable index file. */
 #include "dedup/index.h"
+#include "base/atomic.h"
 #include "base/buf.h"
 #include "base/die.h"
 #include "base/io.h"
@@ -427,14 +428,12 @@ int dedupidx_write(const char *path, const struct dedupidx *x)
 	if (x->n_near && (x->scheme == DEDUPIDX_SCHEME_NONE || x->scheme > DEDUPIDX_SCHEME_UNKNOWN))
 		return error("cannot write index '%s': %llu signatures of no known MinHash scheme",
 			     path, (unsigned long long)x->n_near);
-	char *tmp = xasprintf("%s.tmp", path);
-	FILE *f = fopen(tmp, "wb");
-	int ret = -1;
-	if (!f) {
-		error_errno("cannot create '%s'", tmp);
-		free(tmp);
+	/* a hidden temporary, registered so that a killed run leaves none (base/atomic.h) */
+	struct atomic_stream as;
+	if (atomic_fopen(&as, path))
 		return -1;
-	}
+	FILE *f = as.fp;
+	int ret = -1;
 	unsigned char h[DEDUPIDX_HEADER] = { 0 };
 	XXH3_state_t *xs = XXH3_createState();
 	XXH3_64bits_reset(xs);
@@ -461,30 +460,18 @@ int dedupidx_write(const char *path, const struct dedupidx *x)
 	wr_u64le(h + 32, x->n_near);
 	wr_u64le(h + 48, XXH3_64bits_digest(xs));
 	wr_u64le(h + 56, XXH3_64bits(h, 56));
-	if (fseek(f, 0, SEEK_SET) || put(f, h, sizeof h, NULL) || fflush(f) || fsync(fileno(f)))
+	if (fseek(f, 0, SEEK_SET) || put(f, h, sizeof h, NULL))
 		goto fail;
-	if (fclose(f)) {
-		f = NULL;
-		goto fail;
-	}
-	f = NULL;
-	if (rename(tmp, path)) {
-		error_errno("cannot rename '%s' to '%s'", tmp, path);
-		unlink(tmp);
-		goto out;
-	}
-	ret = 0;
+	ret = atomic_fclose(&as);	/* flushes, syncs and renames */
 	goto out;
 fail:
-	error_errno("cannot write index '%s'", tmp);
-	if (f)
-		fclose(f);
-	unlink(tmp);
+	error_errno("cannot write index '%s'", as.f.tmp);
+	atomic_fabort(&as);
 out:
 	XXH3_freeState(xs);
-	free(tmp);
 	return ret;
 }
+
 
 int dedupidx_merge(struct dedupidx *a, const struct dedupidx *b, const char *what)
 {
