@@ -3,6 +3,7 @@
 #include "base/die.h"
 #include "base/io.h"
 #include "base/xalloc.h"
+#include "shard/shard.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -182,4 +183,81 @@ void outdir_stage_free(struct outdir_stage *s)
 	free(s->paths);
 	free(s->dir);
 	memset(s, 0, sizeof *s);
+}
+
+/* ---- writer ---- */
+
+int outdir_writer_open(struct outdir_writer *ow, const char *out, const char *prefix,
+		       uint32_t kind, const uint64_t param[2], int level, int dflt_level)
+{
+	struct stat st;
+	size_t n = strlen(out);
+	memset(ow, 0, sizeof *ow);
+	ow->out = out;
+	ow->prefix = prefix;
+	ow->kind = kind;
+	ow->param[0] = param ? param[0] : 0;
+	ow->param[1] = param ? param[1] : 0;
+	ow->level = level;
+	ow->dflt_level = dflt_level;
+	if (!strcmp(out, "-")) {
+		ow->mode = OUTDIR_STDOUT;
+		refuse_tty(1, "shards");
+	} else if ((n && out[n - 1] == '/') || (!stat(out, &st) && S_ISDIR(st.st_mode))) {
+		ow->mode = OUTDIR_DIR;
+		return outdir_make(out, 1);
+	} else {
+		ow->mode = OUTDIR_FILE;
+	}
+	return 0;
+}
+
+static int writer_next(struct outdir_writer *ow)
+{
+	char *name = NULL;
+	const char *path = ow->mode == OUTDIR_STDOUT ? "-" : ow->out;
+	if (ow->mode == OUTDIR_DIR)
+		path = name = outdir_shard_path(ow->out, ow->prefix, ow->no);
+	ow->w = shard_create(path, ow->kind, ow->param);
+	if (ow->w)
+		shard_set_level(ow->w, shard_auto_level(path, ow->level, ow->dflt_level));
+	free(name);
+	ow->n = ow->bytes = 0;
+	return ow->w ? 0 : -1;
+}
+
+static int writer_close(struct outdir_writer *ow)
+{
+	if (!ow->w)
+		return 0;
+	int r = shard_close(ow->w);
+	ow->w = NULL;
+	ow->no++;
+	return r;
+}
+
+int outdir_writer_write(struct outdir_writer *ow, const void *rec, size_t len)
+{
+	if (ow->w && ow->mode == OUTDIR_DIR &&
+	    ((ow->max_docs && ow->n >= ow->max_docs) ||
+	     (ow->max_bytes && ow->bytes + len > ow->max_bytes && ow->n)) && writer_close(ow))
+		return -1;
+	if (!ow->w && writer_next(ow))
+		return -1;
+	if (shard_write(ow->w, rec, len))
+		return -1;
+	ow->n++;
+	ow->bytes += len;
+	return 0;
+}
+
+int outdir_writer_finish(struct outdir_writer *ow)
+{
+	if (!ow->w && !ow->no && writer_next(ow))	/* no records: still an (empty) shard */
+		return -1;
+	if (writer_close(ow))
+		return -1;
+	if (ow->mode == OUTDIR_DIR)
+		outdir_remove_from(ow->out, ow->prefix, ow->no, 0);
+	return 0;
 }

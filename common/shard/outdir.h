@@ -48,4 +48,31 @@ char *outdir_stage_publish(const struct outdir_stage *s, size_t i, const char *o
 void outdir_stage_remove(const struct outdir_stage *s);
 void outdir_stage_free(struct outdir_stage *s);
 
+
+
+/* ---- a stream of records into one shard or a directory of numbered ones ---- */
+enum outdir_mode { OUTDIR_STDOUT, OUTDIR_FILE, OUTDIR_DIR };
+struct shard_writer;
+struct outdir_writer {
+	enum outdir_mode mode;
+	const char *out, *prefix;
+	uint32_t kind;
+	uint64_t param[2];
+	int level, dflt_level;		/* shard_auto_level's */
+	uint64_t max_docs, max_bytes;	/* OUTDIR_DIR: a new shard after this many (0: no limit) */
+	struct shard_writer *w;
+	uint64_t no, n, bytes;		/* shards closed; records and bytes in the open one */
+};
+/* OUT: "-" (standard output, refused when a terminal), a directory (ends in '/' or exists;
+ * created with its parents) or a shard file. Shards of KIND and PARAM named PREFIX-NNNNN.shard
+ * in a directory; LEVEL and DFLT_LEVEL as shard_auto_level takes them. Then set max_docs and
+ * max_bytes. 0, or -1 after an error. */
+int outdir_writer_open(struct outdir_writer *ow, const char *out, const char *prefix,
+		       uint32_t kind, const uint64_t param[2], int level, int dflt_level);
+/* One more record; in a directory the next shard begins when the open one is full. 0 or -1. */
+int outdir_writer_write(struct outdir_writer *ow, const void *rec, size_t len);
+/* Close the last shard (an empty one when no record came) and, in a directory, remove the
+ * PREFIX shards an earlier, longer run left (warnings). 0 or -1. */
+int outdir_writer_finish(struct outdir_writer *ow);
+
 #endif
