@@ -80,6 +80,12 @@ void dedup_inputs_free(struct dedup_input *ins, size_t n)
 		free(ins[i].status);
 		free(ins[i].lshid);
 		free(ins[i].clen);
+		/* the scratch of a part read but never merged (a run that failed) */
+		free(ins[i].hash);
+		free(ins[i].reason);
+		free(ins[i].sigs);
+		free(ins[i].has_sig);
+		buf_free(&ins[i].origins);
 	}
 	free(ins);
 }

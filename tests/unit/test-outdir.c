@@ -128,7 +128,7 @@ static void test_numbering(void)
 	s.n = 3;
 	outdir_stage_remove(&s);
 	ok(!exists(s.paths[1]) && !exists(s.dir), "removing the stage removes its files and itself");
-	s.n = 0;
+	outdir_stage_free(&s);
 	ok(!outdir_stage_open(&s, at("o"), "cp-dedup", 1) && exists(s.dir), "staging again");
 	s.n = 0;	/* published: nothing to remove */
 	touch(s.paths[0], "x");
