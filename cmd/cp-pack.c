@@ -10,14 +10,13 @@
 #include "base/io.h"
 #include "base/json.h"
 #include "base/cli.h"
+#include "shard/outdir.h"
 #include "shard/seqrec.h"
 #include "shard/shard.h"
 #include "shard/tokrec.h"
 #include "base/xalloc.h"
 #include "base/util.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,36 +64,16 @@ static uint64_t pack_below(uint64_t *state, uint64_t n)
 	}
 }
 
-/* Remove DIR/seqs-NNNNN.shard for NNNNN >= FROM: what an earlier, larger run left. */
-static void remove_stale(const char *dir, uint64_t from)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		unsigned long long k;
-		int len = 0;
-		if (sscanf(e->d_name, "seqs-%llu.shard%n", &k, &len) == 1 &&
-		    (size_t)len == strlen(e->d_name) && k >= from) {
-			char *p = xasprintf("%s/%s", dir, e->d_name);
-			if (unlink(p) && errno != ENOENT)
-				die_errno("cannot remove stale shard '%s'", p);
-			free(p);
-		}
-	}
-	if (d)
-		closedir(d);
-}
-
 /* Write sequences ORDER[0..n) (NULL: in order) of SIDE to DIR in shards of PER. */
 static void write_side(const char *dir, const struct side *s, const uint64_t *order, uint64_t n,
 		       uint64_t T, uint64_t vocab, uint64_t per)
 {
 	unsigned w = seqrec_width(vocab);
 	uint64_t param[2] = { vocab, T }, nshards = 0;
-	if (io_mkdirs(dir))
+	if (outdir_make(dir, 1))
 		exit(EXIT_ERR);
 	for (uint64_t i = 0; i < n || nshards == 0; nshards++) {
-		char *path = xasprintf("%s/seqs-%05llu.shard", dir, (unsigned long long)nshards);
+		char *path = outdir_shard_path(dir, "seqs", nshards);
 		struct shard_writer *sw = shard_create(path, SHARD_SEQS, param);
 		if (!sw)
 			exit(EXIT_ERR);
@@ -109,7 +88,8 @@ static void write_side(const char *dir, const struct side *s, const uint64_t *or
 			exit(EXIT_ERR);
 		free(path);
 	}
-	remove_stale(dir, nshards);
+	/* what an earlier, larger run left */
+	outdir_remove_from(dir, "seqs", nshards, 1);
 }
 
 static void read_input(const char *path, uint64_t *vocab, double frac, struct side *train,

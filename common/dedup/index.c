@@ -428,10 +428,11 @@ int dedupidx_write(const char *path, const struct dedupidx *x)
 	if (x->n_near && (x->scheme == DEDUPIDX_SCHEME_NONE || x->scheme > DEDUPIDX_SCHEME_UNKNOWN))
 		return error("cannot write index '%s': %llu signatures of no known MinHash scheme",
 			     path, (unsigned long long)x->n_near);
-	struct atomic_stream out;
-	if (atomic_fopen(&out, path))
+	/* a hidden temporary, registered so that a killed run leaves none (base/atomic.h) */
+	struct atomic_stream as;
+	if (atomic_fopen(&as, path))
 		return -1;
-	FILE *f = out.fp;
+	FILE *f = as.fp;
 	int ret = -1;
 	unsigned char h[DEDUPIDX_HEADER] = { 0 };
 	XXH3_state_t *xs = XXH3_createState();
@@ -461,14 +462,14 @@ int dedupidx_write(const char *path, const struct dedupidx *x)
 	wr_u64le(h + 56, XXH3_64bits(h, 56));
 	if (fseek(f, 0, SEEK_SET) || put(f, h, sizeof h, NULL))
 		goto fail;
-	ret = atomic_fclose(&out);
+	ret = atomic_fclose(&as);	/* flushes, syncs and renames */
+	goto out;
+fail:
+	error_errno("cannot write index '%s'", as.f.tmp);
+	atomic_fabort(&as);
+out:
 	XXH3_freeState(xs);
 	return ret;
-fail:
-	error_errno("cannot write index '%s'", out.f.tmp);
-	atomic_fabort(&out);
-	XXH3_freeState(xs);
-	return -1;
 }
 
 int dedupidx_merge(struct dedupidx *a, const struct dedupidx *b, const char *what)

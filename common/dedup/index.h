@@ -11,8 +11,8 @@
  * (sorted), the 16-bit MinHash signature of every distinct document that went through near
  * dedup, from which the LSH band keys are recomputed, and which cp-hash MinHash scheme made
  * those signatures (signatures of different schemes cannot be compared). Versioned and
- * checksummed; the layout is in man/cp-dedup.1 (INDEX FORMAT). Written to FILE.tmp, then
- * renamed. */
+ * checksummed; the layout is in man/cp-dedup.1 (INDEX FORMAT). Written atomically
+ * (base/atomic.h). */
 #ifndef CP_DEDUPIDX_H
 #define CP_DEDUPIDX_H
 
@@ -70,7 +70,7 @@ struct dedupidx {
  * scheme that does not fit the signatures). A version-1 file with signatures loads with
  * scheme UNKNOWN. */
 int dedupidx_load(const char *path, struct dedupidx *x);
-/* Write X to PATH atomically (PATH.tmp, fsync, rename), as the current version. X->exact must
+/* Write X to PATH atomically (base/atomic.h: hidden temporary, fsync, rename), as the current version. X->exact must
  * be sorted; X->scheme is written as NONE when X holds no signatures. 0 or -1. */
 int dedupidx_write(const char *path, const struct dedupidx *x);
 /* Fold B into A: union of exact hashes, B's signatures after A's. -1 (with a message naming

@@ -219,7 +219,12 @@ static void reserve(struct lsh *l, size_t want)
 {
 	if (l->n < l->cap && !want)
 		return;
-	size_t c = want ? want : l->cap ? l->cap + l->cap / 2 : 1024;
+	size_t c = want ? want : l->cap + l->cap / 2;
+	/* a small expected count (1: cp-dedup -n on a one-document input) still grows */
+	if (c < 1024)
+		c = 1024;
+	if (c <= l->n)
+		c = l->n + l->n / 2 + 1;
 	if (c > LSH_NONE - 1)
 		c = LSH_NONE - 1;
 	if (l->n >= c)

@@ -97,6 +97,21 @@ static void test_clusters(void)
 		all &= lsh_first(l, i) == 0;
 	ok(all, "300 near copies cluster under the first");
 	lsh_free(l);
+
+	/* an expected count of 1 (cp-dedup -n on one document against an index) still grows,
+	 * past the first reservation too */
+	for (size_t expect = 1; expect <= 2; expect++) {
+		l = lsh_new(0.85, NP, expect);
+		int firsts = 1;
+		for (uint32_t i = 0; i < 3000; i++) {
+			uint16_t m[NP];
+			for (int k = 0; k < NP; k++)
+				m[k] = (uint16_t)rnd();
+			firsts &= lsh_add(l, m) == i && lsh_first(l, i) == i;
+		}
+		ok(firsts && lsh_count(l) == 3000, "expect %zu: 3000 distinct documents added", expect);
+		lsh_free(l);
+	}
 }
 
 static void test_set(void)

@@ -1,0 +1,108 @@
+/* passes.h: cp-dedup's two passes over document shards.
+ *
+ * Pass 1 reads every document's hash, statistics and MinHash signature and decides its fate
+ * (exact dedup, then near dedup, then the filters, as CodeParrot deduplicates before
+ * filtering); pass 2 re-reads the inputs and writes the documents that stay, unchanged.
+ * Decisions are made in input order on one thread while reading and writing run in parallel
+ * over parts of the inputs, so the output is the same for any thread count.
+ *
+ * An input is cut into parts: a large regular shard into record ranges of about 32 MiB (by
+ * its block index; CP_DEDUP_PART_BYTES sets the size for tests), so one big shard is still
+ * read and written in parallel. The cut depends only on the shard's header, never on the
+ * thread count, so the output does not either. */
+#ifndef CP_DEDUP_PASSES_H
+#define CP_DEDUP_PASSES_H
+
+#include "base/buf.h"
+#include "dedup/filters.h"
+#include "dedup/index.h"
+#include "dedup/lsh.h"
+#include "shard/outdir.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DEDUP_NPERM DOC_MINHASH_PERM
+
+struct dedup_cfg {
+	int threads, near, level, dry_run;
+	double threshold;
+	struct filter_cfg filt;
+	const char *outdir;	/* "-": standard output */
+	const char *report, *index, *pairs;
+	const char *spool;	/* where standard input is copied for pass 2 (not with dry_run) */
+};
+
+/* One part of an input: what pass 1 learnt, kept for pass 2 (5 bytes a document). */
+struct dedup_input {
+	const char *path;	/* the shard, as given (also in messages) */
+	struct shard_reader *spool;	/* stdin's copy, opened and unlinked */
+	uint64_t start, limit;	/* the part: records [start, start + limit); UINT64_MAX: all */
+	uint64_t n_docs, bytes_in, bytes_out, docs_out;
+	uint64_t param[2];
+	uint8_t *status;	/* enum dedup_status of each document */
+	uint32_t *lshid;
+	/* pass-1 scratch, freed once merged */
+	unsigned char (*hash)[16];
+	uint8_t *reason;
+	uint16_t *sigs;		/* DEDUP_NPERM values for each document with has_sig */
+	uint8_t *has_sig;
+	uint64_t *clen;		/* dry_run: content length of each document */
+	uint64_t no_sig;	/* near dedup on: documents made by cp-hash --minhash none */
+	struct buf origins;	/* pairs: origin text of each document, NUL-separated */
+	struct scheme_track scheme;
+	size_t cap, sig_cap;
+};
+
+struct dedup_pair { uint32_t a, b; double j; };
+
+struct dedup_state {
+	struct dedup_cfg cfg;
+	struct dedupset *set;
+	struct lsh *lsh;
+	struct dedupidx old;	/* cfg.index as loaded */
+	uint32_t n_old_near;	/* the lsh's first documents, the index's */
+	uint64_t no_sig;	/* documents near dedup could not see: no signature made */
+	uint8_t scheme;		/* the inputs' MinHash scheme; 0: no signatures in near dedup */
+	/* pairs */
+	struct buf pair_origins;	/* origin of each lsh document of the inputs, NUL-separated */
+	size_t *origin_off, n_origin, cap_origin;
+	struct dedup_pair *pairs;
+	size_t n_pairs, cap_pairs;
+	double t_read, t_dedup, t_near;	/* reading; all decisions; LSH and clustering alone */
+};
+
+/* LIST[0..N) (shard paths or "-") into parts (*OUT, free with dedup_inputs_free); *EXPECT
+ * the documents the inputs' headers promise (a guess for the ones that do not say). */
+size_t dedup_plan_parts(char **list, size_t n, struct dedup_input **out, uint64_t *expect);
+void dedup_inputs_free(struct dedup_input *ins, size_t n);
+
+/* S for configuration C, about EXPECT documents; with C->index, the index loaded (its
+ * hashes and signatures count as documents before all inputs). 0, or -1 after an error. */
+int dedup_state_init(struct dedup_state *s, const struct dedup_cfg *c, uint64_t expect);
+void dedup_state_free(struct dedup_state *s);
+
+/* Pass 1 over INS[0..N): every document's status. 0, or -1 after an error. */
+int dedup_decide(struct dedup_state *s, struct dedup_input *ins, size_t n);
+/* Read one part and keep what pass 1 needs (its thread's share of dedup_decide). */
+int dedup_read_input(struct dedup_input *in, const struct dedup_cfg *c);
+/* Fold a read part into the decisions, in input order. */
+void dedup_merge_input(struct dedup_state *s, struct dedup_input *in);
+/* Near-duplicate clusters keep their first document only; once every document is in. */
+void dedup_near_decide(struct dedup_state *s, struct dedup_input *ins, size_t n);
+
+/* Dry run: what pass 2 would write, counted from pass 1's lengths. */
+void dedup_dry_run_totals(struct dedup_input *ins, size_t n);
+/* Pass 2: the kept documents of each part to standard output (C->outdir "-") or to staged
+ * part I of STAGE. 0, or -1 after an error. */
+int dedup_write_outputs(struct dedup_input *ins, size_t n, const struct dedup_cfg *c,
+			const struct outdir_stage *stage);
+/* Move the staged parts that hold documents into OUTDIR as docs-NNNNN.shard, numbered after
+ * the shards already there; their paths go to NAMES as JSON strings, comma-separated. The
+ * empty ones are removed. 0, or -1 after an error. */
+int dedup_publish(struct dedup_input *ins, size_t n, const char *outdir,
+		  const struct outdir_stage *stage, struct buf *names);
+/* Rewrite the index with all that was seen. 0, or -1 after an error. */
+int dedup_save_index(struct dedup_state *s);
+
+#endif

@@ -1,0 +1,586 @@
+/* docpipe.c: gathering, measuring and writing documents in batches (docpipe.h). */
+#include "input/docpipe.h"
+#include "base/buf.h"
+#include "base/die.h"
+#include "base/xalloc.h"
+#include "input/jsonl.h"
+#include "input/walk.h"
+#include "shard/shard.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+enum item_kind { IT_FILE, IT_LINE };
+enum item_status { ST_OK, ST_BLANK, ST_BINARY, ST_TOO_LARGE, ST_MALFORMED, ST_UNREADABLE };
+
+/* One document to be, in input order. Strings live in the batch arena (offsets, since the
+ * arena moves as it grows); results are filled in by a worker. */
+struct item {
+	enum item_kind kind;
+	size_t origin, origin_len;	/* arena offsets */
+	size_t data, data_len;		/* IT_LINE: the raw JSON line */
+	enum item_status status;
+	int rec_t;			/* the encoded record: in the batch's out[rec_t] */
+	size_t rec_off, rec_len;
+	char *msg;			/* a message to print when written, or NULL */
+	uint64_t content_len;
+	uint64_t size;			/* IT_FILE: a regular file's size when gathered, or SIZE_UNKNOWN */
+};
+
+#define SIZE_UNKNOWN UINT64_MAX
+
+struct batch {
+	struct item *items;
+	size_t n_items, cap_items;
+	struct buf arena;		/* origins and JSON lines */
+	/* records, one buffer per thread: reused from batch to batch, they stop needing fresh
+	 * memory once they have held a batch (a buffer per item would each grow to the
+	 * largest document its slot ever saw) */
+	struct buf *out;
+	uint64_t bytes;
+};
+
+struct worker {
+	struct buf content, meta, head;
+};
+
+#define N_BATCH 3
+struct pipe {
+	const struct docpipe_opts *o;
+	int threads;
+	/* Documents are gathered into cur; while the threads measure a gathered batch, one of
+	 * them writes prev (measured in the round before). */
+	struct batch bat[N_BATCH], *cur, *prev;
+	int async;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct batch *ready[N_BATCH], *spare[N_BATCH];	/* ready: in input order */
+	int n_ready, n_spare, gathered;
+	struct worker *workers;
+	struct walker *walker;
+	struct docpipe_counts c, gc;	/* counted as written; while gathering (its thread's own) */
+	int errors, gerrors;
+	time_t last_progress;
+	char *const *paths;
+	int n_paths;
+};
+
+#define BATCH_ITEMS 4096
+/* Small enough that the records' buffers, kept from batch to batch, are soon all reused
+ * (fresh memory costs a page fault per 4 KiB), big enough to keep the threads busy. */
+#define BATCH_BYTES ((uint64_t)16 << 20)
+
+static void fatal(const char *what)
+{
+	shard_abort_all();
+	die("stopping (--strict): %s", what);
+}
+
+/* ------------------------------------------------------------------ workers */
+
+/* Append the file at PATH to B. SIZE: what the walk's stat said, so that a regular file needs
+ * no second one (a file that changed since is still read to its end), or SIZE_UNKNOWN. */
+static int read_doc_file(const char *path, uint64_t size, uint64_t max_size, struct buf *b,
+			 char **msg, enum item_status *status)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		*msg = xasprintf("cannot open '%s': %s", path, strerror(errno));
+		*status = ST_UNREADABLE;
+		return -1;
+	}
+	struct stat st = { .st_size = (off_t)size };
+	int regular = size != SIZE_UNKNOWN || (!fstat(fd, &st) && S_ISREG(st.st_mode));
+	if (regular && max_size && (uint64_t)st.st_size > max_size) {
+		close(fd);
+		*status = ST_TOO_LARGE;
+		return -1;
+	}
+	size_t base = b->len;
+	/* room for the whole file and one byte more, so one read usually meets the end */
+	size_t want = regular ? (size_t)st.st_size + 1 : 1 << 16;
+	for (;;) {
+		buf_grow(b, want);
+		want = 1 << 16;
+		size_t room = b->cap - b->len;
+		ssize_t r = read(fd, b->p + b->len, room);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			*msg = xasprintf("cannot read '%s': %s", path, strerror(errno));
+			*status = ST_UNREADABLE;
+			close(fd);
+			return -1;
+		}
+		if (!r)
+			break;
+		b->len += (size_t)r;
+		if (max_size && b->len - base > max_size) {	/* a pipe, or a file that grew */
+			close(fd);
+			*status = ST_TOO_LARGE;
+			return -1;
+		}
+		/* a regular file gives what it has: a short read is its end (not so for files of
+		 * "size 0" in /proc and the like) */
+		if (regular && st.st_size && (size_t)r < room && b->len - base >= (size_t)st.st_size)
+			break;
+	}
+	close(fd);
+	return 0;
+}
+
+/* The document of CONTENT (LEN bytes) of item IT measured and encoded into out[t]. In place:
+ * CONTENT lies in out[t] already, doc_head_bound() bytes past START, and the record's head
+ * is put right before it, so the content is never copied. */
+static void encode_item(struct pipe *x, struct batch *b, struct item *it, int t,
+			const char *origin, const unsigned char *content, size_t len,
+			int in_place, size_t start)
+{
+	struct worker *wk = &x->workers[t];
+	struct buf *out = &b->out[t];
+	int too_large = x->o->max_size && len > x->o->max_size;
+	if (too_large || (len && memchr(content, 0, len))) {
+		it->status = too_large ? ST_TOO_LARGE : ST_BINARY;
+		if (in_place)
+			out->len = start;
+		return;
+	}
+	struct doc d = { 0 };
+	unsigned char mh[4 * DOC_MINHASH_PERM];
+	d.id = XXH3_64bits(origin, it->origin_len);
+	d.origin = origin;
+	d.origin_len = it->origin_len;
+	d.meta = (const char *)wk->meta.p;
+	d.meta_len = wk->meta.len;
+	d.content = (const char *)content;
+	d.content_len = len;
+	x->o->measure(x->o->arg, t, content, len, &d, mh);
+	d.minhash = mh;
+	if (x->o->no_content) {	/* the head is the whole record */
+		d.st.flags |= DOC_NO_CONTENT;
+		d.size = len;
+	}
+	it->rec_t = t;
+	it->content_len = len;
+	if (!in_place) {
+		it->rec_off = out->len;
+		doc_encode(out, &d);
+		it->rec_len = out->len - it->rec_off;
+		return;
+	}
+	buf_reset(&wk->head);
+	doc_encode_head(&wk->head, &d);
+	size_t at = start + doc_head_bound(it->origin_len, 0) - wk->head.len;
+	memcpy(out->p + at, wk->head.p, wk->head.len);
+	it->rec_off = at;
+	it->rec_len = wk->head.len;
+	if (x->o->no_content)
+		out->len = at + wk->head.len;	/* the bytes' room is the next one's */
+	else
+		it->rec_len += len;
+}
+
+static void process_item(struct pipe *x, struct batch *b, struct item *it, int t)
+{
+	struct worker *wk = &x->workers[t];
+	const char *arena = (const char *)b->arena.p;
+	const char *origin = arena + it->origin;
+	it->rec_len = 0;
+	buf_reset(&wk->meta);
+	if (it->status != ST_OK)	/* decided while gathering */
+		return;
+	if (it->kind == IT_FILE) {
+		/* read straight into the record buffer, after room for the record's head */
+		struct buf *out = &b->out[t];
+		size_t start = out->len, room = doc_head_bound(it->origin_len, 0);
+		buf_grow(out, room);
+		out->len = start + room;
+		if (read_doc_file(origin, it->size, x->o->max_size, out, &it->msg, &it->status)) {
+			out->len = start;
+			return;
+		}
+		encode_item(x, b, it, t, origin, out->p + start + room, out->len - start - room,
+			    1, start);
+		return;
+	}
+	struct jsonl_error e;
+	int r = jsonl_parse(arena + it->data, it->data_len, x->o->field, &wk->content, &wk->meta,
+			    &e);
+	if (r == 1) {
+		it->status = ST_BLANK;
+		return;
+	}
+	if (r < 0) {
+		it->status = ST_MALFORMED;
+		it->msg = xasprintf("%.*s: malformed JSON line: %s (byte %zu)",
+				    (int)it->origin_len, origin, e.why, e.offset);
+		return;
+	}
+	encode_item(x, b, it, t, origin, wk->content.p, wk->content.len, 0, 0);
+}
+
+static void progress(struct pipe *x, int final)
+{
+	if (!x->o->progress)
+		return;
+	time_t now = time(NULL);
+	if (!final && now == x->last_progress)
+		return;
+	x->last_progress = now;
+	fprintf(stderr, "\r%s: %llu docs, %.1f MB", cp_progname, (unsigned long long)x->c.docs,
+		(double)x->c.bytes / 1e6);
+	if (final)
+		fputs("\r\033[K", stderr);
+}
+
+/* Write a measured batch in input order: messages, counts, records. */
+static void write_batch(struct pipe *x, struct batch *b)
+{
+	for (size_t i = 0; i < b->n_items; i++) {
+		struct item *it = &b->items[i];
+		if (it->msg) {
+			if (x->o->strict && it->status != ST_OK)
+				fatal(it->msg);
+			if (it->status == ST_UNREADABLE)
+				error("%s", it->msg);
+			else
+				warning("%s", it->msg);
+			free(it->msg);
+			it->msg = NULL;
+		}
+		switch (it->status) {
+		case ST_OK:
+			x->o->write(x->o->arg, b->out[it->rec_t].p + it->rec_off, it->rec_len);
+			x->c.docs++;
+			x->c.bytes += it->content_len;
+			break;
+		case ST_BLANK: break;
+		case ST_BINARY: x->c.binary++; break;
+		case ST_TOO_LARGE: x->c.too_large++; break;
+		case ST_MALFORMED: x->c.malformed++; break;
+		case ST_UNREADABLE: x->c.unreadable++; x->errors = 1; break;
+		}
+	}
+	b->n_items = 0;
+	b->bytes = 0;
+	buf_reset(&b->arena);
+	for (int t = 0; t < x->threads; t++)
+		buf_reset(&b->out[t]);
+	progress(x, 0);
+}
+
+/* Measure gathered batch B while writing x->prev; B is the next x->prev, and the batch
+ * that was is returned, empty. */
+static struct batch *measure_batch(struct pipe *x, struct batch *b)
+{
+	struct batch *prev = x->prev;
+	long n = (long)b->n_items;
+#pragma omp parallel num_threads(x->threads)
+	{
+#pragma omp single nowait
+		write_batch(x, prev);
+#pragma omp for schedule(dynamic, 1) nowait
+		for (long i = 0; i < n; i++)
+			process_item(x, b, &b->items[i], omp_get_thread_num());
+	}
+	x->prev = b;
+	return prev;
+}
+
+/* The gathering side: cur is full (or the last). In line, measure it now; else queue it
+ * and wait for an empty batch to go on with. */
+static void flush_batch(struct pipe *x)
+{
+	if (!x->async) {
+		x->cur = measure_batch(x, x->cur);
+		return;
+	}
+	pthread_mutex_lock(&x->mu);
+	x->ready[x->n_ready++] = x->cur;
+	pthread_cond_broadcast(&x->cv);
+	while (!x->n_spare)
+		pthread_cond_wait(&x->cv, &x->mu);
+	x->cur = x->spare[--x->n_spare];
+	pthread_mutex_unlock(&x->mu);
+}
+
+static void gather_all(struct pipe *x);
+
+static void *gather_thread(void *arg)
+{
+	struct pipe *x = arg;
+	gather_all(x);
+	pthread_mutex_lock(&x->mu);
+	x->ready[x->n_ready++] = x->cur;	/* the last, maybe empty */
+	x->gathered = 1;
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->mu);
+	return NULL;
+}
+
+/* Gather, measure and write everything: batches pass from gathering to measuring to
+ * writing in input order. */
+static void run_batches(struct pipe *x)
+{
+	if (!x->async) {
+		gather_all(x);
+		flush_batch(x);
+		write_batch(x, x->prev);
+		return;
+	}
+	pthread_t t;
+	int e = pthread_create(&t, NULL, gather_thread, x);
+	if (e)
+		die("cannot start a thread: %s", strerror(e));
+	for (;;) {
+		pthread_mutex_lock(&x->mu);
+		while (!x->n_ready && !x->gathered)
+			pthread_cond_wait(&x->cv, &x->mu);
+		if (!x->n_ready) {
+			pthread_mutex_unlock(&x->mu);
+			break;
+		}
+		struct batch *b = x->ready[0];
+		memmove(x->ready, x->ready + 1, (size_t)--x->n_ready * sizeof *x->ready);
+		pthread_mutex_unlock(&x->mu);
+		struct batch *done = measure_batch(x, b);
+		pthread_mutex_lock(&x->mu);
+		x->spare[x->n_spare++] = done;
+		pthread_cond_broadcast(&x->cv);
+		pthread_mutex_unlock(&x->mu);
+	}
+	pthread_join(t, NULL);
+	write_batch(x, x->prev);
+}
+
+static struct item *add_item(struct pipe *x, enum item_kind kind, const char *origin,
+			     size_t origin_len, uint64_t bytes)
+{
+	struct batch *b = x->cur;
+	if (b->n_items == BATCH_ITEMS || b->bytes + bytes > BATCH_BYTES) {
+		flush_batch(x);
+		b = x->cur;
+	}
+	if (b->n_items == b->cap_items) {
+		size_t ncap = b->cap_items ? 2 * b->cap_items : 256;
+		b->items = xreallocarray(b->items, ncap, sizeof *b->items);
+		memset(b->items + b->cap_items, 0, (ncap - b->cap_items) * sizeof *b->items);
+		b->cap_items = ncap;
+	}
+	struct item *it = &b->items[b->n_items++];
+	it->kind = kind;
+	it->status = ST_OK;
+	it->msg = NULL;
+	it->content_len = 0;
+	it->size = SIZE_UNKNOWN;
+	it->origin = b->arena.len;
+	it->origin_len = origin_len;
+	buf_put(&b->arena, origin, origin_len);
+	buf_putc(&b->arena, 0);	/* workers open it as a path */
+	b->bytes += bytes;
+	return it;
+}
+
+/* ------------------------------------------------------------------ inputs */
+
+static int is_jsonl_name(const char *path)
+{
+	static const char *const ext[] = { ".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson",
+					   ".ndjson.gz", ".ndjson.zst", ".json.gz", ".json.zst",
+					   NULL };
+	size_t n = strlen(path);
+	for (const char *const *e = ext; *e; e++) {
+		size_t m = strlen(*e);
+		if (n > m && !strcmp(path + n - m, *e))
+			return 1;
+	}
+	return 0;
+}
+
+static void read_jsonl(struct pipe *x, const char *path)
+{
+	struct jsonl_reader *r = jsonl_open(path, x->o->max_line);
+	if (!r) {
+		if (x->o->strict)
+			fatal("cannot open a JSON-lines file");
+		x->gc.unreadable++;
+		x->gerrors = 1;
+		return;
+	}
+	size_t plen = strlen(path);
+	char *origin = xmalloc(plen + 24);
+	memcpy(origin, path, plen);
+	for (;;) {
+		const char *line;
+		size_t len;
+		int k = jsonl_next(r, &line, &len);
+		if (k == 0)
+			break;
+		if (k < 0) {
+			if (x->o->strict)
+				fatal("cannot read a JSON-lines file");
+			x->gc.unreadable++;
+			x->gerrors = 1;
+			break;
+		}
+		int on = snprintf(origin + plen, 24, ":%llu", (unsigned long long)jsonl_lineno(r));
+		struct item *it = add_item(x, IT_LINE, origin, plen + (size_t)on, len);
+		if (k == 2) {
+			it->status = ST_MALFORMED;
+			it->msg = xasprintf("%s: malformed JSON line: longer than %llu bytes",
+					    origin, (unsigned long long)x->o->max_line);
+			it->data = it->data_len = 0;
+			continue;
+		}
+		it->data = x->cur->arena.len;
+		it->data_len = len;
+		buf_put(&x->cur->arena, line, len);
+	}
+	free(origin);
+	jsonl_close(r);
+}
+
+static void add_file(struct pipe *x, const char *path, const struct stat *st)
+{
+	if (is_jsonl_name(path)) {
+		read_jsonl(x, path);
+		return;
+	}
+	if (x->o->max_size && (uint64_t)st->st_size > x->o->max_size) {
+		x->gc.too_large++;
+		return;
+	}
+	struct item *it = add_item(x, IT_FILE, path, strlen(path), (uint64_t)st->st_size);
+	if (S_ISREG(st->st_mode))
+		it->size = (uint64_t)st->st_size;
+}
+
+static int walk_cb(void *arg, const char *path, const struct stat *st)
+{
+	add_file(arg, path, st);
+	return 0;
+}
+
+static void add_path(struct pipe *x, const char *path)
+{
+	struct stat st;
+	if (stat(path, &st)) {
+		error_errno("cannot stat '%s'", path);
+		if (x->o->strict)
+			fatal("an input cannot be read");
+		x->gc.unreadable++;
+		x->gerrors = 1;
+		return;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		uint64_t before = walk_get_counts(x->walker)->unreadable;
+		walk_run(x->walker, path, walk_cb, x);
+		if (x->o->strict && walk_get_counts(x->walker)->unreadable > before)
+			fatal("an entry cannot be read");
+		return;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {	/* a pipe is one document */
+		error("'%s' is neither a regular file, a pipe nor a directory", path);
+		x->gc.unreadable++;
+		x->gerrors = 1;
+		return;
+	}
+	if (x->o->jsonl)
+		read_jsonl(x, path);
+	else
+		add_file(x, path, &st);
+}
+
+static void add_paths_from_stdin(struct pipe *x)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	while ((n = getline(&line, &cap, stdin)) > 0) {
+		if (line[n - 1] == '\n')
+			line[--n] = 0;
+		if (n)
+			add_path(x, line);
+	}
+	if (ferror(stdin))
+		die_errno("cannot read the list of paths from standard input");
+	free(line);
+}
+
+static void gather_all(struct pipe *x)
+{
+	for (int i = 0; i < x->n_paths; i++) {
+		if (!strcmp(x->paths[i], "-"))
+			add_paths_from_stdin(x);
+		else
+			add_path(x, x->paths[i]);
+	}
+}
+
+/* ------------------------------------------------------------------ the run */
+
+static void pipe_init(struct pipe *x, const struct docpipe_opts *o, char *const *paths, int n)
+{
+	memset(x, 0, sizeof *x);
+	x->o = o;
+	x->threads = o->threads;
+	x->paths = paths;
+	x->n_paths = n;
+	x->cur = &x->bat[0];
+	x->prev = &x->bat[1];
+	x->spare[x->n_spare++] = &x->bat[2];
+	x->async = x->threads > 1;
+	pthread_mutex_init(&x->mu, NULL);
+	pthread_cond_init(&x->cv, NULL);
+	x->walker = walk_new(o->patterns, o->n_patterns, o->max_size);
+	x->workers = xcalloc((size_t)x->threads, sizeof *x->workers);
+	for (int k = 0; k < N_BATCH; k++)
+		x->bat[k].out = xcalloc((size_t)x->threads, sizeof *x->bat[k].out);
+}
+
+static void pipe_free(struct pipe *x)
+{
+	for (int i = 0; i < x->threads; i++) {
+		buf_free(&x->workers[i].content);
+		buf_free(&x->workers[i].meta);
+		buf_free(&x->workers[i].head);
+	}
+	for (int k = 0; k < N_BATCH; k++) {
+		for (int t = 0; t < x->threads; t++)
+			buf_free(&x->bat[k].out[t]);
+		free(x->bat[k].out);
+		free(x->bat[k].items);
+		buf_free(&x->bat[k].arena);
+	}
+	free(x->workers);
+	walk_free(x->walker);
+	pthread_mutex_destroy(&x->mu);
+	pthread_cond_destroy(&x->cv);
+}
+
+int docpipe_run(const struct docpipe_opts *o, char *const *paths, int n, struct docpipe_counts *c)
+{
+	struct pipe x;
+	pipe_init(&x, o, paths, n);
+	run_batches(&x);
+	progress(&x, 1);
+	const struct walk_counts *wc = walk_get_counts(x.walker);
+	x.c.too_large += wc->too_large + x.gc.too_large;
+	x.c.unreadable += wc->unreadable + x.gc.unreadable;
+	x.c.loops += wc->loops;
+	if (wc->unreadable || x.gerrors)
+		x.errors = 1;
+	*c = x.c;
+	int errors = x.errors;
+	pipe_free(&x);
+	return errors;
+}

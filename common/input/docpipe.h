@@ -1,0 +1,50 @@
+/* docpipe.h: cp-hash's pipeline from paths to document records.
+ *
+ * The paths (directories walked in full-path byte order, JSON-lines dumps, single files, '-'
+ * for a list of paths on standard input) are gathered into batches of documents in input
+ * order; worker threads read the files, parse the JSON lines and have each document measured
+ * (the caller's MEASURE: statistics, exact hash, MinHash) and encoded as a record, while one
+ * of them hands the batch measured before to the caller's WRITE, in order. So the records are
+ * the same bytes for any thread count. With more than one thread the gathering has a thread
+ * of its own and passes full batches over a queue; with one it stops to measure each. */
+#ifndef CP_DOCPIPE_H
+#define CP_DOCPIPE_H
+
+#include "shard/doc.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Fill D's st, hash and n_minhash for CONTENT (LEN bytes), the n_minhash values little-endian
+ * into MINHASH (4 * DOC_MINHASH_PERM bytes). THREAD: the worker, 0 to threads - 1. */
+typedef void (*docpipe_measure_fn)(void *arg, int thread, const unsigned char *content,
+				   size_t len, struct doc *d, unsigned char *minhash);
+/* One record, in input order, on one thread at a time. */
+typedef void (*docpipe_write_fn)(void *arg, const void *rec, size_t len);
+
+struct docpipe_opts {
+	int threads;
+	int strict;		/* a malformed JSON line or unreadable input is fatal */
+	int jsonl;		/* files and pipes named on the command line are JSON lines */
+	int no_content;		/* records without the documents' bytes (DOC_NO_CONTENT) */
+	int progress;		/* a progress line on standard error */
+	const char *field;	/* the text field of JSON lines */
+	uint64_t max_size;	/* larger documents are skipped; 0: no limit */
+	uint64_t max_line;	/* longer JSON lines are skipped (as malformed) */
+	const char *const *patterns;	/* walk_new's */
+	size_t n_patterns;
+	docpipe_measure_fn measure;
+	docpipe_write_fn write;
+	void *arg;
+};
+
+struct docpipe_counts {
+	uint64_t docs, bytes, binary, too_large, malformed, unreadable, loops;
+};
+
+/* Every document of PATHS[0..N) through MEASURE to WRITE; the skipped ones are counted into
+ * *C, with a warning (an error when unreadable) naming each. 1 when something could not be
+ * read, else 0. */
+int docpipe_run(const struct docpipe_opts *o, char *const *paths, int n, struct docpipe_counts *c);
+
+#endif
