@@ -20,6 +20,7 @@
 #include "model/gpt2.h"
 #include "model/hf.h"
 #include "model/backend.h"
+#include "model/kernels.h"
 #include "base/io.h"
 #include "base/cli.h"
 #include "infer/sample.h"
@@ -103,6 +104,36 @@ static void test_kv_vs_full(int inv_layer)
 	ok(fabs(nll - loss) < 1e-4, "scored log-probabilities give the trainer's loss (%.6f vs %.6f)",
 	   nll, loss);
 	free(all);
+	free(lg);
+	be->kv_free(s);
+	gpt2_free(&m);
+}
+
+/* Prefilling more than GPT2_FEW_ROWS tokens takes the kernels the training forward takes, in
+ * the same tiles: every position's logits are the trainer's, bit for bit, for one row and for
+ * two rows prefilled together (the trainer's batch of 2). */
+static void test_prefill_exact(void)
+{
+	struct gpt2_model m;
+	make_model(&m, 1);
+	size_t V = m.cfg.vocab_size;
+	int T = GPT2_FEW_ROWS + 8, rows[2] = { 0, 1 };
+	uint32_t seq[GPT2_FEW_ROWS + 8];
+	for (int i = 0; i < T; i++)
+		seq[i] = (uint32_t)(i * 37 + 5) % (uint32_t)V;
+	gpt2_setup(&m, 2, T, 0);
+	float *lg = xmalloc(2 * (size_t)T * V * sizeof(float));
+	struct gpt2_kv *s = be->kv_new(&m, 2, T);
+	be->kv_forward(s, rows, 1, seq, T, lg, 1);
+	gpt2_forward(&m, seq, 1, T);
+	ok(!memcmp(lg, m.logits, (size_t)T * V * sizeof(float)),
+	   "a %d-token prefill's logits are the training forward's, bit for bit (max diff %g)", T,
+	   maxdiff(lg, m.logits, (size_t)T * V));
+	be->kv_reset(s);
+	be->kv_forward(s, rows, 2, seq, T / 2, lg, 1);
+	gpt2_forward(&m, seq, 2, T / 2);
+	ok(!memcmp(lg, m.logits, (size_t)T * V * sizeof(float)),
+	   "two rows of %d prefilled together: the trainer's batch of 2, bit for bit", T / 2);
 	free(lg);
 	be->kv_free(s);
 	gpt2_free(&m);
@@ -326,6 +357,7 @@ int main(int argc, char **argv)
 		return forward_loss(argc, argv);
 	test_kv_vs_full(0);
 	test_kv_vs_full(1);
+	test_prefill_exact();
 	test_batch();
 	test_threads();
 	test_sampler();
