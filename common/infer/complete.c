@@ -1,4 +1,5 @@
-/* complete.c: model loading, batched generation with stop strings, and scoring (complete.h). */
+/* complete.c: model loading, batched generation with stop strings, and scoring (complete.h),
+ * on whichever backend cm->be names: only its inference half (kv_*) runs the model. */
 #include "infer/complete.h"
 #include "model/backend.h"
 
@@ -15,7 +16,6 @@
 #include "model/ckpt.h"
 #include "base/die.h"
 #include "model/hf.h"
-#include "infer/infer.h"
 #include "infer/sample.h"
 #include "base/xalloc.h"
 #include "base/util.h"
@@ -218,7 +218,8 @@ int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, 
 
 	uint64_t want = (uint64_t)n_ids + p->max_tokens - 1;
 	int T = (int)(want < n_ctx ? want : n_ctx);
-	struct infer *st = infer_new(&cm->m, (int)B, T);
+	const struct gpt2_backend *be = cm->be;
+	struct gpt2_kv *st = be->kv_new(&cm->m, (int)B, T);
 	float *logits = xreallocarray(NULL, (size_t)B * V, sizeof(float));
 	int *rows = xreallocarray(NULL, B, sizeof(int));
 	uint32_t *next = xreallocarray(NULL, B, sizeof(uint32_t));
@@ -231,13 +232,13 @@ int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, 
 
 	int zero = 0;
 	double t0 = mono_now();
-	infer_forward(st, &zero, 1, ids, (int)n_ids, logits, 0);
+	be->kv_forward(st, &zero, 1, ids, (int)n_ids, logits, 0);
 	double t1 = mono_now();
 	for (uint32_t b = 0; b < B; b++) {
 		sample_seed(&rng[b], p->seed, p->stream0 + b);
 		rows[b] = (int)b;
 		if (b) {
-			infer_copy_row(st, (int)b, 0);
+			be->kv_copy_row(st, (int)b, 0);
 			memcpy(logits + (size_t)b * V, logits, V * sizeof(float));
 		}
 	}
@@ -266,7 +267,7 @@ int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, 
 				s->finish = "stop";
 				continue;
 			}
-			if (s->n_tokens >= p->max_tokens || infer_len(st, rows[i]) >= (int)n_ctx)
+			if (s->n_tokens >= p->max_tokens || be->kv_len(st, rows[i]) >= (int)n_ctx)
 				continue;	/* "length" */
 			rows[nf] = rows[i];
 			next[nf] = t;
@@ -274,7 +275,7 @@ int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, 
 		}
 		nr = nf;
 		if (nr)
-			infer_forward(st, rows, nr, next, 1, logits, 0);
+			be->kv_forward(st, rows, nr, next, 1, logits, 0);
 	}
 	res->prefill_s = t1 - t0;
 	res->decode_s = mono_now() - t1;
@@ -285,7 +286,7 @@ int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, 
 	free(next);
 	free(rows);
 	free(logits);
-	infer_free(st);
+	be->kv_free(st);
 	return 0;
 }
 
@@ -324,16 +325,17 @@ int complete_score_text(const struct complete_model *cm, const void *text, size_
 		return error_to(err, "a model with a context of %zu tokens cannot score", n_ctx);
 	}
 	int W = (int)(N < n_ctx ? N : n_ctx);
-	struct infer *st = infer_new(&cm->m, 1, W);
+	const struct gpt2_backend *be = cm->be;
+	struct gpt2_kv *st = be->kv_new(&cm->m, 1, W);
 	float *logits = xreallocarray(NULL, (size_t)SCORE_CHUNK * V, sizeof(float));
 	size_t start = 0, done = 1;	/* positions below done are scored */
 	int zero = 0;
 	for (;;) {
 		size_t end = start + n_ctx < N ? start + n_ctx : N;
-		infer_reset(st);
+		be->kv_reset(st);
 		for (size_t c = start; c < end; c += SCORE_CHUNK) {
 			size_t ce = c + SCORE_CHUNK < end ? c + SCORE_CHUNK : end;
-			infer_forward(st, &zero, 1, ids + c, (int)(ce - c), logits, 1);
+			be->kv_forward(st, &zero, 1, ids + c, (int)(ce - c), logits, 1);
 			/* logits after token q predict token q + 1 */
 			#pragma omp parallel for schedule(static) if ((ce - c) * V >= (1 << 17))
 			for (size_t q = c; q < ce; q++) {
@@ -359,7 +361,7 @@ int complete_score_text(const struct complete_model *cm, const void *text, size_
 	for (size_t i = 1; i < N; i++)
 		sc->sum += sc->logprob[i];
 	free(logits);
-	infer_free(st);
+	be->kv_free(st);
 	return 0;
 }
 

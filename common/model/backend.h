@@ -21,7 +21,8 @@ struct gpt2_comm {
 };
 
 /* A backend's inference state: B rows (independent sequences) of up to T positions, each
- * with its key/value cache. */
+ * with its key/value cache. Each backend defines it in its own file (the CPU's is in
+ * model/cpu-infer.c) and only its own kv_* functions look inside. */
 struct gpt2_kv;
 
 struct gpt2_backend {

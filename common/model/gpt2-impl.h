@@ -1,6 +1,7 @@
-/* gpt2-impl.h: GPT-2 forward, backward and AdamW, written once for any element type.
- * Included by gpt2.c (float) and gpt2-f64.c (double) after defining GPT2_REAL, GPT2_NAME,
- * GPT2_GEMM (cblas_sgemm or cblas_dgemm) and GPT2_EXP/LOG/TANH/SQRT.
+/* gpt2-impl.h: GPT-2 forward, backward and AdamW, written once for any element type, on the
+ * kernels of kernels-impl.h (included here). Included by gpt2.c (float) and gpt2-f64.c
+ * (double) after defining GPT2_REAL, GPT2_NAME, GPT2_GEMM and GPT2_GEMV (cblas_[sd]gemm,
+ * cblas_[sd]gemv) and GPT2_EXP/LOG/TANH/SQRT.
  *
  * Determinism: every reduction here runs in a fixed order that does not depend on the number
  * of threads (per-row work in parallel, per-column sums over fixed column blocks, the gradient
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "base/die.h"
+#include "model/kernels-impl.h"
 
 typedef GPT2_REAL real;
 #define MODEL struct GPT2_NAME(model)
@@ -22,77 +24,23 @@ typedef GPT2_REAL real;
 /* columns handled together by the per-column reductions */
 #define COLBLOCK 64
 
-static real *alloc_reals(uint64_t n)
-{
-	uint64_t bytes = n * sizeof(real);
-	bytes = (bytes + 63) & ~(uint64_t)63;
-	if (bytes == 0)
-		bytes = 64;
-	if (n > UINT64_MAX / sizeof(real) / 2 || bytes > (uint64_t)SIZE_MAX)
-		die("model buffer of %llu elements is too large", (unsigned long long)n);
-	void *p = aligned_alloc(64, (size_t)bytes);
-	if (!p)
-		die("out of memory allocating %llu bytes for the model", (unsigned long long)bytes);
-	return p;
-}
-
-static void zero_reals(real *p, uint64_t n)
-{
-	#pragma omp parallel for schedule(dynamic, 1)
-	for (uint64_t i = 0; i < n; i += 65536) {
-		uint64_t e = i + 65536 < n ? i + 65536 : n;
-		memset(p + i, 0, (size_t)(e - i) * sizeof(real));
-	}
-}
-
 static real *tens(const MODEL *m, int t, int layer)
 {
-	uint64_t per = gpt2_tensor_per_layer(t) ? m->lay.size[t] / m->cfg.n_layer : 0;
-	return m->params + m->lay.off[t] + per * (uint64_t)layer;
+	return m->params + gpt2_tensor_offset(&m->cfg, &m->lay, t, layer);
 }
 
 static real *gtens(const MODEL *m, int t, int layer)
 {
-	uint64_t per = gpt2_tensor_per_layer(t) ? m->lay.size[t] / m->cfg.n_layer : 0;
-	return m->grads + m->lay.off[t] + per * (uint64_t)layer;
+	return m->grads + gpt2_tensor_offset(&m->cfg, &m->lay, t, layer);
 }
 
-/* C[M,N] = op(A) op(B) + beta C, row-major. The product is cut into tiles of a size fixed by
- * the shape alone, each computed by single-threaded BLAS, the tiles spread over OpenMP
- * threads: every element then sees the same kernel and summation order whatever the thread
- * count (OpenBLAS's own threading gives different bits for 1 and 2 threads), and one
- * threading runtime runs the whole step. */
-#define MM_TM 128
-#define MM_TN 512
 static void mm(int ta, int tb, size_t M, size_t N, size_t K, const real *A, size_t lda,
 	       const real *B, size_t ldb, real beta, real *C, size_t ldc)
 {
-	size_t nti = (M + MM_TM - 1) / MM_TM, ntj = (N + MM_TN - 1) / MM_TN;
-	#pragma omp parallel for schedule(dynamic, 1)
-	for (size_t t = 0; t < nti * ntj; t++) {
-		size_t i0 = (t / ntj) * MM_TM, j0 = (t % ntj) * MM_TN;
-		size_t m = M - i0 < MM_TM ? M - i0 : MM_TM, n = N - j0 < MM_TN ? N - j0 : MM_TN;
-		const real *a = ta ? A + i0 : A + i0 * lda;
-		const real *b = tb ? B + j0 * ldb : B + j0;
-		GPT2_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-			  tb ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)K, 1, a,
-			  (blasint)lda, b, (blasint)ldb, beta, C + i0 * ldc + j0, (blasint)ldc);
-	}
+	K(mm)(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, 0);
 }
 
-/* ---- building blocks ---- */
-
-static void encoder_fwd(real *out, const uint32_t *tok, const real *wte, const real *wpe,
-			size_t BT, size_t T, size_t C)
-{
-	#pragma omp parallel for schedule(dynamic, 16)
-	for (size_t i = 0; i < BT; i++) {
-		const real *te = wte + (size_t)tok[i] * C, *pe = wpe + (i % T) * C;
-		real *o = out + i * C;
-		for (size_t c = 0; c < C; c++)
-			o[c] = te[c] + pe[c];
-	}
-}
+/* ---- the backward kernels (the forward ones are kernels-impl.h's) ---- */
 
 /* Column blocks, rows in order: the same sums for every thread count. */
 static void encoder_bwd(real *dwte, real *dwpe, const real *dout, const uint32_t *tok,
@@ -109,29 +57,6 @@ static void encoder_bwd(real *dwte, real *dwpe, const real *dout, const uint32_t
 				pe[c] += d[c];
 			}
 		}
-	}
-}
-
-static void ln_fwd(real *out, real *mean, real *rstd, const real *inp, const real *w,
-		   const real *b, size_t BT, size_t C)
-{
-	#pragma omp parallel for schedule(dynamic, 16)
-	for (size_t r = 0; r < BT; r++) {
-		const real *x = inp + r * C;
-		real s = 0;
-		#pragma omp simd reduction(+:s)
-		for (size_t c = 0; c < C; c++)
-			s += x[c];
-		real mu = s / (real)C, v = 0;
-		#pragma omp simd reduction(+:v)
-		for (size_t c = 0; c < C; c++)
-			v += (x[c] - mu) * (x[c] - mu);
-		real rs = 1 / GPT2_SQRT(v / (real)C + (real)GPT2_LN_EPS);
-		real *o = out + r * C;
-		for (size_t c = 0; c < C; c++)
-			o[c] = (x[c] - mu) * rs * w[c] + b[c];
-		mean[r] = mu;
-		rstd[r] = rs;
 	}
 }
 
@@ -171,22 +96,6 @@ static void ln_bwd(real *dinp, real *dw, real *db, const real *dout, const real 
 	}
 }
 
-/* out[BT,OC] (+)= inp[BT,IC] @ w[IC,OC] + b; ACC keeps what out holds (the residual) */
-static void linear_fwd(real *out, const real *inp, const real *w, const real *b, size_t BT,
-		       size_t IC, size_t OC, int acc)
-{
-	#pragma omp parallel for schedule(dynamic, 16)
-	for (size_t r = 0; r < BT; r++) {
-		real *o = out + r * OC;
-		if (acc)
-			for (size_t c = 0; c < OC; c++)
-				o[c] += b[c];
-		else
-			memcpy(o, b, OC * sizeof(real));
-	}
-	mm(0, 0, BT, OC, IC, inp, IC, w, OC, 1, out, OC);
-}
-
 /* dinp = dout @ w^T (overwritten); dw += inp^T @ dout; db += column sums of dout */
 static void linear_bwd(real *dinp, real *dw, real *db, const real *dout, const real *inp,
 		       const real *w, size_t BT, size_t IC, size_t OC)
@@ -204,17 +113,6 @@ static void linear_bwd(real *dinp, real *dw, real *db, const real *dout, const r
 	}
 }
 
-#define GELU_K ((real)0.7978845608028654)	/* sqrt(2/pi) */
-#define GELU_A ((real)0.044715)
-
-static void gelu_fwd(real *out, const real *inp, size_t n)
-{
-	#pragma omp parallel for schedule(dynamic, 4096)
-	for (size_t i = 0; i < n; i++) {
-		real x = inp[i];
-		out[i] = (real)0.5 * x * (1 + GPT2_TANH(GELU_K * (x + GELU_A * x * x * x)));
-	}
-}
 
 /* d = dout * gelu'(inp); d may be dout */
 static void gelu_bwd(real *d, const real *inp, const real *dout, size_t n)
@@ -226,52 +124,6 @@ static void gelu_bwd(real *d, const real *inp, const real *dout, size_t n)
 		real g = (real)0.5 * (1 + th) +
 			 (real)0.5 * x * (1 - th * th) * GELU_K * (1 + 3 * GELU_A * x * x);
 		d[i] = g * dout[i];
-	}
-}
-
-static void attn_fwd(real *out, real *att, const real *qkv, size_t B, size_t T, size_t C,
-		     size_t NH, real scale)
-{
-	size_t hs = C / NH, C3 = 3 * C;
-	#pragma omp parallel for collapse(2) schedule(dynamic, 1)
-	for (size_t b = 0; b < B; b++) {
-		for (size_t h = 0; h < NH; h++) {
-			for (size_t t = 0; t < T; t++) {
-				const real *q = qkv + (b * T + t) * C3 + h * hs;
-				real *a = att + ((b * NH + h) * T + t) * T;
-				real mx = -INFINITY;
-				for (size_t u = 0; u <= t; u++) {
-					const real *k = qkv + (b * T + u) * C3 + C + h * hs;
-					real s = 0;
-					#pragma omp simd reduction(+:s)
-					for (size_t i = 0; i < hs; i++)
-						s += q[i] * k[i];
-					s *= scale;
-					a[u] = s;
-					if (s > mx)
-						mx = s;
-				}
-				real sum = 0;
-				for (size_t u = 0; u <= t; u++) {
-					a[u] = GPT2_EXP(a[u] - mx);
-					sum += a[u];
-				}
-				real inv = 1 / sum;
-				for (size_t u = 0; u <= t; u++)
-					a[u] *= inv;
-				for (size_t u = t + 1; u < T; u++)
-					a[u] = 0;
-				real *o = out + (b * T + t) * C + h * hs;
-				memset(o, 0, hs * sizeof(real));
-				for (size_t u = 0; u <= t; u++) {
-					const real *v = qkv + (b * T + u) * C3 + 2 * C + h * hs;
-					real p = a[u];
-					#pragma omp simd
-					for (size_t i = 0; i < hs; i++)
-						o[i] += p * v[i];
-				}
-			}
-		}
 	}
 }
 
@@ -327,8 +179,8 @@ void GPT2_NAME(create)(MODEL *m, const struct gpt2_config *c)
 	memset(m, 0, sizeof(*m));
 	m->cfg = *c;
 	gpt2_layout(c, &m->lay);
-	m->params = alloc_reals(m->lay.total);
-	zero_reals(m->params, m->lay.total);
+	m->params = K(alloc)(m->lay.total);
+	K(zero)(m->params, m->lay.total);
 }
 
 static void free_acts(MODEL *m)
@@ -400,7 +252,7 @@ void GPT2_NAME(init_weights)(MODEL *m, uint64_t seed)
 				p[i] = 1;
 			break;
 		default:
-			zero_reals(p, n);
+			K(zero)(p, n);
 		}
 	}
 }
@@ -413,8 +265,8 @@ void GPT2_NAME(setup)(MODEL *m, int B, int T, int recompute)
 	/* the model threads BLAS itself (see mm) */
 	openblas_set_num_threads(1);
 	if (!m->grads) {
-		m->grads = alloc_reals(m->lay.total);
-		zero_reals(m->grads, m->lay.total);
+		m->grads = K(alloc)(m->lay.total);
+		K(zero)(m->grads, m->lay.total);
 	}
 	if (m->actmem && m->maxB == B && m->maxT == T && m->recompute == recompute)
 		return;
@@ -425,7 +277,7 @@ void GPT2_NAME(setup)(MODEL *m, int B, int T, int recompute)
 	uint64_t per = 15 * BTC + 4 * BT + (uint64_t)B * NH * T * T;
 	uint64_t total = nla * per + (L + 1) * BTC + BTC + 2 * BT + BT * V + 2 * BT +
 			 6 * BTC + (uint64_t)B * NH * T;
-	m->actmem = alloc_reals(total);
+	m->actmem = K(alloc)(total);
 	real *p = m->actmem;
 #define TAKE(n) (p += (n), p - (n))
 	m->la = calloc(nla, sizeof(*m->la));
@@ -484,20 +336,22 @@ static void layer_fwd(MODEL *m, int l, LACTS *a)
 	size_t B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head;
 	size_t BT = B * T, BTC = BT * C;
 	real *inp = m->resid + l * BTC, *out = m->resid + (l + 1) * BTC;
-	ln_fwd(a->ln1, a->ln1_mean, a->ln1_rstd, inp, tens(m, GPT2_LN1W, l), tens(m, GPT2_LN1B, l),
-	       BT, C);
-	linear_fwd(a->qkv, a->ln1, tens(m, GPT2_QKVW, l), tens(m, GPT2_QKVB, l), BT, C, 3 * C, 0);
-	attn_fwd(a->atty, a->att, a->qkv, B, T, C, NH, attn_scale(m, l));
+	K(layernorm)(a->ln1, a->ln1_mean, a->ln1_rstd, inp, tens(m, GPT2_LN1W, l),
+		     tens(m, GPT2_LN1B, l), BT, C);
+	K(linear)(a->qkv, a->ln1, tens(m, GPT2_QKVW, l), tens(m, GPT2_QKVB, l), BT, C, 3 * C, 0,
+		  NULL);
+	K(attn_fwd)(a->atty, a->att, a->qkv, B, T, C, NH, attn_scale(m, l));
 	memcpy(a->res2, inp, BTC * sizeof(real));
-	linear_fwd(a->res2, a->atty, tens(m, GPT2_ATTPROJW, l), tens(m, GPT2_ATTPROJB, l), BT, C, C,
-		   1);
-	ln_fwd(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, tens(m, GPT2_LN2W, l),
-	       tens(m, GPT2_LN2B, l), BT, C);
-	linear_fwd(a->fch, a->ln2, tens(m, GPT2_FCW, l), tens(m, GPT2_FCB, l), BT, C, 4 * C, 0);
-	gelu_fwd(a->fch_gelu, a->fch, BT * 4 * C);
+	K(linear)(a->res2, a->atty, tens(m, GPT2_ATTPROJW, l), tens(m, GPT2_ATTPROJB, l), BT, C, C,
+		  1, NULL);
+	K(layernorm)(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, tens(m, GPT2_LN2W, l),
+		     tens(m, GPT2_LN2B, l), BT, C);
+	K(linear)(a->fch, a->ln2, tens(m, GPT2_FCW, l), tens(m, GPT2_FCB, l), BT, C, 4 * C, 0,
+		  NULL);
+	K(gelu)(a->fch_gelu, a->fch, BT * 4 * C);
 	memcpy(out, a->res2, BTC * sizeof(real));
-	linear_fwd(out, a->fch_gelu, tens(m, GPT2_FCPROJW, l), tens(m, GPT2_FCPROJB, l), BT, 4 * C,
-		   C, 1);
+	K(linear)(out, a->fch_gelu, tens(m, GPT2_FCPROJW, l), tens(m, GPT2_FCPROJB, l), BT, 4 * C,
+		  C, 1, NULL);
 }
 
 /* m->dres holds d(layer output) on entry and d(layer input) on return */
@@ -515,7 +369,7 @@ static void layer_bwd(MODEL *m, int l, LACTS *a)
 	       tens(m, GPT2_LN2W, l), a->ln2_mean, a->ln2_rstd, BT, C);
 	linear_bwd(m->dsmall, gtens(m, GPT2_ATTPROJW, l), gtens(m, GPT2_ATTPROJB, l), m->dres,
 		   a->atty, tens(m, GPT2_ATTPROJW, l), BT, C, C);
-	zero_reals(m->dbig, 3 * BTC);
+	K(zero)(m->dbig, 3 * BTC);
 	attn_bwd(m->dbig, m->datt, m->dsmall, a->qkv, a->att, B, T, C, NH, attn_scale(m, l));
 	linear_bwd(m->dsmall, gtens(m, GPT2_QKVW, l), gtens(m, GPT2_QKVB, l), m->dbig, a->ln1,
 		   tens(m, GPT2_QKVW, l), BT, C, 3 * C);
@@ -536,11 +390,11 @@ real GPT2_NAME(forward)(MODEL *m, const uint32_t *tokens, int B, int T)
 	memcpy(m->tokens, tokens, BT * sizeof(uint32_t));
 	m->B = B;
 	m->T = T;
-	encoder_fwd(m->resid, tokens, tens(m, GPT2_WTE, 0), tens(m, GPT2_WPE, 0), BT, T, C);
+	K(embed)(m->resid, tokens, NULL, T, tens(m, GPT2_WTE, 0), tens(m, GPT2_WPE, 0), BT, C);
 	for (size_t l = 0; l < L; l++)
 		layer_fwd(m, (int)l, acts_of(m, (int)l));
-	ln_fwd(m->lnf, m->lnf_mean, m->lnf_rstd, m->resid + L * BT * C, tens(m, GPT2_LNFW, 0),
-	       tens(m, GPT2_LNFB, 0), BT, C);
+	K(layernorm)(m->lnf, m->lnf_mean, m->lnf_rstd, m->resid + L * BT * C,
+		     tens(m, GPT2_LNFW, 0), tens(m, GPT2_LNFB, 0), BT, C);
 	mm(0, 1, BT, V, C, m->lnf, C, tens(m, GPT2_WTE, 0), C, 0, m->logits, V);
 	m->logits_valid = 1;
 
@@ -553,14 +407,7 @@ real GPT2_NAME(forward)(MODEL *m, const uint32_t *tokens, int B, int T)
 			continue;
 		}
 		const real *x = m->logits + r * V;
-		real mx = -INFINITY;
-		for (size_t v = 0; v < V; v++)
-			if (x[v] > mx)
-				mx = x[v];
-		double s = 0;
-		for (size_t v = 0; v < V; v++)
-			s += GPT2_EXP(x[v] - mx);
-		real lse = mx + (real)log(s);
+		real lse = K(logsumexp)(x, V);
 		m->lse[r] = lse;
 		m->losses[r] = lse - x[tokens[r + 1]];
 	}
@@ -595,7 +442,7 @@ void GPT2_NAME(backward)(MODEL *m, real scale)
 	}
 	mm(0, 0, BT, C, V, m->logits, V, tens(m, GPT2_WTE, 0), C, 0, m->dsmall, C);
 	mm(1, 0, V, C, BT, m->logits, V, m->lnf, C, 1, gtens(m, GPT2_WTE, 0), C);
-	zero_reals(m->dres, BT * C);
+	K(zero)(m->dres, BT * C);
 	ln_bwd(m->dres, gtens(m, GPT2_LNFW, 0), gtens(m, GPT2_LNFB, 0), m->dsmall,
 	       m->resid + L * BT * C, tens(m, GPT2_LNFW, 0), m->lnf_mean, m->lnf_rstd, BT, C);
 	for (size_t l = L; l-- > 0;) {
@@ -610,7 +457,7 @@ void GPT2_NAME(backward)(MODEL *m, real scale)
 void GPT2_NAME(zero_grad)(MODEL *m)
 {
 	if (m->grads)
-		zero_reals(m->grads, m->lay.total);
+		K(zero)(m->grads, m->lay.total);
 }
 
 double GPT2_NAME(grad_norm)(MODEL *m)
@@ -641,10 +488,10 @@ void GPT2_NAME(adamw)(MODEL *m, uint64_t t, real lr, real wd, real gscale)
 	const double b1 = 0.9, b2 = 0.999;
 	const real eps = (real)1e-8;
 	if (!m->mom) {
-		m->mom = alloc_reals(m->lay.total);
-		m->var = alloc_reals(m->lay.total);
-		zero_reals(m->mom, m->lay.total);
-		zero_reals(m->var, m->lay.total);
+		m->mom = K(alloc)(m->lay.total);
+		m->var = K(alloc)(m->lay.total);
+		K(zero)(m->mom, m->lay.total);
+		K(zero)(m->var, m->lay.total);
 	}
 	real bc1 = (real)(1 - pow(b1, (double)t));
 	real bc2s = (real)sqrt(1 - pow(b2, (double)t));
@@ -669,3 +516,4 @@ void GPT2_NAME(adamw)(MODEL *m, uint64_t t, real lr, real wd, real gscale)
 #undef COLBLOCK
 #undef GELU_K
 #undef GELU_A
+#undef K

@@ -1,7 +1,10 @@
 /* gpt2.c: the GPT-2 configuration, presets and parameter layout, the float instantiation of
- * the model (gpt2-impl.h) and the CPU backend the trainer drives. */
+ * the kernels and the model (kernels-impl.h, gpt2-impl.h), and the CPU backend's table: the
+ * training half here, the inference half in cpu-infer.c. */
 #include "model/gpt2.h"
+#include "model/kernels.h"
 #include "model/backend.h"
+#include "model/cpu-infer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -61,6 +64,13 @@ static const char *const tensor_names[GPT2_NT] = {
 const char *gpt2_tensor_name(int t)
 {
 	return t >= 0 && t < GPT2_NT ? tensor_names[t] : "?";
+}
+
+uint64_t gpt2_tensor_offset(const struct gpt2_config *c, const struct gpt2_layout *lay, int t,
+			    int layer)
+{
+	uint64_t per = gpt2_tensor_per_layer(t) ? lay->size[t] / c->n_layer : 0;
+	return lay->off[t] + per * (uint64_t)layer;
 }
 
 int gpt2_tensor_per_layer(int t)
@@ -127,6 +137,7 @@ uint64_t gpt2_activation_bytes(const struct gpt2_config *c, int B, int T, int re
 #define GPT2_REAL float
 #define GPT2_NAME(x) gpt2_##x
 #define GPT2_GEMM cblas_sgemm
+#define GPT2_GEMV cblas_sgemv
 #define GPT2_EXP expf
 #define GPT2_LOG logf
 #define GPT2_TANH tanhf
@@ -163,4 +174,10 @@ const struct gpt2_backend gpt2_cpu_backend = {
 	.adamw = cpu_adamw,
 	.to_host = cpu_nothing,
 	.from_host = cpu_nothing,
+	.kv_new = gpt2_cpu_kv_new,
+	.kv_free = gpt2_cpu_kv_free,
+	.kv_reset = gpt2_cpu_kv_reset,
+	.kv_len = gpt2_cpu_kv_len,
+	.kv_copy_row = gpt2_cpu_kv_copy_row,
+	.kv_forward = gpt2_cpu_kv_forward,
 };

@@ -48,6 +48,11 @@ const char *gpt2_preset_names(void);
 const char *gpt2_config_check(const struct gpt2_config *c);
 void gpt2_layout(const struct gpt2_config *c, struct gpt2_layout *lay);
 const char *gpt2_tensor_name(int t);
+/* Where layer LAYER's slice of tensor T starts in the buffer (LAYER is ignored for tensors
+ * that are not per layer): the one map from tensors to offsets, for parameters, gradients
+ * and moments alike. */
+uint64_t gpt2_tensor_offset(const struct gpt2_config *c, const struct gpt2_layout *lay, int t,
+			    int layer);
 /* per-layer tensor? */
 int gpt2_tensor_per_layer(int t);
 /* weight decay applies (matrices and embeddings, not biases or LayerNorm weights) */

@@ -1,4 +1,4 @@
-/* test-infer.c: the inference path (KV cache) against the training forward, batching and
+/* test-infer.c: the CPU backend's inference (KV cache) against the training forward, batching and
  * thread-count invariance, and the sampler. Also a helper for the shell tests and the
  * benchmark:
  *   test-infer hf-random DIR VOCAB CTX LAYERS HEADS WIDTH TOKENIZER [SEED]
@@ -19,12 +19,16 @@
 #include "base/die.h"
 #include "model/gpt2.h"
 #include "model/hf.h"
-#include "infer/infer.h"
+#include "model/backend.h"
+#include "model/kernels.h"
 #include "base/io.h"
 #include "base/cli.h"
 #include "infer/sample.h"
 #include "tap.h"
 #include "base/xalloc.h"
+
+/* the CPU backend's inference half is what this tests */
+static const struct gpt2_backend *const be = &gpt2_cpu_backend;
 
 static float maxdiff(const float *a, const float *b, size_t n)
 {
@@ -55,9 +59,9 @@ static void test_kv_vs_full(int inv_layer)
 	gpt2_setup(&m, 1, T, 0);
 	uint32_t seq[64] = { 5, 17, 3, 88, 42 };
 	int n = 5, row = 0;
-	struct infer *s = infer_new(&m, 1, T);
+	struct gpt2_kv *s = be->kv_new(&m, 1, T);
 	float *lg = xmalloc(V * sizeof(float));
-	infer_forward(s, &row, 1, seq, n, lg, 0);
+	be->kv_forward(s, &row, 1, seq, n, lg, 0);
 	float worst = 0;
 	int same = 1;
 	while (n < T) {
@@ -71,18 +75,18 @@ static void test_kv_vs_full(int inv_layer)
 			same = 0;
 		seq[n++] = b;
 		if (n < T)
-			infer_forward(s, &row, 1, &seq[n - 1], 1, lg, 0);
+			be->kv_forward(s, &row, 1, &seq[n - 1], 1, lg, 0);
 	}
 	ok(same, "inv_layer %d: greedy with the cache picks the tokens of full recomputation (%d steps)",
 	   inv_layer, T - 5);
 	ok(worst < 1e-4, "inv_layer %d: logits agree at every step (max diff %g)", inv_layer, worst);
-	ok(infer_len(s, 0) == T - 1, "cache holds %d tokens", infer_len(s, 0));
+	ok(be->kv_len(s, 0) == T - 1, "cache holds %d tokens", be->kv_len(s, 0));
 
 	/* all-position logits of one prefill equal the training forward's */
 	float *all = xmalloc((size_t)T * V * sizeof(float));
-	infer_reset(s);
-	infer_forward(s, &row, 1, seq, 20, all, 1);
-	infer_forward(s, &row, 1, seq + 20, T - 20, all + (size_t)20 * V, 1);
+	be->kv_reset(s);
+	be->kv_forward(s, &row, 1, seq, 20, all, 1);
+	be->kv_forward(s, &row, 1, seq + 20, T - 20, all + (size_t)20 * V, 1);
 	gpt2_forward(&m, seq, 1, T);
 	ok(maxdiff(all, m.logits, (size_t)T * V) < 1e-4, "prefill in two chunks: every position's logits");
 	/* scoring: mean -log p of the next token equals the trainer's loss */
@@ -101,7 +105,37 @@ static void test_kv_vs_full(int inv_layer)
 	   nll, loss);
 	free(all);
 	free(lg);
-	infer_free(s);
+	be->kv_free(s);
+	gpt2_free(&m);
+}
+
+/* Prefilling more than GPT2_FEW_ROWS tokens takes the kernels the training forward takes, in
+ * the same tiles: every position's logits are the trainer's, bit for bit, for one row and for
+ * two rows prefilled together (the trainer's batch of 2). */
+static void test_prefill_exact(void)
+{
+	struct gpt2_model m;
+	make_model(&m, 1);
+	size_t V = m.cfg.vocab_size;
+	int T = GPT2_FEW_ROWS + 8, rows[2] = { 0, 1 };
+	uint32_t seq[GPT2_FEW_ROWS + 8];
+	for (int i = 0; i < T; i++)
+		seq[i] = (uint32_t)(i * 37 + 5) % (uint32_t)V;
+	gpt2_setup(&m, 2, T, 0);
+	float *lg = xmalloc(2 * (size_t)T * V * sizeof(float));
+	struct gpt2_kv *s = be->kv_new(&m, 2, T);
+	be->kv_forward(s, rows, 1, seq, T, lg, 1);
+	gpt2_forward(&m, seq, 1, T);
+	ok(!memcmp(lg, m.logits, (size_t)T * V * sizeof(float)),
+	   "a %d-token prefill's logits are the training forward's, bit for bit (max diff %g)", T,
+	   maxdiff(lg, m.logits, (size_t)T * V));
+	be->kv_reset(s);
+	be->kv_forward(s, rows, 2, seq, T / 2, lg, 1);
+	gpt2_forward(&m, seq, 2, T / 2);
+	ok(!memcmp(lg, m.logits, (size_t)T * V * sizeof(float)),
+	   "two rows of %d prefilled together: the trainer's batch of 2, bit for bit", T / 2);
+	free(lg);
+	be->kv_free(s);
 	gpt2_free(&m);
 }
 
@@ -112,23 +146,23 @@ static void test_batch(void)
 	struct gpt2_model m;
 	make_model(&m, 1);
 	uint32_t V = m.cfg.vocab_size;
-	struct infer *b = infer_new(&m, 4, 32), *one = infer_new(&m, 1, 32);
+	struct gpt2_kv *b = be->kv_new(&m, 4, 32), *one = be->kv_new(&m, 1, 32);
 	uint32_t prompts[3][6] = { { 1, 2, 3, 4, 5, 6 }, { 9, 9, 9, 9, 9, 9 }, { 50, 40, 30, 20, 10, 0 } };
 	int rows[3] = { 0, 2, 3 }, zero = 0;
 	float *lb = xmalloc(3 * V * sizeof(float)), *l1 = xmalloc(V * sizeof(float));
 	for (int i = 0; i < 3; i++)
-		infer_forward(b, &rows[i], 1, prompts[i], 6, NULL, 0);
+		be->kv_forward(b, &rows[i], 1, prompts[i], 6, NULL, 0);
 	uint32_t step[3] = { 7, 8, 11 };
 	float worst = 0;
 	for (int k = 0; k < 5; k++) {
-		infer_forward(b, rows, 3, step, 1, lb, 0);
+		be->kv_forward(b, rows, 3, step, 1, lb, 0);
 		for (int i = 0; i < 3; i++) {
-			infer_reset(one);
+			be->kv_reset(one);
 			uint32_t seq[16];
 			memcpy(seq, prompts[i], sizeof(prompts[i]));
 			for (int j = 0; j <= k; j++)
 				seq[6 + j] = step[i] + 0 * j;
-			infer_forward(one, &zero, 1, seq, 7 + k, l1, 0);
+			be->kv_forward(one, &zero, 1, seq, 7 + k, l1, 0);
 			float d = maxdiff(lb + (size_t)i * V, l1, V);
 			if (d > worst)
 				worst = d;
@@ -136,16 +170,16 @@ static void test_batch(void)
 	}
 	ok(worst < 1e-4, "three rows decoded as a batch equal each row alone (max diff %g)", worst);
 
-	infer_copy_row(b, 1, 2);
+	be->kv_copy_row(b, 1, 2);
 	int r12[2] = { 1, 2 };
 	uint32_t t12[2] = { 33, 33 };
-	infer_forward(b, r12, 2, t12, 1, lb, 0);
+	be->kv_forward(b, r12, 2, t12, 1, lb, 0);
 	ok(!memcmp(lb, lb + V, V * sizeof(float)), "a copied row continues exactly like its source");
 
 	free(lb);
 	free(l1);
-	infer_free(b);
-	infer_free(one);
+	be->kv_free(b);
+	be->kv_free(one);
 	gpt2_free(&m);
 }
 
@@ -156,7 +190,7 @@ static void test_threads(void)
 	struct gpt2_config c = { 3000, 32, 2, 4, 256, 0, 0 };
 	gpt2_create(&m, &c);
 	gpt2_init_weights(&m, 11);
-	struct infer *s = infer_new(&m, 3, 32);
+	struct gpt2_kv *s = be->kv_new(&m, 3, 32);
 	size_t V = c.vocab_size;
 	float *x[2] = { xmalloc(3 * V * sizeof(float)), xmalloc(3 * V * sizeof(float)) };
 	uint32_t seq[20], step[3] = { 1, 2, 3 };
@@ -165,16 +199,16 @@ static void test_threads(void)
 		seq[i] = (uint32_t)(i * 131 % 3000);
 	for (int th = 1; th <= 2; th++) {
 		omp_set_num_threads(th);
-		infer_reset(s);
-		infer_forward(s, rows, 1, seq, 20, NULL, 0);
-		infer_copy_row(s, 1, 0);
-		infer_copy_row(s, 2, 0);
-		infer_forward(s, rows, 3, step, 1, x[th - 1], 0);
+		be->kv_reset(s);
+		be->kv_forward(s, rows, 1, seq, 20, NULL, 0);
+		be->kv_copy_row(s, 1, 0);
+		be->kv_copy_row(s, 2, 0);
+		be->kv_forward(s, rows, 3, step, 1, x[th - 1], 0);
 	}
 	ok(!memcmp(x[0], x[1], 3 * V * sizeof(float)), "1 and 2 threads give the same logits, bit for bit");
 	free(x[0]);
 	free(x[1]);
-	infer_free(s);
+	be->kv_free(s);
 	gpt2_free(&m);
 }
 
@@ -323,6 +357,7 @@ int main(int argc, char **argv)
 		return forward_loss(argc, argv);
 	test_kv_vs_full(0);
 	test_kv_vs_full(1);
+	test_prefill_exact();
 	test_batch();
 	test_threads();
 	test_sampler();
