@@ -91,6 +91,27 @@ enum {
 	O_MAXN, O_NOEOT, O_STATS, O_DEVICE
 };
 
+/* the option values together: the stop strings into the params, the modes exclusive */
+static void check_opts(int argc, char **argv, struct opts *o)
+{
+	o->p.stop = (const char *const *)o->stop;
+	o->p.n_stop = o->n_stop;
+	if (!o->model)
+		die_usage("-m MODEL is required");
+	if (optind < argc)
+		o->prompt = argv[optind++];
+	if (optind < argc)
+		die_usage("one PROMPT at most (quote it)");
+	if (!!o->jsonl + !!o->score + !!o->serve > 1)
+		die_usage("--jsonl, --score and --serve exclude each other");
+	if (o->prompt && (o->file || o->jsonl || o->score || o->serve))
+		die_usage("a PROMPT argument goes with none of -f, --jsonl, --score, --serve");
+	if (o->json && o->view)
+		die_usage("--json and --view exclude each other");
+	if (o->view && !o->score)
+		die_usage("--view goes with --score");
+}
+
 static void parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
@@ -156,22 +177,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		default: usage(EXIT_USAGE);
 		}
 	}
-	o->p.stop = (const char *const *)o->stop;
-	o->p.n_stop = o->n_stop;
-	if (!o->model)
-		die_usage("-m MODEL is required");
-	if (optind < argc)
-		o->prompt = argv[optind++];
-	if (optind < argc)
-		die_usage("one PROMPT at most (quote it)");
-	if (!!o->jsonl + !!o->score + !!o->serve > 1)
-		die_usage("--jsonl, --score and --serve exclude each other");
-	if (o->prompt && (o->file || o->jsonl || o->score || o->serve))
-		die_usage("a PROMPT argument goes with none of -f, --jsonl, --score, --serve");
-	if (o->json && o->view)
-		die_usage("--json and --view exclude each other");
-	if (o->view && !o->score)
-		die_usage("--view goes with --score");
+	check_opts(argc, argv, o);
 }
 
 static void write_buf(const struct buf *b)

@@ -39,7 +39,7 @@ static void batch_add(struct tok_batch *b, uint64_t id, const unsigned char *s, 
 	b->n++;
 }
 
-int tok_batch_fill(struct tok_batch *b, struct bpe_input *in)
+int tok_batch_fill(struct tok_batch *b, struct bpe_input *in, struct tok_caps *caps)
 {
 	b->n = 0;
 	buf_reset(&b->text);
@@ -47,12 +47,55 @@ int tok_batch_fill(struct tok_batch *b, struct bpe_input *in)
 		uint64_t id;
 		const unsigned char *s;
 		size_t n;
+		if (caps && caps->docs >= caps->max_docs)
+			return 0;
 		int r = bpe_input_next(in, &id, &s, &n);
 		if (r <= 0)
 			return r;
+		if (caps && caps->bytes + n > caps->max_bytes)
+			return 0;
 		batch_add(b, id, s, n, bpe_input_is_shard(in) ? bpe_input_index(in) : SIZE_MAX);
+		if (caps) {
+			caps->docs++;
+			caps->bytes += n;
+		}
 	}
 	return 1;
+}
+
+struct bpe_counter *tok_count_docs(struct bpe_input *in, int threads, struct tok_caps *caps,
+				   int progress)
+{
+	struct bpe_counter **cnt = xcalloc((size_t)threads, sizeof *cnt);
+	for (int i = 0; i < threads; i++)
+		cnt[i] = bpe_counter_new();
+	struct tok_batch b = { 0 };
+	int r;
+	do {
+		if ((r = tok_batch_fill(&b, in, caps)) < 0)
+			break;
+		long n = (long)b.n;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+		for (long i = 0; i < n; i++)
+			bpe_counter_add(cnt[omp_get_thread_num()], b.text.p + b.off[i], b.len[i]);
+		if (progress)
+			fprintf(stderr, "\r%s: %llu documents, %.1f MB", cp_progname,
+				(unsigned long long)caps->docs, (double)caps->bytes / 1e6);
+	} while (r > 0);
+	if (progress && r >= 0)
+		fputc('\n', stderr);
+	tok_batch_free(&b);
+	for (int i = 1; i < threads; i++) {
+		bpe_counter_merge(cnt[0], cnt[i]);
+		bpe_counter_free(cnt[i]);
+	}
+	struct bpe_counter *c = cnt[0];
+	free(cnt);
+	if (r < 0) {
+		bpe_counter_free(c);
+		return NULL;
+	}
+	return c;
 }
 
 void tok_batch_free(struct tok_batch *b)

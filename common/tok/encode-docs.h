@@ -1,8 +1,8 @@
-/* encode-docs.h: what cp-tokenize does to documents. Documents are read in batches and
- * encoded in parallel (the output is the same for any thread count), measured against
- * CodeParrot's characters-per-token filter, written as token records into one shard or into
- * one token shard per input shard, and counted for the report; token ids, as lines of
- * decimals or as token shards, are decoded back to bytes. */
+/* encode-docs.h: what cp-tokenize does to documents (and cp-bpe's counting pass). Documents
+ * are read in batches and encoded in parallel (the output is the same for any thread count),
+ * measured against CodeParrot's characters-per-token filter, written as token records into
+ * one shard or into one token shard per input shard, and counted for the report; token ids,
+ * as lines of decimals or as token shards, are decoded back to bytes. */
 #ifndef CP_ENCODE_DOCS_H
 #define CP_ENCODE_DOCS_H
 
@@ -29,15 +29,28 @@ struct tok_batch {
 	unsigned char *keep;	/* and whether the filter keeps it */
 };
 
-/* Empty B and read the next batch from IN: 1 when the batch is full (more may follow), 0 when
- * IN ended, -1 after an error naming the file (B holds what was read before it). */
-int tok_batch_fill(struct tok_batch *b, struct bpe_input *in);
+/* Caps on what is read: documents, and bytes (reading stops before the document that would
+ * pass MAX_BYTES); DOCS and BYTES count what was read so far. */
+struct tok_caps {
+	uint64_t max_docs, max_bytes;
+	uint64_t docs, bytes;
+};
+
+/* Empty B and read the next batch from IN, within CAPS when not NULL: 1 when the batch is
+ * full (more may follow), 0 when IN ended or a cap was reached, -1 after an error naming the
+ * file (B holds what was read before it). */
+int tok_batch_fill(struct tok_batch *b, struct bpe_input *in, struct tok_caps *caps);
 /* Encode every document of B with THREADS threads, one encoder each in ENC (special tokens
  * written in the text become their ids with SPECIAL), and apply the filter: a document is
  * kept when MIN_RATIO <= 0, or when it has tokens and at least MIN_RATIO characters a token. */
 void tok_batch_encode(struct tok_batch *b, struct bpe_encoder **enc, int threads, int special,
 		      double min_ratio);
 void tok_batch_free(struct tok_batch *b);
+
+/* cp-bpe's pass: count the pieces of every document of IN within CAPS (not NULL) with
+ * THREADS threads; PROGRESS reports on stderr. The counts of all threads in one, or NULL after an error. */
+struct bpe_counter *tok_count_docs(struct bpe_input *in, int threads, struct tok_caps *caps,
+				   int progress);
 
 struct bpe_encoder **tok_encoders_new(const struct bpe *m, int threads);
 void tok_encoders_free(struct bpe_encoder **enc, int threads);

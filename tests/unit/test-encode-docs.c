@@ -67,6 +67,40 @@ static struct bpe train(const char *text)
 	return m;
 }
 
+/* the merges of a tokenizer trained on counts C */
+static struct bpe train_counts(struct bpe_counter *c)
+{
+	struct bpe m;
+	struct bpe_train_opts o = { .vocab_size = 500, .threads = 1 };
+	bpe_init(&m);
+	bpe_train(&m, c, &o);
+	return m;
+}
+
+/* cp-bpe's counting pass with 3 threads and caps counts what one counter fed in order does */
+static void test_count(char **in_list)
+{
+	struct bpe_input *in = bpe_input_open(in_list, 1, 1);
+	struct tok_caps caps = { .max_docs = 4500, .max_bytes = UINT64_MAX };
+	struct bpe_counter *c = tok_count_docs(in, 3, &caps, 0);
+	bpe_input_close(in);
+	struct bpe_counter *one = bpe_counter_new();
+	char doc[64];
+	for (int i = 0; i < 4500; i++) {
+		int n = snprintf(doc, sizeof doc, "def f%d(x):\n    return x * %d\n", i, i % 7);
+		bpe_counter_add(one, (const unsigned char *)doc, (size_t)n);
+	}
+	ok(c && caps.docs == 4500, "counted 4500 documents over two batches");
+	is_int(bpe_counter_size(c), bpe_counter_size(one), "  as many distinct pieces as one counter");
+	struct bpe a = train_counts(c), b = train_counts(one);
+	ok(a.n_merges == b.n_merges && a.n_merges > 0 &&
+	   !memcmp(a.merges, b.merges, a.n_merges * sizeof *a.merges), "  the same merges (%u)", a.n_merges);
+	bpe_free(&a);
+	bpe_free(&b);
+	bpe_counter_free(c);
+	bpe_counter_free(one);
+}
+
 /* 5000 small documents: batches of 4096 and 904 */
 static void test_batches(const struct bpe *m)
 {
@@ -81,7 +115,7 @@ static void test_batches(const struct bpe *m)
 	char *in_list[] = { sub };
 	struct bpe_input *in = bpe_input_open(in_list, 1, 1);
 	struct tok_batch b = { 0 };
-	int r1 = tok_batch_fill(&b, in);
+	int r1 = tok_batch_fill(&b, in, NULL);
 	ok(r1 == 1 && b.n == 4096, "a batch ends at 4096 documents (got %zu)", b.n);
 	int n = snprintf(doc, sizeof doc, "def f%d(x):\n    return x * %d\n", 4095, 4095 % 7);
 	ok(b.len[4095] == (size_t)n && !memcmp(b.text.p + b.off[4095], doc, (size_t)n) &&
@@ -100,14 +134,36 @@ static void test_batches(const struct bpe *m)
 	}
 	ok(same, "3 threads encode each document as one encoder alone does");
 	ok(keep, "each document's characters and filter verdict");
-	int r2 = tok_batch_fill(&b, in);
+	int r2 = tok_batch_fill(&b, in, NULL);
 	ok(r2 == 0 && b.n == 904, "then the last 904 and the end (got %zu, %d)", b.n, r2);
-	ok(tok_batch_fill(&b, in) == 0 && b.n == 0, "after the end: an empty batch");
+	ok(tok_batch_fill(&b, in, NULL) == 0 && b.n == 0, "after the end: an empty batch");
 	free(v.v);
 	bpe_encoder_free(one);
 	tok_encoders_free(enc, 3);
 	tok_batch_free(&b);
 	bpe_input_close(in);
+
+	/* caps: 10 documents; bytes up to the document that would pass them */
+	in = bpe_input_open(in_list, 1, 1);
+	struct tok_caps caps = { .max_docs = 10, .max_bytes = UINT64_MAX };
+	ok(tok_batch_fill(&b, in, &caps) == 0 && b.n == 10 && caps.docs == 10,
+	   "--max-docs 10: a batch of 10 and the end");
+	ok(tok_batch_fill(&b, in, &caps) == 0 && b.n == 0, "  and nothing after");
+	bpe_input_close(in);
+	size_t first3 = 0;
+	for (int i = 0; i < 3; i++)
+		first3 += (size_t)snprintf(doc, sizeof doc, "def f%d(x):\n    return x * %d\n", i, i % 7);
+	in = bpe_input_open(in_list, 1, 1);
+	caps = (struct tok_caps){ .max_docs = UINT64_MAX, .max_bytes = first3 + 1 };
+	ok(tok_batch_fill(&b, in, &caps) == 0 && b.n == 3 && caps.bytes == first3,
+	   "--max-bytes: the documents that fit (3, %zu bytes), none past", first3);
+	bpe_input_close(in);
+	in = bpe_input_open(in_list, 1, 1);
+	caps = (struct tok_caps){ .max_docs = UINT64_MAX, .max_bytes = first3 };
+	ok(tok_batch_fill(&b, in, &caps) == 0 && b.n == 3, "  exactly the limit fits");
+	bpe_input_close(in);
+	tok_batch_free(&b);
+	test_count(in_list);
 }
 
 /* documents of 6 MiB: a batch holds the first to reach 16 MiB */
@@ -125,8 +181,8 @@ static void test_batch_bytes(void)
 	char *in_list[] = { sub };
 	struct bpe_input *in = bpe_input_open(in_list, 1, 1);
 	struct tok_batch b = { 0 };
-	ok(tok_batch_fill(&b, in) == 1 && b.n == 3, "6 + 6 + 6 MiB: the third passes 16 MiB and ends the batch");
-	ok(tok_batch_fill(&b, in) == 0 && b.n == 1, "the fourth in the next");
+	ok(tok_batch_fill(&b, in, NULL) == 1 && b.n == 3, "6 + 6 + 6 MiB: the third passes 16 MiB and ends the batch");
+	ok(tok_batch_fill(&b, in, NULL) == 0 && b.n == 1, "the fourth in the next");
 	tok_batch_free(&b);
 	bpe_input_close(in);
 }
@@ -155,7 +211,7 @@ static void test_shard(const struct bpe *m)
 	struct bpe_encoder **enc = tok_encoders_new(m, 2);
 	struct tok_batch b = { 0 };
 	struct tok_counts c = { 0 };
-	ok(tok_batch_fill(&b, in) == 0 && b.n == nd, "one batch of %zu", nd);
+	ok(tok_batch_fill(&b, in, NULL) == 0 && b.n == nd, "one batch of %zu", nd);
 	tok_batch_encode(&b, enc, 2, 0, 1.5);
 	ok(tok_shards_write(o, &b, m->eot, &c) == 0, "written");
 	ok(tok_shards_close(o, 0) == 0, "committed");
