@@ -6,6 +6,7 @@
 #include "tok/encode-docs.h"
 #include "tap.h"
 
+#include "base/die.h"
 #include "base/xalloc.h"
 
 #include <jansson.h>
@@ -274,6 +275,7 @@ static void collect(const void *p, size_t n, void *arg)
 static void test_decode_ids(const struct bpe *m)
 {
 	struct buf out = { 0 };
+	cp_quiet = 1;	/* the refusals below print their errors */
 	char text[64];
 	snprintf(text, sizeof text, "%u %u\n\n %u\t%u \r\n", m->byte_id['h'], m->byte_id['i'],
 		 m->byte_id['!'], m->byte_id['\n']);
@@ -289,6 +291,7 @@ static void test_decode_ids(const struct bpe *m)
 	   "an id past the vocabulary is refused");
 	ok(tok_decode_ids_text(m, "t", "4294967295\n", 11, collect, &out) == -1, "2^32-1 is refused");
 	ok(tok_decode_ids_text(m, "t", "99999999999\n", 12, collect, &out) == -1, "an overflow is refused");
+	cp_quiet = 0;
 	buf_free(&out);
 }
 
