@@ -91,7 +91,7 @@ static int run_encode(const struct bpe *m, char **argv, int argc, const struct o
 	struct tok_counts c = { 0 };
 	int failed = 0, r = 1, progress = is_tty(2);
 	while (r > 0 && !failed) {
-		if ((r = tok_batch_fill(&b, in)) < 0) {
+		if ((r = tok_batch_fill(&b, in, NULL)) < 0) {
 			failed = 1;
 			break;
 		}
@@ -123,7 +123,7 @@ static int run_ids(const struct bpe *m, char **argv, int argc, const struct opts
 	struct buf line = { 0 };
 	int r;
 	do {
-		r = tok_batch_fill(&b, in);
+		r = tok_batch_fill(&b, in, NULL);
 		tok_batch_encode(&b, enc, o->threads, o->special, 0);
 		for (size_t i = 0; i < b.n; i++) {
 			buf_reset(&line);

@@ -48,7 +48,8 @@ void tok_batch_encode(struct tok_batch *b, struct bpe_encoder **enc, int threads
 void tok_batch_free(struct tok_batch *b);
 
 /* cp-bpe's pass: count the pieces of every document of IN within CAPS (not NULL) with
- * THREADS threads; PROGRESS reports on stderr. The counts of all threads in one, or NULL after an error. */
+ * THREADS threads; PROGRESS reports on stderr. The counts of all threads in one, or NULL
+ * after an error. */
 struct bpe_counter *tok_count_docs(struct bpe_input *in, int threads, struct tok_caps *caps,
 				   int progress);
 

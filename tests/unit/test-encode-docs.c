@@ -95,7 +95,8 @@ static void test_count(char **in_list)
 	is_int(bpe_counter_size(c), bpe_counter_size(one), "  as many distinct pieces as one counter");
 	struct bpe a = train_counts(c), b = train_counts(one);
 	ok(a.n_merges == b.n_merges && a.n_merges > 0 &&
-	   !memcmp(a.merges, b.merges, a.n_merges * sizeof *a.merges), "  the same merges (%u)", a.n_merges);
+	   !memcmp(a.merges, b.merges, a.n_merges * sizeof *a.merges),
+	   "  the same merges (%u)", a.n_merges);
 	bpe_free(&a);
 	bpe_free(&b);
 	bpe_counter_free(c);
@@ -182,7 +183,8 @@ static void test_batch_bytes(void)
 	char *in_list[] = { sub };
 	struct bpe_input *in = bpe_input_open(in_list, 1, 1);
 	struct tok_batch b = { 0 };
-	ok(tok_batch_fill(&b, in, NULL) == 1 && b.n == 3, "6 + 6 + 6 MiB: the third passes 16 MiB and ends the batch");
+	ok(tok_batch_fill(&b, in, NULL) == 1 && b.n == 3,
+	   "6 + 6 + 6 MiB: the third passes 16 MiB and ends the batch");
 	ok(tok_batch_fill(&b, in, NULL) == 0 && b.n == 1, "the fourth in the next");
 	tok_batch_free(&b);
 	bpe_input_close(in);
@@ -290,7 +292,8 @@ static void test_decode_ids(const struct bpe *m)
 	ok(tok_decode_ids_text(m, "t", text, strlen(text), collect, &out) == -1 && out.len == 0,
 	   "an id past the vocabulary is refused");
 	ok(tok_decode_ids_text(m, "t", "4294967295\n", 11, collect, &out) == -1, "2^32-1 is refused");
-	ok(tok_decode_ids_text(m, "t", "99999999999\n", 12, collect, &out) == -1, "an overflow is refused");
+	ok(tok_decode_ids_text(m, "t", "99999999999\n", 12, collect, &out) == -1,
+	   "an overflow is refused");
 	cp_quiet = 0;
 	buf_free(&out);
 }

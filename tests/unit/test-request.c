@@ -109,40 +109,61 @@ static void test_fields(void)
 	request_free(&r);
 }
 
+/* requests refused (with "n" at most 4), and the message for each */
+static const struct { const char *text, *want; } refusals[] = {
+	{ "[1]",
+	  "the request must be a JSON object" },
+	{ "\"x\"",
+	  "the request must be a JSON object" },
+	{ "{}",
+	  "'prompt' must be a string (or an array of one string)" },
+	{ "{\"prompt\": 5}",
+	  "'prompt' must be a string (or an array of one string)" },
+	{ "{\"prompt\": [\"a\", \"b\"]}",
+	  "'prompt' must be a string (or an array of one string)" },
+	{ "{\"prompt\": [5]}",
+	  "'prompt' must be a string (or an array of one string)" },
+	{ "{\"prompt\": \"x\", \"n\": 5}",
+	  "'n' must be an integer from 1 to 4" },
+	{ "{\"prompt\": \"x\", \"n\": 0}",
+	  "'n' must be an integer from 1 to 4" },
+	{ "{\"prompt\": \"x\", \"n\": 2.0}",
+	  "'n' must be an integer from 1 to 4" },
+	{ "{\"prompt\": \"x\", \"n\": \"2\"}",
+	  "'n' must be an integer from 1 to 4" },
+	{ "{\"prompt\": \"x\", \"max_tokens\": 16777217}",
+	  "'max_tokens' must be an integer from 0 to 16777216" },
+	{ "{\"prompt\": \"x\", \"max_tokens\": -1}",
+	  "'max_tokens' must be an integer from 0 to 16777216" },
+	{ "{\"prompt\": \"x\", \"top_k\": 4294967296}",
+	  "'top_k' must be an integer from 0 to 4294967295" },
+	{ "{\"prompt\": \"x\", \"seed\": -1}",
+	  "'seed' must be an integer from 0 to 9223372036854775807" },
+	{ "{\"prompt\": \"x\", \"temperature\": 100.5}",
+	  "'temperature' must be a number from 0 to 100" },
+	{ "{\"prompt\": \"x\", \"temperature\": \"1\"}",
+	  "'temperature' must be a number from 0 to 100" },
+	{ "{\"prompt\": \"x\", \"top_p\": 0}",
+	  "'top_p' must be a number from 1e-09 to 1" },
+	{ "{\"prompt\": \"x\", \"top_p\": 1.01}",
+	  "'top_p' must be a number from 1e-09 to 1" },
+	{ "{\"prompt\": \"x\", \"stop\": 5}",
+	  "'stop' must be a string or an array of strings" },
+	{ "{\"prompt\": \"x\", \"stop\": \"\"}",
+	  "'stop' strings must be non-empty strings" },
+	{ "{\"prompt\": \"x\", \"stop\": [\"a\", 1]}",
+	  "'stop' strings must be non-empty strings" },
+	{ "{\"prompt\": \"x\", \"stop\": [\"a\\u0000b\"]}",
+	  "'stop' strings must be non-empty strings" },
+	{ "{\"prompt\": \"x\", \"stop\": [\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\","
+	  "\"10\",\"11\",\"12\",\"13\",\"14\",\"15\",\"16\",\"17\"]}",
+	  "'stop' holds at most 16 strings" },
+};
+
 static void test_refused(void)
 {
-	refused("[1]", 4, "the request must be a JSON object");
-	refused("\"x\"", 4, "the request must be a JSON object");
-	refused("{}", 4, "'prompt' must be a string (or an array of one string)");
-	refused("{\"prompt\": 5}", 4, "'prompt' must be a string (or an array of one string)");
-	refused("{\"prompt\": [\"a\", \"b\"]}", 4, "'prompt' must be a string (or an array of one string)");
-	refused("{\"prompt\": [5]}", 4, "'prompt' must be a string (or an array of one string)");
-	refused("{\"prompt\": \"x\", \"n\": 5}", 4, "'n' must be an integer from 1 to 4");
-	refused("{\"prompt\": \"x\", \"n\": 0}", 4, "'n' must be an integer from 1 to 4");
-	refused("{\"prompt\": \"x\", \"n\": 2.0}", 4, "'n' must be an integer from 1 to 4");
-	refused("{\"prompt\": \"x\", \"n\": \"2\"}", 4, "'n' must be an integer from 1 to 4");
-	refused("{\"prompt\": \"x\", \"max_tokens\": 16777217}", 4,
-		"'max_tokens' must be an integer from 0 to 16777216");
-	refused("{\"prompt\": \"x\", \"max_tokens\": -1}", 4,
-		"'max_tokens' must be an integer from 0 to 16777216");
-	refused("{\"prompt\": \"x\", \"top_k\": 4294967296}", 4,
-		"'top_k' must be an integer from 0 to 4294967295");
-	refused("{\"prompt\": \"x\", \"seed\": -1}", 4,
-		"'seed' must be an integer from 0 to 9223372036854775807");
-	refused("{\"prompt\": \"x\", \"temperature\": 100.5}", 4,
-		"'temperature' must be a number from 0 to 100");
-	refused("{\"prompt\": \"x\", \"temperature\": \"1\"}", 4,
-		"'temperature' must be a number from 0 to 100");
-	refused("{\"prompt\": \"x\", \"top_p\": 0}", 4, "'top_p' must be a number from 1e-09 to 1");
-	refused("{\"prompt\": \"x\", \"top_p\": 1.01}", 4, "'top_p' must be a number from 1e-09 to 1");
-	refused("{\"prompt\": \"x\", \"stop\": 5}", 4, "'stop' must be a string or an array of strings");
-	refused("{\"prompt\": \"x\", \"stop\": \"\"}", 4, "'stop' strings must be non-empty strings");
-	refused("{\"prompt\": \"x\", \"stop\": [\"a\", 1]}", 4, "'stop' strings must be non-empty strings");
-	refused("{\"prompt\": \"x\", \"stop\": [\"a\\u0000b\"]}", 4,
-		"'stop' strings must be non-empty strings");
-	refused("{\"prompt\": \"x\", \"stop\": [\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\","
-		"\"10\",\"11\",\"12\",\"13\",\"14\",\"15\",\"16\",\"17\"]}", 4,
-		"'stop' holds at most 16 strings");
+	for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++)
+		refused(refusals[i].text, 4, refusals[i].want);
 }
 
 /* a result of two samples, the texts with bytes JSON must escape */
@@ -201,7 +222,8 @@ static void check_choices(json_t *j, const struct complete_result *res, int open
 		gen += s->n_tokens;
 	}
 	json_t *u = json_object_get(j, "usage");
-	ok(int_of(u, "prompt_tokens") == res->prompt_tokens && int_of(u, "completion_tokens") == (long long)gen &&
+	ok(int_of(u, "prompt_tokens") == res->prompt_tokens &&
+	   int_of(u, "completion_tokens") == (long long)gen &&
 	   int_of(u, "total_tokens") == (long long)(gen + res->prompt_tokens), "  usage adds up");
 }
 
@@ -248,8 +270,9 @@ static void test_answers(void)
 
 	buf_reset(&b);
 	request_put_samples(&b, &res, 0);
-	ok(b.len == strlen("a \"q\"\n\tb\\\n---\ncaf\xc3\xa9\n") &&
-	   !memcmp(b.p, "a \"q\"\n\tb\\\n---\ncaf\xc3\xa9\n", b.len), "text samples: texts, '---' between");
+	static const char text_samples[] = "a \"q\"\n\tb\\\n---\ncaf\xc3\xa9\n";
+	ok(b.len == sizeof text_samples - 1 && !memcmp(b.p, text_samples, b.len),
+	   "text samples: texts, '---' between");
 	buf_reset(&b);
 	request_put_samples(&b, &res, 1);
 	const char *nl = memchr(b.p, '\n', b.len);
@@ -340,7 +363,8 @@ static void test_lines(void)
 	ok(request_answer_line(NULL, "{\"id\": 1,", 10, 3, &d, 0, &b, &err) == -1, "not JSON fails");
 	ok(err && !strncmp(err, "not JSON: ", 10), "  'not JSON: ...'");
 	j = load(&b, "  its line");
-	ok(j && !json_object_get(j, "id") && str_of(j, "error") && !strncmp(str_of(j, "error"), "line 3: not JSON", 16),
+	const char *e = j ? str_of(j, "error") : NULL;
+	ok(j && !json_object_get(j, "id") && e && !strncmp(e, "line 3: not JSON", 16),
 	   "  no id, the error with the line");
 	free(err);
 	json_decref(j);
