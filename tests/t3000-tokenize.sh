@@ -122,6 +122,19 @@ like "$(cat rep2.json)" '"docs_in":22,"docs_out":20,"removed":\{"char_token_rati
 exit_is 2 "--min-ratio needs a number" cp-tokenize -t "$GPT2" --min-ratio abc src
 exit_is 2 "no tokenizer is a usage error" cp-tokenize --ids src
 
+# --- outputs appear whole or not at all, no temporaries left
+mkdir atom
+ok "--decode -o and --report write their files" cp-tokenize -t "$GPT2" --decode -o atom/back rand.shard
+ok "  the report too" cp-tokenize -t "$GPT2" --text -o atom/t.shard --report atom/rep.json src
+ok "  the decoded bytes are right" cmp rand.bin atom/back
+is "$(ls -A atom | tr '\n' ' ')" "back rep.json t.shard " "  and no temporaries are left"
+printf 'not a shard' >atom/bad.shard
+exit_is 1 "--decode -o with a broken shard fails" cp-tokenize -t "$GPT2" --decode -o atom/back2 rand.shard atom/bad.shard
+is "$(ls -A atom | tr '\n' ' ')" "back bad.shard rep.json t.shard " "  leaving no output and no temporary"
+exit_is 1 "a report that cannot be written fails" cp-tokenize -t "$GPT2" --text -o atom/t2.shard --report nodir/rep.json src
+err_like "nodir" "  naming it"
+is "$(ls -A atom | tr '\n' ' ')" "back bad.shard rep.json t.shard t2.shard " "  the shard stays, no temporary"
+
 # --- broken tokenizers
 mkdir trunc
 head -c 100000 "$GPT2/encoder.json" >trunc/encoder.json

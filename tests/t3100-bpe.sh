@@ -1,7 +1,8 @@
 #!/bin/sh
 # t3100: cp-bpe gives the merges and vocabulary HF tokenizers' BpeTrainer gives on the same
-# documents; its tokenizer.json loads in HF and encodes held-out text exactly as cp-tokenize
-# does; output is the same for any -j; caps and options work.
+# documents, with and without --min-frequency; its tokenizer.json loads in HF and encodes
+# held-out text exactly as cp-tokenize does; output is the same for any -j; caps and options
+# work.
 . "$(dirname "$0")/lib.sh"
 
 REF="$PYTHON $TESTS_DIR/ref/tok_ref.py"
@@ -64,6 +65,21 @@ cp-bpe --vocab-size 100000 --min-frequency 50 --text -o minf $(cat train.txt)
 n=$(wc -l <minf/merges.txt)
 [ "$n" -gt 100 ] && [ "$n" -lt 3000 ]
 _tap $? "--min-frequency 50 stops early ($n lines)"
+# the same stopping rule as HF's min_frequency, on the same text (a pair counted exactly the
+# limit is merged; the first below it ends training)
+if have_python_module tokenizers; then
+	for mf in 50 13; do
+		[ $mf = 50 ] || cp-bpe --vocab-size 100000 --min-frequency $mf --text -o minf $(cat train.txt)
+		$REF hftrain hfminf 100000 train.txt $mf
+		ok "--min-frequency $mf: merges equal HF BpeTrainer's with min_frequency=$mf" \
+			cmp minf/merges.txt hfminf/merges.txt
+		$PYTHON -c "import json,sys; print(json.load(open(sys.argv[1])) == json.load(open(sys.argv[2])))" \
+			minf/vocab.json hfminf/vocab.json >same.txt
+		is "$(cat same.txt)" "True" "--min-frequency $mf: vocab.json equals HF's"
+	done
+else
+	for i in 1 2 3 4; do skip "Python module tokenizers missing"; done
+fi
 
 # documents from shards train the same as the same texts as plain files
 if command -v cp-hash >/dev/null; then

@@ -1,8 +1,9 @@
 #!/bin/sh
 # t6000: cp-complete on a tiny random GPT-2 with GPT-2's tokenizer: greedy decoding matches an
 # independent PyTorch KV-cache loop; scores match the training forward's loss and PyTorch's
-# per-token log-probabilities; determinism over runs and threads; seeds; stop strings across
-# token boundaries; JSON lines; models from run directories and checkpoints; errors.
+# per-token log-probabilities; windowed scores of long texts equal scores of each window's
+# context; determinism over runs and threads; seeds; stop strings across
+# token boundaries; JSON lines; models from run directories and checkpoints; --device; errors.
 . "$(dirname "$0")/lib.sh"
 
 TOK="$SHARED_DIR/data/gpt2"
@@ -112,11 +113,49 @@ else
 fi
 cat "$SRC_DIR"/man/cp-complete.1 | head -c 3000 >long.txt
 ok "a text longer than the context is scored in windows" cp-complete -m M --score long.txt --json
+cp "$TMP/.out" long.score
 ok "every token but the first has a finite score" "$PYTHON" -c '
 import json, math, sys
 s = json.loads(sys.argv[1])
 assert s["n_tokens"] > 200, s["n_tokens"]
 assert all(math.isfinite(t["logprob"]) for t in s["tokens"][1:])' "$(cat "$TMP/.out")"
+# The window rule, computed directly: windows of n_ctx = 64 tokens overlapping by half start at
+# 0, 32, 64, ...; window 0 scores tokens 1..63, window k >= 1 tokens 32k+32..32k+63, each with
+# the tokens from its window's start as context. So token i >= 64 has the context
+# [32 (i div 32) - 32, i): 32 tokens at i = 64, 96, 128 (where windows meet), 63 at i = 95,
+# 127. Each is checked against a score of just that context and token (one window, no cut).
+ok "windowed scores equal scores of the exact context each window gives" "$PYTHON" - <<'PYEOF'
+import json, math, subprocess
+s = json.load(open("long.score"))
+toks = s["tokens"]
+ids = [t["id"] for t in toks]
+raw = [t["text"].encode("utf-8", "surrogateescape") for t in toks]
+n_ctx, half = 64, 32
+
+def start_of(i):  # the first token of the window that scores token i
+    return 0 if i < n_ctx else half * (i // half) - half
+
+def score(a, b):  # cp-complete --score on the bytes of tokens a..b alone
+    out = subprocess.run(["cp-complete", "-m", "M", "--score", "-", "--json"], input=b"".join(raw[a:b + 1]),
+                         capture_output=True, check=True).stdout
+    r = json.loads(out)
+    got = [t["id"] for t in r["tokens"]]
+    assert got == ids[a:b + 1], ("the cut text tokenizes otherwise", a, b)
+    return r["tokens"][-1]["logprob"]
+
+targets = [1, 10, 63, 64, 65, 95, 96, 127, 128, 159, 160, len(ids) - 1]
+assert len(ids) > 161, len(ids)
+for i in targets:
+    a = start_of(i)
+    assert i - a == (i if i < n_ctx else half + i % half), (i, a)
+    want = score(a, i)
+    got = toks[i]["logprob"]
+    assert abs(got - want) < 1e-4, (i, a, got, want)
+    print("# token %d: context [%d, %d), %.6f = %.6f" % (i, a, i, got, want))
+# the rule is what the check sees: a longer context gives token 64 another score
+other = score(64 - 63, 64)
+assert abs(other - toks[64]["logprob"]) > 1e-4, (other, toks[64]["logprob"])
+PYEOF
 ok "--view colours" cp-complete -m M --score prompt.py --view
 like "$(cat "$TMP/.out")" "$(printf '\033')\\[" "ANSI colours in the view"
 like "$(tail -1 "$TMP/.out")" "tokens, mean log-probability" "summary line"
@@ -151,6 +190,29 @@ ok "run directory with --tokenizer" cp-complete -m RUN -t M -N 20 --json -f prom
 is "$(cat "$TMP/.out")" "$g1" "same completion as the exported model"
 ok "checkpoint file" cp-complete -m RUN/ckpt-00000001.ckpt --tokenizer M/tokenizer.json -N 20 --json -f prompt.py
 is "$(cat "$TMP/.out")" "$g1" "same completion from the checkpoint"
+
+# ---- --device ----
+ok "--device cpu" cp-complete -m M --device cpu -N 20 --json -f prompt.py
+is "$(cat "$TMP/.out")" "$g1" "same completion as the default device"
+ok "--device cpu:0" cp-complete -m M --device cpu:0 -N 20 --json -f prompt.py
+is "$(cat "$TMP/.out")" "$g1" "same completion on cpu:0"
+cp-complete -m M --device cuda -N 20 --json -f prompt.py >cuda.out 2>cuda.err
+s=$?
+if [ $s = 0 ]; then
+	skip "this build runs cuda (its numbers are checked by the GPU tests)"
+else
+	is "$s" 1 "--device cuda without a CUDA backend (or device) exits 1"
+	like "$(cat cuda.err)" "device 'cuda'" "the message names the device"
+fi
+exit_is 1 "--device cpu:1 is refused" cp-complete -m M --device cpu:1 x
+err_like "device 'cpu:1': the cpu backend has only device 0" "message names it"
+exit_is 1 "a malformed device index is refused" cp-complete -m M --device cuda:x x
+err_like "device 'cuda:x': the index after ':' must be a number" "message names it"
+exit_is 1 "an empty index is refused" cp-complete -m M --device cpu: x
+err_like "device 'cpu:'" "message names it"
+exit_is 1 "an unknown device is refused" cp-complete -m M --device tpu x
+err_like "unknown device 'tpu' \\(this build has: cpu" "message names it and the built ones"
+exit_is 2 "--device needs a value" cp-complete -m M --device
 
 # ---- errors ----
 exit_is 1 "missing model" cp-complete -m nosuch "x"

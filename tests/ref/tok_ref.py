@@ -6,7 +6,8 @@
                                                          or a directory with vocab.json+merges.txt
                                                          or encoder.json+vocab.bpe)
   tok_ref.py pretok LISTFILE                             GPT-2 regex pieces (module regex), JSON lines
-  tok_ref.py hftrain OUTDIR VOCAB_SIZE LISTFILE          train HF's BpeTrainer on whole files
+  tok_ref.py hftrain OUTDIR VOCAB_SIZE LISTFILE [MINF]   train HF's BpeTrainer on whole files
+                                                         (MIN_FREQUENCY, default 0, as its min_frequency)
   tok_ref.py validlist DIR_OR_LISTFILE MAXBYTES [STRIDE] list .py files that are valid UTF-8
                                                          (sorted; every STRIDE-th one)
   tok_ref.py pretokcheck LISTFILE PIECESFILE             compare cp-tokenize --pieces output with
@@ -106,7 +107,8 @@ def main():
         tok = Tokenizer(BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        tr = trainers.BpeTrainer(vocab_size=int(sys.argv[3]), min_frequency=0,
+        minf = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+        tr = trainers.BpeTrainer(vocab_size=int(sys.argv[3]), min_frequency=minf,
                                  special_tokens=["<|endoftext|>"], show_progress=False,
                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
         tok.train_from_iterator(texts(sys.argv[4]), trainer=tr)

@@ -1,0 +1,27 @@
+/* server.h: cp-complete --serve, an HTTP server (libmicrohttpd) in the shape of OpenAI's
+ * Completions API: POST /v1/completions and GET /health on one address. Requests are read
+ * and answered by infer/request.h; one generation runs at a time (each uses every core), and
+ * requests beyond a limit admitted at once are answered 429 at once. */
+#ifndef CP_SERVER_H
+#define CP_SERVER_H
+
+#include <stdint.h>
+
+#include "infer/complete.h"
+
+struct server_config {
+	const char *listen;	/* [HOST:]PORT; HOST a numeric IPv4 or [IPv6] address */
+	const char *model;	/* the "model" of each answer */
+	uint64_t max_body;	/* largest request body in bytes */
+	uint64_t max_prompt;	/* longest prompt in tokens (0: the context) */
+	uint64_t max_concurrent;	/* requests admitted at once */
+	uint64_t max_n;		/* most samples a request may ask for */
+	int threads;		/* OpenMP threads of a generation (0: as they are) */
+};
+
+/* Serve CM on C->listen until SIGINT, SIGTERM or SIGHUP; "listening on URL" goes to stderr
+ * once the socket is bound (port 0: any free port, the URL names the one taken). A malformed
+ * address is a usage error (exit 2); 0 after the signal, or dies when it cannot listen. */
+int server_run(const struct complete_model *cm, const struct server_config *c);
+
+#endif

@@ -1,0 +1,435 @@
+/* encode-docs.c: cp-tokenize's batches, filter, token shards and decoders. Documents are
+ * copied into a batch because an input's bytes only last until its next document; the
+ * batch is encoded with one encoder (and piece cache) per thread. */
+#include "tok/encode-docs.h"
+
+#include "base/die.h"
+#include "base/json.h"
+#include "base/utf8.h"
+#include "base/xalloc.h"
+#include "shard/shard.h"
+#include "shard/tokrec.h"
+
+#include <errno.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void batch_add(struct tok_batch *b, uint64_t id, const unsigned char *s, size_t n,
+		      size_t input)
+{
+	if (b->n == b->cap) {
+		size_t c = b->cap ? 2 * b->cap : 256;
+		b->id = xreallocarray(b->id, c, sizeof *b->id);
+		b->off = xreallocarray(b->off, c, sizeof *b->off);
+		b->len = xreallocarray(b->len, c, sizeof *b->len);
+		b->input = xreallocarray(b->input, c, sizeof *b->input);
+		b->ids = xreallocarray(b->ids, c, sizeof *b->ids);
+		b->nchars = xreallocarray(b->nchars, c, sizeof *b->nchars);
+		b->keep = xrealloc(b->keep, c);
+		memset(b->ids + b->cap, 0, (c - b->cap) * sizeof *b->ids);
+		b->cap = c;
+	}
+	b->id[b->n] = id;
+	b->off[b->n] = b->text.len;
+	b->len[b->n] = n;
+	b->input[b->n] = input;
+	buf_put(&b->text, s, n);
+	b->n++;
+}
+
+int tok_batch_fill(struct tok_batch *b, struct bpe_input *in, struct tok_caps *caps)
+{
+	b->n = 0;
+	buf_reset(&b->text);
+	while (b->n < TOK_BATCH_DOCS && b->text.len < TOK_BATCH_BYTES) {
+		uint64_t id;
+		const unsigned char *s;
+		size_t n;
+		if (caps && caps->docs >= caps->max_docs)
+			return 0;
+		int r = bpe_input_next(in, &id, &s, &n);
+		if (r <= 0)
+			return r;
+		if (caps && caps->bytes + n > caps->max_bytes)
+			return 0;
+		batch_add(b, id, s, n, bpe_input_is_shard(in) ? bpe_input_index(in) : SIZE_MAX);
+		if (caps) {
+			caps->docs++;
+			caps->bytes += n;
+		}
+	}
+	return 1;
+}
+
+struct bpe_counter *tok_count_docs(struct bpe_input *in, int threads, struct tok_caps *caps,
+				   int progress)
+{
+	struct bpe_counter **cnt = xcalloc((size_t)threads, sizeof *cnt);
+	for (int i = 0; i < threads; i++)
+		cnt[i] = bpe_counter_new();
+	struct tok_batch b = { 0 };
+	int r;
+	do {
+		if ((r = tok_batch_fill(&b, in, caps)) < 0)
+			break;
+		long n = (long)b.n;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+		for (long i = 0; i < n; i++)
+			bpe_counter_add(cnt[omp_get_thread_num()], b.text.p + b.off[i], b.len[i]);
+		if (progress)
+			fprintf(stderr, "\r%s: %llu documents, %.1f MB", cp_progname,
+				(unsigned long long)caps->docs, (double)caps->bytes / 1e6);
+	} while (r > 0);
+	if (progress && r >= 0)
+		fputc('\n', stderr);
+	tok_batch_free(&b);
+	for (int i = 1; i < threads; i++) {
+		bpe_counter_merge(cnt[0], cnt[i]);
+		bpe_counter_free(cnt[i]);
+	}
+	struct bpe_counter *c = cnt[0];
+	free(cnt);
+	if (r < 0) {
+		bpe_counter_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void tok_batch_free(struct tok_batch *b)
+{
+	for (size_t i = 0; i < b->cap; i++)
+		free(b->ids[i].v);
+	free(b->id);
+	free(b->off);
+	free(b->len);
+	free(b->input);
+	free(b->ids);
+	free(b->nchars);
+	free(b->keep);
+	buf_free(&b->text);
+	memset(b, 0, sizeof(*b));
+}
+
+uint64_t tok_count_chars(const unsigned char *s, size_t n)
+{
+	uint64_t c = 0;
+	for (size_t i = 0; i < n;) {
+		if (s[i] < 0x80) {
+			i++;
+		} else {
+			int l = utf8_valid_len(s + i, n - i);
+			i += l ? (size_t)l : 1;
+		}
+		c++;
+	}
+	return c;
+}
+
+int tok_keep(uint64_t nchars, size_t ntokens, double min_ratio)
+{
+	/* the same division CodeParrot's filter makes, so borderline cases agree */
+	double ratio = ntokens ? (double)nchars / (double)ntokens : 0.0;
+	return min_ratio <= 0 || (ntokens && !(ratio < min_ratio));
+}
+
+void tok_batch_encode(struct tok_batch *b, struct bpe_encoder **enc, int threads, int special,
+		      double min_ratio)
+{
+	long n = (long)b->n;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+	for (long i = 0; i < n; i++) {
+		struct bpe_encoder *e = enc[omp_get_thread_num()];
+		struct u32vec *v = &b->ids[i];
+		const unsigned char *s = b->text.p + b->off[i];
+		v->n = 0;
+		bpe_encode(e, s, b->len[i], special, v);
+		b->nchars[i] = tok_count_chars(s, b->len[i]);
+		b->keep[i] = (unsigned char)tok_keep(b->nchars[i], v->n, min_ratio);
+	}
+}
+
+struct bpe_encoder **tok_encoders_new(const struct bpe *m, int threads)
+{
+	struct bpe_encoder **enc = xcalloc((size_t)threads, sizeof *enc);
+	for (int i = 0; i < threads; i++)
+		enc[i] = bpe_encoder_new(m);
+	return enc;
+}
+
+void tok_encoders_free(struct bpe_encoder **enc, int threads)
+{
+	for (int i = 0; i < threads; i++)
+		bpe_encoder_free(enc[i]);
+	free(enc);
+}
+
+void tok_report_put(struct buf *b, const struct tok_counts *c, double min_ratio, uint32_t n_ids)
+{
+	buf_printf(b, "{\"docs_in\":%llu,\"docs_out\":%llu,\"removed\":{\"char_token_ratio\":%llu},"
+		      "\"bytes_in\":%llu,\"chars_in\":%llu,\"tokens_out\":%llu,\"min_ratio\":",
+		   (unsigned long long)c->docs_in, (unsigned long long)c->docs_out,
+		   (unsigned long long)c->removed_ratio, (unsigned long long)c->bytes_in,
+		   (unsigned long long)c->chars_in, (unsigned long long)c->tokens_out);
+	json_double(b, min_ratio);
+	buf_printf(b, ",\"vocab_size\":%u}\n", n_ids);
+}
+
+/* ---------------------------------------------------------------- token shards */
+
+struct tok_shards {
+	struct bpe_input *in;
+	const char *dir;	/* directory mode, else NULL */
+	struct shard_writer *w;	/* the single output */
+	struct shard_writer **per;	/* directory mode: one per input (shards only) */
+	struct shard_writer *text_w;	/* directory mode: text.shard, for plain files */
+	size_t n_inputs;
+	uint64_t param[2];
+	struct buf rec;
+};
+
+static const char *base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+	return s ? s + 1 : p;
+}
+
+static struct shard_writer *out_open(struct tok_shards *o, const char *name)
+{
+	char *p = xasprintf("%s/%s", o->dir, name);
+	struct shard_writer *w = shard_create(p, SHARD_TOKENS, o->param);
+	free(p);
+	if (!w)
+		exit(EXIT_ERR);
+	return w;
+}
+
+struct tok_shards *tok_shards_open(const char *out, struct bpe_input *in, uint32_t n_ids)
+{
+	struct tok_shards *o = xcalloc(1, sizeof(*o));
+	o->in = in;
+	o->param[0] = n_ids;
+	o->param[1] = tokrec_width(n_ids);
+	struct stat st;
+	const char *op = out ? out : "-";
+	size_t ol = strlen(op);
+	if (strcmp(op, "-") && ((!stat(op, &st) && S_ISDIR(st.st_mode)) || op[ol - 1] == '/')) {
+		if (mkdir(op, 0777) && errno != EEXIST)
+			die_errno("cannot create directory '%s'", op);
+		o->dir = op;
+		/* shard inputs map one to one onto outputs, created even when empty */
+		o->n_inputs = bpe_input_count(in);
+		o->per = xcalloc(o->n_inputs + 1, sizeof *o->per);
+	} else if (!(o->w = shard_create(op, SHARD_TOKENS, o->param))) {
+		free(o);
+		return NULL;
+	}
+	return o;
+}
+
+static struct shard_writer *writer_of(struct tok_shards *o, size_t input)
+{
+	if (!o->dir)
+		return o->w;
+	if (input == SIZE_MAX) {
+		if (!o->text_w)
+			o->text_w = out_open(o, "text" SHARD_EXT);
+		return o->text_w;
+	}
+	if (!o->per[input]) {
+		int is_shard;
+		o->per[input] = out_open(o, base_name(bpe_input_item(o->in, input, &is_shard)));
+	}
+	return o->per[input];
+}
+
+int tok_shards_write(struct tok_shards *o, struct tok_batch *b, uint32_t eot,
+		     struct tok_counts *c)
+{
+	unsigned width = (unsigned)o->param[1];
+	/* an input shard's output exists once a document of it was read, kept or not */
+	for (size_t i = 0; o->dir && i < b->n; i++)
+		if (b->input[i] != SIZE_MAX)
+			writer_of(o, b->input[i]);
+	for (size_t i = 0; i < b->n; i++) {
+		c->docs_in++;
+		c->bytes_in += b->len[i];
+		c->chars_in += b->nchars[i];
+		if (!b->keep[i]) {
+			c->removed_ratio++;
+			continue;
+		}
+		struct u32vec *v = &b->ids[i];
+		u32vec_push(v, eot);
+		buf_reset(&o->rec);
+		tokrec_encode(&o->rec, b->id[i], v->v, v->n, width);
+		if (shard_write(writer_of(o, b->input[i]), o->rec.p, o->rec.len))
+			return -1;
+		c->docs_out++;
+		c->tokens_out += v->n;
+	}
+	return 0;
+}
+
+static int finish(struct shard_writer *w, int failed)
+{
+	if (!w)
+		return 0;
+	if (failed) {
+		shard_abort(w);
+		return 0;
+	}
+	return shard_close(w);
+}
+
+int tok_shards_close(struct tok_shards *o, int failed)
+{
+	if (o->dir) {
+		/* shard inputs that held no documents still get their (empty) output */
+		for (size_t i = 0; i < o->n_inputs && !failed; i++) {
+			int is_shard;
+			const char *p = bpe_input_item(o->in, i, &is_shard);
+			if (is_shard && !o->per[i] && strcmp(p, "-"))
+				o->per[i] = out_open(o, base_name(p));
+		}
+		for (size_t i = 0; i < o->n_inputs; i++)
+			if (finish(o->per[i], failed))
+				failed = 1;
+		if (finish(o->text_w, failed))
+			failed = 1;
+		free(o->per);
+	} else if (finish(o->w, failed)) {
+		failed = 1;
+	}
+	buf_free(&o->rec);
+	free(o);
+	return failed ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- decoding */
+
+/* the ids of one line, [P, LE): 0, or -1 when it is not decimals separated by blanks */
+static int parse_ids(const char *p, const char *le, struct u32vec *ids)
+{
+	ids->n = 0;
+	while (p < le) {
+		if (*p == ' ' || *p == '\t' || *p == '\r') {
+			p++;
+			continue;
+		}
+		uint64_t v = 0;
+		const char *q = p;
+		while (q < le && *q >= '0' && *q <= '9' && v <= UINT32_MAX)
+			v = v * 10 + (uint64_t)(*q++ - '0');
+		if (q == p || (q < le && *q != ' ' && *q != '\t' && *q != '\r') || v >= UINT32_MAX)
+			return -1;
+		u32vec_push(ids, (uint32_t)v);
+		p = q;
+	}
+	return 0;
+}
+
+int tok_decode_ids_text(const struct bpe *m, const char *name, const char *t, size_t len,
+			tok_emit_fn *emit, void *arg)
+{
+	struct u32vec ids = { 0 };
+	struct buf out = { 0 };
+	size_t lineno = 1;
+	int ret = 0;
+	const char *p = t, *end = t + len;
+	while (p < end && !ret) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		size_t bad;
+		buf_reset(&out);
+		if (parse_ids(p, le, &ids))
+			ret = error("'%s':%zu: expected token ids (decimal numbers separated by spaces)",
+				    name, lineno);
+		else if (bpe_decode(m, ids.v, ids.n, &out, &bad))
+			ret = error("'%s':%zu: %u is not a token id of this tokenizer", name, lineno,
+				    ids.v[bad]);
+		else
+			emit(out.p, out.len, arg);
+		p = nl ? nl + 1 : end;
+		lineno++;
+	}
+	free(ids.v);
+	buf_free(&out);
+	return ret;
+}
+
+struct decode_scratch {
+	struct u32vec ids;
+	struct buf text, out;
+};
+
+/* one record's document into S->out (bytes, or its JSON line) */
+static int decode_record(const struct bpe *m, const char *path, uint64_t idx, const void *rec,
+			 size_t len, unsigned width, int jsonl, struct decode_scratch *s)
+{
+	struct u32vec *ids = &s->ids;
+	struct buf *out = &s->out, *text = &s->text;
+	long n = tokrec_count(len, width);
+	if (n < 0)
+		return error("'%s': record %llu is not a token record", path, (unsigned long long)idx);
+	ids->n = 0;
+	for (long k = 0; k < n; k++)
+		u32vec_push(ids, tokrec_id(rec, (size_t)k, width));
+	/* the <|endoftext|> cp-tokenize appended is no part of the document */
+	if (ids->n && ids->v[ids->n - 1] == m->eot)
+		ids->n--;
+	size_t bad;
+	buf_reset(out);
+	buf_reset(text);
+	if (bpe_decode(m, ids->v, ids->n, jsonl ? text : out, &bad))
+		return error("'%s': record %llu: %u is not a token id of this tokenizer", path,
+			     (unsigned long long)idx, ids->v[bad]);
+	if (jsonl) {
+		buf_printf(out, "{\"id\":\"%016llx\",\"text\":", (unsigned long long)rd_u64le(rec));
+		json_str(out, text->p, text->len);
+		buf_puts(out, "}\n");
+	}
+	return 0;
+}
+
+int tok_decode_shard(const struct bpe *m, const char *path, int jsonl, FILE *f,
+		     const char *fname)
+{
+	struct shard_reader *r = shard_open(path, SHARD_TOKENS);
+	if (!r)
+		return -1;
+	const struct shard_info *info = shard_get_info(r);
+	unsigned width = (unsigned)info->param[1];
+	int failed = 0;
+	if ((width != 2 && width != 4) || info->param[0] > m->n_ids) {
+		failed = error("'%s': made with a vocabulary of %llu ids, this tokenizer has %u",
+			       path, (unsigned long long)info->param[0], m->n_ids);
+		shard_close_reader(r);
+		return failed;
+	}
+	struct decode_scratch s = { 0 };
+	const void *rec;
+	size_t len;
+	uint64_t idx = 0;
+	int rr;
+	while ((rr = shard_next(r, &rec, &len)) == 1) {
+		if (decode_record(m, path, idx, rec, len, width, jsonl, &s)) {
+			failed = -1;
+			break;
+		}
+		if (s.out.len && fwrite(s.out.p, 1, s.out.len, f) != s.out.len) {
+			failed = error_errno("error writing '%s'", fname);
+			break;
+		}
+		idx++;
+	}
+	if (rr < 0)
+		failed = -1;
+	shard_close_reader(r);
+	free(s.ids.v);
+	buf_free(&s.text);
+	buf_free(&s.out);
+	return failed ? -1 : 0;
+}

@@ -1,0 +1,94 @@
+/* encode-docs.h: what cp-tokenize does to documents (and cp-bpe's counting pass). Documents
+ * are read in batches and encoded in parallel (the output is the same for any thread count),
+ * measured against CodeParrot's characters-per-token filter, written as token records into
+ * one shard or into one token shard per input shard, and counted for the report; token ids,
+ * as lines of decimals or as token shards, are decoded back to bytes. */
+#ifndef CP_ENCODE_DOCS_H
+#define CP_ENCODE_DOCS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "base/buf.h"
+#include "input/textdocs.h"
+#include "tok/bpe.h"
+
+/* A batch holds up to TOK_BATCH_DOCS documents, or the first to reach TOK_BATCH_BYTES. */
+#define TOK_BATCH_DOCS 4096
+#define TOK_BATCH_BYTES (16u << 20)
+
+struct tok_batch {
+	size_t n, cap;
+	uint64_t *id;
+	size_t *off, *len;	/* each document's bytes in text */
+	size_t *input;		/* the input shard it came from, SIZE_MAX for a plain file */
+	struct buf text;
+	struct u32vec *ids;	/* after tok_batch_encode: its tokens, */
+	uint64_t *nchars;	/* its characters, */
+	unsigned char *keep;	/* and whether the filter keeps it */
+};
+
+/* Caps on what is read: documents, and bytes (reading stops before the document that would
+ * pass MAX_BYTES); DOCS and BYTES count what was read so far. */
+struct tok_caps {
+	uint64_t max_docs, max_bytes;
+	uint64_t docs, bytes;
+};
+
+/* Empty B and read the next batch from IN, within CAPS when not NULL: 1 when the batch is
+ * full (more may follow), 0 when IN ended or a cap was reached, -1 after an error naming the
+ * file (B holds what was read before it). */
+int tok_batch_fill(struct tok_batch *b, struct bpe_input *in, struct tok_caps *caps);
+/* Encode every document of B with THREADS threads, one encoder each in ENC (special tokens
+ * written in the text become their ids with SPECIAL), and apply the filter: a document is
+ * kept when MIN_RATIO <= 0, or when it has tokens and at least MIN_RATIO characters a token. */
+void tok_batch_encode(struct tok_batch *b, struct bpe_encoder **enc, int threads, int special,
+		      double min_ratio);
+void tok_batch_free(struct tok_batch *b);
+
+/* cp-bpe's pass: count the pieces of every document of IN within CAPS (not NULL) with
+ * THREADS threads; PROGRESS reports on stderr. The counts of all threads in one, or NULL
+ * after an error. */
+struct bpe_counter *tok_count_docs(struct bpe_input *in, int threads, struct tok_caps *caps,
+				   int progress);
+
+struct bpe_encoder **tok_encoders_new(const struct bpe *m, int threads);
+void tok_encoders_free(struct bpe_encoder **enc, int threads);
+
+/* code points as Python's len(str) counts them, an invalid byte counting one */
+uint64_t tok_count_chars(const unsigned char *s, size_t n);
+/* the filter: NCHARS / NTOKENS compared with MIN_RATIO as CodeParrot's filter divides */
+int tok_keep(uint64_t nchars, size_t ntokens, double min_ratio);
+
+struct tok_counts {
+	uint64_t docs_in, docs_out, removed_ratio, bytes_in, tokens_out, chars_in;
+};
+/* the report: {"docs_in":...,"vocab_size":N}\n */
+void tok_report_put(struct buf *b, const struct tok_counts *c, double min_ratio, uint32_t n_ids);
+
+/* Where encoded documents go: one token shard (OUT, "-" standard output), or, when OUT is a
+ * directory or ends in '/', one token shard per input shard under its name and text.shard
+ * for the plain files. NULL after an error. */
+struct tok_shards;
+struct tok_shards *tok_shards_open(const char *out, struct bpe_input *in, uint32_t n_ids);
+/* Count B's documents into C and write the kept ones, each with EOT appended. 0, or -1
+ * after an error. */
+int tok_shards_write(struct tok_shards *o, struct tok_batch *b, uint32_t eot,
+		     struct tok_counts *c);
+/* Commit every output (in directory mode an input shard without documents still gets its
+ * empty output), or with FAILED remove them. 0, or -1 after an error. */
+int tok_shards_close(struct tok_shards *o, int failed);
+
+/* Decode lines of decimal ids (T, LEN bytes, from NAME) with M, giving each line's bytes to
+ * EMIT. 0, or -1 after an error naming NAME and the line. */
+typedef void tok_emit_fn(const void *p, size_t n, void *arg);
+int tok_decode_ids_text(const struct bpe *m, const char *name, const char *t, size_t len,
+			tok_emit_fn *emit, void *arg);
+/* Write the documents of the token shard PATH to F, as bytes or with JSONL as one
+ * {"id","text"} object a line (FNAME names F in errors). The <|endoftext|> cp-tokenize
+ * appended is dropped. 0, or -1 after an error. */
+int tok_decode_shard(const struct bpe *m, const char *path, int jsonl, FILE *f,
+		     const char *fname);
+
+#endif
