@@ -65,10 +65,9 @@ static void usage(int code)
 static struct outdir_stage stage;	/* the output shards until they are moved in */
 static char *volatile spool_path;	/* stdin's copy while it is written */
 
-/* Called by the signal handler after the shard layer removed its own temporaries. */
+/* Called by the signal handler after base/atomic removed every open temporary. */
 static void remove_staged(void)
 {
-	atomic_abort_all();
 	if (spool_path)
 		unlink(spool_path);
 	outdir_stage_remove(&stage);
@@ -268,7 +267,7 @@ int main(int argc, char **argv)
 	uint64_t expect;
 	size_t n = dedup_plan_parts(list, nl, &ins, &expect);
 
-	shard_cleanup_on_signal_with(remove_staged);
+	atomic_cleanup_on_signal(remove_staged);
 	if (!c.dry_run)
 		setup_outdir(&c, n);
 	if (n_stdin && !c.dry_run)

@@ -4,6 +4,7 @@
  *
  * input/docpipe.h gathers, reads and orders the documents over the threads; this main gives
  * it the measuring (dedup/docstats.h) and the output (shard/outdir.h). */
+#include "base/atomic.h"
 #include "base/cli.h"
 #include "base/die.h"
 #include "base/io.h"
@@ -76,7 +77,7 @@ static void write_record(void *arg, const void *rec, size_t len)
 {
 	struct hash_run *h = arg;
 	if (outdir_writer_write(&h->out, rec, len)) {
-		shard_abort_all();
+		atomic_abort_all();
 		exit(EXIT_ERR);
 	}
 }
@@ -185,7 +186,7 @@ int main(int argc, char **argv)
 		die_usage("'-' (paths on standard input) may be given only once");
 	open_output(&h);
 
-	shard_cleanup_on_signal();
+	atomic_cleanup_on_signal(NULL);
 	h.o.progress = !h.quiet && isatty(STDERR_FILENO);
 	h.ds = xcalloc((size_t)h.o.threads, sizeof *h.ds);
 	for (int i = 0; i < h.o.threads; i++)
@@ -193,7 +194,7 @@ int main(int argc, char **argv)
 	struct docpipe_counts c;
 	int errors = docpipe_run(&h.o, argv + optind, argc - optind, &c);
 	if (outdir_writer_finish(&h.out)) {
-		shard_abort_all();
+		atomic_abort_all();
 		exit(EXIT_ERR);
 	}
 	if (!h.quiet)

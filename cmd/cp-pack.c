@@ -4,6 +4,7 @@
  * T tokens, the incomplete tail dropped and counted; training sequences are shuffled globally
  * with the seed. Output: sequence shards (seqrec.h) under DIR/train and DIR/valid, whose
  * records cp-train reads by index. */
+#include "base/atomic.h"
 #include "base/buf.h"
 #include "model/ckpt.h"
 #include "base/die.h"
@@ -162,7 +163,7 @@ int main(int argc, char **argv)
 		die_usage("no output directory (-o DIR)");
 	if (optind == argc)
 		die_usage("no input given");
-	shard_cleanup_on_signal();
+	atomic_cleanup_on_signal(NULL);
 	char **list;
 	size_t nin = shard_list(argv + optind, (size_t)(argc - optind), &list);
 	if (!nin)

@@ -85,7 +85,7 @@ static int run_encode(const struct bpe *m, char **argv, int argc, const struct o
 	struct tok_shards *out = tok_shards_open(o->out, in, m->n_ids);
 	if (!out)
 		return -1;
-	shard_cleanup_on_signal();
+	atomic_cleanup_on_signal(NULL);
 	struct bpe_encoder **enc = tok_encoders_new(m, o->threads);
 	struct tok_batch b = { 0 };
 	struct tok_counts c = { 0 };

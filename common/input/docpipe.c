@@ -1,5 +1,6 @@
 /* docpipe.c: gathering, measuring and writing documents in batches (docpipe.h). */
 #include "input/docpipe.h"
+#include "base/atomic.h"
 #include "base/buf.h"
 #include "base/die.h"
 #include "base/xalloc.h"
@@ -81,7 +82,7 @@ struct pipe {
 
 static void fatal(const char *what)
 {
-	shard_abort_all();
+	atomic_abort_all();
 	die("stopping (--strict): %s", what);
 }
 

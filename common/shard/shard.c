@@ -10,8 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,21 +363,6 @@ void shard_abort(struct shard_writer *w)
 	if (w->seekable)
 		atomic_abort(&w->out);
 	writer_free(w);
-}
-
-void shard_abort_all(void)
-{
-	atomic_abort_all();
-}
-
-void shard_cleanup_on_signal_with(void (*extra)(void))
-{
-	atomic_cleanup_on_signal(extra);
-}
-
-void shard_cleanup_on_signal(void)
-{
-	atomic_cleanup_on_signal(NULL);
 }
 
 /* ------------------------------------------------------------------ reader */

@@ -54,13 +54,6 @@ int shard_close(struct shard_writer *w);
 /* Give up: remove the temporary, free. */
 void shard_abort(struct shard_writer *w);
 uint64_t shard_written(const struct shard_writer *w);
-/* Wrappers of atomic_abort_all and atomic_cleanup_on_signal (base/atomic.h), whose registry
- * holds the writers' temporaries. */
-void shard_abort_all(void);
-/* Install SIGINT/SIGTERM/SIGHUP/SIGPIPE handlers that call shard_abort_all() then re-raise. */
-void shard_cleanup_on_signal(void);
-/* The same, then calling EXTRA (async-signal-safe: it removes a tool's other temporaries). */
-void shard_cleanup_on_signal_with(void (*extra)(void));
 
 /* ---- reading ---- */
 struct shard_reader;
