@@ -7,7 +7,8 @@
 . "$(dirname "$0")/lib.sh"
 need_cmd make
 
-mk() { make --no-print-directory -C "$SRC_DIR" "$@"; }
+# a make of its own: not the MAKEFLAGS (DEVELOPER=1, SAN=1, -j) of a make check that runs this
+mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u DEVELOPER -u SAN -u CFLAGS make --no-print-directory -C "$SRC_DIR" "$@"; }
 # commands NAME: the lines of make -n output in NAME that would compile, archive or link
 commands() { grep -E '(^| )(cc|gcc|clang|ar|nvcc|scripts/embed)( |$)|-o ' "$1"; }
 
