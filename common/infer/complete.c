@@ -184,11 +184,11 @@ static int cut_stop(struct buf *t, size_t old, const struct complete_params *p, 
 	return 1;
 }
 
-int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, size_t n_ids,
-			  const struct complete_params *p, struct complete_result *res, char **err)
+/* The request's own errors, before any work. 0, or -1 with *ERR. */
+static int check_request(const struct complete_model *cm, const uint32_t *ids, size_t n_ids,
+			 const struct complete_params *p, char **err)
 {
 	uint32_t V = cm->m.cfg.vocab_size, n_ctx = cm->m.cfg.n_ctx;
-	memset(res, 0, sizeof(*res));
 	if (n_ids == 0)
 		return error_to(err, "the prompt is empty");
 	if (n_ids >= n_ctx)
@@ -199,94 +199,148 @@ int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, 
 	for (size_t i = 0; i < n_ids; i++)
 		if (ids[i] >= V)
 			return error_to(err, "token id %u is outside the vocabulary (%u)", ids[i], V);
-	uint32_t B = p->n;
+	return 0;
+}
+
+static void result_init(struct complete_result *res, uint32_t B, size_t n_ids, uint32_t max_tokens,
+			uint32_t n_ctx)
+{
 	res->n = B;
 	res->prompt_tokens = (uint32_t)n_ids;
 	res->s = xcalloc(B, sizeof(*res->s));
 	for (uint32_t b = 0; b < B; b++) {
 		res->s[b].finish = "length";
 		/* at most n_ctx - n_ids + 1 tokens fit */
-		res->s[b].ids = xreallocarray(NULL, p->max_tokens < n_ctx ? p->max_tokens + 1 : n_ctx,
+		res->s[b].ids = xreallocarray(NULL, max_tokens < n_ctx ? max_tokens + 1 : n_ctx,
 					      sizeof(uint32_t));
 	}
+}
+
+/* One batch being decoded: the rows still going, their next tokens and generators. */
+struct gen {
+	const struct complete_model *cm;
+	const struct complete_params *p;
+	struct complete_result *res;
+	struct gpt2_kv *st;
+	float *logits;
+	int *rows;
+	uint32_t *next;
+	struct sample_rng *rng;
+	struct sampler **sm;
+	int nth;
+	size_t longest;		/* the longest stop string */
+};
+
+static void gen_open(struct gen *g, const struct complete_model *cm, const struct complete_params *p,
+		     struct complete_result *res, int T)
+{
+	uint32_t B = p->n, V = cm->m.cfg.vocab_size;
+	memset(g, 0, sizeof(*g));
+	g->cm = cm;
+	g->p = p;
+	g->res = res;
+	for (size_t i = 0; i < p->n_stop; i++)
+		if (strlen(p->stop[i]) > g->longest)
+			g->longest = strlen(p->stop[i]);
+	g->st = cm->be->kv_new(&cm->m, (int)B, T);
+	g->logits = xreallocarray(NULL, (size_t)B * V, sizeof(float));
+	g->rows = xreallocarray(NULL, B, sizeof(int));
+	g->next = xreallocarray(NULL, B, sizeof(uint32_t));
+	g->rng = xreallocarray(NULL, B, sizeof(*g->rng));
+	g->nth = omp_get_max_threads();
+	g->sm = xcalloc((size_t)g->nth, sizeof(*g->sm));
+	for (int i = 0; i < g->nth; i++)
+		g->sm[i] = sampler_new(V);
+}
+
+static void gen_close(struct gen *g)
+{
+	for (int i = 0; i < g->nth; i++)
+		sampler_free(g->sm[i]);
+	free(g->sm);
+	free(g->rng);
+	free(g->next);
+	free(g->rows);
+	free(g->logits);
+	g->cm->be->kv_free(g->st);
+}
+
+/* Append each going row's chosen token to its sample; keep the rows that go on (first in
+ * rows[] and next[]) and return how many. */
+static int gen_take(struct gen *g, int nr)
+{
+	const struct complete_model *cm = g->cm;
+	const struct complete_params *p = g->p;
+	uint32_t n_ctx = cm->m.cfg.n_ctx;
+	int nf = 0;
+	for (int i = 0; i < nr; i++) {
+		struct complete_sample *s = &g->res->s[g->rows[i]];
+		uint32_t t = g->next[i];
+		s->ids[s->n_tokens++] = t;
+		if (t == cm->tok.eot && !p->no_eot_stop) {
+			s->finish = "stop";
+			continue;
+		}
+		size_t tl, old = s->text.len;
+		const unsigned char *tb = bpe_tok(&cm->tok, t, &tl);
+		buf_put(&s->text, tb, tl);
+		if (cut_stop(&s->text, old, p, g->longest)) {
+			s->finish = "stop";
+			continue;
+		}
+		if (s->n_tokens >= p->max_tokens || cm->be->kv_len(g->st, g->rows[i]) >= (int)n_ctx)
+			continue;	/* "length" */
+		g->rows[nf] = g->rows[i];
+		g->next[nf] = t;
+		nf++;
+	}
+	return nf;
+}
+
+int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, size_t n_ids,
+			  const struct complete_params *p, struct complete_result *res, char **err)
+{
+	uint32_t V = cm->m.cfg.vocab_size, n_ctx = cm->m.cfg.n_ctx, B = p->n;
+	memset(res, 0, sizeof(*res));
+	if (check_request(cm, ids, n_ids, p, err))
+		return -1;
+	result_init(res, B, n_ids, p->max_tokens, n_ctx);
 	if (p->max_tokens == 0)
 		return 0;
-	size_t longest = 0;
-	for (size_t i = 0; i < p->n_stop; i++)
-		if (strlen(p->stop[i]) > longest)
-			longest = strlen(p->stop[i]);
-
 	uint64_t want = (uint64_t)n_ids + p->max_tokens - 1;
-	int T = (int)(want < n_ctx ? want : n_ctx);
 	const struct gpt2_backend *be = cm->be;
-	struct gpt2_kv *st = be->kv_new(&cm->m, (int)B, T);
-	float *logits = xreallocarray(NULL, (size_t)B * V, sizeof(float));
-	int *rows = xreallocarray(NULL, B, sizeof(int));
-	uint32_t *next = xreallocarray(NULL, B, sizeof(uint32_t));
-	struct sample_rng *rng = xreallocarray(NULL, B, sizeof(*rng));
-	int nth = omp_get_max_threads();
-	struct sampler **sm = xcalloc((size_t)nth, sizeof(*sm));
-	for (int i = 0; i < nth; i++)
-		sm[i] = sampler_new(V);
+	struct gen g;
+	gen_open(&g, cm, p, res, (int)(want < n_ctx ? want : n_ctx));
 	struct sample_opts so = { p->temperature, p->top_k, p->top_p };
 
 	int zero = 0;
 	double t0 = mono_now();
-	be->kv_forward(st, &zero, 1, ids, (int)n_ids, logits, 0);
+	be->kv_forward(g.st, &zero, 1, ids, (int)n_ids, g.logits, 0);
 	double t1 = mono_now();
 	for (uint32_t b = 0; b < B; b++) {
-		sample_seed(&rng[b], p->seed, p->stream0 + b);
-		rows[b] = (int)b;
+		sample_seed(&g.rng[b], p->seed, p->stream0 + b);
+		g.rows[b] = (int)b;
 		if (b) {
-			be->kv_copy_row(st, (int)b, 0);
-			memcpy(logits + (size_t)b * V, logits, V * sizeof(float));
+			be->kv_copy_row(g.st, (int)b, 0);
+			memcpy(g.logits + (size_t)b * V, g.logits, V * sizeof(float));
 		}
 	}
 	int nr = (int)B;
 	while (nr > 0) {
 		#pragma omp parallel for schedule(dynamic, 1) if (nr > 1 && (size_t)nr * V >= (1 << 17))
 		for (int i = 0; i < nr; i++) {
-			float *l = logits + (size_t)i * V;
+			float *l = g.logits + (size_t)i * V;
 			for (uint32_t v = 0; v < V; v++)
 				l[v] += cm->mask[v];
-			next[i] = sample_token(sm[omp_get_thread_num()], l, &so, &rng[rows[i]]);
+			g.next[i] = sample_token(g.sm[omp_get_thread_num()], l, &so, &g.rng[g.rows[i]]);
 		}
-		int nf = 0;
-		for (int i = 0; i < nr; i++) {
-			struct complete_sample *s = &res->s[rows[i]];
-			uint32_t t = next[i];
-			s->ids[s->n_tokens++] = t;
-			if (t == cm->tok.eot && !p->no_eot_stop) {
-				s->finish = "stop";
-				continue;
-			}
-			size_t tl, old = s->text.len;
-			const unsigned char *tb = bpe_tok(&cm->tok, t, &tl);
-			buf_put(&s->text, tb, tl);
-			if (cut_stop(&s->text, old, p, longest)) {
-				s->finish = "stop";
-				continue;
-			}
-			if (s->n_tokens >= p->max_tokens || be->kv_len(st, rows[i]) >= (int)n_ctx)
-				continue;	/* "length" */
-			rows[nf] = rows[i];
-			next[nf] = t;
-			nf++;
-		}
-		nr = nf;
+		nr = gen_take(&g, nr);
 		if (nr)
-			be->kv_forward(st, rows, nr, next, 1, logits, 0);
+			be->kv_forward(g.st, g.rows, nr, g.next, 1, g.logits, 0);
 	}
 	res->prefill_s = t1 - t0;
 	res->decode_s = mono_now() - t1;
-	for (int i = 0; i < nth; i++)
-		sampler_free(sm[i]);
-	free(sm);
-	free(rng);
-	free(next);
-	free(rows);
-	free(logits);
-	be->kv_free(st);
+	gen_close(&g);
 	return 0;
 }
 

@@ -95,34 +95,87 @@ static struct st_file *st_fail(struct st_file *f)
 	return NULL;
 }
 
-struct st_file *st_open(const char *path)
+/* Map PATH into F; 0, or -1 after an error naming it. */
+static int st_map(struct st_file *f, const char *path)
 {
-	struct st_file *f = xcalloc(1, sizeof(*f));
-	f->path = xstrdup(path);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		error_errno("cannot open '%s'", path);
-		return st_fail(f);
-	}
+	if (fd < 0)
+		return error_errno("cannot open '%s'", path);
 	struct stat st;
 	if (fstat(fd, &st)) {
 		error_errno("cannot stat '%s'", path);
 		close(fd);
-		return st_fail(f);
+		return -1;
 	}
 	if (st.st_size < 8) {
 		close(fd);
-		error("'%s': truncated at byte %lld (no header length)", path, (long long)st.st_size);
-		return st_fail(f);
+		return error("'%s': truncated at byte %lld (no header length)", path,
+			     (long long)st.st_size);
 	}
 	f->map_len = (size_t)st.st_size;
 	f->map = mmap(NULL, f->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (f->map == MAP_FAILED) {
 		f->map = NULL;
-		error_errno("cannot map '%s'", path);
-		return st_fail(f);
+		return error_errno("cannot map '%s'", path);
 	}
+	return 0;
+}
+
+static void st_take_meta(struct st_file *f, json_t *val)
+{
+	const char *mk;
+	json_t *mv;
+	json_object_foreach(val, mk, mv) {
+		if (!json_is_string(mv))
+			continue;
+		f->meta = xreallocarray(f->meta, f->n_meta + 2, sizeof(char *));
+		f->meta[f->n_meta++] = xstrdup(mk);
+		f->meta[f->n_meta++] = xstrdup(json_string_value(mv));
+	}
+}
+
+/* Fill T from the header entry VAL over the DATA_LEN bytes at DATA: NULL, or what is wrong. */
+static const char *st_take_tensor(struct st_tensor *t, json_t *val, const unsigned char *data,
+				  uint64_t data_len)
+{
+	json_t *dt = json_object_get(val, "dtype"), *sh = json_object_get(val, "shape"),
+	       *of = json_object_get(val, "data_offsets");
+	if (!json_is_string(dt) || !st_dtype_size(json_string_value(dt)))
+		return "unknown dtype";
+	if (!json_is_array(sh) || json_array_size(sh) > ST_MAXDIM)
+		return "bad shape";
+	if (!json_is_array(of) || json_array_size(of) != 2 || !json_is_integer(json_array_get(of, 0)) ||
+	    !json_is_integer(json_array_get(of, 1)))
+		return "bad data_offsets";
+	t->dtype = xstrdup(json_string_value(dt));
+	uint64_t elems = 1;
+	t->ndim = (int)json_array_size(sh);
+	for (int d = 0; d < t->ndim; d++) {
+		json_int_t v = json_integer_value(json_array_get(sh, (size_t)d));
+		if (!json_is_integer(json_array_get(sh, (size_t)d)) || v < 0 ||
+		    (v && elems > UINT64_MAX / (uint64_t)v))
+			return "bad shape";
+		t->shape[d] = (uint64_t)v;
+		elems *= (uint64_t)v;
+	}
+	json_int_t b = json_integer_value(json_array_get(of, 0));
+	json_int_t e = json_integer_value(json_array_get(of, 1));
+	if (b < 0 || e < b || (uint64_t)e > data_len)
+		return "data range outside the file";
+	if ((uint64_t)(e - b) != elems * st_dtype_size(t->dtype))
+		return "data range does not match the shape";
+	t->data = data + b;
+	t->nbytes = (uint64_t)(e - b);
+	return NULL;
+}
+
+struct st_file *st_open(const char *path)
+{
+	struct st_file *f = xcalloc(1, sizeof(*f));
+	f->path = xstrdup(path);
+	if (st_map(f, path))
+		return st_fail(f);
 	const unsigned char *p = f->map;
 	uint64_t hlen = rd_u64le(p);
 	if (hlen > f->map_len - 8 || hlen > (100u << 20)) {
@@ -138,64 +191,18 @@ struct st_file *st_open(const char *path)
 		json_decref(root);
 		return st_fail(f);
 	}
-	const unsigned char *data = p + 8 + hlen;
-	uint64_t data_len = f->map_len - 8 - hlen;
 	size_t cap = json_object_size(root);
 	f->t = xcalloc(cap ? cap : 1, sizeof(*f->t));
 	const char *key;
 	json_t *val;
 	json_object_foreach(root, key, val) {
 		if (!strcmp(key, "__metadata__")) {
-			const char *mk;
-			json_t *mv;
-			json_object_foreach(val, mk, mv) {
-				if (!json_is_string(mv))
-					continue;
-				f->meta = xreallocarray(f->meta, f->n_meta + 2, sizeof(char *));
-				f->meta[f->n_meta++] = xstrdup(mk);
-				f->meta[f->n_meta++] = xstrdup(json_string_value(mv));
-			}
+			st_take_meta(f, val);
 			continue;
 		}
-		json_t *dt = json_object_get(val, "dtype"), *sh = json_object_get(val, "shape"),
-		       *of = json_object_get(val, "data_offsets");
-		struct st_tensor *t = &f->t[f->n];
+		struct st_tensor *t = &f->t[f->n++];
 		t->name = xstrdup(key);
-		f->n++;
-		const char *why = NULL;
-		if (!json_is_string(dt) || !st_dtype_size(json_string_value(dt)))
-			why = "unknown dtype";
-		else if (!json_is_array(sh) || json_array_size(sh) > ST_MAXDIM)
-			why = "bad shape";
-		else if (!json_is_array(of) || json_array_size(of) != 2 ||
-			 !json_is_integer(json_array_get(of, 0)) ||
-			 !json_is_integer(json_array_get(of, 1)))
-			why = "bad data_offsets";
-		if (!why) {
-			t->dtype = xstrdup(json_string_value(dt));
-			uint64_t elems = 1;
-			t->ndim = (int)json_array_size(sh);
-			for (int d = 0; d < t->ndim; d++) {
-				json_int_t v = json_integer_value(json_array_get(sh, (size_t)d));
-				if (!json_is_integer(json_array_get(sh, (size_t)d)) || v < 0 ||
-				    (v && elems > UINT64_MAX / (uint64_t)v)) {
-					why = "bad shape";
-					break;
-				}
-				t->shape[d] = (uint64_t)v;
-				elems *= (uint64_t)v;
-			}
-			json_int_t b = json_integer_value(json_array_get(of, 0));
-			json_int_t e = json_integer_value(json_array_get(of, 1));
-			if (!why && (b < 0 || e < b || (uint64_t)e > data_len))
-				why = "data range outside the file";
-			else if (!why && (uint64_t)(e - b) != elems * st_dtype_size(t->dtype))
-				why = "data range does not match the shape";
-			if (!why) {
-				t->data = data + b;
-				t->nbytes = (uint64_t)(e - b);
-			}
-		}
+		const char *why = st_take_tensor(t, val, p + 8 + hlen, f->map_len - 8 - hlen);
 		if (why) {
 			error("'%s': tensor '%s': %s", path, key, why);
 			json_decref(root);
