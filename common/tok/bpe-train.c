@@ -413,10 +413,9 @@ static void push_lists(struct heap *h, struct wtu *u, struct pmap *pc)
 	wtu_clear(u);
 }
 
-void bpe_train(struct bpe *m, struct bpe_counter *c, const struct bpe_train_opts *o)
+/* 1-2. the special token, then the byte alphabet in HF's order */
+static void add_alphabet(struct bpe *m)
 {
-	double t0 = mono_now();
-	/* 1-2. special token, then the byte alphabet in HF's order */
 	bpe_add_token(m, BPE_EOT, strlen(BPE_EOT), 0);
 	unsigned char bytes[256];
 	for (int i = 0; i < 256; i++)
@@ -425,8 +424,12 @@ void bpe_train(struct bpe *m, struct bpe_counter *c, const struct bpe_train_opts
 	for (int i = 0; i < 256; i++)
 		bpe_add_token(m, &bytes[i], 1, (uint32_t)(i + 1));
 	bpe_finish(m, "trainer");
+}
 
-	/* 3. words in a fixed order (by hash, then bytes): indices never depend on threads */
+/* 3. the counted words in a fixed order (by hash, then bytes), as byte ids: indices never
+ * depend on threads */
+static void words_build(struct words *W, const struct bpe *m, const struct bpe_counter *c)
+{
 	struct sort_key *keys = xmalloc((c->n ? c->n : 1) * sizeof *keys);
 	size_t nk = 0, total = 0;
 	for (size_t i = 0; i < c->cap; i++)
@@ -436,41 +439,75 @@ void bpe_train(struct bpe *m, struct bpe_counter *c, const struct bpe_train_opts
 			total += c->tab[i].len;
 		}
 	qsort(keys, nk, sizeof *keys, cmp_key);
-	struct words W;
-	W.n = nk;
-	W.sym = xmalloc((total ? total : 1) * sizeof *W.sym);
-	W.start = xmalloc((nk ? nk : 1) * sizeof *W.start);
-	W.len = xmalloc((nk ? nk : 1) * sizeof *W.len);
-	W.count = xmalloc((nk ? nk : 1) * sizeof *W.count);
+	W->n = nk;
+	W->sym = xmalloc((total ? total : 1) * sizeof *W->sym);
+	W->start = xmalloc((nk ? nk : 1) * sizeof *W->start);
+	W->len = xmalloc((nk ? nk : 1) * sizeof *W->len);
+	W->count = xmalloc((nk ? nk : 1) * sizeof *W->count);
 	size_t off = 0;
 	for (size_t i = 0; i < nk; i++) {
-		W.start[i] = off;
-		W.len[i] = keys[i].len;
-		W.count[i] = keys[i].count;
+		W->start[i] = off;
+		W->len[i] = keys[i].len;
+		W->count[i] = keys[i].count;
 		for (uint32_t k = 0; k < keys[i].len; k++)
-			W.sym[off++] = m->byte_id[keys[i].s[k]];
+			W->sym[off++] = m->byte_id[keys[i].s[k]];
 	}
 	free(keys);
+}
 
-	/* 4. count pairs, listing the words each appears in */
-	struct pmap pc;
-	pm_init(&pc, 1 << 16);
-	struct wtu u = { 0 };
-	wtu_init(&u, 1 << 16);
-	for (size_t w = 0; w < W.n; w++) {
-		uint32_t *s = W.sym + W.start[w];
-		for (uint32_t i = 0; i + 1 < W.len[w]; i++) {
-			*pm_slot(&pc, pk(s[i], s[i + 1])) += (int64_t)W.count[w];
-			wtu_add(&u, pk(s[i], s[i + 1]), (uint32_t)w);
+/* 4. count pairs, listing the words each appears in */
+static void count_pairs(struct words *W, struct pmap *pc, struct wtu *u, struct heap *h)
+{
+	pm_init(pc, 1 << 16);
+	wtu_init(u, 1 << 16);
+	for (size_t w = 0; w < W->n; w++) {
+		uint32_t *s = W->sym + W->start[w];
+		for (uint32_t i = 0; i + 1 < W->len[w]; i++) {
+			*pm_slot(pc, pk(s[i], s[i + 1])) += (int64_t)W->count[w];
+			wtu_add(u, pk(s[i], s[i + 1]), (uint32_t)w);
 		}
 	}
+	push_lists(h, u, pc);
+}
+
+/* one merge: the pair TOP becomes a token (or an existing one), in every word that has it */
+static void merge_pair(struct bpe *m, struct words *W, struct hent *top, struct pmap *pc,
+		       struct wtu *u, struct heap *h, struct buf *tok)
+{
+	uint32_t a = (uint32_t)(top->pair >> 32), b = (uint32_t)top->pair;
+	size_t la, lb;
+	const unsigned char *sa = bpe_tok(m, a, &la), *sb;
+	buf_reset(tok);
+	buf_put(tok, sa, la);
+	sb = bpe_tok(m, b, &lb);
+	buf_put(tok, sb, lb);
+	uint32_t id = bpe_find(m, tok->p, tok->len);
+	if (id == BPE_NONE) {
+		id = m->n_ids;
+		bpe_add_token(m, tok->p, tok->len, id);
+	}
+	bpe_add_merge(m, a, b, id);
+	for (size_t i = 0; i < top->nw; i++)
+		merge_word(W, top->w[i], a, b, id, pc, u);
+	free(top->w);
+	push_lists(h, u, pc);
+}
+
+void bpe_train(struct bpe *m, struct bpe_counter *c, const struct bpe_train_opts *o)
+{
+	double t0 = mono_now();
+	add_alphabet(m);
+	struct words W;
+	words_build(&W, m, c);
+	struct pmap pc;
+	struct wtu u = { 0 };
 	struct heap h = { 0 };
-	push_lists(&h, &u, &pc);
+	count_pairs(&W, &pc, &u, &h);
 	if (o->progress)
 		fprintf(stderr, "cp-bpe: %zu distinct pieces, %zu pairs (%.1f s)\n", W.n, pc.n,
 			mono_now() - t0);
 
-	/* 5. merges */
+	/* 5. merges, the most frequent pair first (stale heap entries re-pushed) */
 	struct buf tok = { 0 };
 	double last = mono_now();
 	while (m->scount < o->vocab_size && h.n) {
@@ -485,23 +522,7 @@ void bpe_train(struct bpe *m, struct bpe_counter *c, const struct bpe_train_opts
 			free(top.w);
 			break;
 		}
-		uint32_t a = (uint32_t)(top.pair >> 32), b = (uint32_t)top.pair;
-		size_t la, lb;
-		const unsigned char *sa = bpe_tok(m, a, &la), *sb;
-		buf_reset(&tok);
-		buf_put(&tok, sa, la);
-		sb = bpe_tok(m, b, &lb);
-		buf_put(&tok, sb, lb);
-		uint32_t id = bpe_find(m, tok.p, tok.len);
-		if (id == BPE_NONE) {
-			id = m->n_ids;
-			bpe_add_token(m, tok.p, tok.len, id);
-		}
-		bpe_add_merge(m, a, b, id);
-		for (size_t i = 0; i < top.nw; i++)
-			merge_word(&W, top.w[i], a, b, id, &pc, &u);
-		free(top.w);
-		push_lists(&h, &u, &pc);
+		merge_pair(m, &W, &top, &pc, &u, &h, &tok);
 		if (o->progress && mono_now() - last > 1) {
 			last = mono_now();
 			fprintf(stderr, "\rcp-bpe: %zu / %u tokens", m->scount, o->vocab_size);
