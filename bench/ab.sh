@@ -6,7 +6,8 @@
 # are in the other bench/*.sh scripts. Not a test.
 # usage: bench/ab.sh OLD_BUILD NEW_BUILD [CORPUS...]
 #   (default corpus: the running python3's stdlib + site-packages, as bench/dedup.sh)
-# Environment: REPEAT (default 3), J (threads, default 2), PYTHON, TORCH_PYTHON.
+# Environment: REPEAT (default 3), J (threads, default 2), ONLY (an extended regex: the stages
+# whose names match), PYTHON.
 set -eu
 [ $# -ge 2 ] || { echo "usage: bench/ab.sh OLD_BUILD NEW_BUILD [CORPUS...]" >&2; exit 2; }
 cd "$(dirname "$0")/.."
@@ -33,6 +34,7 @@ now() { date +%s.%N; }
 # directory, or - for nothing). Prints the row.
 stage() {
 	name=$1 out=$2 cmd=$3
+	if [ -n "${ONLY:-}" ] && ! printf '%s' "$name" | grep -Eq -- "$ONLY"; then return; fi
 	ta=999999 tb=999999
 	for i in $(seq "$REPEAT"); do
 		for side in a b; do
