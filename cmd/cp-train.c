@@ -10,6 +10,7 @@
 #include "model/backend.h"
 #include "model/ckpt.h"
 #include "model/hf.h"
+#include "model/plan.h"
 #include "train/lr-schedule.h"
 #include "train/mpi.h"
 #include "train/options.h"
@@ -29,9 +30,11 @@ static const char usage_text[] =
 	"                [--batch B] [--seq T] [--accum N] [--steps N] [--lr X] [--warmup N]\n"
 	"                [--schedule cosine|linear|constant] [--seed S] [--eval-every N]\n"
 	"                [--ckpt-every N] [--keep K] [--threads N] [--device D] [--resume]\n"
-	"                [--init-hf DIR]\n"
+	"                [--init-hf DIR] [--precision bf16|fp32]\n"
 	"       cp-train -o RUNDIR --valid DIR --eval-only\n"
 	"       cp-train -o RUNDIR --export-hf DIR [--tokenizer PATH]\n"
+	"       cp-train --plan [--model PRESET] [shape flags] [--batch B] [--seq T]\n"
+	"                [--precision bf16|fp32] [--recompute]\n"
 	"\n"
 	"  --model PRESET       tiny, codeparrot-small (default), gpt2, medium, large, codeparrot\n"
 	"  --vocab N --ctx N --layers N --heads N --width N   shape flags (override the preset)\n"
@@ -54,6 +57,8 @@ static const char usage_text[] =
 	"  --threads N          CPU threads per process (default: all)\n"
 	"  --device D           cpu (default), cuda or cuda:N: the backend the model runs on\n"
 	"  --recompute          recompute activations in backward (less memory)\n"
+	"  --precision P        bf16 or fp32 (default: bf16 on cuda; cpu trains in fp32 only)\n"
+	"  --plan               print the memory --device cuda would need; opens no device\n"
 	"  --stop-after N       stop after N steps in this run (checkpoint, then exit)\n"
 	"  --peak-gflops X      peak GFLOP/s per process for the mfu field\n"
 	"  --resume             continue from RUNDIR's latest checkpoint\n"
@@ -81,7 +86,7 @@ enum {
 	O_CKPTEVERY = O_SAVED(CKPT_EVERY), O_KEEP = O_SAVED(KEEP),
 	O_TRAIN = O_BATCH + TRAIN_OPT_N, O_VALID, O_MODEL, O_VOCAB, O_CTX, O_LAYERS, O_HEADS,
 	O_WIDTH, O_SCALEINV, O_REORDER, O_THREADS, O_DEVICE, O_RECOMPUTE, O_STOPAFTER, O_PEAK,
-	O_RESUME, O_INITHF, O_EVALONLY, O_EXPORTHF, O_TOKENIZER
+	O_RESUME, O_INITHF, O_EVALONLY, O_EXPORTHF, O_TOKENIZER, O_PRECISION, O_PLAN
 };
 
 static const struct option long_opts[] = {
@@ -120,6 +125,8 @@ static const struct option long_opts[] = {
 	{ "eval-only", no_argument, NULL, O_EVALONLY },
 	{ "export-hf", required_argument, NULL, O_EXPORTHF },
 	{ "tokenizer", required_argument, NULL, O_TOKENIZER },
+	{ "precision", required_argument, NULL, O_PRECISION },
+	{ "plan", no_argument, NULL, O_PLAN },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 }
 };
@@ -128,7 +135,7 @@ struct opts {
 	const char *rundir, *train, *valid, *init_hf, *export_hf, *tokenizer, *device;
 	struct train_opts t;
 	struct train_shape shape;
-	int threads, resume, eval_only;
+	int threads, resume, eval_only, plan;
 };
 
 /* the option of code C as "--name", for the value parsers' messages */
@@ -206,6 +213,12 @@ static void parse_run_opt(struct opts *o, int c, const char *flag, const char *a
 	case O_EVALONLY: o->eval_only = 1; break;
 	case O_EXPORTHF: o->export_hf = arg; break;
 	case O_TOKENIZER: o->tokenizer = arg; break;
+	case O_PRECISION:
+		o->t.precision = gpt2_precision_parse(arg);
+		if (o->t.precision < 0)
+			die_usage("--precision must be bf16 or fp32, not '%s'", arg);
+		break;
+	case O_PLAN: o->plan = 1; break;
 	case 'h': usage(0); break;
 	default: usage(EXIT_USAGE);
 	}
@@ -228,6 +241,12 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 	}
 	if (optind < argc)
 		die_usage("unexpected argument '%s'", argv[optind]);
+	if (o->plan) {
+		if (o->rundir || o->train || o->valid || o->resume || o->eval_only || o->init_hf ||
+		    o->export_hf)
+			die_usage("--plan takes the model and batch options alone (no run, no data)");
+		return;
+	}
 	if (!o->rundir)
 		die_usage("no run directory (-o RUNDIR)");
 	if (o->eval_only + !!o->export_hf + o->resume + !!o->init_hf > 1)
@@ -240,7 +259,26 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 		die_usage("--tokenizer goes with --export-hf");
 }
 
-/* ---- the three modes ---- */
+/* ---- the modes ---- */
+
+/* --plan: the cuda backend's memory for the model and batch asked for, opening no device */
+static void print_plan(const struct opts *o)
+{
+	struct gpt2_config c;
+	train_shape_config(&o->shape, &c, 0, NULL);
+	struct plan_opts po = { .B = o->t.batch, .T = o->t.seq ? o->t.seq : c.n_ctx,
+				.precision = o->t.precision < 0 ? GPT2_BF16 : o->t.precision,
+				.recompute = o->t.recompute };
+	if (po.T > c.n_ctx)
+		die_usage("--seq %llu is longer than the model's context (%u)",
+			  (unsigned long long)po.T, c.n_ctx);
+	struct gpt2_plan p;
+	gpt2_plan(&c, &po, &p);
+	struct buf b = { 0 };
+	gpt2_plan_format(&b, &c, &po, &p);
+	fwrite(b.p, 1, b.len, stdout);
+	buf_free(&b);
+}
 
 static void set_threads(int n)
 {
@@ -308,6 +346,12 @@ int main(int argc, char **argv)
 	cp_setprogname(argv[0]);
 	r.comm = comm_init(&argc, &argv);
 	parse_opts(&o, argc, argv);
+	if (o.plan) {
+		print_plan(&o);
+		comm_finish();
+		close_stdout();
+		return EXIT_OK;
+	}
 	set_threads(o.threads);
 	char *err = NULL;
 	r.be = gpt2_backend_select(o.device, &err);

@@ -102,9 +102,9 @@ err_like "second moment checksum mismatch" "names the moment"
 corrupt step 60 '\001'
 exit_is 1 "flipped header byte refused" cp-train -o bad/step --valid seqs/valid --eval-only
 err_like "header checksum mismatch" "names the header"
-corrupt ver 8 '\002'
+corrupt ver 8 '\003'
 exit_is 1 "newer version refused" cp-train -o bad/ver --valid seqs/valid --eval-only
-err_like "version 2 is newer" "names the version"
+err_like "version 3 is newer" "names the version"
 corrupt magic 1 'X'
 exit_is 1 "not a checkpoint refused" cp-train -o bad/magic --valid seqs/valid --eval-only
 err_like "not a cp checkpoint" "says so"
@@ -152,6 +152,50 @@ err_like "^cp-train: unknown device 'tpu' \\(this build has: .*cpu" "names the d
 exit_is 1 "--device cpu:1 refused" cp-train -o DG $X --steps 2 --device cpu:1
 err_like "^cp-train: device 'cpu:1': the cpu backend has only device 0" "names the device"
 ok "a refused device leaves no run directory" test ! -e DG
+
+# --precision: the cpu backend trains in fp32 only; a version 1 checkpoint (what cp-train wrote
+# before the format carried the precision) resumes bit for bit
+ok "--precision fp32 on cpu" cp-train -o PF $X --steps 2 --threads 1 --precision fp32
+ok "... the default's bytes" cmp DD/ckpt-00000002.ckpt PF/ckpt-00000002.ckpt
+exit_is 2 "--precision bf16 on cpu refused" cp-train -o PB $X --steps 2 --precision bf16
+err_like "^cp-train: precision bf16: bf16 needs --device cuda; the cpu backend trains in fp32" "says why"
+ok "a refused precision leaves no run directory" test ! -e PB
+exit_is 2 "--precision fp16 refused" cp-train -o PB $X --precision fp16
+err_like "^cp-train: --precision must be bf16 or fp32, not 'fp16'" "names the value and the choices"
+mkdir -p V1
+setup "B's step-5 checkpoint as version 1" "$BUILD/tests/test-ckpt" v1 B/ckpt-00000005.ckpt V1/ckpt-00000005.ckpt
+is "$(od -An -tu4 -j8 -N4 V1/ckpt-00000005.ckpt | tr -d ' ')" 1 "it says version 1"
+cp B/log.jsonl V1/
+ok "resume from the version 1 checkpoint" cp-train -o V1 --resume --train seqs/train --valid seqs/valid --threads 1
+ok "... 10 steps byte for byte as the straight run" cmp A/ckpt-00000010.ckpt V1/ckpt-00000010.ckpt
+
+# --plan: the memory --device cuda would need, printed without a device or a run directory
+mkdir -p plan && cd plan || exit 1
+ok "--plan gpt2" cp-train --plan --model gpt2 --batch 8 --seq 1024
+pl=$(cat "$TMP/.out")
+like "$pl" '^model: vocab 50257 \(padded 50304\), ctx 1024, layers 12, heads 12, width 768$' "the model, the vocabulary padded to 128"
+like "$pl" '^parameters: 124439808 \(padded 124475904\)$' "GPT-2 124M's parameters"
+like "$pl" '^batch 8 x seq 1024, bf16, recompute off$' "bf16 by default"
+for cat in 'parameters \(bf16\)' 'master weights \(fp32\)' 'adamw moments \(fp32\)' 'gradients \(bf16\)' 'activations \(bf16\)' 'workspace \(cublaslt\)' total; do
+	like "$pl" "^$cat +[0-9]+ +[0-9]+\.[0-9]{3}$" "a line for $(echo "$cat" | tr -d '\\')"
+done
+is "$(printf '%s\n' "$pl" | awk '/^parameters \(/ { p = $3 } /^master/ { m = $4 } /^adamw/ { a = $4 } END { print p * 2 == m && m * 2 == a }')" 1 "master weights twice the bf16 copy, moments twice those"
+is "$(printf '%s\n' "$pl" | awk '/^(parameters|master|adamw|gradients|activations|workspace) .*[0-9]$/ { s += $(NF - 1) } /^total/ { t = $2 } END { print s == t }')" 1 "the total is the sum"
+is "$(printf '%s\n' "$pl" | awk '/^workspace/ { print $3 }')" 33554432 "32 MiB of cuBLASLt workspace"
+ok "--plan --recompute" cp-train --plan --model gpt2 --recompute
+plr=$(cat "$TMP/.out")
+is "$(printf '%s\n%s\n' "$pl" "$plr" | awk '/^total/ { t[n++] = $2 } END { print t[1] < t[0] }')" 1 "recompute needs less"
+like "$plr" '^  mlp.gelu +[0-9]+ x 1 \(recomputed\)$' "one copy of the GELU's output, recomputed"
+ok "--plan --precision fp32" cp-train --plan --model gpt2 --precision fp32
+like "$(cat "$TMP/.out")" '^parameters \(fp32\) +497903616 ' "fp32 parameters: 4 bytes each"
+ok "--plan --device cuda opens no device" cp-train --plan --model tiny --device cuda
+is "$(ls -A)" "" "--plan writes no file"
+exit_is 2 "--plan with a run directory refused" cp-train --plan -o R
+err_like "^cp-train: --plan takes the model and batch options alone" "says why"
+exit_is 2 "--plan --seq past the context refused" cp-train --plan --model tiny --seq 4096
+err_like "longer than the model's context \(128\)" "names the context"
+is "$(ls -A)" "" "still no run directory"
+cd .. || exit 1
 
 if command -v gnuplot >/dev/null; then
 	ok "plot-loss" "$SRC_DIR/scripts/plot-loss" A

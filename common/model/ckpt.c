@@ -5,6 +5,8 @@
 #include "base/die.h"
 #include "base/io.h"
 #include "base/xalloc.h"
+#include "base/util.h"
+#include "model/plan.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +22,12 @@ static const unsigned char ckpt_magic[8] = { 0x89, 'C', 'P', 'K', '\r', '\n', 0x
 
 
 /* ---- checkpoints ---- */
+
+uint64_t ckpt_sr_seed(uint64_t seed)
+{
+	/* apart from the initialisation's and the run's RNG, which start from the seed too */
+	return mix64(seed ^ 0x5352u);
+}
 
 static uint64_t hash_floats(const float *p, uint64_t n)
 {
@@ -51,6 +59,7 @@ static void encode_header(unsigned char *h, const struct ckpt *c, uint64_t opts_
 	wr_u32le(h + 32, c->cfg.n_embd);
 	wr_u32le(h + 36, (c->cfg.scale_attn_by_inverse_layer_idx ? 1u : 0u) |
 				 (c->cfg.reorder_and_upcast_attn ? 2u : 0u));
+	wr_u32le(h + 40, c->precision);
 	wr_u64le(h + 48, c->n_params);
 	wr_u64le(h + 56, c->step);
 	wr_u64le(h + 64, c->data_pos);
@@ -61,6 +70,7 @@ static void encode_header(unsigned char *h, const struct ckpt *c, uint64_t opts_
 	wr_u64le(h + 104, hv);
 	wr_u64le(h + 112, opts_len);
 	wr_u64le(h + 120, XXH3_64bits(c->opts_json ? c->opts_json : "", opts_len));
+	wr_u64le(h + 128, c->sr_seed);
 	wr_u64le(h + CKPT_HEADER_SIZE - 8, XXH3_64bits(h, CKPT_HEADER_SIZE - 8));
 }
 
@@ -94,6 +104,42 @@ int ckpt_write(const char *path, const struct ckpt *c, const float *params, cons
 	return atomic_commit(&o);
 }
 
+/* the fields of header H (checksum verified) of a file of VERSION; NULL, or what is wrong */
+static const char *decode_header(const unsigned char *h, uint32_t version, struct ckpt *c,
+				 uint64_t *opts_len)
+{
+	c->cfg.vocab_size = rd_u32le(h + 16);
+	c->cfg.n_ctx = rd_u32le(h + 20);
+	c->cfg.n_layer = rd_u32le(h + 24);
+	c->cfg.n_head = rd_u32le(h + 28);
+	c->cfg.n_embd = rd_u32le(h + 32);
+	uint32_t flags = rd_u32le(h + 36);
+	c->cfg.scale_attn_by_inverse_layer_idx = flags & 1;
+	c->cfg.reorder_and_upcast_attn = (flags >> 1) & 1;
+	c->n_params = rd_u64le(h + 48);
+	c->step = rd_u64le(h + 56);
+	c->data_pos = rd_u64le(h + 64);
+	c->seed = rd_u64le(h + 72);
+	c->rng = rd_u64le(h + 80);
+	c->h_params = rd_u64le(h + 88);
+	c->h_mom = rd_u64le(h + 96);
+	c->h_var = rd_u64le(h + 104);
+	*opts_len = rd_u64le(h + 112);
+	c->version = version;
+	c->precision = version >= 2 ? rd_u32le(h + 40) : GPT2_FP32;
+	c->sr_seed = version >= 2 ? rd_u64le(h + 128) : ckpt_sr_seed(c->seed);
+	const char *why = gpt2_config_check(&c->cfg);
+	if (why)
+		return why;
+	struct gpt2_layout lay;
+	gpt2_layout(&c->cfg, &lay);
+	if (lay.total != c->n_params)
+		return "parameter count does not match the shape";
+	if (!gpt2_precision_name((int)c->precision))
+		return "unknown precision";
+	return NULL;
+}
+
 int ckpt_read_header(const char *path, struct ckpt *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -125,30 +171,8 @@ int ckpt_read_header(const char *path, struct ckpt *c)
 		error("'%s': header checksum mismatch (bytes 0..%d)", path, CKPT_HEADER_SIZE - 1);
 		goto out;
 	}
-	c->cfg.vocab_size = rd_u32le(h + 16);
-	c->cfg.n_ctx = rd_u32le(h + 20);
-	c->cfg.n_layer = rd_u32le(h + 24);
-	c->cfg.n_head = rd_u32le(h + 28);
-	c->cfg.n_embd = rd_u32le(h + 32);
-	uint32_t flags = rd_u32le(h + 36);
-	c->cfg.scale_attn_by_inverse_layer_idx = flags & 1;
-	c->cfg.reorder_and_upcast_attn = (flags >> 1) & 1;
-	c->n_params = rd_u64le(h + 48);
-	c->step = rd_u64le(h + 56);
-	c->data_pos = rd_u64le(h + 64);
-	c->seed = rd_u64le(h + 72);
-	c->rng = rd_u64le(h + 80);
-	c->h_params = rd_u64le(h + 88);
-	c->h_mom = rd_u64le(h + 96);
-	c->h_var = rd_u64le(h + 104);
-	uint64_t opts_len = rd_u64le(h + 112);
-	const char *why = gpt2_config_check(&c->cfg);
-	struct gpt2_layout lay;
-	if (!why) {
-		gpt2_layout(&c->cfg, &lay);
-		if (lay.total != c->n_params)
-			why = "parameter count does not match the shape";
-	}
+	uint64_t opts_len;
+	const char *why = decode_header(h, version, c, &opts_len);
 	if (why || opts_len > (1u << 24)) {
 		error("'%s': malformed checkpoint header (%s)", path, why ? why : "options too long");
 		goto out;

@@ -2,8 +2,9 @@
  * atomically (base/atomic.h).
  *
  * A checkpoint holds everything a bit-exact resume needs: the model shape, the parameters,
- * both AdamW moments, the step, the data position, the seed and RNG state, and the training
- * options as JSON. Every part is covered by an XXH3-64 checksum; a reader refuses a wrong
+ * both AdamW moments, the step, the data position, the seed and RNG state, the precision the
+ * run trains in and its stochastic-rounding seed (version 2), and the training options as
+ * JSON. Version 1 files (no precision: fp32) still load. Every part is covered by an XXH3-64 checksum; a reader refuses a wrong
  * magic, a newer version, a bad checksum, a truncated file, or a shape it was not asked for. */
 #ifndef CP_CKPT_H
 #define CP_CKPT_H
@@ -13,17 +14,27 @@
 
 #include "model/gpt2.h"
 
-#define CKPT_VERSION 1
+#define CKPT_VERSION 2
 #define CKPT_HEADER_SIZE 256
 
 
 struct ckpt {
 	struct gpt2_config cfg;
 	uint64_t n_params, step, data_pos, seed, rng;
+	/* Version 2: enum gpt2_precision (model/plan.h), and the seed of the stochastic rounding
+	 * of the master weights into their bf16 copy (model/bf16.h), which with the step makes
+	 * that copy a pure function of the checkpoint. A version 1 file reads as fp32 with
+	 * ckpt_sr_seed(seed). */
+	uint32_t precision;
+	uint64_t sr_seed;
+	uint32_t version;	/* of the file read */
 	char *opts_json;	/* NUL-terminated, owned */
 	/* checksums read from the header */
 	uint64_t h_params, h_mom, h_var;
 };
+
+/* the stochastic-rounding seed of a run seeded with SEED */
+uint64_t ckpt_sr_seed(uint64_t seed);
 
 /* Write PARAMS, MOM and VAR (n_params floats each; NULL moments are written as zeros). */
 int ckpt_write(const char *path, const struct ckpt *c, const float *params, const float *mom,

@@ -120,7 +120,9 @@ double gpt2_flops_per_token(const struct gpt2_config *c, int T)
 {
 	struct gpt2_layout lay;
 	gpt2_layout(c, &lay);
-	return 6.0 * (double)lay.total + 12.0 * c->n_layer * (double)c->n_embd * T;
+	/* 6N for the products with the weights (embeddings included), 6LCT for attention's
+	 * two products over the causal half of the T x T scores: the issue's 6N + 6LCT */
+	return 6.0 * (double)lay.total + 6.0 * c->n_layer * (double)c->n_embd * T;
 }
 
 uint64_t gpt2_activation_bytes(const struct gpt2_config *c, int B, int T, int recompute,

@@ -59,7 +59,8 @@ int gpt2_tensor_per_layer(int t);
 int gpt2_tensor_decays(int t);
 /* The shape of one layer's slice of tensor T (HF layout); returns the number of dims. */
 int gpt2_tensor_shape(const struct gpt2_config *c, int t, uint64_t dims[2]);
-/* Model FLOPs for one token of training (forward + backward) at sequence length T. */
+/* Model FLOPs for one token of training (forward + backward) at sequence length T:
+ * 6N + 6LCT, N all parameters (embeddings included). */
 double gpt2_flops_per_token(const struct gpt2_config *c, int T);
 /* Bytes of activations and scratch gpt2_setup would allocate for B x T. */
 uint64_t gpt2_activation_bytes(const struct gpt2_config *c, int B, int T, int recompute, int real_size);

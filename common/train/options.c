@@ -24,6 +24,7 @@ void train_opts_default(struct train_opts *o)
 	o->eval_batches = 20;
 	o->ckpt_every = 1000;
 	o->keep = 3;
+	o->precision = -1;
 }
 
 char *train_opts_json(const struct train_opts *o)

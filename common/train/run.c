@@ -10,6 +10,7 @@
 #include "base/xalloc.h"
 #include "model/ckpt.h"
 #include "model/hf.h"
+#include "model/plan.h"
 #include "train/log.h"
 #include "train/lr-schedule.h"
 
@@ -46,7 +47,10 @@ void train_load_latest(struct train_run *r, const struct train_shape *shape, int
 	r->step = c.step;
 	r->data_pos = c.data_pos;
 	r->rng = c.rng;
+	r->sr_seed = c.sr_seed;
 	if (moments) {
+		if (r->o.precision < 0)
+			r->o.precision = (int)c.precision;
 		if (train_opts_from_json(&r->o, c.opts_json))
 			die("'%s': unreadable training options", path);
 		if (r->o.given[TRAIN_OPT_SEED] && r->o.seed != c.seed)
@@ -78,6 +82,7 @@ void train_new_model(struct train_run *r, const struct train_shape *shape, const
 		gpt2_init_weights(&r->m, r->o.seed);
 	}
 	r->rng = mix64(r->o.seed);
+	r->sr_seed = ckpt_sr_seed(r->o.seed);
 }
 
 /* the sequence length, the batch split and the steps left, against data, model and ranks */
@@ -126,6 +131,11 @@ static void train_open_log(struct train_run *r, int resume)
 
 void train_setup(struct train_run *r, int resume)
 {
+	if (r->o.precision < 0)
+		r->o.precision = gpt2_precision_default(r->be->name);
+	const char *why = gpt2_precision_check(r->be->name, r->o.precision);
+	if (why)
+		die_usage("precision %s: %s", gpt2_precision_name(r->o.precision), why);
 	train_check(r);
 	train_open_log(r, resume);
 	r->be->setup(&r->m, (int)r->B_local, (int)r->T, r->o.recompute);
@@ -206,7 +216,8 @@ void train_checkpoint(struct train_run *r)
 		return;
 	r->be->to_host(&r->m);
 	struct ckpt c = { .cfg = r->cfg, .n_params = r->m.lay.total, .step = r->step,
-			  .data_pos = r->data_pos, .seed = r->o.seed, .rng = r->rng };
+			  .data_pos = r->data_pos, .seed = r->o.seed, .rng = r->rng,
+			  .precision = (uint32_t)r->o.precision, .sr_seed = r->sr_seed };
 	c.opts_json = train_opts_json(&r->o);
 	char *path = ckpt_path(r->rundir, r->step);
 	if (ckpt_write(path, &c, r->m.params, r->m.mom, r->m.var))

@@ -23,6 +23,7 @@ struct train_run {
 	int have_valid;
 	uint64_t T, B_local;		/* sequence length, sequences per rank and micro-batch */
 	uint64_t step, data_pos, rng;	/* what a checkpoint keeps */
+	uint64_t sr_seed;		/* the stochastic rounding's (model/bf16.h) */
 	uint32_t *tokens;		/* [B_local][T] */
 	FILE *log;			/* rank 0's log.jsonl */
 };
@@ -37,7 +38,8 @@ void train_load_latest(struct train_run *r, const struct train_shape *shape, int
  * (checked against SHAPE when it names one); r->rng from the seed. */
 void train_new_model(struct train_run *r, const struct train_shape *shape, const char *init_hf);
 /* Check the run against the training data and the ranks (sequence length, batch split,
- * steps left), open rank 0's log (truncated to r->step and appended to when RESUME), then
+ * steps left) and the precision against the backend (the backend's default when none was
+ * given or resumed), open rank 0's log (truncated to r->step and appended to when RESUME), then
  * set up the backend and the token buffer. */
 void train_setup(struct train_run *r, int resume);
 /* Evaluate the latest checkpoint on r->valid (eval-only): the mean validation loss. */

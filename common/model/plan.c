@@ -1,0 +1,167 @@
+/* plan.c: the CUDA backend's memory, counted on the host (see plan.h). */
+#include "model/plan.h"
+#include "model/pad.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const precision_names[GPT2_NPRECISION] = { "fp32", "bf16" };
+
+const char *gpt2_precision_name(int p)
+{
+	return p >= 0 && p < GPT2_NPRECISION ? precision_names[p] : NULL;
+}
+
+int gpt2_precision_parse(const char *s)
+{
+	for (int p = 0; p < GPT2_NPRECISION; p++)
+		if (!strcmp(s, precision_names[p]))
+			return p;
+	return -1;
+}
+
+int gpt2_precision_default(const char *backend)
+{
+	return strcmp(backend, "cuda") ? GPT2_FP32 : GPT2_BF16;
+}
+
+const char *gpt2_precision_check(const char *backend, int p)
+{
+	static char why[96];
+	if (p != GPT2_BF16 || !strcmp(backend, "cuda"))
+		return NULL;
+	snprintf(why, sizeof(why), "bf16 needs --device cuda; the %.20s backend trains in fp32",
+		 backend);
+	return why;
+}
+
+/* What the backend keeps for the backward pass: each layer's inputs to the kernels whose
+ * backward needs them, and the LayerNorm statistics, so that no forward is redone; with
+ * --recompute the LayerNorm outputs and the GELU's input and output are redone from the
+ * residual stream, layer by layer, into one shared copy. The classifier is fused: the logits
+ * are overwritten by their gradient, and no probabilities are stored. */
+static const struct plan_act acts[] = {
+	/* name          per_layer recomputed dtype      c  h  v  one */
+	{ "tokens",      0, 0, PLAN_DT_I32, 0, 0, 0, 1 },
+	{ "targets",     0, 0, PLAN_DT_I32, 0, 0, 0, 1 },
+	{ "encoded",     0, 0, PLAN_DT_ACT, 1, 0, 0, 0 },	/* wte + wpe: layer 0's input */
+	{ "ln_1",        1, 1, PLAN_DT_ACT, 1, 0, 0, 0 },
+	{ "ln_1.mean",   1, 0, PLAN_DT_F32, 0, 0, 0, 1 },
+	{ "ln_1.rstd",   1, 0, PLAN_DT_F32, 0, 0, 0, 1 },
+	{ "qkv",         1, 0, PLAN_DT_ACT, 3, 0, 0, 0 },
+	{ "attn.out",    1, 0, PLAN_DT_ACT, 1, 0, 0, 0 },	/* before c_proj */
+	{ "attn.lse",    1, 0, PLAN_DT_F32, 0, 1, 0, 0 },	/* per row and head */
+	{ "residual_2",  1, 0, PLAN_DT_ACT, 1, 0, 0, 0 },	/* after the attention */
+	{ "ln_2",        1, 1, PLAN_DT_ACT, 1, 0, 0, 0 },
+	{ "ln_2.mean",   1, 0, PLAN_DT_F32, 0, 0, 0, 1 },
+	{ "ln_2.rstd",   1, 0, PLAN_DT_F32, 0, 0, 0, 1 },
+	{ "mlp.fc",      1, 1, PLAN_DT_ACT, 4, 0, 0, 0 },	/* the GELU's input */
+	{ "mlp.gelu",    1, 1, PLAN_DT_ACT, 4, 0, 0, 0 },	/* its output */
+	{ "residual_3",  1, 0, PLAN_DT_ACT, 1, 0, 0, 0 },	/* the layer's output */
+	{ "ln_f",        0, 0, PLAN_DT_ACT, 1, 0, 0, 0 },
+	{ "ln_f.mean",   0, 0, PLAN_DT_F32, 0, 0, 0, 1 },
+	{ "ln_f.rstd",   0, 0, PLAN_DT_F32, 0, 0, 0, 1 },
+	{ "logits",      0, 0, PLAN_DT_ACT, 0, 0, 1, 0 },	/* then their gradient, in place */
+	{ "losses",      0, 0, PLAN_DT_F32, 0, 0, 0, 1 },
+	/* backward scratch: the residual stream's gradient, one of a layer's width, and the
+	 * widest (the MLP's hidden layer, which also holds the qkv gradient) */
+	{ "d.residual",  0, 0, PLAN_DT_ACT, 1, 0, 0, 0 },
+	{ "d.width",     0, 0, PLAN_DT_ACT, 1, 0, 0, 0 },
+	{ "d.hidden",    0, 0, PLAN_DT_ACT, 4, 0, 0, 0 },
+};
+
+const struct plan_act *plan_acts(int *n)
+{
+	*n = (int)(sizeof(acts) / sizeof(acts[0]));
+	return acts;
+}
+
+uint64_t plan_act_copies(const struct plan_act *a, const struct gpt2_config *c, int recompute)
+{
+	return a->per_layer && !(recompute && a->recomputed) ? c->n_layer : 1;
+}
+
+/* bytes of one element of each type */
+static uint64_t dtype_size(int dtype, int precision)
+{
+	if (dtype == PLAN_DT_ACT)
+		return precision == GPT2_BF16 ? 2 : 4;
+	return 4;
+}
+
+uint64_t plan_act_bytes(const struct plan_act *a, const struct gpt2_config *c, uint64_t B,
+			uint64_t T, int precision)
+{
+	uint64_t per_row = a->c * (uint64_t)c->n_embd + a->h * (uint64_t)c->n_head +
+			   a->v * gpt2_vocab_padded(c->vocab_size) + a->one;
+	return B * T * per_row * dtype_size(a->dtype, precision);
+}
+
+void gpt2_plan(const struct gpt2_config *c, const struct plan_opts *o, struct gpt2_plan *p)
+{
+	struct gpt2_layout lay, padded;
+	gpt2_layout(c, &lay);
+	gpt2_layout_padded(c, &padded);
+	memset(p, 0, sizeof(*p));
+	p->vocab = c->vocab_size;
+	p->vpad = (uint32_t)gpt2_vocab_padded(c->vocab_size);
+	p->n_params = lay.total;
+	p->n_padded = padded.total;
+	uint64_t N = padded.total, w = dtype_size(PLAN_DT_ACT, o->precision);
+	p->bytes[PLAN_PARAMS] = N * w;
+	p->bytes[PLAN_MASTER] = o->precision == GPT2_BF16 ? N * 4 : 0;
+	p->bytes[PLAN_MOMENTS] = 2 * N * 4;
+	p->bytes[PLAN_GRADS] = N * w;
+	int n;
+	const struct plan_act *a = plan_acts(&n);
+	for (int i = 0; i < n; i++)
+		p->bytes[PLAN_ACTS] += plan_act_copies(&a[i], c, o->recompute) *
+				       plan_act_bytes(&a[i], c, o->B, o->T, o->precision);
+	p->bytes[PLAN_WORKSPACE] = PLAN_WORKSPACE_BYTES;
+	for (int k = 0; k < PLAN_NCAT; k++)
+		p->total += p->bytes[k];
+}
+
+const char *plan_cat_label(int k, int precision)
+{
+	static const char *const labels[PLAN_NCAT][GPT2_NPRECISION] = {
+		{ "parameters (fp32)", "parameters (bf16)" },
+		{ "master weights (none)", "master weights (fp32)" },
+		{ "adamw moments (fp32)", "adamw moments (fp32)" },
+		{ "gradients (fp32)", "gradients (bf16)" },
+		{ "activations (fp32)", "activations (bf16)" },
+		{ "workspace (cublaslt)", "workspace (cublaslt)" },
+	};
+	return labels[k][precision == GPT2_BF16];
+}
+
+static double gib(uint64_t bytes)
+{
+	return (double)bytes / (double)(1ull << 30);
+}
+
+void gpt2_plan_format(struct buf *b, const struct gpt2_config *c, const struct plan_opts *o,
+		      const struct gpt2_plan *p)
+{
+	buf_printf(b, "model: vocab %u (padded %u), ctx %u, layers %u, heads %u, width %u\n",
+		   p->vocab, p->vpad, c->n_ctx, c->n_layer, c->n_head, c->n_embd);
+	buf_printf(b, "parameters: %llu (padded %llu)\n", (unsigned long long)p->n_params,
+		   (unsigned long long)p->n_padded);
+	buf_printf(b, "batch %llu x seq %llu, %s, recompute %s\n", (unsigned long long)o->B,
+		   (unsigned long long)o->T, gpt2_precision_name(o->precision),
+		   o->recompute ? "on" : "off");
+	buf_printf(b, "%-24s %16s %10s\n", "category", "bytes", "GiB");
+	for (int k = 0; k < PLAN_NCAT; k++)
+		buf_printf(b, "%-24s %16llu %10.3f\n", plan_cat_label(k, o->precision),
+			   (unsigned long long)p->bytes[k], gib(p->bytes[k]));
+	buf_printf(b, "%-24s %16llu %10.3f\n", "total", (unsigned long long)p->total,
+		   gib(p->total));
+	buf_puts(b, "activation buffers (bytes of one copy, copies):\n");
+	int n;
+	const struct plan_act *a = plan_acts(&n);
+	for (int i = 0; i < n; i++)
+		buf_printf(b, "  %-22s %16llu x %u%s\n", a[i].name,
+			   (unsigned long long)plan_act_bytes(&a[i], c, o->B, o->T, o->precision),
+			   (unsigned)plan_act_copies(&a[i], c, o->recompute),
+			   o->recompute && a[i].recomputed ? " (recomputed)" : "");
+}

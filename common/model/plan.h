@@ -1,0 +1,92 @@
+/* plan.h: the device memory the CUDA backend needs for a model, batch, sequence length,
+ * precision and recompute setting, computed on the host without a device (cp-train --plan),
+ * and the layout of the activations that backend allocates.
+ *
+ * Inside the backend the vocabulary is padded to a multiple of GPT2_VOCAB_ALIGN (model/pad.h)
+ * so that every matrix side of the classifier suits the tensor cores; every parameter-sized
+ * buffer (the parameters, master weights, moments, gradients) holds the padded layout.
+ * Checkpoints and exports keep the true vocabulary. */
+#ifndef CP_MODEL_PLAN_H
+#define CP_MODEL_PLAN_H
+
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "model/gpt2.h"
+
+/* How the backend stores parameters, gradients and activations. FP32: everything in fp32.
+ * BF16: a bf16 copy of the parameters the products read, fp32 master weights that AdamW
+ * updates (rounded stochastically into the copy, model/bf16.h), bf16 gradients and
+ * activations; the AdamW moments, LayerNorm statistics, the logsumexp and the losses stay
+ * fp32 in both. */
+enum gpt2_precision { GPT2_FP32, GPT2_BF16, GPT2_NPRECISION };
+
+/* "fp32", "bf16"; NULL for a value out of range */
+const char *gpt2_precision_name(int p);
+/* the enum value of "fp32" or "bf16", else -1 */
+int gpt2_precision_parse(const char *s);
+/* the precision a backend trains in when none is asked for: bf16 on cuda, fp32 elsewhere */
+int gpt2_precision_default(const char *backend);
+/* NULL when BACKEND trains in precision P, else why not (static buffer) */
+const char *gpt2_precision_check(const char *backend, int p);
+
+/* The cuBLASLt workspace the backend allocates once: 32 MiB, what cuBLASLt's heuristics
+ * ask for on Hopper (smaller cards take less, and the plan stays an upper bound). */
+#define PLAN_WORKSPACE_BYTES (32ull << 20)
+
+enum plan_cat {
+	PLAN_PARAMS,		/* the parameters the kernels read (bf16 or fp32) */
+	PLAN_MASTER,		/* fp32 master weights (bf16 only; in fp32 the parameters are) */
+	PLAN_MOMENTS,		/* AdamW's two moments, fp32 */
+	PLAN_GRADS,		/* gradients, in the parameters' type */
+	PLAN_ACTS,		/* activations and backward scratch (plan_act) */
+	PLAN_WORKSPACE,		/* cuBLASLt */
+	PLAN_NCAT
+};
+
+/* The element type of an activation: the precision's (bf16 or fp32), fp32, or int32. */
+enum plan_dtype { PLAN_DT_ACT, PLAN_DT_F32, PLAN_DT_I32 };
+
+/* One activation buffer of B * T * (c * C + h * NH + v * Vpad + one) elements: the
+ * coefficients of the width, of the heads (the attention's logsumexp, one per row and head),
+ * of the padded vocabulary and of 1. No buffer grows with T * T: attention is flash-style,
+ * keeping only its output and each row's logsumexp for the backward pass. */
+struct plan_act {
+	const char *name;
+	int per_layer;		/* one per layer, else one for the model */
+	int recomputed;		/* per-layer, dropped by --recompute: one shared copy instead */
+	int dtype;		/* enum plan_dtype */
+	uint32_t c, h, v, one;
+};
+
+/* the activation buffers in allocation order; *N their number */
+const struct plan_act *plan_acts(int *n);
+/* copies of activation A the backend keeps: L per layer (1 when recomputed), else 1 */
+uint64_t plan_act_copies(const struct plan_act *a, const struct gpt2_config *c, int recompute);
+/* bytes of one copy of activation A for B x T */
+uint64_t plan_act_bytes(const struct plan_act *a, const struct gpt2_config *c, uint64_t B,
+			uint64_t T, int precision);
+
+struct plan_opts {
+	uint64_t B, T;		/* sequences per micro-batch on the device, tokens per sequence */
+	int precision;		/* enum gpt2_precision */
+	int recompute;
+};
+
+struct gpt2_plan {
+	uint32_t vocab, vpad;		/* the true and the padded vocabulary */
+	uint64_t n_params, n_padded;	/* parameters in the true and the padded layout */
+	uint64_t bytes[PLAN_NCAT];
+	uint64_t total;
+};
+
+/* The memory the CUDA backend needs for model C with options O. */
+void gpt2_plan(const struct gpt2_config *c, const struct plan_opts *o, struct gpt2_plan *p);
+/* the category's label in the printed table ("parameters (bf16)", ...) */
+const char *plan_cat_label(int k, int precision);
+/* The plan as cp-train --plan prints it: the shape, a table of the categories in bytes and
+ * GiB, the total, then the activation buffers one per line. */
+void gpt2_plan_format(struct buf *b, const struct gpt2_config *c, const struct plan_opts *o,
+		      const struct gpt2_plan *p);
+
+#endif
