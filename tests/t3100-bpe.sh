@@ -147,6 +147,9 @@ v["<|endoftext|>"] = 2147483647
 json.dump(v, open(sys.argv[1] + "/vocab.json", "w"))
 open(sys.argv[1] + "/merges.txt", "w").write("#version: 0.2\n")
 PY
-exit_is 1 "a vocab.json id of 2^31-1 is refused in 1 GB and 20 s" sh -c 'ulimit -v 1000000; timeout 20 cp-tokenize -t huge --ids "$1"' sh "$first"
+# within 1 GB of address space, where the build allows it (ASan's shadow memory does not)
+lim="ulimit -v 1000000;"
+printf x | sh -c "$lim cp-tokenize --pieces" >/dev/null 2>&1 || lim=
+exit_is 1 "a vocab.json id of 2^31-1 is refused in ${lim:+1 GB and }20 s" sh -c "$lim"' timeout 20 cp-tokenize -t huge --ids "$1"' sh "$first"
 err_like "'huge/vocab.json': token '<\|endoftext\|>' has id 2147483647, past the 600 entries" "  ... naming the entry"
 done_testing
