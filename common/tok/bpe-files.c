@@ -66,6 +66,35 @@ static json_t *load_json(const char *path)
 	return j;
 }
 
+/* added tokens (id, content) after the vocabulary: the same token under its id, or a new one */
+static int load_added(struct bpe *m, json_t *added, const char *path, json_int_t bound)
+{
+	size_t i, n;
+	json_t *a;
+	json_array_foreach(added, i, a) {
+		json_t *jid = json_object_get(a, "id"), *jc = json_object_get(a, "content");
+		if (!json_is_integer(jid) || !json_is_string(jc) || json_integer_value(jid) < 0)
+			return error("'%s': added_tokens[%zu] needs an id and a content", path, i);
+		if (json_integer_value(jid) >= bound)
+			return error("'%s': added_tokens[%zu] ('%s') has id %lld, past the %lld entries "
+				     "of the vocabulary and added tokens", path, i, json_string_value(jc),
+				     (long long)json_integer_value(jid), (long long)bound);
+		uint32_t id = (uint32_t)json_integer_value(jid);
+		const char *c = json_string_value(jc);
+		size_t cl = json_string_length(jc);
+		if (id < m->n_ids && m->len[id] != BPE_NONE) {
+			const unsigned char *t = bpe_tok(m, id, &n);
+			if (n != cl || memcmp(t, c, n))
+				return error("'%s': added token '%s' has id %u, which the vocabulary gives to another token",
+					     path, c, id);
+		} else if (bpe_add_token(m, c, cl, id)) {
+			return error("'%s': added token '%s' repeats another token", path, c);
+		}
+		m->special[id] = 1;
+	}
+	return 0;
+}
+
 /* vocabulary object {"token": id}; added tokens (id, content) are applied after */
 static int load_vocab_obj(struct bpe *m, json_t *vocab, const char *path, json_t *added)
 {
@@ -115,38 +144,8 @@ static int load_vocab_obj(struct bpe *m, json_t *vocab, const char *path, json_t
 			break;
 		}
 	}
-	size_t i;
-	json_t *a;
 	if (!ret)
-		json_array_foreach(added, i, a) {
-			json_t *jid = json_object_get(a, "id"), *jc = json_object_get(a, "content");
-			if (!json_is_integer(jid) || !json_is_string(jc) || json_integer_value(jid) < 0) {
-				ret = error("'%s': added_tokens[%zu] needs an id and a content", path, i);
-				break;
-			}
-			if (json_integer_value(jid) >= bound) {
-				ret = error("'%s': added_tokens[%zu] ('%s') has id %lld, past the %lld entries "
-					    "of the vocabulary and added tokens", path, i,
-					    json_string_value(jc), (long long)json_integer_value(jid),
-					    (long long)bound);
-				break;
-			}
-			uint32_t id = (uint32_t)json_integer_value(jid);
-			const char *c = json_string_value(jc);
-			size_t cl = json_string_length(jc), n;
-			if (id < m->n_ids && m->len[id] != BPE_NONE) {
-				const unsigned char *t = bpe_tok(m, id, &n);
-				if (n != cl || memcmp(t, c, n)) {
-					ret = error("'%s': added token '%s' has id %u, which the vocabulary gives to another token",
-						    path, c, id);
-					break;
-				}
-			} else if (bpe_add_token(m, c, cl, id)) {
-				ret = error("'%s': added token '%s' repeats another token", path, c);
-				break;
-			}
-			m->special[id] = 1;
-		}
+		ret = load_added(m, added, path, bound);
 	buf_free(&b);
 	return ret;
 }
