@@ -16,13 +16,18 @@ static const char usage_text[] =
 	"usage: cp-bpe [-j N] [--vocab-size N] [--min-frequency N] [--max-docs N] [--max-bytes N] [--text] [-o DIR] INPUT...\n"
 	"\n"
 	"  -j N               threads for counting (default: all CPUs); same output for any N\n"
-	"  --vocab-size N     tokens in all, <|endoftext|> and the 256 bytes included (default 32768)\n"
+	"  --vocab-size N     tokens in all, <|endoftext|> and the 256 bytes included: at least 257\n"
+	"                     (default 32768)\n"
 	"  --min-frequency N  stop merging when the best pair occurs fewer than N times (default 0)\n"
 	"  --max-docs N       read at most N documents\n"
 	"  --max-bytes N      read documents while their total stays within N bytes (k, M, G)\n"
 	"  --text             inputs are plain files (directories walked), each one document\n"
-	"  -o DIR             write DIR/tokenizer.json, DIR/vocab.json, DIR/merges.txt (default .)\n"
+	"  -o DIR             write DIR/tokenizer.json, DIR/vocab.json, DIR/merges.txt and their\n"
+	"                     DIR/cp-bpe.sums (default .)\n"
 	"  -h                 show this help\n";
+
+/* every cp tokenizer holds the 256 bytes and <|endoftext|>: a smaller size cannot be kept */
+#define BPE_MIN_VOCAB 257
 
 static void usage(int code)
 {
@@ -57,7 +62,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		switch (c) {
 		case 'j': o->to.threads = opt_threads("-j", optarg); break;
 		case 'o': o->outdir = optarg; break;
-		case O_VOCAB: o->to.vocab_size = (uint32_t)opt_u64("--vocab-size", optarg, 1, 1u << 30); break;
+		case O_VOCAB: o->to.vocab_size = (uint32_t)opt_u64("--vocab-size", optarg, BPE_MIN_VOCAB, 1u << 30); break;
 		case O_MINF: o->to.min_freq = opt_u64("--min-frequency", optarg, 0, UINT64_MAX); break;
 		case O_MAXDOCS: o->caps.max_docs = opt_u64("--max-docs", optarg, 0, UINT64_MAX); break;
 		case O_MAXBYTES: o->caps.max_bytes = opt_u64("--max-bytes", optarg, 0, UINT64_MAX); break;
@@ -81,6 +86,11 @@ int main(int argc, char **argv)
 	if (!cnt)
 		return EXIT_ERR;
 	bpe_input_close(in);
+	/* as cp-pack and cp-train refuse empty inputs: a tokenizer of bytes alone is no result */
+	if (!o.caps.docs)
+		die("no documents in the inputs");
+	if (!bpe_counter_size(cnt))
+		die("no text in the inputs' documents (%llu, all empty)", (unsigned long long)o.caps.docs);
 	struct bpe m;
 	bpe_init(&m);
 	bpe_train(&m, cnt, &o.to);

@@ -1,10 +1,13 @@
 /* cp-cat: print any shard's records as JSON lines, or its header, so people and scripts can
- * look inside without knowing the format. */
+ * look inside without knowing the format. What it prints is checked first: a document's
+ * metadata must be one JSON object (a crafted record could otherwise break the line or add
+ * keys to it) and a token shard's id width 2 or 4. */
 #include "base/die.h"
 #include "shard/doc.h"
 #include "base/io.h"
 #include "base/json.h"
 #include "base/cli.h"
+#include "input/jsonl.h"
 #include "shard/shard.h"
 #include "shard/tokrec.h"
 
@@ -73,20 +76,51 @@ static void tokens_json(struct buf *b, const unsigned char *p, size_t n, unsigne
 	buf_puts(b, "]}");
 }
 
-/* One record as JSON into b; -1 when it does not decode as its kind says. */
+/* 0 when META is one JSON object on one line, as cp-hash keeps it. It is checked by the
+ * parser cp-hash reads JSON lines with: META less its closing brace, followed by a string
+ * member of our own and a brace, must parse as an object, which holds exactly when META is
+ * an object with members (a value ending early, "{...},\"k\":1}", leaves text after it). */
+static int meta_valid(const char *meta, size_t n)
+{
+	static const char probe[] = "cp-cat\001meta";	/* in the line as "cp-cat\u0001meta" */
+	if (!n)
+		return 0;
+	if (meta[0] != '{' || meta[n - 1] != '}' || memchr(meta, '\n', n) || memchr(meta, '\r', n))
+		return -1;
+	size_t i = 1;
+	while (i < n - 1 && (meta[i] == ' ' || meta[i] == '\t'))
+		i++;
+	if (i == n - 1)
+		return 0;	/* {} */
+	struct buf line = { 0 }, content = { 0 }, rest = { 0 };
+	buf_put(&line, meta, n - 1);
+	buf_puts(&line, ",\"cp-cat\\u0001meta\":\"\"}");
+	struct jsonl_error err;
+	int r = jsonl_parse((const char *)line.p, line.len, probe, &content, &rest, &err);
+	buf_free(&line);
+	buf_free(&content);
+	buf_free(&rest);
+	return r == 0 ? 0 : -1;
+}
+
+/* One record as JSON into b; -1 when it does not decode as its kind says, -2 when its
+ * metadata is not a JSON object. */
 static int record_json(struct buf *b, const struct shard_info *in, uint64_t idx, const void *rec,
 		       size_t len, int minhash)
 {
-	unsigned width = in->param[1] == 4 ? 4 : 2;
+	unsigned width;
 	switch (in->kind) {
 	case SHARD_DOCS: {
 		struct doc d;
 		if (doc_decode(rec, len, &d))
 			return -1;
+		if (meta_valid(d.meta, d.meta_len))
+			return -2;
 		doc_to_json(b, &d, minhash);
 		return 0;
 	}
 	case SHARD_TOKENS: {
+		width = (unsigned)in->param[1];	/* 2 or 4: cat_one checked */
 		long n = tokrec_count(len, width);
 		if (n < 0)
 			return -1;
@@ -115,6 +149,12 @@ static int cat_one(const char *path, const struct opts *o)
 	if (!r)
 		return -1;
 	const struct shard_info *in = shard_get_info(r);
+	if (in->kind == SHARD_TOKENS && in->param[1] != 2 && in->param[1] != 4) {
+		error("'%s': a token shard's ids are 2 or 4 bytes wide, not %llu", path,
+		      (unsigned long long)in->param[1]);
+		shard_close_reader(r);
+		return -1;
+	}
 	uint64_t idx = 0, shown = 0;
 	if (o->have_start) {
 		if (shard_seek(r, o->start)) {
@@ -130,9 +170,12 @@ static int cat_one(const char *path, const struct opts *o)
 	while ((o->verify || o->header || shown < o->count) && (ret = shard_next(r, &rec, &len)) == 1) {
 		if (!o->verify && !o->header) {
 			buf_reset(&b);
-			if (record_json(&b, in, idx, rec, len, o->minhash)) {
-				ret = error("'%s': record %llu is not a valid %s record", path,
-					    (unsigned long long)idx, shard_kind_name(in->kind));
+			int r = record_json(&b, in, idx, rec, len, o->minhash);
+			if (r) {
+				ret = r == -2 ? error("'%s': record %llu: its meta is not one JSON object",
+						      path, (unsigned long long)idx)
+					      : error("'%s': record %llu is not a valid %s record", path,
+						      (unsigned long long)idx, shard_kind_name(in->kind));
 				break;
 			}
 			buf_putc(&b, '\n');

@@ -1,6 +1,6 @@
 #!/bin/sh
 # t0001: cp-cat shows what is inside shards, through files and pipes, and refuses damaged ones
-# with the file and offset named.
+# with the file and offset named; the metas it prints are valid JSON.
 . "$(dirname "$0")/lib.sh"
 
 mksrc() {
@@ -52,4 +52,23 @@ exit_is 1 'a file that is not a shard is refused' cp-cat src/m1.py
 err_like 'not a cp shard' '  ... as not a shard'
 exit_is 2 'a bad number is a usage error' cp-cat -n 12x docs.shard
 exit_is 1 'a missing file is an error' cp-cat nonexistent.shard
+
+# issue 17: cp-cat checks the metas it prints (crafted records: tests/unit/test-cat.c); the
+# metas cp-hash carries from JSON lines, odd but valid ones included, come out as valid JSON
+cat >meta.jsonl <<'EOF'
+{"content": "x = 1\n", "repo": "a/b", "stars": 123456789012345678901234567890, "odd": "\udc80 \u00e9", "deep": {"l": [1, {"m": null}]}}
+{"content": "y = 2\n"}
+EOF
+ok "cp-hash carries the metas" cp-hash -q -o meta.shard meta.jsonl
+ok "cp-cat prints them" cp-cat meta.shard
+cp "$TMP/.out" meta.out
+if need_cmd "$PYTHON" 1; then
+	got=$("$PYTHON" -c '
+import json
+src = [json.loads(l) for l in open("meta.jsonl")]
+out = [json.loads(l) for l in open("meta.out")]
+want = [{k: v for k, v in d.items() if k != "content"} for d in src]
+print(len(out) == 2 and out[0]["meta"] == want[0] and out[1]["meta"] in ({}, None))')
+	is "$got" True "each line is JSON whose meta equals the input's other members"
+fi
 done_testing

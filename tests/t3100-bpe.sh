@@ -2,7 +2,8 @@
 # t3100: cp-bpe gives the merges and vocabulary HF tokenizers' BpeTrainer gives on the same
 # documents, with and without --min-frequency; its tokenizer.json loads in HF and encodes
 # held-out text exactly as cp-tokenize does; output is the same for any -j; caps and options
-# work.
+# work; empty inputs and tiny vocabularies are refused; a directory mixing two runs' files and
+# a huge id are refused, naming them.
 . "$(dirname "$0")/lib.sh"
 
 REF="$PYTHON $TESTS_DIR/ref/tok_ref.py"
@@ -103,4 +104,52 @@ fi
 exit_is 2 "--vocab-size needs a number" cp-bpe --vocab-size 12x "$first"
 exit_is 2 "an input is required" cp-bpe -o x
 exit_is 1 "an unreadable input is an error" cp-bpe --text -o x /nonexistent/file
+
+# issue 17: empty inputs and vocabularies too small to hold the bytes are refused
+: >empty.txt
+exit_is 1 "an empty input is refused" cp-bpe --text -o e empty.txt
+err_like "no text in the inputs' documents" "  ... saying it holds no text"
+exit_is 1 "inputs with no documents are refused" cp-bpe --max-docs 0 --text -o e "$first"
+err_like "no documents in the inputs" "  ... saying so"
+ok "  ... and write nothing" test ! -e e/tokenizer.json -a ! -e e/cp-bpe.sums
+for v in 1 256; do
+	exit_is 2 "--vocab-size $v is refused" cp-bpe --vocab-size $v --text -o e "$first"
+	err_like "between 257 and" "  ... naming the smallest size, 257"
+done
+ok "--vocab-size 257 gives the bytes and <|endoftext|>" cp-bpe --vocab-size 257 --text -o v257 "$first"
+is "$(wc -l <v257/merges.txt | tr -d ' ')" 1 "  ... with no merge"
+
+# the three files of one run are committed as one: a directory mixing two runs is refused
+ok "cp-bpe.sums lists the three files" test "$(grep -c '^[a-z.]* [0-9]* [0-9a-f]\{16\}$' tok1/cp-bpe.sums)" = 3
+cp -r tok1 mixed
+cp one/vocab.json one/merges.txt mixed/
+exit_is 1 "new vocab.json + merges.txt beside an old tokenizer.json are refused" cp-tokenize -t mixed --ids "$first"
+err_like "'mixed': the tokenizer files are not all from one cp-bpe run: 'vocab.json'" "  ... naming the directory and the file"
+exit_is 1 "  ... also through mixed/tokenizer.json" cp-tokenize -t mixed/tokenizer.json --ids "$first"
+exit_is 1 "  ... and mixed/vocab.json" cp-tokenize -t mixed/vocab.json --ids "$first"
+cp -r one mixed2
+cp tok1/tokenizer.json mixed2/
+exit_is 1 "an old tokenizer.json beside a new run's files (a run stopped by ENOSPC) is refused" cp-tokenize -t mixed2 --ids "$first"
+err_like "'mixed2': .*'tokenizer.json'" "  ... naming it"
+rm mixed2/tokenizer.json
+exit_is 1 "a run that never wrote tokenizer.json is refused" cp-tokenize -t mixed2 --ids "$first"
+err_like "'tokenizer.json' is missing" "  ... naming the missing file"
+ok "rerunning cp-bpe makes the directory whole" cp-bpe --vocab-size 600 --text -o mixed "$first"
+ok "  ... and it loads" cp-tokenize -t mixed --ids "$first"
+ok "  ... with the other run's files" cmp mixed/tokenizer.json one/tokenizer.json
+
+# one huge id cannot take the machine: ids are bounded by the entries, in bounded memory
+mkdir huge
+$PYTHON - huge one/vocab.json <<'PY'
+import json, sys
+v = json.load(open(sys.argv[2]))
+v["<|endoftext|>"] = 2147483647
+json.dump(v, open(sys.argv[1] + "/vocab.json", "w"))
+open(sys.argv[1] + "/merges.txt", "w").write("#version: 0.2\n")
+PY
+# within 1 GB of address space, where the build allows it (ASan's shadow memory does not)
+lim="ulimit -v 1000000;"
+printf x | sh -c "$lim cp-tokenize --pieces" >/dev/null 2>&1 || lim=
+exit_is 1 "a vocab.json id of 2^31-1 is refused in ${lim:+1 GB and }20 s" sh -c "$lim"' timeout 20 cp-tokenize -t huge --ids "$1"' sh "$first"
+err_like "'huge/vocab.json': token '<\|endoftext\|>' has id 2147483647, past the 600 entries" "  ... naming the entry"
 done_testing

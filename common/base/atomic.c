@@ -5,12 +5,14 @@
 #include "base/io.h"
 #include "base/xalloc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Open files; the signal handler walks the list without the lock (best effort: a file being
@@ -54,9 +56,71 @@ char *atomic_tmp_name(const char *path)
 	return xasprintf("%.*s.%s.tmp.%ld", (int)dirlen, path, path + dirlen, (long)getpid());
 }
 
+/* the PID of a name .NAME.tmp.PID, or 0 when the name is not exactly that */
+static pid_t stale_pid(const char *name)
+{
+	if (name[0] != '.')
+		return 0;
+	const char *tag = NULL;
+	for (const char *p = strstr(name + 1, ".tmp."); p; p = strstr(p + 1, ".tmp."))
+		tag = p;
+	if (!tag || tag == name + 1)
+		return 0;
+	const char *d = tag + 5;
+	if (*d < '1' || *d > '9' || strspn(d, "0123456789") != strlen(d) || strlen(d) > 9)
+		return 0;
+	return (pid_t)atol(d);
+}
+
+int atomic_sweep_stale(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	if (!dp)
+		return -1;
+	pid_t self = getpid();
+	int n = 0;
+	for (struct dirent *e; (e = readdir(dp));) {
+		pid_t pid = stale_pid(e->d_name);
+		struct stat st;
+		if (!pid || pid == self || !(kill(pid, 0) && errno == ESRCH))
+			continue;
+		if (!fstatat(dirfd(dp), e->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode) &&
+		    !unlinkat(dirfd(dp), e->d_name, 0))
+			n++;
+	}
+	closedir(dp);
+	return n;
+}
+
+/* Directories already swept by this process, named as the paths gave them: one listing each,
+ * however many files a tool writes there. (Not by inode: a directory removed and made again
+ * may get the old one's inode, and a second listing costs less than a missed one.) */
+static char **swept;
+static size_t n_swept;
+static pthread_mutex_t swept_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void sweep_once(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? xasprintf("%.*s", (int)(slash - path + 1), path) : xstrdup("./");
+	pthread_mutex_lock(&swept_lock);
+	size_t i = 0;
+	while (i < n_swept && strcmp(swept[i], dir))
+		i++;
+	if (i == n_swept) {
+		swept = xreallocarray(swept, n_swept + 1, sizeof *swept);
+		swept[n_swept++] = dir;
+		atomic_sweep_stale(dir);
+	} else {
+		free(dir);
+	}
+	pthread_mutex_unlock(&swept_lock);
+}
+
 int atomic_open(struct atomic_file *f, const char *path)
 {
 	memset(f, 0, sizeof(*f));
+	sweep_once(path);
 	f->tmp = atomic_tmp_name(path);
 	f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (f->fd < 0) {

@@ -4,7 +4,10 @@
  * and renamed over DIR/NAME, so a reader never sees a half-written file under the final name.
  * Open temporaries are registered: atomic_cleanup_on_signal() removes them when the process is
  * killed by INT, TERM, HUP or PIPE, and every registered temporary still open at exit() (a
- * die() halfway) is removed by an atexit handler. Threads may open and commit files at once. */
+ * die() halfway) is removed by an atexit handler. Threads may open and commit files at once.
+ * What kill -9 leaves behind is removed later: the first atomic_open into a directory in each
+ * process lists it once and removes the temporaries of processes that are gone
+ * (atomic_sweep_stale). */
 #ifndef CP_ATOMIC_H
 #define CP_ATOMIC_H
 
@@ -44,6 +47,13 @@ struct atomic_stream {
 int atomic_fopen(struct atomic_stream *s, const char *path);
 int atomic_fclose(struct atomic_stream *s);
 void atomic_fabort(struct atomic_stream *s);
+
+/* Remove DIR's temporaries left by dead processes: regular files named exactly .NAME.tmp.PID
+ * (NAME not empty, PID decimal without a leading zero, not this process) for which
+ * kill(PID, 0) fails with ESRCH. A live process's (any user's) and every other name stay.
+ * PIDs are those of this PID namespace: a directory shared with another container's writers
+ * must not be swept. The number removed, or -1 when DIR cannot be listed (not reported). */
+int atomic_sweep_stale(const char *dir);
 
 /* Remove the temporaries of every open file (async-signal-safe: unlink only). */
 void atomic_abort_all(void);

@@ -1,7 +1,10 @@
 /* bpe-files.c: reading and writing tokenizer files: HF tokenizers' tokenizer.json, the
  * vocab.json + merges.txt pair, and GPT-2's encoder.json + vocab.bpe (the same two formats
  * under other names). Loading checks the files agree with each other, so a truncated or
- * hand-edited tokenizer is refused before it can encode anything. */
+ * hand-edited tokenizer is refused before it can encode anything, and that the files cp-bpe
+ * wrote into a directory all come from one run (cp-bpe.sums), since the two formats of a
+ * mixed directory encode differently. Ids are bounded by the number of entries, so one
+ * huge id cannot make the loader allocate gigabytes. */
 #include "tok/bpe.h"
 #include "base/atomic.h"
 #include "base/die.h"
@@ -18,6 +21,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
+
+/* written first by bpe_save: the size and XXH64 of each file it is about to write */
+#define SUMS_NAME "cp-bpe.sums"
+#define SUMS_HEAD "cp-bpe sums 1\n"
+static const char *const saved_names[] = { "vocab.json", "merges.txt", "tokenizer.json" };
+#define N_SAVED (sizeof saved_names / sizeof *saved_names)
 
 /* printable (byte-level) form -> bytes; -1 when a character is not in the byte map */
 static int from_printable(struct buf *out, const char *s, size_t n)
@@ -56,6 +66,35 @@ static json_t *load_json(const char *path)
 	return j;
 }
 
+/* added tokens (id, content) after the vocabulary: the same token under its id, or a new one */
+static int load_added(struct bpe *m, json_t *added, const char *path, json_int_t bound)
+{
+	size_t i, n;
+	json_t *a;
+	json_array_foreach(added, i, a) {
+		json_t *jid = json_object_get(a, "id"), *jc = json_object_get(a, "content");
+		if (!json_is_integer(jid) || !json_is_string(jc) || json_integer_value(jid) < 0)
+			return error("'%s': added_tokens[%zu] needs an id and a content", path, i);
+		if (json_integer_value(jid) >= bound)
+			return error("'%s': added_tokens[%zu] ('%s') has id %lld, past the %lld entries "
+				     "of the vocabulary and added tokens", path, i, json_string_value(jc),
+				     (long long)json_integer_value(jid), (long long)bound);
+		uint32_t id = (uint32_t)json_integer_value(jid);
+		const char *c = json_string_value(jc);
+		size_t cl = json_string_length(jc);
+		if (id < m->n_ids && m->len[id] != BPE_NONE) {
+			const unsigned char *t = bpe_tok(m, id, &n);
+			if (n != cl || memcmp(t, c, n))
+				return error("'%s': added token '%s' has id %u, which the vocabulary gives to another token",
+					     path, c, id);
+		} else if (bpe_add_token(m, c, cl, id)) {
+			return error("'%s': added token '%s' repeats another token", path, c);
+		}
+		m->special[id] = 1;
+	}
+	return 0;
+}
+
 /* vocabulary object {"token": id}; added tokens (id, content) are applied after */
 static int load_vocab_obj(struct bpe *m, json_t *vocab, const char *path, json_t *added)
 {
@@ -67,10 +106,19 @@ static int load_vocab_obj(struct bpe *m, json_t *vocab, const char *path, json_t
 		error("'%s': the vocabulary is not a JSON object", path);
 		return -1;
 	}
+	/* ids run 0..N-1 over N entries, holes allowed; an id past them would only make room */
+	json_int_t bound = (json_int_t)(json_object_size(vocab) + json_array_size(added));
+	if (bound > (json_int_t)BPE_NONE - 1)
+		bound = (json_int_t)BPE_NONE - 1;
 	json_object_foreach(vocab, key, val) {
-		if (!json_is_integer(val) || json_integer_value(val) < 0 ||
-		    json_integer_value(val) >= (json_int_t)BPE_NONE - 1) {
+		if (!json_is_integer(val) || json_integer_value(val) < 0) {
 			ret = error("'%s': token '%s' has no valid id", path, key);
+			break;
+		}
+		if (json_integer_value(val) >= bound) {
+			ret = error("'%s': token '%s' has id %lld, past the %lld entries of the vocabulary "
+				    "and added tokens", path, key, (long long)json_integer_value(val),
+				    (long long)bound);
 			break;
 		}
 		uint32_t id = (uint32_t)json_integer_value(val);
@@ -96,32 +144,8 @@ static int load_vocab_obj(struct bpe *m, json_t *vocab, const char *path, json_t
 			break;
 		}
 	}
-	size_t i;
-	json_t *a;
 	if (!ret)
-		json_array_foreach(added, i, a) {
-			json_t *jid = json_object_get(a, "id"), *jc = json_object_get(a, "content");
-			if (!json_is_integer(jid) || !json_is_string(jc) || json_integer_value(jid) < 0 ||
-			    json_integer_value(jid) >= (json_int_t)BPE_NONE - 1) {
-				ret = error("'%s': added_tokens[%zu] needs an id and a content", path, i);
-				break;
-			}
-			uint32_t id = (uint32_t)json_integer_value(jid);
-			const char *c = json_string_value(jc);
-			size_t cl = json_string_length(jc), n;
-			if (id < m->n_ids && m->len[id] != BPE_NONE) {
-				const unsigned char *t = bpe_tok(m, id, &n);
-				if (n != cl || memcmp(t, c, n)) {
-					ret = error("'%s': added token '%s' has id %u, which the vocabulary gives to another token",
-						    path, c, id);
-					break;
-				}
-			} else if (bpe_add_token(m, c, cl, id)) {
-				ret = error("'%s': added token '%s' repeats another token", path, c);
-				break;
-			}
-			m->special[id] = 1;
-		}
+		ret = load_added(m, added, path, bound);
 	buf_free(&b);
 	return ret;
 }
@@ -299,12 +323,91 @@ static int ends_with(const char *s, const char *suf)
 	return a >= b && !strcmp(s + a - b, suf);
 }
 
+/* 0 when FILE has the LEN bytes and XXH64 sum that the sums line gives */
+static int file_matches(const char *file, size_t len, unsigned long long sum)
+{
+	size_t n;
+	int q = cp_quiet;
+	cp_quiet = 1;
+	char *p = read_file(file, &n);
+	cp_quiet = q;
+	int ok = p && n == len && XXH64(p, n, 0) == sum;
+	free(p);
+	return ok ? 0 : -1;
+}
+
+/* One line "NAME SIZE SUM" of DIR's cp-bpe.sums checked; -1 after an error. */
+static int check_sums_line(const char *dir, const char *sums, size_t lineno, const char *line)
+{
+	char name[32], tail;
+	size_t len;
+	unsigned long long sum;
+	size_t k = 0;
+	if (sscanf(line, "%31s %zu %16llx%c", name, &len, &sum, &tail) == 4 && tail == '\n')
+		while (k < N_SAVED && strcmp(name, saved_names[k]))
+			k++;
+	if (k == N_SAVED || !strchr(line, '\n'))
+		return error("'%s':%zu: not a line 'FILE SIZE XXH64' naming a tokenizer file", sums,
+			     lineno);
+	char *file = xasprintf("%s/%s", dir, name);
+	int ret = 0;
+	if (!exists(file))
+		ret = error("'%s': the tokenizer files are not all from one cp-bpe run: '%s' is missing "
+			    "(an interrupted run? run cp-bpe again)", dir, name);
+	else if (file_matches(file, len, sum))
+		ret = error("'%s': the tokenizer files are not all from one cp-bpe run: '%s' is not the "
+			    "one '%s' records (an interrupted run? run cp-bpe again)", dir, name,
+			    SUMS_NAME);
+	free(file);
+	return ret;
+}
+
+/* DIR's cp-bpe.sums, when there: every file it names is the one that run wrote. */
+static int check_sums(const char *dir)
+{
+	char *sums = xasprintf("%s/%s", dir, SUMS_NAME);
+	size_t len;
+	char *text = exists(sums) ? read_file(sums, &len) : NULL;
+	int ret = exists(sums) && !text ? -1 : 0;
+	if (text && (len < strlen(SUMS_HEAD) || memcmp(text, SUMS_HEAD, strlen(SUMS_HEAD)) ||
+		     memchr(text, 0, len)))
+		ret = error("'%s': not a cp-bpe sums file", sums);
+	size_t lineno = 1;
+	for (char *p = text + (text ? strlen(SUMS_HEAD) : 0); text && !ret && *p;) {
+		char *nl = strchr(p, '\n');
+		ret = check_sums_line(dir, sums, ++lineno, p);
+		p = nl ? nl + 1 : p + strlen(p);
+	}
+	free(text);
+	free(sums);
+	return ret;
+}
+
+/* a file named as cp-bpe names its outputs is checked against the sums beside it */
+static int check_sums_beside(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	for (size_t k = 0; k < N_SAVED; k++)
+		if (!strcmp(base, saved_names[k])) {
+			char *dir = slash ? xasprintf("%.*s", (int)(slash - path), path) : xstrdup(".");
+			int ret = check_sums(*dir ? dir : "/");
+			free(dir);
+			return ret;
+		}
+	return 0;
+}
+
 int bpe_load(struct bpe *m, const char *path)
 {
 	bpe_init(m);
 	int ret;
 	char *a = NULL, *b = NULL;
 	if (is_dir(path)) {
+		if (check_sums(path)) {
+			ret = -1;
+			goto out;
+		}
 		a = xasprintf("%s/tokenizer.json", path);
 		if (exists(a)) {
 			ret = load_tokenizer_json(m, a);
@@ -332,6 +435,10 @@ int bpe_load(struct bpe *m, const char *path)
 	if (!exists(path)) {
 		errno = ENOENT;
 		ret = error_errno("cannot open tokenizer '%s'", path);
+		goto out;
+	}
+	if (check_sums_beside(path)) {
+		ret = -1;
 		goto out;
 	}
 	if (ends_with(path, "vocab.json") || ends_with(path, "encoder.json")) {
@@ -407,67 +514,84 @@ static void put_merge(struct buf *out, const struct bpe *m, uint32_t i)
 	bpe_printable(out, s, n);
 }
 
-int bpe_save(const struct bpe *m, const char *dir)
+static void put_merges_txt(struct buf *b, const struct bpe *m)
 {
-	if (mkdir(dir, 0777) && errno != EEXIST)
-		return error_errno("cannot create directory '%s'", dir);
-	struct buf b = { 0 }, t = { 0 };
-	int ret;
-
-	put_vocab(&b, m, ",");
-	buf_putc(&b, '\n');
-	ret = write_atomic(dir, "vocab.json", &b);
-
-	buf_reset(&b);
-	buf_puts(&b, "#version: 0.2\n");
+	buf_puts(b, "#version: 0.2\n");
 	for (uint32_t i = 0; i < m->n_merges; i++)
 		if (merge_is_last(m, i)) {
-			put_merge(&b, m, i);
-			buf_putc(&b, '\n');
+			put_merge(b, m, i);
+			buf_putc(b, '\n');
 		}
-	if (!ret)
-		ret = write_atomic(dir, "merges.txt", &b);
+}
 
-	buf_reset(&b);
-	buf_puts(&b, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n"
-		     "  \"added_tokens\": [");
+static void put_added_tokens(struct buf *b, const struct bpe *m)
+{
 	int first = 1;
 	for (uint32_t id = 0; id < m->n_ids; id++)
 		if (m->special[id] && m->len[id] != BPE_NONE) {
 			size_t n;
 			const unsigned char *s = bpe_tok(m, id, &n);
-			buf_printf(&b, "%s\n    {\"id\": %u, \"content\": ", first ? "" : ",", id);
-			json_str(&b, s, n);
-			buf_puts(&b, ", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, "
-				     "\"normalized\": false, \"special\": true}");
+			buf_printf(b, "%s\n    {\"id\": %u, \"content\": ", first ? "" : ",", id);
+			json_str(b, s, n);
+			buf_puts(b, ", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, "
+				    "\"normalized\": false, \"special\": true}");
 			first = 0;
 		}
-	buf_puts(&b, "\n  ],\n  \"normalizer\": null,\n"
-		     "  \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
-		     "\"trim_offsets\": true, \"use_regex\": true},\n"
-		     "  \"post_processor\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, "
-		     "\"trim_offsets\": false, \"use_regex\": true},\n"
-		     "  \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, "
-		     "\"trim_offsets\": true, \"use_regex\": true},\n"
-		     "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n"
-		     "    \"unk_token\": null,\n    \"continuing_subword_prefix\": null,\n"
-		     "    \"end_of_word_suffix\": null,\n    \"fuse_unk\": false,\n"
-		     "    \"byte_fallback\": false,\n    \"vocab\": ");
-	put_vocab(&b, m, ",\n      ");
-	buf_puts(&b, ",\n    \"merges\": [");
-	first = 1;
+}
+
+static void put_tokenizer_json(struct buf *b, const struct bpe *m)
+{
+	struct buf t = { 0 };
+	buf_puts(b, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n"
+		    "  \"added_tokens\": [");
+	put_added_tokens(b, m);
+	buf_puts(b, "\n  ],\n  \"normalizer\": null,\n"
+		    "  \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+		    "\"trim_offsets\": true, \"use_regex\": true},\n"
+		    "  \"post_processor\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, "
+		    "\"trim_offsets\": false, \"use_regex\": true},\n"
+		    "  \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, "
+		    "\"trim_offsets\": true, \"use_regex\": true},\n"
+		    "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n"
+		    "    \"unk_token\": null,\n    \"continuing_subword_prefix\": null,\n"
+		    "    \"end_of_word_suffix\": null,\n    \"fuse_unk\": false,\n"
+		    "    \"byte_fallback\": false,\n    \"vocab\": ");
+	put_vocab(b, m, ",\n      ");
+	buf_puts(b, ",\n    \"merges\": [");
+	int first = 1;
 	for (uint32_t i = 0; i < m->n_merges; i++)
 		if (merge_is_last(m, i)) {
-			buf_puts(&b, first ? "\n      " : ",\n      ");
+			buf_puts(b, first ? "\n      " : ",\n      ");
 			first = 0;
 			buf_reset(&t);
 			put_merge(&t, m, i);
-			json_str(&b, t.p, t.len);
+			json_str(b, t.p, t.len);
 		}
-	buf_puts(&b, "\n    ]\n  }\n}\n");
-	if (!ret)
-		ret = write_atomic(dir, "tokenizer.json", &b);
-	buf_free(&b);
+	buf_puts(b, "\n    ]\n  }\n}\n");
 	buf_free(&t);
+}
+
+/* The sums of all three files go first, then the files: however a run ends (ENOSPC, kill),
+ * the directory holds either the files its sums name or files the loader refuses. */
+int bpe_save(const struct bpe *m, const char *dir)
+{
+	if (mkdir(dir, 0777) && errno != EEXIST)
+		return error_errno("cannot create directory '%s'", dir);
+	struct buf b[N_SAVED] = { { 0 } }, sums = { 0 };
+	put_vocab(&b[0], m, ",");
+	buf_putc(&b[0], '\n');
+	put_merges_txt(&b[1], m);
+	put_tokenizer_json(&b[2], m);
+	buf_puts(&sums, SUMS_HEAD);
+	for (size_t k = 0; k < N_SAVED; k++)
+		buf_printf(&sums, "%s %zu %016llx\n", saved_names[k], b[k].len,
+			   (unsigned long long)XXH64(b[k].p, b[k].len, 0));
+	int ret = write_atomic(dir, SUMS_NAME, &sums);
+	for (size_t k = 0; k < N_SAVED; k++) {
+		if (!ret)
+			ret = write_atomic(dir, saved_names[k], &b[k]);
+		buf_free(&b[k]);
+	}
+	buf_free(&sums);
 	return ret;
 }

@@ -1,7 +1,9 @@
 /* test-atomic: base/atomic.h. A committed file holds exactly what was written and nothing else
  * is left in its directory; an aborted one, a process that dies (exit) or is killed (SIGTERM)
  * with a file open leave neither the target nor a temporary, a forked child's exit leaves the
- * parent's alone; errors are reported; io_mkdirs
+ * parent's alone; errors are reported (a stream's write error leaves no temporary); the
+ * temporaries of dead processes are swept by the next open into their directory, those of live
+ * ones and every name not exactly .NAME.tmp.PID stay; io_mkdirs
  * makes nested directories and refuses a file in the way. */
 #include "base/atomic.h"
 #include "base/die.h"
@@ -10,6 +12,7 @@
 #include "tap.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -142,6 +145,120 @@ static void child_leaves_parent(void)
 	free(path);
 }
 
+/* plainly, not through atomic_open, which would sweep the directory first */
+static void plant(const char *d, const char *name)
+{
+	char *p = xasprintf("%s/%s", d, name);
+	FILE *fp = fopen(p, "w");
+	ok(fp && fputs("stale", fp) >= 0 && !fclose(fp), "planted '%s'", name);
+	free(p);
+}
+
+static int present(const char *d, const char *name)
+{
+	char *p = xasprintf("%s/%s", d, name);
+	struct stat st;
+	int r = !lstat(p, &st);
+	free(p);
+	return r;
+}
+
+/* the PID of a child that has exited and been reaped: no process has it (barring reuse) */
+static pid_t dead_pid(void)
+{
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(0);
+	waitpid(pid, NULL, 0);
+	return pid;
+}
+
+static void stale(void)
+{
+	char *d = xasprintf("%s/stale", dir);
+	ok(mkdir(d, 0777) == 0, "a directory for stale temporaries");
+	pid_t dead = dead_pid(), live = fork();
+	if (live == 0) {
+		pause();
+		_exit(0);
+	}
+	char *names[] = {
+		xasprintf(".a.bin.tmp.%ld", (long)dead),	/* 0: removed */
+		xasprintf(".x.tmp.y.tmp.%ld", (long)dead),	/* 1: removed (the last .tmp. counts) */
+		xasprintf(".a.bin.tmp.%ld", (long)live),	/* 2..: kept */
+		xasprintf("a.bin.tmp.%ld", (long)dead),
+		xasprintf(".a.bin.tmp.%ldx", (long)dead),
+		xasprintf(".a.bin.tmp.0%ld", (long)dead),
+		xasprintf("..tmp.%ld", (long)dead),
+		xasprintf(".a.bin.tmp.%ld.part", (long)dead),
+		xasprintf(".a.bin.tmp."),
+		xasprintf(".a.bin.tmp.%ld", (long)getpid()),
+	};
+	size_t n = sizeof names / sizeof *names;
+	for (size_t i = 0; i < n; i++)
+		plant(d, names[i]);
+	char *sub = xasprintf("%s/.sub.tmp.%ld", d, (long)dead);
+	ok(mkdir(sub, 0777) == 0, "and a directory named like one");
+	char *target = xasprintf("%s/new.bin", d);
+	ok(atomic_write_file(target, "new", 3) == 0, "a file written into that directory");
+	ok(!present(d, names[0]) && !present(d, names[1]), "removes the dead process's temporaries");
+	int kept = 1;
+	for (size_t i = 2; i < n; i++)
+		if (!present(d, names[i])) {
+			kept = 0;
+			diag("'%s' was removed", names[i]);
+		}
+	ok(kept, "keeps a live process's, this process's and every other name");
+	struct stat st;
+	ok(!stat(sub, &st) && S_ISDIR(st.st_mode), "keeps a directory");
+	plant(d, names[0]);
+	ok(atomic_write_file(target, "new", 3) == 0 && present(d, names[0]),
+	   "the directory is listed once per process");
+	is_int(atomic_sweep_stale(d), 1, "atomic_sweep_stale removes it when called");
+	is_int(atomic_sweep_stale(d), 0, "and then finds nothing more");
+	cp_quiet = 1;
+	is_int(atomic_sweep_stale("/nonexistent/dir"), -1, "a missing directory is -1");
+	cp_quiet = 0;
+	kill(live, SIGKILL);
+	waitpid(live, NULL, 0);
+	is_int(atomic_sweep_stale(d), 1, "once the live process is gone, its temporary is removed");
+	for (size_t i = 2; i < n; i++) {
+		char *p = xasprintf("%s/%s", d, names[i]);
+		unlink(p);
+		free(p);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	unlink(target);
+	rmdir(sub);
+	rmdir(d);
+	free(sub);
+	free(target);
+	free(d);
+}
+
+/* a stream whose writes fail (the disk full) is refused and leaves no temporary */
+static void stream_error(void)
+{
+	char *path = xasprintf("%s/report.json", dir);
+	struct atomic_stream s;
+	int full = open("/dev/full", O_WRONLY);
+	ok(full >= 0, "/dev/full opens");
+	ok(atomic_fopen(&s, path) == 0, "a report stream");
+	char *tmp = xstrdup(s.f.tmp);
+	dup2(full, s.f.fd);
+	close(full);
+	for (int i = 0; i < 10000; i++)
+		fprintf(s.fp, "line %d\n", i);
+	cp_quiet = 1;
+	ok(atomic_fclose(&s) == -1, "a write error on it is an error");
+	cp_quiet = 0;
+	struct stat st;
+	ok(stat(tmp, &st) != 0 && stat(path, &st) != 0, "and leaves neither temporary nor target");
+	free(tmp);
+	free(path);
+}
+
 static void errors(void)
 {
 	char *path = xasprintf("%s/no/such/dir/f", dir);
@@ -185,6 +302,8 @@ int main(void)
 	child_dies(SIGTERM);
 	child_leaves_parent();
 	errors();
+	stale();
+	stream_error();
 	is_int(entries(dir), 0, "the directory is empty at the end");
 	rmdir(dir);
 	return done_testing();

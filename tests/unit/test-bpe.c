@@ -1,13 +1,16 @@
 /* test-bpe.c: the BPE trainer against a hand computation, encoding and decoding invariants
  * (round trip on random bytes, the two piece encoders agree), file round trip, and refusal
- * of broken tokenizer files. Uses GPT-2's files from ../shared/data/gpt2 when present. */
+ * of broken tokenizer files; ids past the number of entries refused (bounded memory); a
+ * directory whose files come from two cp-bpe runs, or misses one, refused. Uses GPT-2's files from ../shared/data/gpt2 when present. */
 #include "tok/bpe.h"
 #include "base/die.h"
+#include "base/json.h"
 #include "tap.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static struct bpe train_text(const char *text, uint32_t vocab)
@@ -84,6 +87,99 @@ static void write_file(const char *path, const char *text)
 	fclose(f);
 }
 
+/* vocab.json of the 256 bytes (ids 0..255) and <|endoftext|> at EOT */
+static void byte_vocab(const char *dir, long long eot)
+{
+	struct buf v = { 0 }, t = { 0 };
+	buf_putc(&v, '{');
+	for (int i = 0; i < 256; i++) {
+		unsigned char c = (unsigned char)i;
+		buf_reset(&t);
+		bpe_printable(&t, &c, 1);
+		json_str(&v, t.p, t.len);
+		buf_printf(&v, ":%d,", i);
+	}
+	buf_printf(&v, "\"<|endoftext|>\":%lld}", eot);
+	char path[256];
+	snprintf(path, sizeof path, "%s/vocab.json", dir);
+	buf_putc(&v, 0);
+	write_file(path, (const char *)v.p);
+	snprintf(path, sizeof path, "%s/merges.txt", dir);
+	write_file(path, "#version: 0.2\n");
+	buf_free(&t);
+	buf_free(&v);
+}
+
+static int load_with_added(const char *dir, long long added)
+{
+	char path[256], cmd[1024];
+	snprintf(cmd, sizeof cmd,
+		 "cd %s && { printf '{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, "
+		 "\"added_tokens\": [{\"id\": %lld, \"content\": \"<s>\"}], "
+		 "\"model\": {\"type\": \"BPE\", \"merges\": [], \"vocab\": '; cat vocab.json; "
+		 "printf '}}'; } >t.json", dir, added);
+	if (system(cmd))
+		return -2;
+	snprintf(path, sizeof path, "%s/t.json", dir);
+	struct bpe m;
+	int r = bpe_load(&m, path);
+	if (!r)
+		bpe_free(&m);
+	return r;
+}
+
+static void id_bounds(const char *tmp)
+{
+	char dir[256];
+	struct bpe m;
+	snprintf(dir, sizeof dir, "%s/ids", tmp);
+	mkdir(dir, 0777);
+	byte_vocab(dir, 256);
+	ok(!bpe_load(&m, dir), "257 entries with ids 0..256 load");
+	is_int(m.n_ids, 257, "  ... as 257 ids");
+	bpe_free(&m);
+	ok(load_with_added(dir, 257) == 0, "an added token at id 257 (the 258th entry) loads");
+	cp_quiet = 1;
+	byte_vocab(dir, 257);
+	ok(bpe_load(&m, dir) == -1, "an id just past the entries is refused");
+	byte_vocab(dir, 2147483647);
+	ok(bpe_load(&m, dir) == -1, "an id of 2^31-1 is refused (not gigabytes allocated)");
+	byte_vocab(dir, 256);
+	ok(load_with_added(dir, 258) == -1, "an added token just past the entries is refused");
+	ok(load_with_added(dir, 2147483647) == -1, "an added token at 2^31-1 is refused");
+	cp_quiet = 0;
+}
+
+/* A directory cp-bpe wrote must hold the three files of one run. */
+static void mixed_runs(const char *tmp, const struct bpe *m)
+{
+	char a[200], b[200], cmd[1024];
+	struct bpe x = train_text("one two three one two three four", 270), y;
+	snprintf(a, sizeof a, "%s/runA", tmp);
+	snprintf(b, sizeof b, "%s/runB", tmp);
+	ok(!bpe_save(m, a) && !bpe_save(&x, b), "two runs saved");
+	bpe_free(&x);
+	snprintf(cmd, sizeof cmd, "test -s %s/cp-bpe.sums && cp %s/vocab.json %s/merges.txt %s/", a, b,
+		 b, a);
+	ok(!system(cmd), "the sums are there; a new vocab.json and merges.txt beside an old tokenizer.json");
+	cp_quiet = 1;
+	ok(bpe_load(&y, a) == -1, "the directory is refused");
+	snprintf(cmd, sizeof cmd, "%s/tokenizer.json", a);
+	ok(bpe_load(&y, cmd) == -1, "so is its tokenizer.json, named alone");
+	snprintf(cmd, sizeof cmd, "%s/vocab.json", a);
+	ok(bpe_load(&y, cmd) == -1, "and its vocab.json");
+	ok(!bpe_save(m, a) && !bpe_load(&y, a), "saving again makes it whole");
+	bpe_free(&y);
+	snprintf(cmd, sizeof cmd, "rm %s/tokenizer.json", a);
+	ok(!system(cmd) && bpe_load(&y, a) == -1, "a run that stopped before tokenizer.json is refused");
+	snprintf(cmd, sizeof cmd, "printf 'cp-bpe sums 1\\nvocab.json 12\\n' >%s/cp-bpe.sums", a);
+	ok(!system(cmd) && bpe_load(&y, a) == -1, "a malformed sums file is refused");
+	snprintf(cmd, sizeof cmd, "rm %s/cp-bpe.sums", a);
+	ok(!system(cmd) && !bpe_load(&y, a), "without sums the files load as any tokenizer does");
+	bpe_free(&y);
+	cp_quiet = 0;
+}
+
 int main(void)
 {
 	char tmp[] = "/tmp/test-bpe.XXXXXX", path[256], s[64];
@@ -138,6 +234,8 @@ int main(void)
 	ok(!bpe_load(&m2, path), "vocab.json + merges.txt load too");
 	is_int(m2.n_merges, m.n_merges, "with the same merges");
 	bpe_free(&m2);
+	mixed_runs(tmp, &m);
+	id_bounds(tmp);
 	bpe_free(&m);
 	buf_free(&corpus);
 
