@@ -256,13 +256,15 @@ void shardset_expand(const char *dir, char ***list, size_t *len, size_t *cap)
 	int r = shardset_load(dir, &s);
 	if (r < 0)
 		exit(EXIT_ERR);
-	if (r > 0) {
-		if (shardset_has_shards(dir))
-			die("'%s' holds shards but no set manifest ('%s'): no finished run wrote it "
-			    "(one was killed or failed, or it predates set manifests); rerun the stage "
-			    "that writes it, or name its shards one by one", dir, SHARDSET_FILE);
-		return;
-	}
+	/* every finished run writes a manifest, an empty set's too: without one a directory
+	 * is what a killed or failed run left (or older than manifests) */
+	if (r > 0 && shardset_has_shards(dir))
+		die("'%s' holds shards but no set manifest ('%s'): no finished run wrote it "
+		    "(one was killed or failed, or it predates set manifests); rerun the stage "
+		    "that writes it, or name its shards one by one", dir, SHARDSET_FILE);
+	if (r > 0)
+		die("'%s' holds no set of shards (no set manifest '%s'): no finished run wrote it",
+		    dir, SHARDSET_FILE);
 	if (shardset_check(&s, dir))
 		exit(EXIT_ERR);
 	for (size_t i = 0; i < s.n; i++) {

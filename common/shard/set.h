@@ -6,7 +6,7 @@
  * in and writes the manifest DIR/.set last (base/atomic): the names, sizes, record counts and
  * footer checksums of exactly the shards of the set. A reader of a directory requires the
  * manifest and reads exactly the shards it names, each present and unchanged; a directory
- * with shards but no manifest is refused, naming it. */
+ * without one is refused, naming it. */
 #ifndef CP_SET_H
 #define CP_SET_H
 
@@ -51,9 +51,9 @@ int shardset_has_shards(const char *dir);
 void shardset_free(struct shardset *s);
 
 /* The shards of directory DIR for a reader, appended to *LIST (of *LEN, capacity *CAP) as
- * DIR/NAME in the manifest's order; an empty directory gives none. Dies (exit 1, naming DIR)
- * on a directory with shards but no manifest, or a manifest naming a missing or changed
- * shard. */
+ * DIR/NAME in the manifest's order. Dies (exit 1, naming DIR) on a directory without a
+ * manifest (the message says whether it holds shards), or a manifest naming a missing or
+ * changed shard. */
 void shardset_expand(const char *dir, char ***list, size_t *len, size_t *cap);
 
 /* ---- staging a whole set ---- */

@@ -221,7 +221,12 @@ int main(void)
 	ok(refused("mixed", "m-1.shard': vocabulary 300 and length 7 differ from"),
 	   "shards of another length refused, naming both");
 	mkdir(path_in(dir, "empty"), 0755);
-	ok(refused("empty", "empty': no sequence shards"), "a directory without shards refused");
+	ok(refused("empty", "empty' holds no set of shards (no set manifest"),
+	   "a directory without a set manifest refused");
+	mkdir(path_in(dir, "emptyset"), 0755);
+	struct shardset none = { 0 };
+	shardset_write(path_in(dir, "emptyset"), &none);
+	ok(refused("emptyset", "emptyset': no sequence shards"), "an empty set refused");
 	write_seqs("none", "n-0.shard", 0, 0, 300, 6, -1);
 	ok(refused("none", "none': the sequence shards hold no sequence"), "no sequences refused");
 	write_seqs("bad", "b-0.shard", 0, 4, 300, 6, -1);
