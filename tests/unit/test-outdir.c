@@ -307,8 +307,8 @@ static void test_set_writer(void)
 	ok(!shardset_load(at("s"), &m) && m.n == 3, "the writer's set: a manifest of 3 shards");
 	int good = m.n == 3;
 	for (size_t i = 0; good && i < m.n; i++) {
-		char name[32];
-		snprintf(name, sizeof name, "s/docs-%05zu.shard", i);
+		char name[48];
+		snprintf(name, sizeof name, "s/docs-%05u.shard", (unsigned)i);
 		struct stat st;
 		good = !strcmp(m.e[i].name, name + 2) && !stat(at(name), &st) &&
 		       m.e[i].bytes == (uint64_t)st.st_size &&
