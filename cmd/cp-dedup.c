@@ -19,6 +19,7 @@
 #include "shard/outdir.h"
 #include "shard/shard.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -63,13 +64,17 @@ static void usage(int code)
 
 
 static struct outdir_stage stage;	/* the output shards until they are moved in */
+static struct shardset set;		/* OUTDIR's set so far: --index runs add to it */
 static char *volatile spool_path;	/* stdin's copy while it is written */
+static char *volatile index_pending;	/* the new index, renamed in with the shards */
 
 /* Called by the signal handler after base/atomic removed every open temporary. */
 static void remove_staged(void)
 {
 	if (spool_path)
 		unlink(spool_path);
+	if (index_pending)
+		unlink(index_pending);
 	outdir_stage_remove(&stage);
 }
 
@@ -166,19 +171,68 @@ static void parse(int argc, char **argv, struct dedup_cfg *c, int *merge)
 }
 
 
-/* Standard output, or OUTDIR made and its staging directory for N parts. */
+/* OUTDIR's set before this run: a new run needs an empty directory (a rerun would add a
+ * second copy of the corpus), a --index run adds to the set there; shards of a killed
+ * publication that the manifest does not name are removed, and shards written before set
+ * manifests (none there, no stage) are taken as the set. */
+static void load_set(const struct dedup_cfg *c)
+{
+	int r = shardset_load(c->outdir, &set);
+	if (r < 0 || (!r && shardset_check(&set, c->outdir)))
+		exit(EXIT_ERR);
+	if (!c->index && (set.n || shardset_has_shards(c->outdir)))
+		die("'%s' already holds shards: without --index cp-dedup writes a new set; name an "
+		    "empty directory (or add to the set with --index)", c->outdir);
+	int64_t next = outdir_next_number(c->outdir, "docs");
+	if (next < 0)
+		exit(EXIT_ERR);
+	for (uint64_t no = 0; no < (uint64_t)next; no++) {
+		char *p = outdir_shard_path(c->outdir, "docs", no);
+		const char *base = strrchr(p, '/') + 1;
+		if (r && !access(p, F_OK) && shardset_add_file(&set, p, base))
+			die("'%s' holds shards but no set manifest, and '%s' is not a finished shard: "
+			    "remove what no finished run wrote", c->outdir, p);
+		else if (!r && shardset_find(&set, base) < 0 && unlink(p) && errno != ENOENT)
+			die_errno("cannot remove '%s' (no set it is part of)", p);
+		free(p);
+	}
+}
+
+/* Standard output, or OUTDIR made, its set loaded and its staging directory for N parts. */
 static void setup_outdir(const struct dedup_cfg *c, size_t n)
 {
 	if (!strcmp(c->outdir, "-")) {
 		refuse_tty(1, "shard");
 		return;
 	}
-	if (outdir_make(c->outdir, 0) || outdir_stage_open(&stage, c->outdir, "cp-dedup", n))
+	if (outdir_make(c->outdir, 0))
+		exit(EXIT_ERR);
+	load_set(c);
+	if (outdir_stage_open(&stage, c->outdir, "cp-dedup", n))
 		exit(EXIT_ERR);
 }
 
-/* Pass 2 and the commit: the shards, then the index, moved in with the signals held (one
- * now would leave some shards moved in and others not), then the pairs. */
+/* The index, written beside its name and renamed in only with the shards and manifest. */
+static int save_index(struct dedup_state *s)
+{
+	const char *ix = s->cfg.index, *slash = strrchr(ix, '/');
+	int dl = slash ? (int)(slash - ix) + 1 : 0;
+	index_pending = xasprintf("%.*s.%s.pending.%ld", dl, ix, ix + dl, (long)getpid());
+	return dedup_save_index(s, index_pending);
+}
+
+static void commit_index(const char *index)
+{
+	if (rename(index_pending, index))
+		die_errno("cannot rename '%s' to '%s'", index_pending, index);
+	free(index_pending);
+	index_pending = NULL;
+}
+
+/* Pass 2 and the commit: the shards and the index are written in full first (a full disk
+ * fails the run with nothing moved in), then moved in with the signals held (one now would
+ * leave some shards moved in and others not): the shards, the set manifest, the index; then
+ * the pairs. */
 static int write_and_commit(struct dedup_state *s, struct dedup_input *ins, size_t n,
 			    struct buf *names, double *secs)
 {
@@ -189,6 +243,8 @@ static int write_and_commit(struct dedup_state *s, struct dedup_input *ins, size
 	else if (dedup_write_outputs(ins, n, c, &stage))
 		return -1;
 	*secs = mono_now() - t2;
+	if (c->index && !c->dry_run && save_index(s))
+		return -1;
 	sigset_t block, saved;
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
@@ -197,10 +253,10 @@ static int write_and_commit(struct dedup_state *s, struct dedup_input *ins, size
 	sigaddset(&block, SIGPIPE);
 	sigprocmask(SIG_BLOCK, &block, &saved);
 	if (!c->dry_run && strcmp(c->outdir, "-") &&
-	    dedup_publish(ins, n, c->outdir, &stage, names))
+	    dedup_publish(ins, n, c->outdir, &stage, &set, names))
 		return -1;
-	if (c->index && !c->dry_run && dedup_save_index(s))
-		return -1;
+	if (index_pending)
+		commit_index(c->index);
 	stage.n = 0;	/* committed: nothing of ours to remove any more */
 	sigprocmask(SIG_SETMASK, &saved, NULL);
 	if (c->pairs) {
@@ -289,6 +345,7 @@ int main(int argc, char **argv)
 	dedup_inputs_free(ins, n);
 	dedup_state_free(&s);
 	outdir_stage_free(&stage);
+	shardset_free(&set);
 	free(spool_path);
 	shard_list_free(list, nl);
 	close_stdout();

@@ -14,6 +14,7 @@
 #include "input/docpipe.h"
 #include "shard/doc.h"
 #include "shard/outdir.h"
+#include "shard/set.h"
 #include "shard/shard.h"
 
 #include <getopt.h>
@@ -186,14 +187,18 @@ int main(int argc, char **argv)
 		die_usage("'-' (paths on standard input) may be given only once");
 	open_output(&h);
 
-	atomic_cleanup_on_signal(NULL);
+	atomic_cleanup_on_signal(shardset_stage_remove_all);
 	h.o.progress = !h.quiet && isatty(STDERR_FILENO);
 	h.ds = xcalloc((size_t)h.o.threads, sizeof *h.ds);
 	for (int i = 0; i < h.o.threads; i++)
 		docstats_init_scheme(&h.ds[i], h.minhash);
 	struct docpipe_counts c;
 	int errors = docpipe_run(&h.o, argv + optind, argc - optind, &c);
-	if (outdir_writer_finish(&h.out)) {
+	if (errors == 2) {
+		/* documents of an input that then failed: no finished output may hold them */
+		outdir_writer_abort(&h.out);
+		error("an input failed part way: no finished shard is written to '%s'", h.path);
+	} else if (outdir_writer_finish(&h.out)) {
 		atomic_abort_all();
 		exit(EXIT_ERR);
 	}

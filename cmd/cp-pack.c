@@ -13,6 +13,7 @@
 #include "base/cli.h"
 #include "shard/outdir.h"
 #include "shard/seqrec.h"
+#include "shard/set.h"
 #include "shard/shard.h"
 #include "shard/tokrec.h"
 #include "base/xalloc.h"
@@ -65,16 +66,20 @@ static uint64_t pack_below(uint64_t *state, uint64_t n)
 	}
 }
 
-/* Write sequences ORDER[0..n) (NULL: in order) of SIDE to DIR in shards of PER. */
-static void write_side(const char *dir, const struct side *s, const uint64_t *order, uint64_t n,
-		       uint64_t T, uint64_t vocab, uint64_t per)
+/* Stage sequences ORDER[0..n) (NULL: in order) of SIDE for DIR in shards of PER; the set is
+ * committed with the other side's (shard/set.h). */
+static struct shardset_stage *write_side(const char *dir, const struct side *s,
+					 const uint64_t *order, uint64_t n, uint64_t T,
+					 uint64_t vocab, uint64_t per)
 {
 	unsigned w = seqrec_width(vocab);
 	uint64_t param[2] = { vocab, T }, nshards = 0;
-	if (outdir_make(dir, 1))
+	struct shardset_stage *st;
+	if (outdir_make(dir, 1) || !(st = shardset_stage_open(dir)))
 		exit(EXIT_ERR);
 	for (uint64_t i = 0; i < n || nshards == 0; nshards++) {
-		char *path = outdir_shard_path(dir, "seqs", nshards);
+		char *name = xasprintf("seqs-%05llu.shard", (unsigned long long)nshards);
+		char *path = shardset_stage_path(st, name);
 		struct shard_writer *sw = shard_create(path, SHARD_SEQS, param);
 		if (!sw)
 			exit(EXIT_ERR);
@@ -88,9 +93,9 @@ static void write_side(const char *dir, const struct side *s, const uint64_t *or
 		if (shard_close(sw))
 			exit(EXIT_ERR);
 		free(path);
+		free(name);
 	}
-	/* what an earlier, larger run left */
-	outdir_remove_from(dir, "seqs", nshards, 1);
+	return st;
 }
 
 static void read_input(const char *path, uint64_t *vocab, double frac, struct side *train,
@@ -163,7 +168,7 @@ int main(int argc, char **argv)
 		die_usage("no output directory (-o DIR)");
 	if (optind == argc)
 		die_usage("no input given");
-	atomic_cleanup_on_signal(NULL);
+	atomic_cleanup_on_signal(shardset_stage_remove_all);
 	char **list;
 	size_t nin = shard_list(argv + optind, (size_t)(argc - optind), &list);
 	if (!nin)
@@ -185,8 +190,11 @@ int main(int argc, char **argv)
 		order[j] = t;
 	}
 	char *dtr = xasprintf("%s/train", out), *dva = xasprintf("%s/valid", out);
-	write_side(dtr, &train, order, ntr, T, vocab, per);
-	write_side(dva, &valid, NULL, nva, T, vocab, per);
+	struct shardset_stage *st[2];
+	st[0] = write_side(dtr, &train, order, ntr, T, vocab, per);
+	st[1] = write_side(dva, &valid, NULL, nva, T, vocab, per);
+	if (shardset_stage_commit(st, 2, "seqs"))
+		exit(EXIT_ERR);
 
 	uint64_t total = train.tokens + valid.tokens, used = (ntr + nva) * T;
 	printf("{\"vocab_size\":%llu,\"seq_len\":%llu,\"docs\":%llu,\"tokens\":%llu,"

@@ -7,6 +7,7 @@
 #include "base/io.h"
 #include "base/json.h"
 #include "input/textdocs.h"
+#include "shard/set.h"
 #include "shard/shard.h"
 #include "tok/bpe.h"
 #include "tok/encode-docs.h"
@@ -85,7 +86,7 @@ static int run_encode(const struct bpe *m, char **argv, int argc, const struct o
 	struct tok_shards *out = tok_shards_open(o->out, in, m->n_ids);
 	if (!out)
 		return -1;
-	atomic_cleanup_on_signal(NULL);
+	atomic_cleanup_on_signal(shardset_stage_remove_all);
 	struct bpe_encoder **enc = tok_encoders_new(m, o->threads);
 	struct tok_batch b = { 0 };
 	struct tok_counts c = { 0 };

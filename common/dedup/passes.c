@@ -402,7 +402,7 @@ void dedup_state_free(struct dedup_state *s)
 	buf_free(&s->pair_origins);
 }
 
-int dedup_save_index(struct dedup_state *s)
+int dedup_save_index(struct dedup_state *s, const char *path)
 {
 	struct dedupidx *old = &s->old;
 	/* scheme_check_index made the inputs' scheme the index's wherever both have signatures */
@@ -419,7 +419,7 @@ int dedup_save_index(struct dedup_state *s)
 		x.near = old->near;
 		old->near = NULL;
 	}
-	int ret = dedupidx_write(s->cfg.index, &x);
+	int ret = dedupidx_write(path, &x);
 	dedupidx_free(&x);
 	return ret;
 }
@@ -524,11 +524,24 @@ void dedup_dry_run_totals(struct dedup_input *ins, size_t n)
 }
 
 int dedup_publish(struct dedup_input *ins, size_t n, const char *outdir,
-		  const struct outdir_stage *stage, struct buf *names)
+		  const struct outdir_stage *stage, struct shardset *set, struct buf *names)
 {
 	int64_t next = outdir_next_number(outdir, "docs");
 	if (next < 0)
 		exit(EXIT_ERR);
+	/* the entries first, from the staged files: nothing is moved in for a set that cannot
+	 * be written down */
+	size_t first = set->n;
+	for (size_t i = 0; i < n; i++) {
+		if (!ins[i].docs_out)
+			continue;
+		char *dst = outdir_shard_path(outdir, "docs", (uint64_t)next + (set->n - first));
+		const char *base = strrchr(dst, '/') + 1;
+		int e = shardset_add_file(set, stage->paths[i], base);
+		free(dst);
+		if (e)
+			return -1;
+	}
 	int failed = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!ins[i].docs_out) {
@@ -542,5 +555,5 @@ int dedup_publish(struct dedup_input *ins, size_t n, const char *outdir,
 		json_cstr(names, dst);
 		free(dst);
 	}
-	return failed ? -1 : 0;
+	return failed || shardset_write(outdir, set) ? -1 : 0;
 }

@@ -18,6 +18,7 @@
 #include "dedup/index.h"
 #include "dedup/lsh.h"
 #include "shard/outdir.h"
+#include "shard/set.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -98,11 +99,12 @@ void dedup_dry_run_totals(struct dedup_input *ins, size_t n);
 int dedup_write_outputs(struct dedup_input *ins, size_t n, const struct dedup_cfg *c,
 			const struct outdir_stage *stage);
 /* Move the staged parts that hold documents into OUTDIR as docs-NNNNN.shard, numbered after
- * the shards already there; their paths go to NAMES as JSON strings, comma-separated. The
- * empty ones are removed. 0, or -1 after an error. */
+ * the shards already there, and write OUTDIR's set manifest: SET (what was there) and these
+ * (shard/set.h). Their paths go to NAMES as JSON strings, comma-separated. The empty ones
+ * are removed. 0, or -1 after an error. */
 int dedup_publish(struct dedup_input *ins, size_t n, const char *outdir,
-		  const struct outdir_stage *stage, struct buf *names);
-/* Rewrite the index with all that was seen. 0, or -1 after an error. */
-int dedup_save_index(struct dedup_state *s);
+		  const struct outdir_stage *stage, struct shardset *set, struct buf *names);
+/* Write the index of all that was seen to PATH. 0, or -1 after an error. */
+int dedup_save_index(struct dedup_state *s, const char *path);
 
 #endif

@@ -70,6 +70,7 @@ struct pipe {
 	struct walker *walker;
 	struct docpipe_counts c, gc;	/* counted as written; while gathering (its thread's own) */
 	int errors, gerrors;
+	int gtorn;	/* an input failed part way: some of its documents may be written */
 	time_t last_progress;
 	char *const *paths;
 	int n_paths;
@@ -431,6 +432,7 @@ static void read_jsonl(struct pipe *x, const char *path)
 				fatal("cannot read a JSON-lines file");
 			x->gc.unreadable++;
 			x->gerrors = 1;
+			x->gtorn = 1;
 			break;
 		}
 		int on = snprintf(origin + plen, 24, ":%llu", (unsigned long long)jsonl_lineno(r));
@@ -581,7 +583,7 @@ int docpipe_run(const struct docpipe_opts *o, char *const *paths, int n, struct 
 	if (wc->unreadable || x.gerrors)
 		x.errors = 1;
 	*c = x.c;
-	int errors = x.errors;
+	int errors = x.gtorn ? 2 : x.errors;
 	pipe_free(&x);
 	return errors;
 }

@@ -43,8 +43,9 @@ struct docpipe_counts {
 };
 
 /* Every document of PATHS[0..N) through MEASURE to WRITE; the skipped ones are counted into
- * *C, with a warning (an error when unreadable) naming each. 1 when something could not be
- * read, else 0. */
+ * *C, with a warning (an error when unreadable) naming each. 2 when an input failed part
+ * way (a JSON-lines file cut short or corrupt: some of its documents went to WRITE, so the
+ * output must not be finished), 1 when something could not be read, else 0. */
 int docpipe_run(const struct docpipe_opts *o, char *const *paths, int n, struct docpipe_counts *c);
 
 #endif

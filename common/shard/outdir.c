@@ -3,6 +3,7 @@
 #include "base/die.h"
 #include "base/io.h"
 #include "base/xalloc.h"
+#include "shard/set.h"
 #include "shard/shard.h"
 
 #include <dirent.h>
@@ -205,7 +206,9 @@ int outdir_writer_open(struct outdir_writer *ow, const char *out, const char *pr
 		refuse_tty(1, "shards");
 	} else if ((n && out[n - 1] == '/') || (!stat(out, &st) && S_ISDIR(st.st_mode))) {
 		ow->mode = OUTDIR_DIR;
-		return outdir_make(out, 1);
+		/* the set is staged whole, then committed (shard/set.h) */
+		if (outdir_make(out, 1) || !(ow->stage = shardset_stage_open(out)))
+			return -1;
 	} else {
 		ow->mode = OUTDIR_FILE;
 	}
@@ -216,8 +219,11 @@ static int writer_next(struct outdir_writer *ow)
 {
 	char *name = NULL;
 	const char *path = ow->mode == OUTDIR_STDOUT ? "-" : ow->out;
-	if (ow->mode == OUTDIR_DIR)
-		path = name = outdir_shard_path(ow->out, ow->prefix, ow->no);
+	if (ow->mode == OUTDIR_DIR) {
+		char *base = xasprintf("%s-%05llu.shard", ow->prefix, (unsigned long long)ow->no);
+		path = name = shardset_stage_path(ow->stage, base);
+		free(base);
+	}
 	ow->w = shard_create(path, ow->kind, ow->param);
 	if (ow->w)
 		shard_set_level(ow->w, shard_auto_level(path, ow->level, ow->dflt_level));
@@ -255,9 +261,22 @@ int outdir_writer_finish(struct outdir_writer *ow)
 {
 	if (!ow->w && !ow->no && writer_next(ow))	/* no records: still an (empty) shard */
 		return -1;
-	if (writer_close(ow))
+	if (writer_close(ow)) {
+		outdir_writer_abort(ow);
 		return -1;
-	if (ow->mode == OUTDIR_DIR)
-		outdir_remove_from(ow->out, ow->prefix, ow->no, 0);
-	return 0;
+	}
+	if (ow->mode != OUTDIR_DIR)
+		return 0;
+	struct shardset_stage *st = ow->stage;
+	ow->stage = NULL;
+	return shardset_stage_commit(&st, 1, ow->prefix);
+}
+
+void outdir_writer_abort(struct outdir_writer *ow)
+{
+	if (ow->w)
+		shard_abort(ow->w);
+	ow->w = NULL;
+	shardset_stage_abort(ow->stage);
+	ow->stage = NULL;
 }

@@ -53,6 +53,7 @@ void outdir_stage_free(struct outdir_stage *s);
 /* ---- a stream of records into one shard or a directory of numbered ones ---- */
 enum outdir_mode { OUTDIR_STDOUT, OUTDIR_FILE, OUTDIR_DIR };
 struct shard_writer;
+struct shardset_stage;
 struct outdir_writer {
 	enum outdir_mode mode;
 	const char *out, *prefix;
@@ -61,18 +62,24 @@ struct outdir_writer {
 	int level, dflt_level;		/* shard_auto_level's */
 	uint64_t max_docs, max_bytes;	/* OUTDIR_DIR: a new shard after this many (0: no limit) */
 	struct shard_writer *w;
+	struct shardset_stage *stage;	/* OUTDIR_DIR: DIR/.stage-PID until the set is whole */
 	uint64_t no, n, bytes;		/* shards closed; records and bytes in the open one */
 };
 /* OUT: "-" (standard output, refused when a terminal), a directory (ends in '/' or exists;
- * created with its parents) or a shard file. Shards of KIND and PARAM named PREFIX-NNNNN.shard
+ * created with its parents; the shards are staged in it and committed as one set by
+ * outdir_writer_finish, shard/set.h) or a shard file. Shards of KIND and PARAM named PREFIX-NNNNN.shard
  * in a directory; LEVEL and DFLT_LEVEL as shard_auto_level takes them. Then set max_docs and
  * max_bytes. 0, or -1 after an error. */
 int outdir_writer_open(struct outdir_writer *ow, const char *out, const char *prefix,
 		       uint32_t kind, const uint64_t param[2], int level, int dflt_level);
 /* One more record; in a directory the next shard begins when the open one is full. 0 or -1. */
 int outdir_writer_write(struct outdir_writer *ow, const void *rec, size_t len);
-/* Close the last shard (an empty one when no record came) and, in a directory, remove the
- * PREFIX shards an earlier, longer run left (warnings). 0 or -1. */
+/* Close the last shard (an empty one when no record came) and, in a directory, commit the
+ * set: its shards moved in, the manifest written last, the shards an earlier run left
+ * removed. 0, or -1 (nothing of this run is left). */
 int outdir_writer_finish(struct outdir_writer *ow);
+/* Give up: the open shard and, in a directory, everything staged are removed; a finished
+ * output of an earlier run stays as it was. */
+void outdir_writer_abort(struct outdir_writer *ow);
 
 #endif

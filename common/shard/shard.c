@@ -1,12 +1,12 @@
 /* shard.c: writer and reader of the shard container (format: man/cp-shard.5). */
 #include "shard/shard.h"
+#include "shard/set.h"
 #include "base/atomic.h"
 #include "base/buf.h"
 #include "base/die.h"
 #include "base/io.h"
 #include "base/xalloc.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -730,17 +730,6 @@ int shard_verify(const char *path, uint32_t kind, struct shard_info *out)
 
 /* ------------------------------------------------------------------ inputs */
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int has_ext(const char *name, const char *ext)
-{
-	size_t n = strlen(name), e = strlen(ext);
-	return n > e && !strcmp(name + n - e, ext);
-}
-
 size_t shard_list(char *const *inputs, size_t n, char ***out)
 {
 	char **list = NULL;
@@ -748,23 +737,8 @@ size_t shard_list(char *const *inputs, size_t n, char ***out)
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
 		if (strcmp(inputs[i], "-") && !stat(inputs[i], &st) && S_ISDIR(st.st_mode)) {
-			DIR *d = opendir(inputs[i]);
-			if (!d)
-				die_errno("cannot open directory '%s'", inputs[i]);
-			size_t start = len;
-			struct dirent *de;
-			while ((de = readdir(d))) {
-				if (de->d_name[0] == '.' || !has_ext(de->d_name, SHARD_EXT))
-					continue;
-				if (len == cap)
-					list = xreallocarray(list, cap = cap ? 2 * cap : 16, sizeof *list);
-				size_t dl = strlen(inputs[i]);
-				int slash = dl && inputs[i][dl - 1] == '/';
-				list[len++] = xasprintf("%s%s%s", inputs[i], slash ? "" : "/", de->d_name);
-			}
-			closedir(d);
-			if (len > start)
-				qsort(list + start, len - start, sizeof *list, cmp_str);
+			/* exactly the shards of a finished set (shard/set.h) */
+			shardset_expand(inputs[i], &list, &len, &cap);
 			continue;
 		}
 		if (len == cap)

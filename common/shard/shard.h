@@ -74,9 +74,10 @@ void shard_close_reader(struct shard_reader *r);
 int shard_verify(const char *path, uint32_t kind, struct shard_info *out);
 
 /* ---- inputs ---- */
-/* Expand inputs: a directory gives the files in it whose names end in .shard, in byte order
- * of name; a file or "-" is itself. Returns the count and sets *out (free with
- * shard_list_free). Dies on unreadable directories. */
+/* Expand inputs: a directory gives exactly the shards its set manifest names, in its order
+ * (shard/set.h: one written by a finished run; a directory with shards but none is refused);
+ * a file or "-" is itself. Returns the count and sets *out (free with shard_list_free). Dies
+ * on unreadable directories and refused sets, naming them. */
 size_t shard_list(char *const *inputs, size_t n, char ***out);
 void shard_list_free(char **list, size_t n);
 

@@ -7,6 +7,7 @@
 #include "base/json.h"
 #include "base/utf8.h"
 #include "base/xalloc.h"
+#include "shard/set.h"
 #include "shard/shard.h"
 #include "shard/tokrec.h"
 
@@ -185,6 +186,7 @@ struct tok_shards {
 	struct shard_writer *w;	/* the single output */
 	struct shard_writer **per;	/* directory mode: one per input (shards only) */
 	struct shard_writer *text_w;	/* directory mode: text.shard, for plain files */
+	struct shardset_stage *stage;	/* directory mode: the set until it is whole */
 	size_t n_inputs;
 	uint64_t param[2];
 	struct buf rec;
@@ -198,7 +200,7 @@ static const char *base_name(const char *p)
 
 static struct shard_writer *out_open(struct tok_shards *o, const char *name)
 {
-	char *p = xasprintf("%s/%s", o->dir, name);
+	char *p = shardset_stage_path(o->stage, name);
 	struct shard_writer *w = shard_create(p, SHARD_TOKENS, o->param);
 	free(p);
 	if (!w)
@@ -218,6 +220,9 @@ struct tok_shards *tok_shards_open(const char *out, struct bpe_input *in, uint32
 	if (strcmp(op, "-") && ((!stat(op, &st) && S_ISDIR(st.st_mode)) || op[ol - 1] == '/')) {
 		if (mkdir(op, 0777) && errno != EEXIST)
 			die_errno("cannot create directory '%s'", op);
+		/* staged, then committed as one set by tok_shards_close (shard/set.h) */
+		if (!(o->stage = shardset_stage_open(op)))
+			exit(EXIT_ERR);
 		o->dir = op;
 		/* shard inputs map one to one onto outputs, created even when empty */
 		o->n_inputs = bpe_input_count(in);
@@ -300,6 +305,10 @@ int tok_shards_close(struct tok_shards *o, int failed)
 		if (finish(o->text_w, failed))
 			failed = 1;
 		free(o->per);
+		if (failed)
+			shardset_stage_abort(o->stage);
+		else if (shardset_stage_commit(&o->stage, 1, NULL))
+			failed = 1;
 	} else if (finish(o->w, failed)) {
 		failed = 1;
 	}

@@ -1,9 +1,14 @@
 /* test-outdir: numbered shard names, output directories, numbering after the shards already
  * there (as cp-dedup --index refreshes append), staging then publishing, stale staging
- * directories of dead runs, and the rotating writer with its removal of stale shards. */
+ * directories of dead runs, and the rotating writer with its removal of stale shards; set
+ * manifests (shard/set.h): their text, what a directory reader takes and refuses, the
+ * writer's staged set committed whole or not at all, named sets merged. */
 #include "tap.h"
 #include "base/die.h"
+#include "base/buf.h"
+#include "base/io.h"
 #include "shard/outdir.h"
+#include "shard/set.h"
 #include "shard/shard.h"
 
 #include <dirent.h>
@@ -220,6 +225,168 @@ static void test_writer(void)
 	is_int(records_in(at("one.shard"), &first), 4, "a file takes every record (no limits)");
 }
 
+static int parses(const char *text)
+{
+	struct shardset s;
+	int r = shardset_parse(&s, text, strlen(text), "m");
+	shardset_free(&s);
+	return !r;
+}
+
+static void test_manifest_text(void)
+{
+	struct shardset s = { 0 }, back;
+	ok(parses("cp-shard-set 1\n"), "an empty set");
+	static const char text[] = "cp-shard-set 1\n"
+				   "a-00000.shard 100 3 00000000000000ff\n"
+				   "b.shard 18446744073709551615 0 fedcba9876543210\n";
+	ok(!shardset_parse(&s, text, strlen(text), "m") && s.n == 2, "two entries parsed");
+	ok(!strcmp(s.e[0].name, "a-00000.shard") && s.e[0].bytes == 100 && s.e[0].records == 3 &&
+	   s.e[0].check == 0xff, "... the first's fields");
+	ok(s.e[1].bytes == UINT64_MAX && s.e[1].check == 0xfedcba9876543210ULL,
+	   "... the second's, at the limits");
+	struct buf b = { 0 };
+	shardset_format(&s, &b);
+	ok(b.len == strlen(text) && !memcmp(b.p, text, b.len), "formatted back to the same text");
+	ok(!shardset_parse(&back, (const char *)b.p, b.len, "m") && back.n == 2 &&
+	   shardset_find(&back, "b.shard") == 1 && shardset_find(&back, "c.shard") == -1,
+	   "and parsed again; find by name");
+	shardset_free(&back);
+	buf_free(&b);
+	shardset_free(&s);
+	ok(!parses(""), "refused: empty");
+	ok(!parses("cp-shard-set 2\n"), "refused: a later version");
+	ok(!parses("cp-shard-sex 1\n"), "refused: another magic");
+	ok(!parses("cp-shard-set 1\na.shard 1 1 0"), "refused: cut short (no newline)");
+	ok(!parses("cp-shard-set 1\na.shard 1 1 0\na.shard 2 2 0\n"), "refused: a name twice");
+	ok(!parses("cp-shard-set 1\n.a.shard 1 1 0\n"), "refused: a hidden name");
+	ok(!parses("cp-shard-set 1\na.txt 1 1 0\n"), "refused: not a .shard");
+	ok(!parses("cp-shard-set 1\nd/a.shard 1 1 0\n"), "refused: a path");
+	ok(!parses("cp-shard-set 1\na.shard 1 x 0\n"), "refused: a count that is no number");
+}
+
+static size_t list_dir(const char *d, char ***list)
+{
+	char *in[1] = { (char *)d };
+	return shard_list(in, 1, list);
+}
+
+/* Does shard_list refuse D (exit 1 in a child)? */
+static int list_refused(const char *d)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (!pid) {
+		char **l;
+		list_dir(d, &l);
+		_exit(0);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 1;
+}
+
+static int hidden_left(const char *d)
+{
+	DIR *dd = opendir(d);
+	struct dirent *de;
+	int n = 0;
+	while (dd && (de = readdir(dd)))
+		n += de->d_name[0] == '.' && strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		     strcmp(de->d_name, SHARDSET_FILE);
+	if (dd)
+		closedir(dd);
+	return n;
+}
+
+static void test_set_writer(void)
+{
+	int first;
+	write_n(at("s/"), 5, 2, 0);
+	struct shardset m;
+	ok(!shardset_load(at("s"), &m) && m.n == 3, "the writer's set: a manifest of 3 shards");
+	int good = m.n == 3;
+	for (size_t i = 0; good && i < m.n; i++) {
+		char name[48];
+		snprintf(name, sizeof name, "s/docs-%05u.shard", (unsigned)i);
+		struct stat st;
+		good = !strcmp(m.e[i].name, name + 2) && !stat(at(name), &st) &&
+		       m.e[i].bytes == (uint64_t)st.st_size &&
+		       (int)m.e[i].records == records_in(at(name), &first);
+	}
+	ok(good, "... in order, each with its size and record count");
+	char **l;
+	size_t n = list_dir(at("s"), &l);
+	ok(n == 3 && !strcmp(l[2], at("s/docs-00002.shard")), "shard_list reads exactly those");
+	shard_list_free(l, n);
+	ok(!hidden_left(at("s")), "no stage is left");
+
+	/* a run given up half way leaves the old set as it was */
+	size_t len1, len2;
+	char *before = read_file(at("s/.set"), &len1);
+	struct outdir_writer w;
+	outdir_writer_open(&w, at("s"), "docs", SHARD_DOCS, NULL, SHARD_LEVEL_UNSET, 1);
+	w.max_docs = 1;
+	unsigned char rec[10] = { 7 };
+	for (int i = 0; i < 4; i++)
+		outdir_writer_write(&w, rec, sizeof rec);
+	ok(hidden_left(at("s")) == 1, "a run in progress: its stage");
+	outdir_writer_abort(&w);
+	char *after = read_file(at("s/.set"), &len2);
+	ok(before && after && len1 == len2 && !memcmp(before, after, len1) &&
+	   records_in(at("s/docs-00000.shard"), &first) == 2 && !exists(at("s/docs-00003.shard")),
+	   "given up: the old set is untouched, nothing of the new one is there");
+	ok(!hidden_left(at("s")), "... and its stage is removed");
+	free(before);
+	free(after);
+
+	/* a shard rewritten under the set, a shard gone, no manifest */
+	ok(!shardset_check(&m, at("s")), "the set checks");
+	write_n(at("s/docs-00001.shard"), 1, 0, 0);
+	ok(shardset_check(&m, at("s")) && list_refused(at("s")), "a changed shard is refused");
+	unlink(at("s/docs-00001.shard"));
+	ok(shardset_check(&m, at("s")) && list_refused(at("s")), "a missing one too");
+	unlink(at("s/.set"));
+	ok(list_refused(at("s")), "shards without a manifest too");
+	mkdir(at("bare"), 0777);
+	ok(list_refused(at("bare")), "and a directory without one that holds nothing");
+	shardset_free(&m);
+	ok(shardset_add_file(&m, at("s/docs-00000.shard.nope"), "x.shard") && !m.n,
+	   "no entry for what is not a finished shard");
+}
+
+/* Named sets (cp-tokenize's) merge: a later run adds to and replaces in the set. */
+static void stage_one(const char *d, const char *name, int nrec)
+{
+	outdir_make(d, 1);
+	struct shardset_stage *st = shardset_stage_open(d);
+	char *p = shardset_stage_path(st, name);
+	write_n(p, nrec, 0, 0);
+	free(p);
+	if (shardset_stage_commit(&st, 1, NULL))
+		diag("commit failed");
+}
+
+static void test_named_sets(void)
+{
+	int first;
+	stage_one(at("n"), "x.shard", 2);
+	stage_one(at("n"), "y.shard", 3);
+	stage_one(at("n"), "x.shard", 4);
+	struct shardset m;
+	ok(!shardset_load(at("n"), &m) && m.n == 2 && !strcmp(m.e[0].name, "x.shard") &&
+	   m.e[0].records == 4 && !strcmp(m.e[1].name, "y.shard") && m.e[1].records == 3,
+	   "named sets merge: x rewritten (4), y kept (3)");
+	ok(records_in(at("n/x.shard"), &first) == 4 && !shardset_check(&m, at("n")),
+	   "... as they are on disk");
+	shardset_free(&m);
+	unlink(at("n/y.shard"));
+	stage_one(at("n"), "z.shard", 1);
+	ok(!shardset_load(at("n"), &m) && m.n == 2 && shardset_find(&m, "y.shard") < 0,
+	   "an entry whose shard is gone is dropped");
+	shardset_free(&m);
+}
+
 int main(void)
 {
 	cp_quiet = 1;
@@ -230,6 +397,9 @@ int main(void)
 	test_numbering();
 	test_stale_stages();
 	test_writer();
+	test_manifest_text();
+	test_set_writer();
+	test_named_sets();
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd))

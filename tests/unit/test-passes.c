@@ -229,7 +229,15 @@ static void test_write_and_index(void)
 	ok(!outdir_stage_open(&stage, c.outdir, "cp-dedup", n), "staged");
 	ok(!dedup_write_outputs(ins, n, &c, &stage), "pass 2 writes");
 	struct buf names = { 0 };
-	ok(!dedup_publish(ins, n, c.outdir, &stage, &names), "published");
+	struct shardset set = { 0 }, back;
+	ok(!dedup_publish(ins, n, c.outdir, &stage, &set, &names), "published");
+	ok(shardset_load(c.outdir, &back) == 0 && back.n == 2 &&
+	   !strcmp(back.e[0].name, "docs-00003.shard") && !strcmp(back.e[1].name, "docs-00004.shard"),
+	   "the set manifest names the two published shards, and only them");
+	ok(!shardset_check(&back, c.outdir), "... as they are on disk");
+	is_int(back.n ? back.e[0].records + back.e[1].records : 0, 4, "... with their 4 documents");
+	shardset_free(&back);
+	shardset_free(&set);
 	buf_putc(&names, 0);
 	char want[1024];
 	snprintf(want, sizeof want, "\"%s\",\"%s\"", at("out/docs-00003.shard"), at("out/docs-00004.shard"));
@@ -244,7 +252,7 @@ static void test_write_and_index(void)
 	buf_putc(&p, 0);
 	ok(strstr((char *)p.p, "/3\",\"b\":") && strstr((char *)p.p, "b.shard/2\""),
 	   "the pairs name the near copies by origin");
-	ok(!dedup_save_index(&s), "index saved");
+	ok(!dedup_save_index(&s, c.index), "index saved");
 	outdir_stage_remove(&stage);
 	outdir_stage_free(&stage);
 	dedup_inputs_free(ins, n);

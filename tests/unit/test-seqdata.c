@@ -6,6 +6,7 @@
 #include "base/die.h"
 #include "base/io.h"
 #include "base/xalloc.h"
+#include "shard/set.h"
 #include "shard/shard.h"
 #include "train/seqdata.h"
 
@@ -55,6 +56,12 @@ static void write_seqs(const char *sub, const char *name, uint64_t first, uint64
 	}
 	if (!w || shard_close(w))
 		abort();
+	/* as a finished run leaves it: in the directory's set manifest (shard/set.h) */
+	struct shardset set;
+	if (shardset_load(d, &set) < 0 || shardset_add_file(&set, path, name) ||
+	    shardset_write(d, &set))
+		abort();
+	shardset_free(&set);
 	free(rec);
 	free(path);
 	free(d);
@@ -214,7 +221,12 @@ int main(void)
 	ok(refused("mixed", "m-1.shard': vocabulary 300 and length 7 differ from"),
 	   "shards of another length refused, naming both");
 	mkdir(path_in(dir, "empty"), 0755);
-	ok(refused("empty", "empty': no sequence shards"), "a directory without shards refused");
+	ok(refused("empty", "empty' holds no set of shards (no set manifest"),
+	   "a directory without a set manifest refused");
+	mkdir(path_in(dir, "emptyset"), 0755);
+	struct shardset none = { 0 };
+	shardset_write(path_in(dir, "emptyset"), &none);
+	ok(refused("emptyset", "emptyset': no sequence shards"), "an empty set refused");
 	write_seqs("none", "n-0.shard", 0, 0, 300, 6, -1);
 	ok(refused("none", "none': the sequence shards hold no sequence"), "no sequences refused");
 	write_seqs("bad", "b-0.shard", 0, 4, 300, 6, -1);
@@ -223,6 +235,34 @@ int main(void)
 	   "an id outside the vocabulary refused, naming file and record");
 	write_seqs("short", "t-0.shard", 0, 2, 300, 1, -1);
 	ok(refused("short", "t-0.shard': bad sequence shard parameters"), "length 1 refused");
+
+	/* sets no finished run wrote */
+	write_seqs("noset", "u-0.shard", 0, 3, 300, 6, -1);
+	unlink(path_in(dir, "noset/.set"));
+	ok(refused("noset", "noset' holds shards but no set manifest"),
+	   "shards without a set manifest refused, naming the directory");
+	write_seqs("extra", "x-0.shard", 0, 3, 300, 6, -1);
+	write_seqs("extra", "x-1.shard", 3, 3, 300, 6, -1);
+	char *m1 = xstrdup(path_in(dir, "extra/.set")), *keep = xasprintf("%s.keep", m1);
+	rename(m1, keep);
+	write_seqs("extra", "x-2.shard", 6, 3, 300, 6, -1);	/* a set of x-2 alone */
+	rename(keep, m1);	/* back to the manifest of x-0 and x-1 */
+	seqdata_open(&d, path_in(dir, "extra"));
+	ok(d.n == 2 && d.total == 6, "exactly the shards the manifest names are read (2 of 3)");
+	seqdata_close(&d);
+	write_seqs("extra2", "y-0.shard", 0, 3, 300, 6, -1);
+	char *m2 = xstrdup(path_in(dir, "extra2/.set"));
+	rename(m2, keep);
+	write_seqs("extra2", "y-0.shard", 0, 4, 300, 6, -1);	/* rewritten under the set */
+	rename(keep, m2);
+	ok(refused("extra2", "extra2': 'y-0.shard' is not the shard the set manifest names"),
+	   "a shard changed since its set was written refused");
+	unlink(path_in(dir, "extra2/y-0.shard"));
+	ok(refused("extra2", "extra2': the set manifest names 'y-0.shard', which is missing"),
+	   "a missing shard refused");
+	free(keep);
+	free(m1);
+	free(m2);
 
 	char *cmd = xasprintf("rm -rf '%s'", dir);
 	if (system(cmd))

@@ -11,6 +11,7 @@
 #include "base/util.h"
 #include "base/xalloc.h"
 #include "model/ckpt.h"
+#include "shard/set.h"
 #include "shard/shard.h"
 #include "train/log.h"
 #include "train/lr-schedule.h"
@@ -301,6 +302,11 @@ static void write_data(const char *sub, uint64_t n, uint64_t salt)
 	}
 	if (shard_close(w))
 		abort();
+	/* a directory is read as the set its manifest names (shard/set.h) */
+	struct shardset set = { 0 };
+	if (shardset_add_file(&set, p, "s-0.shard") || shardset_write(d, &set))
+		abort();
+	shardset_free(&set);
 	free(p);
 	free(d);
 }
