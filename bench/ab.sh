@@ -59,12 +59,12 @@ stage() {
 	printf '%-52s %9.3f %9.3f %6.3f  %s\n' "$name" "$ta" "$tb" "$(echo "$tb / $ta" | bc -l)" "$same"
 }
 
-# shared inputs, made once with A
+# shared inputs, made once with B (the newer reader may want what only the newer writer writes)
 "$PYTHON" tests/ref/tok_ref.py validlist "$($PYTHON -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")" \
 	100000000 >"$T/bpe.list"
-"$A/tests/test-gpt2-data" tokens "$T/tok.shard" 50257 400 1 400 >/dev/null
-"$A/bin/cp-pack" -T 64 --valid-frac 0 -o "$T/seqs" "$T/tok.shard" >/dev/null
-"$A/tests/test-infer" hf-random "$T/m" 50257 1024 12 12 768 "$GPT2" 1 >/dev/null
+"$B/tests/test-gpt2-data" tokens "$T/tok.shard" 50257 400 1 400 >/dev/null
+"$B/bin/cp-pack" -T 64 --valid-frac 0 -o "$T/seqs" "$T/tok.shard" >/dev/null
+"$B/tests/test-infer" hf-random "$T/m" 50257 1024 12 12 768 "$GPT2" 1 >/dev/null
 cat common/*/*.c | head -c 1500 >"$T/prompt.txt"
 "$PYTHON" tests/ref/humaneval_samples.py "$PROBLEMS" 20 "$T/samples.jsonl" --timeouts 4 --seed 1
 
