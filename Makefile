@@ -67,6 +67,13 @@ all: $(TOOLS) $(UNITS) $(if $(NVCC),gpu)
 # Objects are real targets, not intermediates make would delete (and so rebuild next time).
 .SECONDARY: $(COMMON_OBJ) $(TOOLS_OBJ) $(UNIT_OBJ)
 
+# Every object depends on this stamp: a build directory made before BUILD became absolute (its
+# dependency files name relative targets, so header changes went unseen) is rebuilt once.
+$(COMMON_OBJ) $(TOOLS_OBJ) $(UNIT_OBJ): $(BUILD)/.objects-v2
+$(BUILD)/.objects-v2:
+	@mkdir -p $(dir $@)
+	@touch $@
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) $(CFLAGS_$(notdir $*)) -MMD -MP -c -o $@ $<
