@@ -101,15 +101,14 @@ static const char needs_py[] =
 	"    if not p.startswith('/') or p in seen or any(p.startswith(R(d) + '/') for d in dirs):\n"
 	"        continue\n"
 	"    seen.add(p)\n"
-	"    d = os.path.dirname(p)\n"
+	"    d, name = os.path.split(p)\n"
 	"    if d not in links:\n"
-	"        links[d] = {}\n"
-	"        for x in os.scandir(d):\n"
-	"            if x.is_symlink():\n"
-	"                links[d].setdefault(R(x.path), []).append(x.path)\n"
+	"        links[d] = [x.path for x in os.scandir(d) if x.is_symlink()]\n"
 	"    print(p)\n"
-	"    for q in links[d].get(p, []):\n"
-	"        print(q)\n";
+	"    stem = os.path.join(d, name.split('.so')[0])\n"
+	"    for q in links[d]:\n"
+	"        if q.startswith(stem) and R(q) == p:\n"
+	"            print(q)\n";
 
 /* python's needs (above), python itself first; just python when it cannot say */
 static char **python_needs(const char *python)
