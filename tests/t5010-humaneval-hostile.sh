@@ -422,6 +422,12 @@ is "$(res snoop)" "failed: litter 0" "the next candidate finds none of it"
 like "$(res peek)" "^failed: mem:Permission denied fd:Permission denied environ:Permission denied$" \
 	"the server's memory, descriptors and environment are out of reach ($(res peek))"
 is "$(res good)" "passed" "after signals to pid 1 the server still judges"
+# cold, pid 1 is the sandbox's own init, a copy of cp-humaneval with every problem in memory
+grep '"kind": "peek"' warm.jsonl >peek.jsonl
+exit_is 0 "cold: the peek runs" timeout 60 cp-humaneval evaluate --cold --problems problems.jsonl \
+	--samples peek.jsonl -j 1 --timeout 2 -o results.jsonl
+like "$(res peek)" "^failed: mem:Permission denied fd:Permission denied environ:Permission denied$" \
+	"cold: the init's memory, descriptors and environment are out of reach ($(res peek))"
 
 # the control: without namespaces the same candidates reach what only the sandbox hid, so the
 # checks above can fail; nothing else of the hostile set runs here
