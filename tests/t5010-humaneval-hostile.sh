@@ -5,7 +5,12 @@
 # deleting files outside the scratch directory, connecting to a listener on 127.0.0.1,
 # signalling the parent and kill(-1), flooding stdout (what is kept and stored within the
 # sandbox's cap, the total said), and escape calls (unshare, mount,
-# setuid, chroot). Afterwards no process of the run is alive and the files are untouched.
+# setuid, chroot); reaching the host: listeners on UNIX sockets in /var/tmp and /dev/shm (mode 666,
+# as the D-Bus system bus is), world-readable files planted in /var/tmp and the test's directory,
+# the problems file with the canonical solutions and the repository's README.md, the host's
+# /proc/1/cmdline, /sys and /dev/ptmx. Afterwards no process of the run is alive and the files
+# are untouched. A control run without namespaces (--unsafe-no-isolation) shows that the same
+# candidates do reach the sockets and read the planted files where only a uid protects them.
 # Every hostile program bounds itself (2048 processes, 4 GB, 20 s, 200 MB) in case
 # containment fails; kill(-1) runs only once the sandbox is seen to use user and pid namespaces.
 . "$(dirname "$0")/lib.sh"
@@ -21,7 +26,10 @@ MARKER=cp-t5010-marker-$$-$(date +%s)
 # files outside the scratch directory, writable by anyone, so only the sandbox protects them
 need all "no writable /var/tmp" test -d /var/tmp -a -w /var/tmp
 VICTIM_DIR=$(mktemp -d /var/tmp/cp-t5010.XXXXXX) || skip_all "no /var/tmp"
-trap 'rm -rf "$TMP" "$VICTIM_DIR"; [ -n "${LPID:-}" ] && kill "$LPID" 2>/dev/null' EXIT
+SHM_DIR=
+[ -d /dev/shm ] && [ -w /dev/shm ] && SHM_DIR=$(mktemp -d /dev/shm/cp-t5010.XXXXXX)
+trap 'rm -rf "$TMP" "$VICTIM_DIR" ${SHM_DIR:+"$SHM_DIR"}; [ -n "${LPID:-}" ] && kill "$LPID" 2>/dev/null
+	[ -n "${ULPID:-}" ] && kill "$ULPID" 2>/dev/null' EXIT
 mkvictim() {
 	printf 'precious\n' >"$VICTIM_DIR/victim.txt"
 	chmod 777 "$VICTIM_DIR"
@@ -52,12 +60,66 @@ for i in $(seq 50); do [ -s "$TMP/port" ] && break; sleep 0.1; done
 setup "a listener on 127.0.0.1" test -s "$TMP/port"
 PORT=$(cat "$TMP/port")
 
+# listeners on UNIX sockets that anyone may connect to, logging any connection and what it
+# sent; they stop by themselves after 300 s
+SOCKS="$VICTIM_DIR/x.sock${SHM_DIR:+ $SHM_DIR/x.sock}"
+[ -n "$SHM_DIR" ] && chmod 755 "$SHM_DIR"
+"$PYTHON" - "$TMP/unix-ready" "$TMP/unix-connections" $SOCKS <<'EOF' &
+import os, select, socket, sys, time
+ready, log, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
+socks = {}
+for p in paths:
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(p)
+    os.chmod(p, 0o666)
+    s.listen(8)
+    socks[s] = p
+open(ready, "w").close()
+end = time.time() + 300
+while time.time() < end:
+    for s in select.select(list(socks), [], [], 0.2)[0]:
+        c, _ = s.accept()
+        c.settimeout(2)
+        try:
+            data = c.recv(100)
+        except OSError:
+            data = b""
+        open(log, "a").write("connection on %s: %r\n" % (socks[s], data))
+        c.close()
+EOF
+ULPID=$!
+for i in $(seq 50); do [ -e "$TMP/unix-ready" ] && break; sleep 0.1; done
+setup "listeners on UNIX sockets in /var/tmp${SHM_DIR:+ and /dev/shm}" test -e "$TMP/unix-ready"
+[ -n "$SHM_DIR" ] || skip "no writable /dev/shm: no socket there is tried"
+
+# world-readable files the candidates try to read: planted in /var/tmp and in the test's own
+# directory (made reachable for anyone), the problems file with the canonical solutions (where
+# the shared data is) and the repository's README.md
+plant() {
+	printf 'secret\n' >"$VICTIM_DIR/planted.txt"
+	chmod 644 "$VICTIM_DIR/planted.txt"
+	chmod 711 "$TMP"
+	mkdir -m 755 "$TMP/planted"
+	printf 'secret\n' >"$TMP/planted/planted.txt"
+	chmod 644 "$TMP/planted/planted.txt"
+}
+setup "world-readable files planted in /var/tmp and $TMP" plant
+HOSTFILES="$VICTIM_DIR/planted.txt $TMP/planted/planted.txt $SRC_DIR/README.md"
+HE_FILE=$SHARED_DIR/data/humaneval/HumanEval.jsonl.gz
+if need_file "$HE_FILE" 1; then
+	HOSTFILES="$HOSTFILES $HE_FILE"
+	ok "the problems file is there, readable" test -r "$HE_FILE"
+fi
+HOST_PID1=$(tr '\0' ' ' </proc/1/cmdline | cut -c1-200)
+before=$(victim_state | md5sum) # again, with the planted file and the socket
+
 printf '%s\n' '{"task_id": "hostile/0", "prompt": "def f():\n", "canonical_solution": "    return 1\n", "test": "def check(candidate):\n    assert candidate() == 1\n", "entry_point": "f"}' >problems.jsonl
 
-mksamples() { "$PYTHON" - "$MARKER" "$VICTIM_DIR" "$PORT" >samples.jsonl; }
+mksamples() { "$PYTHON" - "$MARKER" "$VICTIM_DIR" "$PORT" "$SOCKS" "$HOSTFILES" >samples.jsonl; }
 setup "the hostile samples" mksamples <<'EOF'
 import json, sys
 marker, vdir, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+socks, hostfiles = sys.argv[4].split(), sys.argv[5].split()
 victim = vdir + "/victim.txt"
 S = {}
 S["good"] = "    return 1\n"
@@ -128,6 +190,7 @@ S["files"] = """    import os, shutil
                      ('create', lambda: open(d + '/new.txt', 'w').write('x')),
                      ('rmtree', lambda: shutil.rmtree(d)),
                      ('hosttmp', lambda: open('/var/tmp/%s', 'w').write('x')),
+                     ('root', lambda: open('/%s', 'w').write('x')),
                      ('scratch', lambda: open('scratch.txt', 'w').write('x'))]:
         try:
             fn()
@@ -135,7 +198,7 @@ S["files"] = """    import os, shutil
         except OSError as e:
             out.append(what + ':' + str(e.strerror))
     raise AssertionError(' '.join(out))
-""" % (victim, vdir, marker)
+""" % (victim, vdir, marker, marker)
 S["network"] = """    import socket
     try:
         s = socket.create_connection(('127.0.0.1', %d), timeout=2)
@@ -172,8 +235,43 @@ S["escape"] = """    import ctypes
          'chroot=%d' % libc.chroot(b'/tmp')]
     raise AssertionError(' '.join(r))
 """
+S["unix"] = """    import socket
+    out = []
+    for p in %r:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(2)
+        try:
+            s.connect(p)
+            s.sendall(b'hello')
+            out.append('connected')
+        except OSError as e:
+            out.append(str(e.strerror))
+        s.close()
+    raise AssertionError(' '.join(out))
+""" % socks
+S["hostfiles"] = """    out = []
+    for p in %r:
+        try:
+            open(p, 'rb').read(1)
+            out.append('read')
+        except OSError as e:
+            out.append(str(e.strerror))
+    raise AssertionError(' '.join(out))
+""" % hostfiles
+S["hostview"] = """    import os
+    c = open('/proc/1/cmdline', 'rb').read().replace(bytes(1), b' ').decode('utf-8', 'replace')
+    r = ['cmdline=' + c.strip()[:200].replace('|', '/').replace(chr(10), ' '), 'sys=%s' % os.path.exists('/sys'),
+         'ptmx=%s' % os.path.exists('/dev/ptmx'), 'dev=' + ','.join(sorted(os.listdir('/dev')))]
+    try:
+        os.open('/dev/ptmx', os.O_RDWR)
+        r.append('pty=opened')
+    except OSError as e:
+        r.append('pty=' + e.strerror)
+    raise AssertionError(' | '.join(r))
+"""
 order = ["good", "forkcount", "good", "forkbomb", "membomb", "good", "busy", "stubborn",
-         "detach", "good", "files", "network", "signals", "good", "flood", "escape", "good"]
+         "detach", "good", "files", "network", "signals", "good", "flood", "escape", "unix", "hostfiles", "hostview",
+         "good"]
 for k in order:
     print(json.dumps({"task_id": "hostile/0", "completion": S[k], "kind": k}))
 EOF
@@ -208,6 +306,8 @@ flood_bounded() {
 	fi
 }
 
+not_in() { case "$1" in *"$2"*) return 1 ;; esac; } # TEXT WORD: TEXT does not hold WORD
+
 hostile_run() { # MODE: run the hostile samples and check what became of them
 MODE=$1
 M=${MODE:---warm}
@@ -235,7 +335,9 @@ is "$(res busy)" "timed out" "$M: busy loop: timed out"
 is "$(res stubborn)" "timed out" "$M: busy loop that swallows the timeout: timed out (killed)"
 is "$(res detach)" "failed: detached" "$M: detaching child: its parent judged failed"
 r=$(res files)
-like "$r" 'write:Read-only file system' "$M: files: writing outside is refused ($r)"
+# the victim is not even there (the private root), and the root itself is read-only
+like "$r" 'write:No such file or directory .* root:Read-only file system' \
+	"$M: files: writing outside is refused ($r)"
 ok "$M: files: nothing outside was done, only the scratch write" sh -c "
 	echo '$r' | grep -q 'scratch:done' && ! echo '$r' | sed 's/scratch:done//' | grep -q ':done'"
 is "$(cat "$VICTIM_DIR/victim.txt")" "precious" "$M: files: the victim file is untouched"
@@ -247,6 +349,19 @@ is "$(res signals)" "failed: still here" "$M: signals: parent and kill(-1) reach
 like "$(res flood)" '^(failed: |timed out)$' "$M: stdout flood: judged, output bounded"
 flood_bounded
 is "$(res escape)" "failed: unshare=-1 mount=-1 setuid=-1 chroot=-1" "$M: escape calls all fail"
+r=$(res unix)
+like "$r" '^failed: ' "$M: UNIX sockets: judged ($r)"
+ok "$M: UNIX sockets: the candidate connected to none" not_in "$r" connected
+ok "$M: UNIX sockets: the listeners saw no connection" test ! -s "$TMP/unix-connections"
+want=failed:
+for f in $HOSTFILES; do want="$want No such file or directory"; done
+is "$(res hostfiles)" "$want" "$M: host files: the planted ones, README.md and the problems file are not there"
+r=$(res hostview)
+cmdline=$(printf '%s' "$r" | sed -n 's/^failed: cmdline=\([^|]*\) | .*/\1/p')
+ok "$M: /proc/1/cmdline is not the host's pid 1 (${cmdline:-empty})" test "$cmdline" != "$HOST_PID1"
+ok "$M: /proc/1/cmdline is not our command line" not_in "$cmdline" samples.jsonl
+like "$r" ' [|] sys=False [|] ptmx=False [|] dev=null,urandom,zero [|] pty=No such file or directory$' \
+	"$M: no /sys, no /dev/ptmx, only /dev/null, zero and urandom"
 
 # nothing of the run survives: not the detached child (argv marker), not anything carrying the
 # run's environment marker, not anything of the sandbox uid that carries our marker
@@ -307,4 +422,21 @@ is "$(res snoop)" "failed: litter 0" "the next candidate finds none of it"
 like "$(res peek)" "^failed: mem:Permission denied fd:Permission denied environ:Permission denied$" \
 	"the server's memory, descriptors and environment are out of reach ($(res peek))"
 is "$(res good)" "passed" "after signals to pid 1 the server still judges"
+# cold, pid 1 is the sandbox's own init, a copy of cp-humaneval with every problem in memory
+grep '"kind": "peek"' warm.jsonl >peek.jsonl
+exit_is 0 "cold: the peek runs" timeout 60 cp-humaneval evaluate --cold --problems problems.jsonl \
+	--samples peek.jsonl -j 1 --timeout 2 -o results.jsonl
+like "$(res peek)" "^failed: mem:Permission denied fd:Permission denied environ:Permission denied$" \
+	"cold: the init's memory, descriptors and environment are out of reach ($(res peek))"
+
+# the control: without namespaces the same candidates reach what only the sandbox hid, so the
+# checks above can fail; nothing else of the hostile set runs here
+grep -e '"kind": "unix"' -e '"kind": "hostfiles"' samples.jsonl >control.jsonl
+exit_is 0 "control: rlimits alone (--unsafe-no-isolation) run them" env CP_SANDBOX_NAMESPACES=0 \
+	timeout 60 cp-humaneval evaluate --unsafe-no-isolation --problems problems.jsonl \
+	--samples control.jsonl -j 1 --timeout 2 -o results.jsonl
+like "$(res hostfiles)" '^failed: read read ' "control: the planted files are read ($(res hostfiles))"
+like "$(res unix)" '^failed: connected' "control: the UNIX socket in /var/tmp is reached ($(res unix))"
+like "$(cat "$TMP/unix-connections" 2>/dev/null)" "connection on $VICTIM_DIR/x.sock: b'hello'" \
+	"control: its listener saw the connection"
 done_testing

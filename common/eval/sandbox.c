@@ -4,22 +4,36 @@
  *   parent --fork--> C: own process group, unshare(user, pid, net, mount, ipc, uts); the parent
  *                       writes C's uid/gid maps (one unprivileged uid: nobody when we are root,
  *                       else our own uid); C takes that uid and forks
- *   C --fork--> G: pid 1 of the new pid namespace: remounts the whole tree read-only, mounts a
- *                  tmpfs scratch directory and a private /proc, forks P, reaps, exits with P;
- *                  when G dies the kernel kills everything left in the namespace
+ *   C --fork--> G: pid 1 of the new pid namespace: builds the candidate's root and pivots into
+ *                  it (below), forks P, reaps, exits with P; when G dies the kernel kills
+ *                  everything left in the namespace
  *   G --fork--> P: own process group, rlimits, no_new_privs, no capabilities, seccomp, exec.
  * The parent kills C's process group (C and G) at the deadline, which takes the namespace down.
  * A session (warm mode) is the same sandbox with the program itself as G: a server that is
  * pid 1, forks one child per request and kills everything else in the namespace after each;
  * C's death takes it down through its parent-death signal.
  * The children run between fork and exec in a multi-threaded parent, so they only make system
- * calls: every string and table they need is prepared before the fork. */
+ * calls: every string and table they need is prepared before the fork.
+ *
+ * The candidate's root: nothing of the host is visible but what the caller binds (the
+ * interpreter, its libraries and standard library), because whatever is visible can be read
+ * and every UNIX socket in it connected to, read-only mount or not. G mounts a small tmpfs on
+ * SBX_STAGE and pivots into it, so the host's tree hangs at SBX_OLDROOT, whole again (the
+ * staging mount no longer covers its SBX_STAGE); it builds the new root in a second tmpfs at
+ * SBX_NEWROOT from a plan made in sbx_new (directories, the host's symbolic links on the way,
+ * read-only recursive binds of the host paths), adds /dev/null, zero and urandom, a fresh
+ * /proc of the new pid namespace and the scratch tmpfs on /tmp, makes the root read-only,
+ * pivots into it and detaches the host's tree. There is no /sys, no devpts and no /dev/shm.
+ * G also clears the copy of our command line and environment it was forked with and makes
+ * itself non-dumpable, since it is the candidate's /proc/1. */
 #include "eval/sandbox.h"
 #include "base/xalloc.h"
 #include "base/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -46,6 +60,12 @@
 #ifndef MOUNT_ATTR_NOSUID
 #define MOUNT_ATTR_NOSUID 0x00000002
 #endif
+#ifndef MOUNT_ATTR_NODEV
+#define MOUNT_ATTR_NODEV 0x00000004
+#endif
+#ifndef MOUNT_ATTR_NOEXEC
+#define MOUNT_ATTR_NOEXEC 0x00000008
+#endif
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
@@ -53,6 +73,10 @@
 /* the unprivileged identity candidates get when we are root (nobody/nogroup) */
 #define SBX_NOBODY 65534
 #define SBX_SCRATCH "/tmp"
+#define SBX_STAGE "/tmp" /* any host directory: the first pivot uncovers it again */
+#define SBX_NEWROOT "/newroot"
+#define SBX_OLDROOT "/oldroot"
+#define SBX_LINK_DEPTH 16 /* symbolic links followed in a row while planning the root */
 #define SBX_GRACE_S 2.0 /* after the kill, how long to wait for the pipes to close */
 
 /* fixed descriptor layout inside the children */
@@ -62,17 +86,28 @@ enum { FD_INPUT = 3, FD_REPORT = 4, FD_ERR = 5, FD_SYNC_R = 6, FD_SYNC_W = 7, FD
 enum step {
 	ST_FDS, ST_SETPGID, ST_UNSHARE, ST_SYNC, ST_SETGROUPS, ST_SETGID, ST_SETUID, ST_FORK,
 	ST_MNT_PRIVATE, ST_MNT_RDONLY, ST_MNT_SCRATCH, ST_MNT_PROC, ST_CHDIR, ST_RLIMIT, ST_NNP,
-	ST_CAPS, ST_SECCOMP, ST_EXEC, ST_SIGNALS,
+	ST_CAPS, ST_SECCOMP, ST_EXEC, ST_SIGNALS, ST_STAGE, ST_PIVOT, ST_ROOT_DIR, ST_ROOT_LINK,
+	ST_ROOT_BIND, ST_ROOT_DEV, ST_ROOT_RDONLY, ST_OLDROOT,
 };
 static const char *const step_name[] = {
 	"descriptors", "setpgid/setsid", "unshare namespaces", "uid map handshake", "setgroups",
 	"setresgid", "setresuid", "fork", "private mounts", "read-only remount (mount_setattr)",
 	"scratch tmpfs", "/proc", "chdir to scratch", "setrlimit", "no_new_privs",
-	"dropping capabilities", "seccomp", "exec", "signal mask",
+	"dropping capabilities", "seccomp", "exec", "signal mask", "staging tmpfs", "pivot_root",
+	"making a directory of the root", "making a symbolic link of the root", "binding",
+	"binding /dev", "read-only root", "detaching the host's tree",
 };
 
 struct child_err {
-	int step, err;
+	int step, err, op; /* op: the root_op it failed on, or -1 */
+};
+
+/* One step of building the candidate's root (see the top): dst under SBX_NEWROOT, src under
+ * SBX_OLDROOT (a bind) or the target (a link); path the host path, for messages. */
+enum root_kind { RK_DIR, RK_LINK, RK_FILE, RK_TREE };
+struct root_op {
+	enum root_kind kind;
+	char *path, *dst, *src;
 };
 
 struct sandbox {
@@ -86,6 +121,10 @@ struct sandbox {
 	struct sock_fprog prog;
 	struct sock_filter *filter;
 	char *scratch_base; /* plain mode: where scratch directories go */
+	struct root_op *ops; /* namespace mode: the candidate's root, in order */
+	size_t nops, aops, nbinds;
+	/* where our command line and environment lie, cleared in G (0: unknown) */
+	unsigned long arg_start, arg_end, env_start, env_end;
 };
 
 /* arguments a child needs, all ready before fork */
@@ -115,6 +154,157 @@ void sbx_config_default(struct sbx_config *c)
 	c->env = env;
 }
 
+/* ---- planning the candidate's root (in the parent, before any fork) ---- */
+
+static int root_has(const struct sandbox *sb, const char *path, int but_dirs)
+{
+	for (size_t i = 0; i < sb->nops; i++)
+		if (!strcmp(sb->ops[i].path, path) && !(but_dirs && sb->ops[i].kind == RK_DIR))
+			return 1;
+	return 0;
+}
+
+/* PATH lies in a directory already bound whole */
+static int root_covered(const struct sandbox *sb, const char *path)
+{
+	for (size_t i = 0; i < sb->nops; i++) {
+		const struct root_op *o = &sb->ops[i];
+		size_t n = strlen(o->path);
+		if (o->kind == RK_TREE && !strncmp(path, o->path, n) && (!path[n] || path[n] == '/'))
+			return 1;
+	}
+	return 0;
+}
+
+static void root_add(struct sandbox *sb, enum root_kind kind, const char *path, const char *target)
+{
+	/* a directory made for what lies in it may still be bound whole later, over it */
+	if (root_has(sb, path, kind == RK_TREE))
+		return;
+	if (sb->nops == sb->aops) {
+		sb->aops = sb->aops ? 2 * sb->aops : 32;
+		sb->ops = xrealloc(sb->ops, sb->aops * sizeof *sb->ops);
+	}
+	struct root_op *o = &sb->ops[sb->nops++];
+	o->kind = kind;
+	o->path = xstrdup(path);
+	o->dst = xasprintf(SBX_NEWROOT "%s", path);
+	o->src = kind == RK_LINK ? xstrdup(target) : kind == RK_DIR ? NULL
+						      : xasprintf(SBX_OLDROOT "%s", path);
+	sb->nbinds += kind == RK_FILE || kind == RK_TREE;
+}
+
+/* the component of PATH at *P appended to CUR (a path free of symbolic links), "." and ".."
+ * taken lexically, which is right since CUR holds no links; 0 when it is one of those */
+static int root_step(char *cur, size_t size, const char **p)
+{
+	while (**p == '/')
+		(*p)++;
+	size_t len = strcspn(*p, "/"), n = strlen(cur);
+	const char *c = *p;
+	*p += len;
+	if (len == 1 && c[0] == '.')
+		return 0;
+	if (len == 2 && c[0] == '.' && c[1] == '.') {
+		char *slash = strrchr(cur, '/');
+		if (slash)
+			*slash = 0;
+		return 0;
+	}
+	if (n + 1 + len >= size)
+		return -1;
+	cur[n] = '/';
+	memcpy(cur + n + 1, c, len);
+	cur[n + 1 + len] = 0;
+	return 1;
+}
+
+/* Plan PATH (absolute) into the root as the host has it: its directories, the symbolic links
+ * on the way (followed), and the file or directory it names bound read-only. What is not
+ * there is left out: the interpreter then fails to start, and says so. */
+static void root_plan(struct sandbox *sb, const char *path, int depth)
+{
+	char cur[PATH_MAX] = "";
+	const char *p = path;
+	if (depth > SBX_LINK_DEPTH || path[0] != '/')
+		return;
+	for (;;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			return;
+		int r = root_step(cur, sizeof cur, &p);
+		if (r < 0)
+			return;
+		if (!r)
+			continue;
+		int last = !p[strspn(p, "/")];
+		struct stat st;
+		if (root_covered(sb, cur) || lstat(cur, &st))
+			return;
+		if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t t = readlink(cur, target, sizeof target - 1);
+			if (t <= 0)
+				return;
+			target[t] = 0;
+			root_add(sb, RK_LINK, cur, target);
+			int dir = (int)(strrchr(cur, '/') - cur);
+			char *next = target[0] == '/' ? xasprintf("%s%s", target, p)
+						      : xasprintf("%.*s/%s%s", dir, cur, target, p);
+			root_plan(sb, next, depth + 1);
+			free(next);
+			return;
+		}
+		if (S_ISDIR(st.st_mode))
+			root_add(sb, last ? RK_TREE : RK_DIR, cur, NULL);
+		else if (last && S_ISREG(st.st_mode))
+			root_add(sb, RK_FILE, cur, NULL);
+		if (last || !S_ISDIR(st.st_mode))
+			return;
+	}
+}
+
+/* The root's own symbolic links (/lib -> usr/lib on a merged /usr), which the dynamic loader's
+ * paths go through; their targets are planned only where a bind needs them. */
+static void root_plan_links(struct sandbox *sb)
+{
+	DIR *d = opendir("/");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char path[300], target[PATH_MAX];
+		snprintf(path, sizeof path, "/%s", e->d_name);
+		ssize_t t = readlink(path, target, sizeof target - 1);
+		if (t <= 0)
+			continue;
+		target[t] = 0;
+		root_add(sb, RK_LINK, path, target);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* where /proc/self/stat says our command line and environment lie (fields 48 to 51) */
+static void find_args(struct sandbox *sb)
+{
+	char buf[4096];
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	char *p = strrchr(buf, ')'); /* the name before it may hold anything */
+	unsigned long v[4];
+	for (int field = 2; p && field < 48; field++)
+		p = strchr(p + 1, ' ');
+	if (p && sscanf(p, " %lu %lu %lu %lu", &v[0], &v[1], &v[2], &v[3]) == 4 && v[0] <= v[1] &&
+	    v[2] <= v[3]) {
+		sb->arg_start = v[0], sb->arg_end = v[1], sb->env_start = v[2], sb->env_end = v[3];
+	}
+}
+
 struct sandbox *sbx_new(const struct sbx_config *cfg, char **why)
 {
 	struct sandbox *sb = xcalloc(1, sizeof *sb);
@@ -136,8 +326,14 @@ struct sandbox *sbx_new(const struct sbx_config *cfg, char **why)
 	const char *tmp = getenv("TMPDIR");
 	sb->scratch_base = xstrdup(tmp && *tmp ? tmp : "/tmp");
 	sb->prot = SBX_P_RLIMITS | SBX_P_UIDDROP;
-	if (cfg->mode == SBX_NAMESPACES)
+	if (cfg->mode == SBX_NAMESPACES) {
 		sb->prot |= SBX_P_USERNS | SBX_P_PIDNS | SBX_P_NETNS | SBX_P_MNTNS | SBX_P_PROCFS;
+		root_plan_links(sb);
+		for (const char *const *b = cfg->binds; b && *b; b++)
+			root_plan(sb, *b, 0);
+		find_args(sb);
+	}
+	sb->cfg.binds = NULL; /* planned: the caller's list is not kept */
 	/* a write to a pipe whose reader died must be an error here, not our death */
 	signal(SIGPIPE, SIG_IGN);
 	(void)why;
@@ -165,6 +361,12 @@ void sbx_free(struct sandbox *sb)
 		return;
 	free(sb->filter);
 	free(sb->scratch_base);
+	for (size_t i = 0; i < sb->nops; i++) {
+		free(sb->ops[i].path);
+		free(sb->ops[i].dst);
+		free(sb->ops[i].src);
+	}
+	free(sb->ops);
 	free(sb);
 }
 
@@ -201,9 +403,11 @@ void sbx_describe(const struct sandbox *sb, struct buf *b)
 	if (p & SBX_P_NETNS)
 		buf_puts(b, "; network namespace (no network)");
 	if (p & SBX_P_MNTNS) {
-		buf_puts(b, "; mount namespace (read-only filesystem, tmpfs scratch " SBX_SCRATCH " of ");
+		buf_printf(b, "; mount namespace (a private root: of the host only %zu paths bound "
+			   "read-only, the interpreter's, and /dev/null, zero and urandom; tmpfs "
+			   "scratch " SBX_SCRATCH " of ", sb->nbinds);
 		human_bytes(b, c->scratch_bytes);
-		buf_puts(b, ", private /proc)");
+		buf_puts(b, ", private /proc, no /sys)");
 	}
 	if (p & SBX_P_SECCOMP)
 		buf_puts(b, "; seccomp filter");
@@ -218,12 +422,17 @@ void sbx_describe(const struct sandbox *sb, struct buf *b)
 
 /* ---- the children: system calls only ---- */
 
-static void child_fail(int step)
+static void child_fail_at(int step, int op)
 {
-	struct child_err e = { step, errno };
+	struct child_err e = { step, errno, op };
 	ssize_t w = write(FD_ERR, &e, sizeof e);
 	(void)w;
 	_exit(127);
+}
+
+static void child_fail(int step)
+{
+	child_fail_at(step, -1);
 }
 
 /* Put the descriptors the children need at fixed numbers and close every other one, so no
@@ -304,29 +513,107 @@ static void child_exec(const struct spawn *sp, const char *dir)
 	child_fail(ST_EXEC);
 }
 
-static void init_mounts(const struct sandbox *sb)
+/* a read-only bind of SRC (under SBX_OLDROOT) on DST, made first (a directory or an empty file) */
+static int bind_ro(const char *src, const char *dst, int dir, uint64_t attrs)
 {
+	if (dir ? mkdir(dst, 0755) && errno != EEXIST : 0)
+		return -1;
+	if (!dir) {
+		int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0444);
+		if (fd < 0)
+			return -1;
+		close(fd);
+	}
+	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL))
+		return -1;
+	struct { uint64_t set, clr, propagation, userns_fd; } attr = {
+		MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | attrs, 0, 0, 0
+	};
+	return (int)syscall(SYS_mount_setattr, -1, dst, AT_RECURSIVE, &attr, sizeof attr);
+}
+
+/* the planned directories, links and binds under SBX_NEWROOT */
+static void root_build(const struct sandbox *sb)
+{
+	for (size_t i = 0; i < sb->nops; i++) {
+		const struct root_op *o = &sb->ops[i];
+		int bad = 0, step = ST_ROOT_BIND;
+		if (o->kind == RK_DIR)
+			bad = mkdir(o->dst, 0755) && errno != EEXIST, step = ST_ROOT_DIR;
+		else if (o->kind == RK_LINK)
+			bad = symlink(o->src, o->dst) && errno != EEXIST, step = ST_ROOT_LINK;
+		else
+			bad = bind_ro(o->src, o->dst, o->kind == RK_TREE, MOUNT_ATTR_NODEV) != 0;
+		if (bad)
+			child_fail_at(step, (int)i);
+	}
+}
+
+/* the devices a program may need; on a mount that keeps them working (not nodev) */
+static void root_dev(void)
+{
+	static const char *const src[] = { SBX_OLDROOT "/dev/null", SBX_OLDROOT "/dev/zero",
+					   SBX_OLDROOT "/dev/urandom" };
+	static const char *const dst[] = { SBX_NEWROOT "/dev/null", SBX_NEWROOT "/dev/zero",
+					   SBX_NEWROOT "/dev/urandom" };
+	if (mkdir(SBX_NEWROOT "/dev", 0755))
+		child_fail(ST_ROOT_DEV);
+	for (int i = 0; i < 3; i++)
+		if (bind_ro(src[i], dst[i], 0, MOUNT_ATTR_NOEXEC))
+			child_fail(ST_ROOT_DEV);
+}
+
+static void init_root(const struct sandbox *sb)
+{
+	struct { uint64_t set, clr, propagation, userns_fd; } ro = {
+		MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0
+	};
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
 		child_fail(ST_MNT_PRIVATE);
-	struct { uint64_t set, clr, propagation, userns_fd; } attr = {
-		MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, 0, 0
-	};
-	if (syscall(SYS_mount_setattr, -1, "/", AT_RECURSIVE, &attr, sizeof attr))
-		child_fail(ST_MNT_RDONLY);
-	if (mount("tmpfs", SBX_SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, sb->tmpfs_opts))
+	if (mount("tmpfs", SBX_STAGE, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,nr_inodes=16,mode=0700"))
+		child_fail(ST_STAGE);
+	if (mkdir(SBX_STAGE SBX_NEWROOT, 0755) || mkdir(SBX_STAGE SBX_OLDROOT, 0700))
+		child_fail(ST_STAGE);
+	if (syscall(SYS_pivot_root, SBX_STAGE, SBX_STAGE SBX_OLDROOT) || chdir("/"))
+		child_fail(ST_PIVOT);
+	if (mount("tmpfs", SBX_NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV,
+		  "size=4m,nr_inodes=8192,mode=0755"))
+		child_fail(ST_STAGE);
+	root_build(sb);
+	root_dev();
+	/* a /proc of this pid namespace only (while the host's is still in sight, which the kernel
+	 * wants); where it refuses one, the directory stays empty */
+	if (mkdir(SBX_NEWROOT "/proc", 0555) || mkdir(SBX_NEWROOT SBX_SCRATCH, 0755))
+		child_fail(ST_ROOT_DIR);
+	mount("proc", SBX_NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	if (mount("tmpfs", SBX_NEWROOT SBX_SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, sb->tmpfs_opts))
 		child_fail(ST_MNT_SCRATCH);
-	/* a /proc of this pid namespace only; where the kernel refuses one, hide the host's */
-	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) &&
-	    mount("tmpfs", "/proc", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		  "size=4k,mode=0555"))
-		child_fail(ST_MNT_PROC);
+	if (syscall(SYS_mount_setattr, -1, SBX_NEWROOT, 0, &ro, sizeof ro))
+		child_fail(ST_ROOT_RDONLY);
+	/* the host's tree, stacked on the new root by pivot_root(".", "."), goes whole */
+	if (chdir(SBX_NEWROOT) || syscall(SYS_pivot_root, ".", "."))
+		child_fail(ST_PIVOT);
+	if (umount2(".", MNT_DETACH) || chdir("/"))
+		child_fail(ST_OLDROOT);
+}
+
+/* G is the candidate's /proc/1: no copy of our command line, environment or memory to read */
+static void init_hide(const struct sandbox *sb)
+{
+	if (sb->arg_end > sb->arg_start)
+		memset((void *)sb->arg_start, 0, sb->arg_end - sb->arg_start);
+	if (sb->env_end > sb->env_start)
+		memset((void *)sb->env_start, 0, sb->env_end - sb->env_start);
+	prctl(PR_SET_NAME, "sandbox-init", 0, 0, 0);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
 /* G: pid 1 of the candidate's pid namespace */
 static void child_init(const struct spawn *sp)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	init_mounts(sp->sb);
+	init_hide(sp->sb);
+	init_root(sp->sb);
 	if (sp->session)
 		child_exec(sp, SBX_SCRATCH); /* the server is init: it reaps and kills itself */
 	pid_t p = fork();
@@ -525,7 +812,7 @@ static int fds_open(struct fds *f, const void *input, size_t len, char **why)
 }
 
 /* wait for the error pipe to close (exec happened) or carry a failure; -1 with *why */
-static int await_exec(struct fds *f, double deadline, char **why)
+static int await_exec(const struct sandbox *sb, struct fds *f, double deadline, char **why)
 {
 	struct child_err e;
 	size_t got = 0;
@@ -556,7 +843,11 @@ static int await_exec(struct fds *f, double deadline, char **why)
 	}
 	const char *what = e.step >= 0 && (size_t)e.step < sizeof step_name / sizeof *step_name
 				   ? step_name[e.step] : "?";
-	*why = xasprintf("sandbox setup failed at %s: %s", what, strerror(e.err));
+	if (e.op >= 0 && (size_t)e.op < sb->nops)
+		*why = xasprintf("sandbox setup failed at %s '%s': %s", what, sb->ops[e.op].path,
+				 strerror(e.err));
+	else
+		*why = xasprintf("sandbox setup failed at %s: %s", what, strerror(e.err));
 	return -1;
 }
 
@@ -649,7 +940,7 @@ static pid_t spawn(struct sandbox *sb, const char *const *argv, struct fds *f, c
 	int ret = 0;
 	if (sb->cfg.mode == SBX_NAMESPACES)
 		ret = handshake(sb, f, pid, why);
-	if (ret >= 0 && await_exec(f, deadline, why))
+	if (ret >= 0 && await_exec(sb, f, deadline, why))
 		ret = -1;
 	else if (ret == 1) {
 		*why = xasprintf("the sandbox's first process died during setup");

@@ -1,8 +1,9 @@
 /* sandbox.h: run one untrusted program (an interpreter and its input) with the machine protected:
  * its own process group, a fresh scratch directory, a cleared environment, stdin from /dev/null,
  * bounded output capture, rlimits and a wall-clock deadline that kills everything it started;
- * where the kernel allows, new user, pid, network, mount, IPC and UTS namespaces (no network,
- * read-only filesystem except a tmpfs scratch directory), an unprivileged uid and a seccomp filter.
+ * where the kernel allows, new user, pid, network, mount, IPC and UTS namespaces (no network; a
+ * private root holding only what the caller binds read-only, three /dev nodes, a fresh /proc and a
+ * tmpfs scratch directory), an unprivileged uid and a seccomp filter.
  * Candidates never run as root. sbx_run is safe to call from many threads at once. */
 #ifndef CP_SANDBOX_H
 #define CP_SANDBOX_H
@@ -23,7 +24,7 @@ enum {
 	SBX_P_USERNS = 1 << 0,
 	SBX_P_PIDNS = 1 << 1,
 	SBX_P_NETNS = 1 << 2,
-	SBX_P_MNTNS = 1 << 3, /* read-only filesystem, tmpfs scratch */
+	SBX_P_MNTNS = 1 << 3, /* a private root of read-only binds, tmpfs scratch */
 	SBX_P_SECCOMP = 1 << 4,
 	SBX_P_RLIMITS = 1 << 5,
 	SBX_P_UIDDROP = 1 << 6, /* candidates run under an unprivileged uid */
@@ -43,6 +44,11 @@ struct sbx_config {
 	size_t output_max;	/* bytes of stdout+stderr kept; the rest is read and dropped */
 	size_t report_max;	/* bytes of the fd-4 report kept */
 	const char *const *env; /* NULL-terminated environment for the candidate */
+	/* namespace mode: the host paths (files or directories, NULL-terminated) that the candidate
+	 * sees, read-only at the same place, with the symbolic links on the way to them; nothing
+	 * else of the host is in its root but the root's own symbolic links (/lib -> usr/lib),
+	 * /dev/null, /dev/zero and /dev/urandom. The program run must be among them. */
+	const char *const *binds;
 };
 
 /* defaults: namespaces, seccomp, 3 s, 1 GiB, 16 MiB files, 64 MiB scratch, 64 processes, 64 files */

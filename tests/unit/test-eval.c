@@ -16,6 +16,7 @@
 #include "tap.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/personality.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -543,6 +545,80 @@ static void test_judge(const char *dir)
 	judge_close(&j);
 }
 
+/* ---- the candidates' private root ---- */
+
+/* one program judged cold in a fresh judge; its verdict (free it) */
+static char *judge_one(struct judge *j, const char *prog)
+{
+	struct sbx_result r;
+	char *why = NULL;
+	if (judge_run(j, prog, strlen(prog), &r, &why)) {
+		diag("judge_run: %s", why);
+		free(why);
+		return xstrdup("");
+	}
+	buf_putc(&r.report, 0);
+	char *v = xstrdup((char *)r.report.p);
+	sbx_result_free(&r);
+	return v;
+}
+
+/* A world-readable file the host sees (checked here) is not in the candidate's root, nor /sys
+ * or /dev/ptmx; its /proc/1/cmdline is not our command line (read here from /proc/self). */
+static void test_judge_root(void)
+{
+	char planted[] = "/var/tmp/test-eval-planted.XXXXXX";
+	int fd = mkstemp(planted);
+	if (fd < 0 || write(fd, "secret\n", 7) != 7 || fchmod(fd, 0644)) {
+		ok(1, "# skip cannot plant a file in /var/tmp");
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	close(fd);
+	struct judge_opts o = { .timeout = 2.0, .memory = 1ULL << 30, .jobs = 1, .cold = 1, .unsafe = 1 };
+	struct judge j;
+	judge_open(&j, &o);
+	if (!(sbx_protections(j.sb) & SBX_P_MNTNS)) {
+		ok(1, "# skip no namespace sandbox here");
+		judge_close(&j);
+		unlink(planted);
+		return;
+	}
+	ok(!access(planted, R_OK), "the planted file is readable on the host");
+	char *prog = xasprintf("import os\n"
+			       "def tryopen(p):\n"
+			       "    try:\n"
+			       "        open(p, 'rb').read(1)\n"
+			       "        return 'read'\n"
+			       "    except OSError as e:\n"
+			       "        return e.strerror\n"
+			       "raise AssertionError(' | '.join([tryopen('%s'), str(os.path.exists('/sys')),\n"
+			       "    tryopen('/dev/ptmx'), ','.join(sorted(os.listdir('/dev')))]))\n",
+			       planted);
+	char *v = judge_one(&j, prog);
+	is_str(v, "failed: No such file or directory | False | No such file or directory | "
+	       "null,urandom,zero", "the candidate finds no host file, no /sys, no /dev/ptmx");
+	free(v);
+	free(prog);
+
+	char self[4096] = "";
+	int sfd = open("/proc/self/cmdline", O_RDONLY);
+	ssize_t n = sfd < 0 ? -1 : read(sfd, self, sizeof self - 1);
+	if (sfd >= 0)
+		close(sfd);
+	for (ssize_t i = 0; i < n - 1; i++)
+		if (!self[i])
+			self[i] = ' ';
+	v = judge_one(&j, "c = open('/proc/1/cmdline', 'rb').read()\n"
+			  "raise AssertionError(c.replace(bytes(1), b' ').decode().strip())\n");
+	ok(n > 0 && strncmp(v, "failed: ", 8) == 0 && !strstr(v, self) && !strstr(v, "test-eval"),
+	   "/proc/1/cmdline is not ours ('%s' against '%s')", v, self);
+	free(v);
+	judge_close(&j);
+	unlink(planted);
+}
+
 int main(int argc, char **argv)
 {
 	(void)argc;
@@ -560,6 +636,7 @@ int main(int argc, char **argv)
 	test_seccomp_child();
 	test_generate_logic();
 	test_judge(dir);
+	test_judge_root();
 	char *cmd = xasprintf("rm -rf '%s'", dir);
 	if (system(cmd))
 		diag("cannot remove %s", dir);
