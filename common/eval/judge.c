@@ -277,6 +277,11 @@ static void judge_warm_up(struct judge *j, const struct judge_opts *o, enum sbx_
  * would run with rlimits alone and --unsafe-no-isolation was not given. */
 void judge_open(struct judge *j, const struct judge_opts *o)
 {
+	/* LLVM's OpenMP runtime (clang builds) re-initialises itself in every forked child and
+	 * trips an assertion when the fork comes from a worker thread, as ours do; the children
+	 * never use OpenMP. Read when the runtime first starts, which is after this in every tool
+	 * (an earlier start keeps the user's setting or the default). libgomp ignores it. */
+	setenv("KMP_INIT_AT_FORK", "false", 0);
 	memset(j, 0, sizeof *j);
 	const char *tries[2];
 	size_t ntries = 0;
