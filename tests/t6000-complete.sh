@@ -6,8 +6,7 @@
 # token boundaries; JSON lines; models from run directories and checkpoints; --device; errors.
 . "$(dirname "$0")/lib.sh"
 
-TOK="$SHARED_DIR/data/gpt2"
-[ -f "$TOK/encoder.json" ] || skip_all "no GPT-2 tokenizer at $TOK"
+TOK=$(gpt2_tokenizer) || skip_all "$GPT2_MISSING"
 TPY=${TORCH_PYTHON:-/usr/bin/python3}
 
 ok "make a tiny random model" "$BUILD/tests/test-infer" hf-random M 50257 64 2 2 32 "$TOK" 3

