@@ -101,8 +101,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libcp.a
 COMMON_PY_OBJ = $(COMMON_PY:%.py=$(BUILD)/obj/%.py.o)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(COMMON_PY_OBJ)
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -Icommon $(CPPFLAGS) -fsanitize=fuzzer,address,undefined \
-		$(LDFLAGS) -o $@ $< $(COMMON_SRC) $(COMMON_PY_OBJ) $(LDLIBS)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Wno-pass-failed -fopenmp -Icommon $(CPPFLAGS) \
+		-fsanitize=fuzzer,address,undefined $(LDFLAGS) -o $@ $< $(COMMON_SRC) $(COMMON_PY_OBJ) \
+		$(LDLIBS) $(LDLIBS_cp-humaneval) $(LDLIBS_cp-complete)
 
 gpu: $(GPU_OBJ)
 $(BUILD)/obj/gpu/%.o: gpu/%.cu

@@ -110,3 +110,11 @@ gpt2_tokenizer() {
 	[ -f "$d/encoder.json" ] && [ -f "$d/vocab.bpe" ] && echo "$d"
 }
 GPT2_MISSING="no GPT-2 tokenizer files (encoder.json, vocab.bpe) in $SHARED_DIR/data/gpt2; no installed package ships them"
+# stdlib_dirs NAME...: the directories of $PYTHON's standard library so named that exist, one
+# a line (for `set -- $(stdlib_dirs email json)`); STDLIB is set to the library's root
+STDLIB=
+stdlib_dirs() {
+	[ -n "$STDLIB" ] || STDLIB=$("$PYTHON" -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
+	for d in "$@"; do [ -d "$STDLIB/$d" ] && echo "$STDLIB/$d"; done
+	return 0
+}

@@ -5,12 +5,8 @@
 # with the same result as an uninterrupted run, and nothing hidden left.
 . "$(dirname "$0")/lib.sh"
 
-std=$("$PYTHON" -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
-set --
-for d in email json unittest importlib xml logging concurrent; do
-	[ -d "$std/$d" ] && set -- "$@" "$std/$d"
-done
-need all "no Python sources under '$std'" test $# -gt 0
+set -- $(stdlib_dirs email json unittest importlib xml logging concurrent)
+need all "no Python sources in the standard library of $PYTHON" test $# -gt 0
 setup "shards of $# stdlib trees" cp-hash -q -o in/ --shard-docs 40 "$@"
 ok "an uninterrupted run" cp-dedup -j1 -o ref in
 ok "... writes output" test -n "$(ls ref)"

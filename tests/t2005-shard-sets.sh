@@ -7,12 +7,8 @@
 # leaves no finished output of cp-hash.
 . "$(dirname "$0")/lib.sh"
 
-std=$("$PYTHON" -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
-set --
-for d in email json unittest importlib xml logging concurrent; do
-	[ -d "$std/$d" ] && set -- "$@" "$std/$d"
-done
-need all "no Python sources under '$std'" test $# -gt 0
+set -- $(stdlib_dirs email json unittest importlib xml logging concurrent)
+need all "no Python sources in the standard library of $PYTHON" test $# -gt 0
 trees="$*"
 
 wait_for() { # GLOB: up to 10 s for a file to appear

@@ -10,9 +10,11 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Open files; the signal handler walks the list without the lock (best effort: a file being
@@ -117,21 +119,48 @@ static void sweep_once(const char *path)
 	pthread_mutex_unlock(&swept_lock);
 }
 
+/* The tool's other threads go on while the signal handler cleans up: a file one of them is
+ * creating or renaming at that moment must be on the list, or renamed, before the handler
+ * sweeps, and none may start after. So each creation and rename is counted in flight; the
+ * handler sets DYING, waits (a bounded time) for the count to drop to zero, then sweeps; a
+ * thread that finds DYING set creates and renames nothing and waits for the end. */
+static atomic_int dying, inflight;
+static void (*volatile signal_extra)(void);
+
+static void enter(void)
+{
+	atomic_fetch_add(&inflight, 1);
+	if (atomic_load(&dying)) {
+		atomic_fetch_sub(&inflight, 1);
+		for (;;)
+			pause();	/* the handler's thread ends the process */
+	}
+}
+
+static void leave(void)
+{
+	atomic_fetch_sub(&inflight, 1);
+}
+
 int atomic_open(struct atomic_file *f, const char *path)
 {
 	memset(f, 0, sizeof(*f));
 	sweep_once(path);
 	f->tmp = atomic_tmp_name(path);
+	f->path = xstrdup(path);
+	f->pid = getpid();
+	enter();
 	f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (f->fd >= 0)
+		live_add(f);
+	leave();
 	if (f->fd < 0) {
 		error_errno("cannot create '%s'", f->tmp);
 		free(f->tmp);
-		f->tmp = NULL;
+		free(f->path);
+		f->tmp = f->path = NULL;
 		return -1;
 	}
-	f->path = xstrdup(path);
-	f->pid = getpid();
-	live_add(f);
 	return 0;
 }
 
@@ -167,8 +196,12 @@ int atomic_commit(struct atomic_file *f)
 		ret = error_errno("cannot sync '%s'", f->tmp);
 	if (close(f->fd) && !ret)
 		ret = error_errno("cannot close '%s'", f->tmp);
-	if (!ret && rename(f->tmp, f->path))
-		ret = error_errno("cannot rename '%s' to '%s'", f->tmp, f->path);
+	if (!ret) {
+		enter();
+		if (rename(f->tmp, f->path))
+			ret = error_errno("cannot rename '%s' to '%s'", f->tmp, f->path);
+		leave();
+	}
 	if (ret)
 		unlink(f->tmp);
 	release(f);
@@ -246,10 +279,14 @@ void atomic_abort_all(void)
 			unlink(f->tmp);
 }
 
-static void (*volatile signal_extra)(void);
-
 static void on_signal(int sig)
 {
+	atomic_store(&dying, 1);
+	/* up to a second for files being created or renamed (not forever: this thread may be
+	 * the one interrupted in the middle of one) */
+	struct timespec ms = { 0, 1000000 };
+	for (int i = 0; i < 1000 && atomic_load(&inflight) > 0; i++)
+		nanosleep(&ms, NULL);
 	atomic_abort_all();
 	if (signal_extra)
 		signal_extra();

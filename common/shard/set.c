@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define FOOTER_BYTES 32
@@ -303,6 +304,32 @@ static void hold_signals(sigset_t *saved)
 	pthread_sigmask(SIG_BLOCK, &block, saved);
 }
 
+/* Remove every entry of the stage directory DIR, ours alone: also a temporary that a writer
+ * thread created in the instant before the signal handler swept (raw getdents64 and unlinkat:
+ * async-signal-safe). */
+static void empty_stage_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char buf[4096];
+	long n;
+	while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0)
+		for (long off = 0; off < n;) {
+			struct dirent64_raw {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *d = (struct dirent64_raw *)(buf + off);
+			if (strcmp(d->name, ".") && strcmp(d->name, ".."))
+				unlinkat(fd, d->name, 0);
+			off += d->reclen;
+		}
+	close(fd);
+}
+
 void shardset_stage_remove_all(void)
 {
 	for (struct shardset_stage *st = stages; st; st = st->next) {
@@ -310,8 +337,10 @@ void shardset_stage_remove_all(void)
 			continue;
 		for (struct staged *f = st->files; f; f = f->next)
 			unlink(f->path);
-		if (st->dir.dir)
+		if (st->dir.dir) {
+			empty_stage_dir(st->dir.dir);
 			rmdir(st->dir.dir);
+		}
 	}
 }
 
