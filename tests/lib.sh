@@ -118,3 +118,14 @@ stdlib_dirs() {
 	for d in "$@"; do [ -d "$STDLIB/$d" ] && echo "$STDLIB/$d"; done
 	return 0
 }
+# wait_for GLOB: up to 10 s for a file matching GLOB to appear (a stage reached by a tool
+# that a test is about to kill); false when none does
+wait_for() {
+	local i=0 f
+	while [ $i -lt 100 ]; do
+		for f in $1; do [ -e "$f" ] && return 0; done
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}

@@ -34,15 +34,6 @@ same_as_ref() { # DIR DESC
 	for f in ref/*; do cmp -s "$f" "$1/${f#ref/}" || d=1; done
 	_tap $d "$2"
 }
-wait_for() { # GLOB: up to 10 s for a file to appear
-	i=0
-	while [ $i -lt 100 ]; do
-		for f in $1; do [ -e "$f" ] && return 0; done
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
 
 # ---- killed while writing: the second input is a FIFO nobody writes to on the second
 # reading, so cp-dedup blocks in pass 2 with one shard staged and one being written ----

@@ -11,15 +11,6 @@ set -- $(stdlib_dirs email json unittest importlib xml logging concurrent)
 need all "no Python sources in the standard library of $PYTHON" test $# -gt 0
 trees="$*"
 
-wait_for() { # GLOB: up to 10 s for a file to appear
-	i=0
-	while [ $i -lt 100 ]; do
-		for f in $1; do [ -e "$f" ] && return 0; done
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
 # refused DIR DESC: cp-cat refuses DIR with exit 1, naming it
 refused() {
 	cp-cat "$1" >/dev/null 2>"$TMP/.err"

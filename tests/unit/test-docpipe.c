@@ -3,6 +3,7 @@
  * walk's full-path byte order, carry each file's exact bytes (or, with no_content, only their
  * size), skip what is binary, too large, blank or malformed (counted), and are the same bytes
  * for 1, 2 and 5 threads, over more documents than one batch holds. */
+#include "scratch.h"
 #include "tap.h"
 #include "base/buf.h"
 #include "base/die.h"
@@ -16,11 +17,7 @@ static char dir[] = "/tmp/cp-test-docpipe.XXXXXX";
 
 static char *at(const char *name)
 {
-	static char p[8][512];
-	static int k;
-	k = (k + 1) % 8;
-	snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-	return p[k];
+	return scratch_path(dir, name);
 }
 
 static void put(const char *name, const void *p, size_t n)
@@ -187,9 +184,6 @@ int main(void)
 		return 1;
 	test_small();
 	test_many();
-	char cmd[600];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	if (system(cmd))
-		diag("cannot remove %s", dir);
+	scratch_remove(dir);
 	return done_testing();
 }

@@ -4,6 +4,7 @@
  * document alone, a token shard written and decoded back to the kept documents, the counts
  * and the report, and decoding lines of ids with their errors. */
 #include "tok/encode-docs.h"
+#include "scratch.h"
 #include "tap.h"
 
 #include "base/die.h"
@@ -311,9 +312,6 @@ int main(void)
 	test_shard(&m);
 	test_decode_ids(&m);
 	bpe_free(&m);
-	char cmd[400];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	if (system(cmd))
-		diag("cannot remove %s", dir);
+	scratch_remove(dir);
 	return done_testing();
 }

@@ -3,6 +3,7 @@
  * directories of dead runs, and the rotating writer with its removal of stale shards; set
  * manifests (shard/set.h): their text, what a directory reader takes and refuses, the
  * writer's staged set committed whole or not at all, named sets merged. */
+#include "scratch.h"
 #include "tap.h"
 #include "base/die.h"
 #include "base/buf.h"
@@ -21,11 +22,7 @@ static char dir[] = "/tmp/cp-test-outdir.XXXXXX";
 
 static char *at(const char *name)
 {
-	static char p[4][512];
-	static int k;
-	k = (k + 1) % 4;
-	snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-	return p[k];
+	return scratch_path(dir, name);
 }
 
 static void touch(const char *path, const char *text)
@@ -400,9 +397,6 @@ int main(void)
 	test_manifest_text();
 	test_set_writer();
 	test_named_sets();
-	char cmd[600];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	if (system(cmd))
-		diag("cannot remove %s", dir);
+	scratch_remove(dir);
 	return done_testing();
 }

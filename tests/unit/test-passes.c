@@ -4,6 +4,7 @@
  * shards are published after the ones already in OUTDIR, a dry run counts what a real run
  * writes, an index's documents count as seen before the inputs, mixed schemes are refused.
  * Also the report's totals and share of the most copied files (report.c). */
+#include "scratch.h"
 #include "tap.h"
 #include "base/buf.h"
 #include "base/die.h"
@@ -23,11 +24,7 @@ static char out_path[512], idx_path[512];	/* kept in configurations: not at()'s 
 
 static char *at(const char *name)
 {
-	static char p[8][512];
-	static int k;
-	k = (k + 1) % 8;
-	snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-	return p[k];
+	return scratch_path(dir, name);
 }
 
 /* a document description: content tag (its hash), signature family (0: none), flags,
@@ -320,9 +317,6 @@ int main(void)
 	test_decide();
 	test_write_and_index();
 	test_schemes();
-	char cmd[600];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	if (system(cmd))
-		diag("cannot remove %s", dir);
+	scratch_remove(dir);
 	return done_testing();
 }

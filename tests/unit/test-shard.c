@@ -1,5 +1,6 @@
 /* test-shard.c: the shard container: round trips, random access, and every corruption a
  * reader must refuse (each single flipped byte, each truncation, wrong kind, newer version). */
+#include "scratch.h"
 #include "tap.h"
 #include "base/die.h"
 #include "shard/doc.h"
@@ -394,9 +395,6 @@ int main(void)
 		buf_free(&whole);
 	}
 
-	char cmd[300];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd))
-		diag("could not remove %s", dir);
+	scratch_remove(dir);
 	return done_testing();
 }
