@@ -176,11 +176,11 @@ pl=$(cat "$TMP/.out")
 like "$pl" '^model: vocab 50257 \(padded 50304\), ctx 1024, layers 12, heads 12, width 768$' "the model, the vocabulary padded to 128"
 like "$pl" '^parameters: 124439808 \(padded 124475904\)$' "GPT-2 124M's parameters"
 like "$pl" '^batch 8 x seq 1024, bf16, recompute off$' "bf16 by default"
-for cat in 'parameters \(bf16\)' 'master weights \(fp32\)' 'adamw moments \(fp32\)' 'gradients \(bf16\)' 'activations \(bf16\)' 'workspace \(cublaslt\)' total; do
+for cat in 'parameters \(bf16\)' 'master weights \(fp32\)' 'adamw moments \(fp32\)' 'gradients \(bf16\)' 'activations \(bf16\)' 'scratch \(kernels\)' 'workspace \(cublaslt\)' total; do
 	like "$pl" "^$cat +[0-9]+ +[0-9]+\.[0-9]{3}$" "a line for $(echo "$cat" | tr -d '\\')"
 done
 is "$(printf '%s\n' "$pl" | awk '/^parameters \(/ { p = $3 } /^master/ { m = $4 } /^adamw/ { a = $4 } END { print p * 2 == m && m * 2 == a }')" 1 "master weights twice the bf16 copy, moments twice those"
-is "$(printf '%s\n' "$pl" | awk '/^(parameters|master|adamw|gradients|activations|workspace) .*[0-9]$/ { s += $(NF - 1) } /^total/ { t = $2 } END { print s == t }')" 1 "the total is the sum"
+is "$(printf '%s\n' "$pl" | awk '/^(parameters|master|adamw|gradients|activations|scratch|workspace) .*[0-9]$/ { s += $(NF - 1) } /^total/ { t = $2 } END { print s == t }')" 1 "the total is the sum"
 is "$(printf '%s\n' "$pl" | awk '/^workspace/ { print $3 }')" 33554432 "32 MiB of cuBLASLt workspace"
 ok "--plan --recompute" cp-train --plan --model gpt2 --recompute
 plr=$(cat "$TMP/.out")

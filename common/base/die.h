@@ -4,7 +4,14 @@
 #define CP_DIE_H
 
 #include <stdarg.h>
+
+/* the CUDA backend (C++) includes this header too */
+#ifdef __cplusplus
+#define CP_NORETURN [[noreturn]]
+#else
 #include <stdnoreturn.h>
+#define CP_NORETURN noreturn
+#endif
 
 /* Exit codes every tool documents in its man page. */
 enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
@@ -14,9 +21,9 @@ extern const char *cp_progname;
 extern int cp_quiet;
 
 void cp_setprogname(const char *argv0);
-noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-noreturn void die_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-noreturn void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+CP_NORETURN void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+CP_NORETURN void die_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+CP_NORETURN void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int error_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

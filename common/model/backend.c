@@ -6,14 +6,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A GPU backend joins this table when gpu/ is built into the library. */
-static const struct gpt2_backend *const builtin[] = { &gpt2_cpu_backend };
+/* The CUDA backend is there when a tool links gpu/'s objects (the Makefile does for cp-train,
+ * cp-complete, cp-humaneval and the GPU tests where nvcc is present): a weak reference pulls
+ * nothing in, and is NULL without them. */
+extern const struct gpt2_backend gpt2_cuda_backend __attribute__((weak));
+
+static const struct gpt2_backend *builtin(size_t i)
+{
+	const struct gpt2_backend *const all[] = { &gpt2_cpu_backend, &gpt2_cuda_backend };
+	return i < sizeof(all) / sizeof(all[0]) ? all[i] : NULL;
+}
+
+#define NBUILTIN 2
 
 const struct gpt2_backend *gpt2_backend_find(const char *name)
 {
-	for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
-		if (!strcmp(builtin[i]->name, name))
-			return builtin[i];
+	for (size_t i = 0; i < NBUILTIN; i++)
+		if (builtin(i) && !strcmp(builtin(i)->name, name))
+			return builtin(i);
 	return NULL;
 }
 
@@ -21,10 +31,12 @@ const char *gpt2_backend_names(void)
 {
 	static char names[64];
 	if (!names[0])
-		for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
-			if (i)
+		for (size_t i = 0; i < NBUILTIN; i++) {
+			if (!builtin(i))
+				continue;
+			if (names[0])
 				strcat(names, ", ");
-			strcat(names, builtin[i]->name);
+			strcat(names, builtin(i)->name);
 		}
 	return names;
 }

@@ -25,6 +25,14 @@ struct gpt2_comm {
  * model/cpu-infer.c) and only its own kv_* functions look inside. */
 struct gpt2_kv;
 
+/* A device's name as its driver reports it (for the MFU table, model/mfu.h) and its memory. */
+struct gpt2_device_info {
+	char name[256];
+	uint64_t mem_used;	/* bytes this process holds on the device */
+	uint64_t mem_peak;	/* the most it held */
+	uint64_t mem_total;	/* the device's */
+};
+
 struct gpt2_backend {
 	const char *name;
 	/* The largest difference from the cpu backend its results may show, relative to the
@@ -35,6 +43,12 @@ struct gpt2_backend {
 	int (*open)(int index, char **err);
 
 	/* ---- training ---- */
+	/* Before setup: train in PRECISION (enum gpt2_precision, model/plan.h), rounding the
+	 * master weights into the bf16 copy stochastically under SR_SEED; STEP is the last AdamW
+	 * step taken (0 for a new model), from which from_host rounds again on a resume, so the
+	 * copy equals the one the interrupted run had. NULL: fp32 only. */
+	void (*set_precision)(struct gpt2_model *m, int precision, uint64_t sr_seed,
+			      uint64_t step);
 	/* allocate activations (and device buffers) for batches of up to B x T */
 	void (*setup)(struct gpt2_model *m, int B, int T, int recompute);
 	/* mean cross-entropy of the T-1 predictions of each of the B sequences */
@@ -53,6 +67,11 @@ struct gpt2_backend {
 	void (*adamw)(struct gpt2_model *m, uint64_t t, float lr, float wd, float gscale);
 	void (*to_host)(struct gpt2_model *m);
 	void (*from_host)(struct gpt2_model *m);
+
+	/* Free what the backend holds for M on the device (NULL: nothing). */
+	void (*release)(struct gpt2_model *m);
+	/* What the device is, for the log: 0 and *I filled, or -1 (NULL: the host CPU). */
+	int (*info)(const struct gpt2_model *m, struct gpt2_device_info *i);
 
 	/* ---- inference: M's parameters are only read, so states may share one model ---- */
 	/* A state for B rows of up to T positions (T <= n_ctx); dies when memory runs out. */
@@ -73,6 +92,9 @@ struct gpt2_backend {
 };
 
 extern const struct gpt2_backend gpt2_cpu_backend;
+/* gpu/backend.cu; only tools linked with gpu/'s objects have it (backend.c refers to it
+ * weakly, so the rest link without CUDA) */
+extern const struct gpt2_backend gpt2_cuda_backend;
 
 /* The built-in backend called NAME ("cpu", "cuda"), or NULL. */
 const struct gpt2_backend *gpt2_backend_find(const char *name);

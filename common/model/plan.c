@@ -63,6 +63,7 @@ static const struct plan_act acts[] = {
 	{ "ln_f.rstd",   0, 0, PLAN_DT_F32, 0, 0, 0, 1 },
 	{ "logits",      0, 0, PLAN_DT_ACT, 0, 0, 1, 0 },	/* then their gradient, in place */
 	{ "losses",      0, 0, PLAN_DT_F32, 0, 0, 0, 1 },
+	{ "lse",         0, 0, PLAN_DT_F32, 0, 0, 0, 1 },	/* the classifier's, for backward */
 	/* backward scratch: the residual stream's gradient, one of a layer's width, and the
 	 * widest (the MLP's hidden layer, which also holds the qkv gradient) */
 	{ "d.residual",  0, 0, PLAN_DT_ACT, 1, 0, 0, 0 },
@@ -97,6 +98,53 @@ uint64_t plan_act_bytes(const struct plan_act *a, const struct gpt2_config *c, u
 	return B * T * per_row * dtype_size(a->dtype, precision);
 }
 
+static uint64_t align_up(uint64_t x)
+{
+	return (x + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN;
+}
+
+uint64_t plan_arena(const struct gpt2_config *c, const struct plan_opts *o, uint64_t *off,
+		    uint64_t *stride)
+{
+	int n;
+	const struct plan_act *a = plan_acts(&n);
+	uint64_t at = 0;
+	for (int i = 0; i < n; i++) {
+		uint64_t bytes = plan_act_bytes(&a[i], c, o->B, o->T, o->precision);
+		uint64_t st = align_up(bytes);
+		if (off)
+			off[i] = at;
+		if (stride)
+			stride[i] = st;
+		at += plan_act_copies(&a[i], c, o->recompute) * st;
+	}
+	return at;
+}
+
+uint64_t plan_scratch_buf_bytes(const struct gpt2_config *c, uint64_t B, uint64_t T, int k)
+{
+	uint64_t BT = B * T;
+	switch (k) {
+	case PLAN_SC_COLSUM:
+		return align_up((BT + PLAN_ROWCHUNK - 1) / PLAN_ROWCHUNK * 4 * c->n_embd * 4);
+	case PLAN_SC_NORM:
+		return align_up(PLAN_NORM_BLOCKS * 8);
+	case PLAN_SC_IDS: case PLAN_SC_POS:
+		return align_up(BT * 4);
+	case PLAN_SC_START:
+		return align_up((BT + 1) * 4);
+	}
+	return 0;
+}
+
+uint64_t plan_scratch_bytes(const struct gpt2_config *c, uint64_t B, uint64_t T)
+{
+	uint64_t s = 0;
+	for (int k = 0; k < PLAN_SC_N; k++)
+		s += plan_scratch_buf_bytes(c, B, T, k);
+	return s;
+}
+
 void gpt2_plan(const struct gpt2_config *c, const struct plan_opts *o, struct gpt2_plan *p)
 {
 	struct gpt2_layout lay, padded;
@@ -112,11 +160,8 @@ void gpt2_plan(const struct gpt2_config *c, const struct plan_opts *o, struct gp
 	p->bytes[PLAN_MASTER] = o->precision == GPT2_BF16 ? N * 4 : 0;
 	p->bytes[PLAN_MOMENTS] = 2 * N * 4;
 	p->bytes[PLAN_GRADS] = N * w;
-	int n;
-	const struct plan_act *a = plan_acts(&n);
-	for (int i = 0; i < n; i++)
-		p->bytes[PLAN_ACTS] += plan_act_copies(&a[i], c, o->recompute) *
-				       plan_act_bytes(&a[i], c, o->B, o->T, o->precision);
+	p->bytes[PLAN_ACTS] = plan_arena(c, o, NULL, NULL);
+	p->bytes[PLAN_SCRATCH] = plan_scratch_bytes(c, o->B, o->T);
 	p->bytes[PLAN_WORKSPACE] = PLAN_WORKSPACE_BYTES;
 	for (int k = 0; k < PLAN_NCAT; k++)
 		p->total += p->bytes[k];
@@ -130,6 +175,7 @@ const char *plan_cat_label(int k, int precision)
 		{ "adamw moments (fp32)", "adamw moments (fp32)" },
 		{ "gradients (fp32)", "gradients (bf16)" },
 		{ "activations (fp32)", "activations (bf16)" },
+		{ "scratch (kernels)", "scratch (kernels)" },
 		{ "workspace (cublaslt)", "workspace (cublaslt)" },
 	};
 	return labels[k][precision == GPT2_BF16];

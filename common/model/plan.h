@@ -40,6 +40,7 @@ enum plan_cat {
 	PLAN_MOMENTS,		/* AdamW's two moments, fp32 */
 	PLAN_GRADS,		/* gradients, in the parameters' type */
 	PLAN_ACTS,		/* activations and backward scratch (plan_act) */
+	PLAN_SCRATCH,		/* the kernels' partial sums and token buckets (plan_scratch) */
 	PLAN_WORKSPACE,		/* cuBLASLt */
 	PLAN_NCAT
 };
@@ -66,6 +67,30 @@ uint64_t plan_act_copies(const struct plan_act *a, const struct gpt2_config *c, 
 /* bytes of one copy of activation A for B x T */
 uint64_t plan_act_bytes(const struct plan_act *a, const struct gpt2_config *c, uint64_t B,
 			uint64_t T, int precision);
+
+/* The kernels' scratch: the column sums (bias and LayerNorm weight gradients) add
+ * PLAN_ROWCHUNK rows a block into [rows / PLAN_ROWCHUNK][4C] fp32 partials, summed in a second
+ * pass; the gradient norm adds PLAN_NORM_BLOCKS fp64 partials; the embedding's backward pass
+ * reads its token buckets (model/gpu-host.h: ids, starts, positions) from the device. */
+#define PLAN_ROWCHUNK 128
+#define PLAN_NORM_BLOCKS 1024
+enum plan_scratch_buf { PLAN_SC_COLSUM, PLAN_SC_NORM, PLAN_SC_IDS, PLAN_SC_START, PLAN_SC_POS,
+			PLAN_SC_N };
+/* Bytes of scratch buffer K for micro-batches of up to B x T (a multiple of PLAN_ALIGN) */
+uint64_t plan_scratch_buf_bytes(const struct gpt2_config *c, uint64_t B, uint64_t T, int k);
+/* all of them */
+uint64_t plan_scratch_bytes(const struct gpt2_config *c, uint64_t B, uint64_t T);
+
+/* Byte alignment of every buffer the backend carves out of its one activation arena. */
+#define PLAN_ALIGN 256
+
+struct plan_opts;
+/* Where the activations lie in the one arena the backend allocates, in plan_acts order: OFF[i]
+ * the byte offset of activation i's first copy, STRIDE[i] the bytes from one copy to the next
+ * (its size rounded up to PLAN_ALIGN); either may be NULL. Returns the arena's bytes, the
+ * plan's PLAN_ACTS. */
+uint64_t plan_arena(const struct gpt2_config *c, const struct plan_opts *o, uint64_t *off,
+		    uint64_t *stride);
 
 struct plan_opts {
 	uint64_t B, T;		/* sequences per micro-batch on the device, tokens per sequence */

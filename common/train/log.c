@@ -49,7 +49,12 @@ void train_log_step(struct buf *b, uint64_t step, double loss, double lr, double
 	json_double(b, lr);
 	buf_puts(b, ",\"grad_norm\":");
 	json_double(b, gnorm);
-	buf_printf(b, ",\"tokens_per_s\":%.1f,\"mfu\":%.4f", tokens_per_s, mfu);
+	buf_printf(b, ",\"tokens_per_s\":%.1f", tokens_per_s);
+	/* a card the MFU table does not know: null, never a made-up or negative number */
+	if (mfu >= 0)
+		buf_printf(b, ",\"mfu\":%.4f", mfu);
+	else
+		buf_puts(b, ",\"mfu\":null");
 }
 
 void train_log_eval(struct buf *b, double vl)

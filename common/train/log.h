@@ -12,7 +12,7 @@
  * nothing when there is no log. -1 (reported) when it cannot be read or rewritten. */
 int train_log_truncate(const char *rundir, uint64_t step);
 /* Append the fields of a step to B: {"step":STEP,"loss":LOSS,... without the closing brace
- * (evaluation fields may follow). */
+ * (evaluation fields may follow). MFU below 0: unknown (the card's peak is not known), null. */
 void train_log_step(struct buf *b, uint64_t step, double loss, double lr, double gnorm,
 		    double tokens_per_s, double mfu);
 /* Append ,"val_loss":VL,"val_ppl":exp(VL) to B. */

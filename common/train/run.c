@@ -2,6 +2,7 @@
  * batch; the only exchanges are the sums over ranks of the comm (losses, gradients), and only
  * rank 0 writes files. */
 #include "train/run.h"
+#include "model/mfu.h"
 #include "base/buf.h"
 #include "base/die.h"
 #include "base/io.h"
@@ -138,6 +139,8 @@ void train_setup(struct train_run *r, int resume)
 		die_usage("precision %s: %s", gpt2_precision_name(r->o.precision), why);
 	train_check(r);
 	train_open_log(r, resume);
+	if (r->be->set_precision)
+		r->be->set_precision(&r->m, r->o.precision, r->sr_seed, r->step);
 	r->be->setup(&r->m, (int)r->B_local, (int)r->T, r->o.recompute);
 	r->be->from_host(&r->m);
 	r->tokens = xcalloc(r->B_local * r->T, sizeof(uint32_t));
@@ -158,6 +161,9 @@ double train_eval_only(struct train_run *r, const struct train_shape *shape)
 	uint64_t size = (uint64_t)r->comm->size;
 	r->B_local = (r->o.batch + size - 1) / size;
 	r->o.batch = r->B_local * size;
+	if (r->be->set_precision)
+		r->be->set_precision(&r->m, r->o.precision < 0 ? gpt2_precision_default(r->be->name)
+				     : r->o.precision, r->sr_seed, r->step);
 	r->be->setup(&r->m, (int)r->B_local, (int)r->T, 0);
 	r->be->from_host(&r->m);
 	r->tokens = xcalloc(r->B_local * r->T, sizeof(uint32_t));
@@ -261,13 +267,29 @@ static void train_report(struct train_run *r, struct buf *b, float loss, double 
 	fwrite(b->p, 1, b->len, stdout);
 }
 
+/* The peak the mfu field divides by, in FLOP/s for all ranks: --peak-gflops, else on a GPU
+ * the card's dense bf16 peak (model/mfu.h; 0, unknown, when the table does not have it), else
+ * 96 GFLOP/s a CPU thread. */
+static double train_peak_flops(const struct train_run *r, const struct gpt2_device_info *dev)
+{
+	double per;
+	if (r->o.peak_gflops)
+		per = r->o.peak_gflops * 1e9;
+	else if (dev)
+		per = mfu_peak_bf16_tflops(dev->name) * 1e12;
+	else
+		per = 96.0e9 * omp_get_max_threads();
+	return per * r->comm->size;
+}
+
 void train_loop(struct train_run *r)
 {
 	const struct train_opts *o = &r->o;
 	uint64_t tokens_per_step = o->accum * o->batch * r->T;
 	double flops_tok = gpt2_flops_per_token(&r->cfg, (int)r->T);
-	double peak = (o->peak_gflops ? o->peak_gflops : 96.0 * omp_get_max_threads()) * 1e9 *
-		      r->comm->size;
+	struct gpt2_device_info dev;
+	int on_dev = r->be->info && !r->be->info(&r->m, &dev);
+	double peak = train_peak_flops(r, on_dev ? &dev : NULL);
 	int tty = is_tty(2) && r->comm->rank == 0;
 	uint64_t stop = o->stop_after ? r->step + o->stop_after : o->steps;
 	if (stop > o->steps)
@@ -282,7 +304,9 @@ void train_loop(struct train_run *r)
 		loss = train_step(r, &gnorm, &lr);
 		double dt = mono_now() - t0, tps = (double)tokens_per_step / dt;
 		buf_reset(&b);
-		train_log_step(&b, r->step, loss, lr, gnorm, tps, tps * flops_tok / peak);
+		train_log_step(&b, r->step, loss, lr, gnorm, tps, peak > 0 ? tps * flops_tok / peak : -1);
+		if (on_dev && !r->be->info(&r->m, &dev))
+			buf_printf(&b, ",\"gpu_mem_mb\":%.1f", (double)dev.mem_peak / (1 << 20));
 		if (r->have_valid && ((o->eval_every && r->step % o->eval_every == 0) ||
 				      r->step == o->steps)) {
 			last_val = train_evaluate(r, o->eval_batches);
@@ -310,6 +334,8 @@ void train_finish(struct train_run *r)
 	r->log = NULL;
 	free(r->tokens);
 	r->tokens = NULL;
+	if (r->be && r->be->release)
+		r->be->release(&r->m);
 	gpt2_free(&r->m);
 	if (r->have_valid)
 		seqdata_close(&r->valid);

@@ -34,7 +34,8 @@ static uint64_t pad_by_counting(uint64_t V)
  * each), qkv (3C), mlp.fc and mlp.gelu (4C each): 16C of the activation type, of which the
  * LayerNorm outputs and the MLP's two (10C) are recomputed; fp32: the LayerNorms' means and
  * rstds (4) and the logsumexp (NH). Once: encoded, ln_f, d.residual, d.width (C each),
- * d.hidden (4C), logits (Vpad); fp32: ln_f's mean and rstd, losses (3); int32: tokens and
+ * d.hidden (4C), logits (Vpad); fp32: ln_f's mean and rstd, losses, the classifier's
+ * logsumexp (4); int32: tokens and
  * targets (2). */
 static uint64_t acts_formula(uint64_t B, uint64_t T, uint64_t L, uint64_t C, uint64_t NH,
 			     uint64_t Vpad, int bf16, int recompute)
@@ -42,7 +43,7 @@ static uint64_t acts_formula(uint64_t B, uint64_t T, uint64_t L, uint64_t C, uin
 	uint64_t BT = B * T, a = bf16 ? 2 : 4;
 	uint64_t kept = recompute ? L * 6 * C + 10 * C : L * 16 * C;
 	uint64_t act = BT * (kept + 8 * C + Vpad);
-	uint64_t f32 = BT * (L * (4 + NH) + 3), i32 = 2 * BT;
+	uint64_t f32 = BT * (L * (4 + NH) + 4), i32 = 2 * BT;
 	return act * a + f32 * 4 + i32 * 4;
 }
 

@@ -1,0 +1,645 @@
+// backend.cu: the CUDA backend (struct gpt2_backend gpt2_cuda_backend, model/backend.h): GPT-2
+// training on one NVIDIA GPU in fp32 or in bf16 with fp32 master weights, on the kernels of
+// kernels.cu and the cuBLASLt products of matmul.cu. The host model (struct gpt2_model) stays
+// the truth that checkpoints read: from_host and to_host move the master weights and moments
+// between its true layout and the device's padded one (model/pad.h), tensor by tensor.
+//
+// Memory is what model/plan.h plans, allocated in the same pieces (the activations as one
+// arena laid out by plan_arena), so `cp-train --plan` tells a user beforehand what a run takes.
+// Generation (the inference half) runs on the host's copy of the model for now.
+#include "kernels.cuh"
+#include "matmul.cuh"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+extern "C" {
+#include "base/die.h"
+#include "base/xalloc.h"
+#include "model/backend.h"
+#include "model/cpu-infer.h"
+#include "model/gpu-host.h"
+#include "model/gpu-math.h"
+#include "model/pad.h"
+#include "model/plan.h"
+}
+
+// the activations, in plan_acts order (checked at setup)
+enum act_id {
+	A_TOKENS, A_TARGETS, A_ENCODED, A_LN1, A_LN1_MEAN, A_LN1_RSTD, A_QKV, A_ATTN_OUT,
+	A_ATTN_LSE, A_RES2, A_LN2, A_LN2_MEAN, A_LN2_RSTD, A_FC, A_GELU, A_RES3, A_LNF,
+	A_LNF_MEAN, A_LNF_RSTD, A_LOGITS, A_LOSSES, A_LSE, A_DRES, A_DWIDTH, A_DHIDDEN, A_N
+};
+static const char *const act_names[A_N] = {
+	"tokens", "targets", "encoded", "ln_1", "ln_1.mean", "ln_1.rstd", "qkv", "attn.out",
+	"attn.lse", "residual_2", "ln_2", "ln_2.mean", "ln_2.rstd", "mlp.fc", "mlp.gelu",
+	"residual_3", "ln_f", "ln_f.mean", "ln_f.rstd", "logits", "losses", "lse", "d.residual",
+	"d.width", "d.hidden"
+};
+
+// transfers between host and device go through this many elements at a time
+#define XFER_CHUNK ((uint64_t)1 << 22)
+
+struct cuda_state {
+	int precision;
+	uint64_t sr_seed, step;
+	struct gpt2_config pcfg;	// the padded model
+	struct gpt2_layout play;	// and its layout
+	size_t esz;			// bytes of a parameter, gradient or activation
+	void *params, *grads;		// [play.total] of the precision's type
+	float *master, *mom, *var;	// fp32 [play.total]; master == params in fp32
+	int maxB, maxT, recompute, B, T, have_fwd;
+	char *arena;
+	uint64_t off[A_N], stride[A_N], copies[A_N];
+	char *scratch[PLAN_SC_N];
+	struct mm_ctx mm;
+	struct gpu_buckets bk;
+	int32_t *h_tok, *h_tgt;
+	float *h_losses, *h_f32;
+	uint16_t *h_u16;
+	uint64_t alloc_bytes, peak_bytes, acts_bytes;
+};
+
+static int cuda_device = -1;
+
+static struct cuda_state *state(struct gpt2_model *m)
+{
+	if (!m->dev) {
+		struct cuda_state *s = (struct cuda_state *)xcalloc(1, sizeof(*s));
+		s->precision = GPT2_FP32;
+		m->dev = s;
+	}
+	return (struct cuda_state *)m->dev;
+}
+
+static void *dalloc(struct cuda_state *s, uint64_t bytes)
+{
+	void *p = NULL;
+	if (!bytes)
+		return NULL;
+	cudaError_t e = cudaMalloc(&p, bytes);
+	if (e != cudaSuccess) {
+		size_t fr = 0, tot = 0;
+		cudaMemGetInfo(&fr, &tot);
+		die("out of GPU memory allocating %llu bytes (%llu held, %llu free of %llu): see "
+		    "cp-train --plan, and try a smaller --batch or --recompute",
+		    (unsigned long long)bytes, (unsigned long long)s->alloc_bytes,
+		    (unsigned long long)fr, (unsigned long long)tot);
+	}
+	cudaCheck(cudaMemset(p, 0, bytes));
+	s->alloc_bytes += bytes;
+	if (s->alloc_bytes > s->peak_bytes)
+		s->peak_bytes = s->alloc_bytes;
+	return p;
+}
+
+static int cuda_open(int index, char **err)
+{
+	char name[32];
+	if (index < 0)
+		snprintf(name, sizeof(name), "cuda");
+	else
+		snprintf(name, sizeof(name), "cuda:%d", index);
+	int n = 0;
+	cudaError_t e = cudaGetDeviceCount(&n);
+	if (e != cudaSuccess || n == 0)
+		return error_to(err, "device '%s': no CUDA device here (%s)", name,
+				e != cudaSuccess ? cudaGetErrorString(e) : "the driver sees none");
+	if (index >= n)
+		return error_to(err, "device '%s': there are only %d CUDA devices", name, n);
+	int d = index < 0 ? 0 : index;
+	e = cudaSetDevice(d);
+	if (e != cudaSuccess)
+		return error_to(err, "device '%s': %s", name, cudaGetErrorString(e));
+	cuda_device = d;
+	return 0;
+}
+
+static void cuda_set_precision(struct gpt2_model *m, int precision, uint64_t sr_seed,
+			       uint64_t step)
+{
+	struct cuda_state *s = state(m);
+	if (s->params && s->precision != precision)
+		die("cuda backend: precision changed after setup");
+	s->precision = precision;
+	s->sr_seed = sr_seed;
+	s->step = step;
+}
+
+// activation A of layer L (its one copy when it has one)
+static void *act(struct cuda_state *s, int a, int l)
+{
+	uint64_t k = s->copies[a] > 1 ? (uint64_t)l : 0;
+	return s->arena + s->off[a] + k * s->stride[a];
+}
+
+static float *actf(struct cuda_state *s, int a, int l)
+{
+	return (float *)act(s, a, l);
+}
+
+static void alloc_params(struct gpt2_model *m, struct cuda_state *s)
+{
+	s->pcfg = gpt2_config_padded(&m->cfg);
+	gpt2_layout(&s->pcfg, &s->play);
+	s->esz = s->precision == GPT2_BF16 ? 2 : 4;
+	uint64_t N = s->play.total;
+	s->params = dalloc(s, N * s->esz);
+	s->master = s->precision == GPT2_BF16 ? (float *)dalloc(s, N * 4) : (float *)s->params;
+	s->mom = (float *)dalloc(s, N * 4);
+	s->var = (float *)dalloc(s, N * 4);
+	s->grads = dalloc(s, N * s->esz);
+	cublasCheck(cublasLtCreate(&s->mm.lt));
+	s->mm.ws_bytes = PLAN_WORKSPACE_BYTES;
+	s->mm.ws = dalloc(s, s->mm.ws_bytes);
+	s->mm.type = s->precision == GPT2_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+	const char *g = getenv("CP_CUDA_GELU_EPILOGUE");
+	s->mm.gelu_ok = g && !strcmp(g, "0") ? 0 : -1;
+	s->h_f32 = (float *)xcalloc(XFER_CHUNK, sizeof(float));
+	s->h_u16 = (uint16_t *)xcalloc(XFER_CHUNK, sizeof(uint16_t));
+}
+
+static void free_acts(struct cuda_state *s)
+{
+	if (s->arena)
+		cudaCheck(cudaFree(s->arena));
+	for (int k = 0; k < PLAN_SC_N; k++)
+		if (s->scratch[k])
+			cudaCheck(cudaFree(s->scratch[k]));
+	s->alloc_bytes -= s->acts_bytes;
+	s->acts_bytes = 0;
+	s->arena = NULL;
+	memset(s->scratch, 0, sizeof(s->scratch));
+}
+
+static void cuda_setup(struct gpt2_model *m, int B, int T, int recompute)
+{
+	if (B < 1 || T < 1 || (uint64_t)T > m->cfg.n_ctx || (uint64_t)B * (uint64_t)T >= (1u << 31))
+		die("batch %d x %d does not fit the model (n_ctx %u)", B, T, m->cfg.n_ctx);
+	if (m->cfg.n_embd / m->cfg.n_head > CPG_MAX_HS)
+		die("cuda backend: head size %u is over %d", m->cfg.n_embd / m->cfg.n_head, CPG_MAX_HS);
+	struct cuda_state *s = state(m);
+	if (!s->params)
+		alloc_params(m, s);
+	if (s->arena && s->maxB == B && s->maxT == T && s->recompute == recompute)
+		return;
+	free_acts(s);
+	int n;
+	const struct plan_act *pa = plan_acts(&n);
+	if (n != A_N)
+		die("cuda backend: the plan has %d activations, the backend %d", n, (int)A_N);
+	for (int i = 0; i < n; i++)
+		if (strcmp(pa[i].name, act_names[i]))
+			die("cuda backend: activation %d is '%s' in the plan", i, pa[i].name);
+	struct plan_opts o;
+	o.B = (uint64_t)B;
+	o.T = (uint64_t)T;
+	o.precision = s->precision;
+	o.recompute = recompute;
+	uint64_t bytes = plan_arena(&m->cfg, &o, s->off, s->stride);
+	for (int i = 0; i < n; i++)
+		s->copies[i] = plan_act_copies(&pa[i], &m->cfg, recompute);
+	uint64_t before = s->alloc_bytes;
+	s->arena = (char *)dalloc(s, bytes);
+	for (int k = 0; k < PLAN_SC_N; k++)
+		s->scratch[k] = (char *)dalloc(s, plan_scratch_buf_bytes(&m->cfg, (uint64_t)B, (uint64_t)T, k));
+	s->acts_bytes = s->alloc_bytes - before;
+	free(s->h_tok);
+	free(s->h_tgt);
+	free(s->h_losses);
+	s->h_tok = (int32_t *)xcalloc((size_t)B * T, sizeof(int32_t));
+	s->h_tgt = (int32_t *)xcalloc((size_t)B * T, sizeof(int32_t));
+	s->h_losses = (float *)xcalloc((size_t)B * T, sizeof(float));
+	s->maxB = B;
+	s->maxT = T;
+	s->recompute = recompute;
+	m->maxB = B;
+	m->maxT = T;
+	m->recompute = recompute;
+}
+
+// ---- products: the row-major linear layers of GPT-2 (weights [in, out]) ----
+
+// out[BT, OC] = inp[BT, IC] w[IC, OC] + b; MM_GELU_BIAS: out = gelu(that), aux = that
+static void linear_fwd(struct cuda_state *s, void *out, const void *inp, const void *w,
+		       const void *b, int BT, int IC, int OC, int epi, void *aux)
+{
+	struct gpu_gemm g = gpu_gemm_rowmajor(0, 0, BT, OC, IC, IC, OC, OC);
+	if (mm_run(&s->mm, &g, inp, w, epi == MM_GELU_BIAS ? out : out, 0.0f, epi, b, aux) == 0)
+		return;
+	// no GELU epilogue here: the bias alone into AUX, then the GELU kernel
+	mm_run(&s->mm, &g, inp, w, aux, 0.0f, MM_BIAS, b, NULL);
+	uint64_t n = (uint64_t)BT * OC;
+	if (s->precision == GPT2_BF16)
+		k_gelu_fwd((cp_bf16 *)out, (const cp_bf16 *)aux, n);
+	else
+		k_gelu_fwd((float *)out, (const float *)aux, n);
+}
+
+// dinp = dout w^T (overwritten); dw += inp^T dout; db += column sums of dout
+static void linear_bwd(struct cuda_state *s, void *dinp, void *dw, void *db, const void *dout,
+		       const void *inp, const void *w, int BT, int IC, int OC)
+{
+	struct gpu_gemm gd = gpu_gemm_rowmajor(0, 1, BT, IC, OC, OC, OC, IC);
+	mm_run(&s->mm, &gd, dout, w, dinp, 0.0f, MM_NONE, NULL, NULL);
+	struct gpu_gemm gw = gpu_gemm_rowmajor(1, 0, IC, OC, BT, IC, OC, OC);
+	mm_run(&s->mm, &gw, inp, dout, dw, 1.0f, MM_NONE, NULL, NULL);
+	float *part = (float *)s->scratch[PLAN_SC_COLSUM];
+	if (s->precision == GPT2_BF16)
+		k_bias_bwd((cp_bf16 *)db, part, (const cp_bf16 *)dout, BT, OC);
+	else
+		k_bias_bwd((float *)db, part, (const float *)dout, BT, OC);
+}
+
+// ---- the model's pieces, for either element type ----
+
+template <class E> struct model_ops {
+	struct gpt2_model *m;
+	struct cuda_state *s;
+	int B, T, C, NH, L, V, Vp, BT;
+
+	E *p(int t, int l) const
+	{
+		return (E *)s->params + gpt2_tensor_offset(&s->pcfg, &s->play, t, l);
+	}
+	E *g(int t, int l) const
+	{
+		return (E *)s->grads + gpt2_tensor_offset(&s->pcfg, &s->play, t, l);
+	}
+	E *a(int id, int l) const { return (E *)act(s, id, l); }
+	float scale(int l) const
+	{
+		float sc = 1.0f / sqrtf((float)(C / NH));
+		if (m->cfg.scale_attn_by_inverse_layer_idx)
+			sc /= (float)(l + 1);
+		return sc;
+	}
+	E *layer_in(int l) const { return l ? a(A_RES3, l - 1) : a(A_ENCODED, 0); }
+
+	// the LayerNorm that follows layer L's output: the next layer's ln_1, or ln_f
+	void next_ln(int l, E *res, const E *x, const E *y) const
+	{
+		if (l + 1 < L)
+			k_residual_ln(res, a(A_LN1, l + 1), actf(s, A_LN1_MEAN, l + 1),
+				      actf(s, A_LN1_RSTD, l + 1), x, y, p(GPT2_LN1W, l + 1),
+				      p(GPT2_LN1B, l + 1), BT, C);
+		else
+			k_residual_ln(res, a(A_LNF, 0), actf(s, A_LNF_MEAN, 0), actf(s, A_LNF_RSTD, 0),
+				      x, y, p(GPT2_LNFW, 0), p(GPT2_LNFB, 0), BT, C);
+	}
+
+	void mlp_fc(int l) const
+	{
+		linear_fwd(s, a(A_GELU, l), a(A_LN2, l), p(GPT2_FCW, l), p(GPT2_FCB, l), BT, C,
+			   4 * C, MM_GELU_BIAS, a(A_FC, l));
+	}
+
+	void layer_fwd(int l) const
+	{
+		E *tmp = a(A_DWIDTH, 0);	// backward scratch, free during the forward pass
+		linear_fwd(s, a(A_QKV, l), a(A_LN1, l), p(GPT2_QKVW, l), p(GPT2_QKVB, l), BT, C,
+			   3 * C, MM_BIAS, NULL);
+		k_attn_fwd(a(A_ATTN_OUT, l), actf(s, A_ATTN_LSE, l), a(A_QKV, l), B, T, C, NH, scale(l));
+		linear_fwd(s, tmp, a(A_ATTN_OUT, l), p(GPT2_ATTPROJW, l), p(GPT2_ATTPROJB, l), BT, C,
+			   C, MM_BIAS, NULL);
+		k_residual_ln(a(A_RES2, l), a(A_LN2, l), actf(s, A_LN2_MEAN, l), actf(s, A_LN2_RSTD, l),
+			      layer_in(l), tmp, p(GPT2_LN2W, l), p(GPT2_LN2B, l), BT, C);
+		mlp_fc(l);
+		linear_fwd(s, tmp, a(A_GELU, l), p(GPT2_FCPROJW, l), p(GPT2_FCPROJB, l), BT, 4 * C,
+			   C, MM_BIAS, NULL);
+		next_ln(l, a(A_RES3, l), a(A_RES2, l), tmp);
+	}
+
+	// --recompute: redo what the forward pass kept only one copy of
+	void recompute(int l) const
+	{
+		k_ln_apply(a(A_LN1, l), layer_in(l), actf(s, A_LN1_MEAN, l), actf(s, A_LN1_RSTD, l),
+			   p(GPT2_LN1W, l), p(GPT2_LN1B, l), BT, C);
+		k_ln_apply(a(A_LN2, l), a(A_RES2, l), actf(s, A_LN2_MEAN, l), actf(s, A_LN2_RSTD, l),
+			   p(GPT2_LN2W, l), p(GPT2_LN2B, l), BT, C);
+		mlp_fc(l);
+	}
+
+	// d.residual holds d(layer output) on entry and d(layer input) on return
+	void layer_bwd(int l) const
+	{
+		E *dres = a(A_DRES, 0), *dw = a(A_DWIDTH, 0), *dh = a(A_DHIDDEN, 0);
+		float *part = (float *)s->scratch[PLAN_SC_COLSUM];
+		linear_bwd(s, dh, g(GPT2_FCPROJW, l), g(GPT2_FCPROJB, l), dres, a(A_GELU, l),
+			   p(GPT2_FCPROJW, l), BT, 4 * C, C);
+		k_gelu_bwd(dh, a(A_FC, l), (uint64_t)BT * 4 * C);
+		linear_bwd(s, dw, g(GPT2_FCW, l), g(GPT2_FCB, l), dh, a(A_LN2, l), p(GPT2_FCW, l),
+			   BT, C, 4 * C);
+		k_ln_bwd(dres, g(GPT2_LN2W, l), g(GPT2_LN2B, l), part, dw, a(A_RES2, l),
+			 p(GPT2_LN2W, l), actf(s, A_LN2_MEAN, l), actf(s, A_LN2_RSTD, l), BT, C);
+		linear_bwd(s, dw, g(GPT2_ATTPROJW, l), g(GPT2_ATTPROJB, l), dres, a(A_ATTN_OUT, l),
+			   p(GPT2_ATTPROJW, l), BT, C, C);
+		k_attn_bwd(dh, dw, a(A_QKV, l), a(A_ATTN_OUT, l), actf(s, A_ATTN_LSE, l), B, T, C, NH,
+			   scale(l));
+		linear_bwd(s, dw, g(GPT2_QKVW, l), g(GPT2_QKVB, l), dh, a(A_LN1, l), p(GPT2_QKVW, l),
+			   BT, C, 3 * C);
+		k_ln_bwd(dres, g(GPT2_LN1W, l), g(GPT2_LN1B, l), part, dw, layer_in(l),
+			 p(GPT2_LN1W, l), actf(s, A_LN1_MEAN, l), actf(s, A_LN1_RSTD, l), BT, C);
+	}
+
+	void forward() const
+	{
+		k_encoder_fwd(a(A_ENCODED, 0), (const int32_t *)act(s, A_TOKENS, 0), p(GPT2_WTE, 0),
+			      p(GPT2_WPE, 0), BT, T, C);
+		k_residual_ln(a(A_ENCODED, 0), a(A_LN1, 0), actf(s, A_LN1_MEAN, 0),
+			      actf(s, A_LN1_RSTD, 0), (const E *)NULL, (const E *)NULL,
+			      p(GPT2_LN1W, 0), p(GPT2_LN1B, 0), BT, C);
+		for (int l = 0; l < L; l++)
+			layer_fwd(l);
+		struct gpu_gemm gl = gpu_gemm_rowmajor(0, 1, BT, Vp, C, C, C, Vp);
+		mm_run(&s->mm, &gl, a(A_LNF, 0), p(GPT2_WTE, 0), a(A_LOGITS, 0), 0.0f, MM_NONE, NULL, NULL);
+		k_classifier_fwd(actf(s, A_LOSSES, 0), actf(s, A_LSE, 0), a(A_LOGITS, 0),
+				 (const int32_t *)act(s, A_TARGETS, 0), BT, V, Vp);
+	}
+
+	void backward(float rowscale) const
+	{
+		E *logits = a(A_LOGITS, 0), *dw = a(A_DWIDTH, 0), *dres = a(A_DRES, 0);
+		k_classifier_bwd(logits, actf(s, A_LSE, 0), (const int32_t *)act(s, A_TARGETS, 0),
+				 rowscale, BT, V, Vp);
+		struct gpu_gemm gd = gpu_gemm_rowmajor(0, 0, BT, C, Vp, Vp, C, C);
+		mm_run(&s->mm, &gd, logits, p(GPT2_WTE, 0), dw, 0.0f, MM_NONE, NULL, NULL);
+		struct gpu_gemm gw = gpu_gemm_rowmajor(1, 0, Vp, C, BT, Vp, C, C);
+		mm_run(&s->mm, &gw, logits, a(A_LNF, 0), g(GPT2_WTE, 0), 1.0f, MM_NONE, NULL, NULL);
+		cudaCheck(cudaMemset(dres, 0, (size_t)BT * C * sizeof(E)));
+		k_ln_bwd(dres, g(GPT2_LNFW, 0), g(GPT2_LNFB, 0), (float *)s->scratch[PLAN_SC_COLSUM],
+			 dw, a(A_RES3, L - 1), p(GPT2_LNFW, 0), actf(s, A_LNF_MEAN, 0),
+			 actf(s, A_LNF_RSTD, 0), BT, C);
+		for (int l = L - 1; l >= 0; l--) {
+			if (s->recompute && l != L - 1)
+				recompute(l);
+			layer_bwd(l);
+		}
+		k_encoder_bwd(g(GPT2_WTE, 0), g(GPT2_WPE, 0), dres,
+			      (const uint32_t *)s->scratch[PLAN_SC_IDS],
+			      (const uint32_t *)s->scratch[PLAN_SC_START],
+			      (const uint32_t *)s->scratch[PLAN_SC_POS], (int)s->bk.n, B, T, C);
+	}
+};
+
+template <class E> static model_ops<E> ops_of(struct gpt2_model *m, struct cuda_state *s)
+{
+	model_ops<E> o;
+	o.m = m;
+	o.s = s;
+	o.B = s->B;
+	o.T = s->T;
+	o.C = (int)m->cfg.n_embd;
+	o.NH = (int)m->cfg.n_head;
+	o.L = (int)m->cfg.n_layer;
+	o.V = (int)m->cfg.vocab_size;
+	o.Vp = (int)s->pcfg.vocab_size;
+	o.BT = s->B * s->T;
+	return o;
+}
+
+static float cuda_forward(struct gpt2_model *m, const uint32_t *tokens, int B, int T)
+{
+	struct cuda_state *s = state(m);
+	if (!s->arena || B < 1 || T < 1 || B > s->maxB || T > s->maxT)
+		die("forward: batch %d x %d exceeds the %d x %d set up", B, T, s->maxB, s->maxT);
+	uint64_t BT = (uint64_t)B * T, V = m->cfg.vocab_size;
+	for (uint64_t i = 0; i < BT; i++) {
+		if (tokens[i] >= V)
+			die("token id %u at batch position %llu is outside the vocabulary (%llu)",
+			    tokens[i], (unsigned long long)i, (unsigned long long)V);
+		s->h_tok[i] = (int32_t)tokens[i];
+		s->h_tgt[i] = i % T == (uint64_t)T - 1 ? -1 : (int32_t)tokens[i + 1];
+	}
+	cudaCheck(cudaMemcpy(act(s, A_TOKENS, 0), s->h_tok, BT * 4, cudaMemcpyHostToDevice));
+	cudaCheck(cudaMemcpy(act(s, A_TARGETS, 0), s->h_tgt, BT * 4, cudaMemcpyHostToDevice));
+	// the embedding's backward buckets, made while the GPU runs the forward pass
+	s->B = B;
+	s->T = T;
+	m->B = B;
+	m->T = T;
+	if (s->precision == GPT2_BF16)
+		ops_of<cp_bf16>(m, s).forward();
+	else
+		ops_of<float>(m, s).forward();
+	gpu_buckets_build(&s->bk, tokens, BT);
+	cudaCheck(cudaMemcpy(s->scratch[PLAN_SC_IDS], s->bk.ids, s->bk.n * 4, cudaMemcpyHostToDevice));
+	cudaCheck(cudaMemcpy(s->scratch[PLAN_SC_START], s->bk.start, (s->bk.n + 1) * 4, cudaMemcpyHostToDevice));
+	cudaCheck(cudaMemcpy(s->scratch[PLAN_SC_POS], s->bk.pos, BT * 4, cudaMemcpyHostToDevice));
+	cudaCheck(cudaMemcpy(s->h_losses, act(s, A_LOSSES, 0), BT * 4, cudaMemcpyDeviceToHost));
+	s->have_fwd = 1;
+	if (T < 2)
+		return 0;
+	double sum = 0;	// in row order, in double: the CPU's sum
+	for (uint64_t r = 0; r < BT; r++)
+		sum += s->h_losses[r];
+	return (float)(sum / ((double)B * (T - 1)));
+}
+
+static void cuda_backward(struct gpt2_model *m, float scale)
+{
+	struct cuda_state *s = state(m);
+	if (!s->have_fwd)
+		die("backward without a forward");
+	s->have_fwd = 0;
+	float rs = s->T > 1 ? scale / (float)(s->B * (s->T - 1)) : 0.0f;
+	if (s->precision == GPT2_BF16)
+		ops_of<cp_bf16>(m, s).backward(rs);
+	else
+		ops_of<float>(m, s).backward(rs);
+	cudaCheck(cudaDeviceSynchronize());
+}
+
+static void cuda_zero_grad(struct gpt2_model *m)
+{
+	struct cuda_state *s = state(m);
+	if (s->grads)
+		cudaCheck(cudaMemset(s->grads, 0, s->play.total * s->esz));
+}
+
+static double cuda_grad_norm(struct gpt2_model *m)
+{
+	struct cuda_state *s = state(m);
+	double *part = (double *)s->scratch[PLAN_SC_NORM], sum = 0;
+	if (s->precision == GPT2_BF16)
+		k_sumsq(part, part, (const cp_bf16 *)s->grads, s->play.total);
+	else
+		k_sumsq(part, part, (const float *)s->grads, s->play.total);
+	cudaCheck(cudaMemcpy(&sum, part, sizeof(sum), cudaMemcpyDeviceToHost));
+	return sqrt(sum);
+}
+
+static void cuda_adamw(struct gpt2_model *m, uint64_t t, float lr, float wd, float gscale)
+{
+	struct cuda_state *s = state(m);
+	for (int k = 0; k < GPT2_NT; k++) {
+		float decay = gpt2_tensor_decays(k) ? 1 - lr * wd : 1;
+		uint64_t o = s->play.off[k], n = s->play.size[k];
+		if (s->precision == GPT2_BF16)
+			k_adamw((cp_bf16 *)s->params + o, s->master + o, (const cp_bf16 *)s->grads + o,
+				s->mom + o, s->var + o, n, o, t, lr, decay, gscale, s->sr_seed);
+		else
+			k_adamw((float *)s->params + o, s->master + o, (const float *)s->grads + o,
+				s->mom + o, s->var + o, n, o, t, lr, decay, gscale, s->sr_seed);
+	}
+	cudaCheck(cudaDeviceSynchronize());
+	s->step = t;
+}
+
+// ---- transfers: tensor by tensor between the true and the padded layout, in chunks ----
+
+// N fp32 values between host H and device D, D holding them as fp32 or (ESZ 2) bf16
+static void xfer(struct cuda_state *s, float *h, void *d, uint64_t n, size_t esz, int to_dev)
+{
+	for (uint64_t i = 0; i < n; i += XFER_CHUNK) {
+		uint64_t k = n - i < XFER_CHUNK ? n - i : XFER_CHUNK;
+		if (esz == 4) {
+			float *dd = (float *)d + i;
+			if (to_dev)
+				cudaCheck(cudaMemcpy(dd, h + i, k * 4, cudaMemcpyHostToDevice));
+			else
+				cudaCheck(cudaMemcpy(h + i, dd, k * 4, cudaMemcpyDeviceToHost));
+			continue;
+		}
+		uint16_t *dd = (uint16_t *)d + i;
+		if (to_dev) {
+			for (uint64_t j = 0; j < k; j++)
+				s->h_u16[j] = cp_f32_to_bf16(h[i + j]);
+			cudaCheck(cudaMemcpy(dd, s->h_u16, k * 2, cudaMemcpyHostToDevice));
+		} else {
+			cudaCheck(cudaMemcpy(s->h_u16, dd, k * 2, cudaMemcpyDeviceToHost));
+			for (uint64_t j = 0; j < k; j++)
+				h[i + j] = cp_bf16_to_f32(s->h_u16[j]);
+		}
+	}
+}
+
+// every tensor of a parameter-sized host buffer H (true layout) and device buffer D (padded)
+static void xfer_all(struct gpt2_model *m, struct cuda_state *s, float *h, void *d, size_t esz,
+		     int to_dev)
+{
+	for (int k = 0; k < GPT2_NT; k++)
+		xfer(s, h + m->lay.off[k], (char *)d + s->play.off[k] * esz, m->lay.size[k], esz, to_dev);
+}
+
+static void cuda_from_host(struct gpt2_model *m)
+{
+	struct cuda_state *s = state(m);
+	if (!s->params)
+		die("cuda backend: from_host before setup");
+	xfer_all(m, s, m->params, s->master, 4, 1);
+	if (s->precision == GPT2_BF16)
+		k_round_params((cp_bf16 *)s->params, s->master, s->play.total, s->sr_seed, s->step);
+	if (m->mom) {
+		xfer_all(m, s, m->mom, s->mom, 4, 1);
+		xfer_all(m, s, m->var, s->var, 4, 1);
+	} else {
+		cudaCheck(cudaMemset(s->mom, 0, s->play.total * 4));
+		cudaCheck(cudaMemset(s->var, 0, s->play.total * 4));
+	}
+	cudaCheck(cudaDeviceSynchronize());
+}
+
+// The master weights, and the moments once a step was taken, into the host model; and the
+// gradients where the host model has room for them (the GPU tests compare them).
+static void cuda_to_host(struct gpt2_model *m)
+{
+	struct cuda_state *s = state(m);
+	if (!s->params)
+		return;
+	cudaCheck(cudaDeviceSynchronize());
+	xfer_all(m, s, m->params, s->master, 4, 0);
+	if (s->step > 0 && !m->mom) {
+		m->mom = (float *)xcalloc(m->lay.total, sizeof(float));
+		m->var = (float *)xcalloc(m->lay.total, sizeof(float));
+	}
+	if (m->mom) {
+		xfer_all(m, s, m->mom, s->mom, 4, 0);
+		xfer_all(m, s, m->var, s->var, 4, 0);
+	}
+	if (m->grads)
+		xfer_all(m, s, m->grads, s->grads, s->esz, 0);
+}
+
+// Over MPI on host buffers, a chunk at a time (NCCL comes with the multi-GPU work).
+static void cuda_allreduce_grads(struct gpt2_model *m, const struct gpt2_comm *c)
+{
+	struct cuda_state *s = state(m);
+	if (c->size < 2)
+		return;
+	cudaCheck(cudaDeviceSynchronize());
+	uint64_t N = s->play.total;
+	for (uint64_t i = 0; i < N; i += XFER_CHUNK) {
+		uint64_t k = N - i < XFER_CHUNK ? N - i : XFER_CHUNK;
+		void *d = (char *)s->grads + i * s->esz;
+		xfer(s, s->h_f32, d, k, s->esz, 0);
+		c->allreduce_host(s->h_f32, k, 0);
+		xfer(s, s->h_f32, d, k, s->esz, 1);
+	}
+}
+
+static int cuda_info(const struct gpt2_model *m, struct gpt2_device_info *i)
+{
+	cudaDeviceProp p;
+	if (cuda_device < 0 || cudaGetDeviceProperties(&p, cuda_device) != cudaSuccess)
+		return -1;
+	memset(i, 0, sizeof(*i));
+	snprintf(i->name, sizeof(i->name), "%s", p.name);
+	i->mem_total = p.totalGlobalMem;
+	const struct cuda_state *s = (const struct cuda_state *)m->dev;
+	if (s) {
+		i->mem_used = s->alloc_bytes;
+		i->mem_peak = s->peak_bytes;
+	}
+	return 0;
+}
+
+static void cuda_release(struct gpt2_model *m)
+{
+	struct cuda_state *s = (struct cuda_state *)m->dev;
+	if (!s)
+		return;
+	free_acts(s);
+	void *bufs[] = { s->params, s->grads, s->mom, s->var, s->mm.ws,
+			 s->master != s->params ? s->master : NULL };
+	for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+		if (bufs[i])
+			cudaCheck(cudaFree(bufs[i]));
+	if (s->mm.lt)
+		cublasCheck(cublasLtDestroy(s->mm.lt));
+	gpu_buckets_free(&s->bk);
+	free(s->h_tok);
+	free(s->h_tgt);
+	free(s->h_losses);
+	free(s->h_f32);
+	free(s->h_u16);
+	free(s);
+	m->dev = NULL;
+}
+
+extern "C" const struct gpt2_backend gpt2_cuda_backend = {
+	"cuda",
+	1e-3,
+	cuda_open,
+	cuda_set_precision,
+	cuda_setup,
+	cuda_forward,
+	cuda_backward,
+	cuda_zero_grad,
+	cuda_allreduce_grads,
+	cuda_grad_norm,
+	cuda_adamw,
+	cuda_to_host,
+	cuda_from_host,
+	cuda_release,
+	cuda_info,
+	// generation runs on the host's copy of the model (the CPU backend's kernels) for now
+	gpt2_cpu_kv_new,
+	gpt2_cpu_kv_free,
+	gpt2_cpu_kv_reset,
+	gpt2_cpu_kv_len,
+	gpt2_cpu_kv_copy_row,
+	gpt2_cpu_kv_forward,
+};

@@ -1,0 +1,31 @@
+// cuda.cuh: what every file of the CUDA backend shares: the checks that name the file and
+// line of a failed CUDA or cuBLASLt call, and loads and stores of the two element types
+// (fp32 and bf16 kept as its 16 bits, model/bf16.h) with the arithmetic in fp32.
+#ifndef CP_GPU_CUDA_CUH
+#define CP_GPU_CUDA_CUH
+
+#include <cstdint>
+#include <cuda_runtime.h>
+#include <cublasLt.h>
+
+extern "C" {
+#include "model/bf16.h"
+}
+
+// A CUDA error is not something a run can recover from: say where, and exit 1 as die() does.
+void cuda_fail(const char *what, const char *msg, const char *file, int line);
+#define cudaCheck(call) do { cudaError_t e_ = (call); \
+	if (e_ != cudaSuccess) cuda_fail(#call, cudaGetErrorString(e_), __FILE__, __LINE__); } while (0)
+#define cublasCheck(call) do { cublasStatus_t s_ = (call); \
+	if (s_ != CUBLAS_STATUS_SUCCESS) cuda_fail(#call, cublasLt_status_name(s_), __FILE__, __LINE__); } while (0)
+// after a kernel launch: a bad launch configuration shows here, not at the next sync
+#define cudaLaunchCheck() cudaCheck(cudaGetLastError())
+const char *cublasLt_status_name(cublasStatus_t s);
+
+__host__ __device__ __forceinline__ float cp_ld(float x) { return x; }
+__host__ __device__ __forceinline__ float cp_ld(cp_bf16 x) { return cp_bf16_to_f32(x); }
+template <class T> __host__ __device__ __forceinline__ T cp_st(float x);
+template <> __host__ __device__ __forceinline__ float cp_st<float>(float x) { return x; }
+template <> __host__ __device__ __forceinline__ cp_bf16 cp_st<cp_bf16>(float x) { return cp_f32_to_bf16(x); }
+
+#endif

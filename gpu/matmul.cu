@@ -1,0 +1,92 @@
+// matmul.cu: cuBLASLt products (see matmul.cuh). Descriptors are made per call: a few
+// microseconds against products of milliseconds, and no cache to keep right. Split-K
+// reductions are refused (the preference mask), so a product repeats bit for bit.
+#include "matmul.cuh"
+
+#include <cstdio>
+#include <cstdlib>
+
+void cuda_fail(const char *what, const char *msg, const char *file, int line)
+{
+	fprintf(stderr, "cp: fatal: %s failed: %s (%s:%d)\n", what, msg, file, line);
+	exit(1);
+}
+
+const char *cublasLt_status_name(cublasStatus_t s)
+{
+	switch (s) {
+	case CUBLAS_STATUS_NOT_INITIALIZED: return "not initialized";
+	case CUBLAS_STATUS_ALLOC_FAILED: return "allocation failed";
+	case CUBLAS_STATUS_INVALID_VALUE: return "invalid value";
+	case CUBLAS_STATUS_ARCH_MISMATCH: return "architecture mismatch";
+	case CUBLAS_STATUS_EXECUTION_FAILED: return "execution failed";
+	case CUBLAS_STATUS_INTERNAL_ERROR: return "internal error";
+	case CUBLAS_STATUS_NOT_SUPPORTED: return "not supported";
+	default: return "cublas error";
+	}
+}
+
+static void set_attr(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t a, const void *v,
+		     size_t n)
+{
+	cublasCheck(cublasLtMatmulDescSetAttribute(d, a, v, n));
+}
+
+int mm_run(struct mm_ctx *c, const struct gpu_gemm *g, const void *X, const void *Z, void *Y,
+	   float beta, int epi, const void *bias, void *aux)
+{
+	if (epi == MM_GELU_BIAS && c->gelu_ok == 0)
+		return -1;
+	cublasLtMatmulDesc_t desc;
+	cublasCheck(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+	cublasOperation_t ta = g->ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb = g->tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+	set_attr(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta));
+	set_attr(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb));
+	cublasLtEpilogue_t e = epi == MM_BIAS ? CUBLASLT_EPILOGUE_BIAS :
+			       epi == MM_GELU_BIAS ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS :
+			       CUBLASLT_EPILOGUE_DEFAULT;
+	set_attr(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof(e));
+	if (epi != MM_NONE) {
+		set_attr(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias));
+		set_attr(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &c->type, sizeof(c->type));
+	}
+	if (epi == MM_GELU_BIAS) {
+		int64_t ld = (int64_t)g->ldc;
+		set_attr(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux));
+		set_attr(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof(ld));
+	}
+	// operands as stored: op(A) is m x k, so A is k x m when transposed
+	const void *A = g->a == GPU_X ? X : Z, *B = g->b == GPU_X ? X : Z;
+	cublasLtMatrixLayout_t la, lb, lc;
+	cublasCheck(cublasLtMatrixLayoutCreate(&la, c->type, g->ta ? g->k : g->m, g->ta ? g->m : g->k, g->lda));
+	cublasCheck(cublasLtMatrixLayoutCreate(&lb, c->type, g->tb ? g->n : g->k, g->tb ? g->k : g->n, g->ldb));
+	cublasCheck(cublasLtMatrixLayoutCreate(&lc, c->type, g->m, g->n, g->ldc));
+	cublasLtMatmulPreference_t pref;
+	cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
+	uint64_t ws = c->ws_bytes;
+	cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+	uint32_t mask = CUBLASLT_REDUCTION_SCHEME_NONE;
+	cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &mask, sizeof(mask)));
+	cublasLtMatmulHeuristicResult_t heur;
+	int found = 0;
+	cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(c->lt, desc, la, lb, lc, lc, pref, 1, &heur, &found);
+	int rc = 0;
+	if (hs != CUBLAS_STATUS_SUCCESS || found == 0) {
+		if (epi != MM_GELU_BIAS)
+			cuda_fail("cublasLtMatmulAlgoGetHeuristic", "no algorithm for this product", __FILE__, __LINE__);
+		c->gelu_ok = 0;
+		rc = -1;
+	} else {
+		if (epi == MM_GELU_BIAS)
+			c->gelu_ok = 1;
+		float alpha = 1.0f;
+		cublasCheck(cublasLtMatmul(c->lt, desc, &alpha, A, la, B, lb, &beta, Y, lc, Y, lc,
+					   &heur.algo, c->ws, c->ws_bytes, 0));
+	}
+	cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
+	cublasCheck(cublasLtMatrixLayoutDestroy(la));
+	cublasCheck(cublasLtMatrixLayoutDestroy(lb));
+	cublasCheck(cublasLtMatrixLayoutDestroy(lc));
+	cublasCheck(cublasLtMatmulDescDestroy(desc));
+	return rc;
+}

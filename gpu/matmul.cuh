@@ -1,0 +1,30 @@
+// matmul.cuh: the matrix products of the CUDA backend through cuBLASLt, with its bias and GELU
+// epilogues. The row-major to column-major mapping is model/gpu-host.h's (tested on the host).
+#ifndef CP_GPU_MATMUL_CUH
+#define CP_GPU_MATMUL_CUH
+
+#include "cuda.cuh"
+
+extern "C" {
+#include "model/gpu-host.h"
+}
+
+enum mm_epilogue { MM_NONE, MM_BIAS, MM_GELU_BIAS };
+
+struct mm_ctx {
+	cublasLtHandle_t lt;
+	void *ws;
+	size_t ws_bytes;
+	cudaDataType_t type;	// CUDA_R_32F or CUDA_R_16BF: of every operand
+	int gelu_ok;		// -1 unknown, 0 cuBLASLt has no GELU epilogue here, 1 it has
+};
+
+// Y = op(X) op(Z) (+ beta Y) in row-major, as gpu_gemm_rowmajor describes; with MM_BIAS a
+// bias of N added to every row; with MM_GELU_BIAS, Y = gelu(X Z + bias) and AUX = X Z + bias
+// (the GELU's input, kept for the backward pass). Returns 0, or -1 when cuBLASLt has no
+// algorithm for the GELU epilogue (the caller then adds the bias and runs the GELU itself);
+// any other failure exits naming the call.
+int mm_run(struct mm_ctx *c, const struct gpu_gemm *g, const void *X, const void *Z, void *Y,
+	   float beta, int epi, const void *bias, void *aux);
+
+#endif
