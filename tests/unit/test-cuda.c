@@ -278,6 +278,7 @@ int main(int argc, char **argv)
 	cu = &gpt2_cuda_backend;
 	if (cu->open(-1, &err)) {
 		printf("1..0 # SKIP %s\n", err);
+		free(err);
 		return 0;
 	}
 	if (argc > 1 && !strcmp(argv[1], "--bench")) {
