@@ -30,11 +30,11 @@ static const char usage_text[] =
 	"                [--batch B] [--seq T] [--accum N] [--steps N] [--lr X] [--warmup N]\n"
 	"                [--schedule cosine|linear|constant] [--seed S] [--eval-every N]\n"
 	"                [--ckpt-every N] [--keep K] [--threads N] [--device D] [--resume]\n"
-	"                [--init-hf DIR] [--precision bf16|fp32]\n"
+	"                [--init-hf DIR] [--precision bf16|fp32] [--zero 0|1] [--comm-timeout S]\n"
 	"       cp-train -o RUNDIR --valid DIR --eval-only\n"
 	"       cp-train -o RUNDIR --export-hf DIR [--tokenizer PATH]\n"
 	"       cp-train --plan [--model PRESET] [shape flags] [--batch B] [--seq T]\n"
-	"                [--precision bf16|fp32] [--recompute]\n"
+	"                [--precision bf16|fp32] [--recompute] [--world N] [--zero 0|1] [--accum N]\n"
 	"\n"
 	"  --model PRESET       tiny, codeparrot-small (default), gpt2, medium, large, codeparrot\n"
 	"  --vocab N --ctx N --layers N --heads N --width N   shape flags (override the preset)\n"
@@ -58,7 +58,10 @@ static const char usage_text[] =
 	"  --device D           cpu (default), cuda or cuda:N: the backend the model runs on\n"
 	"  --recompute          recompute activations in backward (less memory)\n"
 	"  --precision P        bf16 or fp32 (default: bf16 on cuda; cpu trains in fp32 only)\n"
+	"  --zero 0|1           1: ZeRO-1, AdamW's moments sharded over the ranks (default 0)\n"
+	"  --comm-timeout S     end the job when a collective takes over S seconds (default 600)\n"
 	"  --plan               print the memory --device cuda would need; opens no device\n"
+	"  --world N            with --plan: the ranks (GPUs) of the job (default 1)\n"
 	"  --stop-after N       stop after N steps in this run (checkpoint, then exit)\n"
 	"  --peak-gflops X      peak GFLOP/s per process for the mfu field\n"
 	"  --resume             continue from RUNDIR's latest checkpoint\n"
@@ -86,7 +89,8 @@ enum {
 	O_CKPTEVERY = O_SAVED(CKPT_EVERY), O_KEEP = O_SAVED(KEEP),
 	O_TRAIN = O_BATCH + TRAIN_OPT_N, O_VALID, O_MODEL, O_VOCAB, O_CTX, O_LAYERS, O_HEADS,
 	O_WIDTH, O_SCALEINV, O_REORDER, O_THREADS, O_DEVICE, O_RECOMPUTE, O_STOPAFTER, O_PEAK,
-	O_RESUME, O_INITHF, O_EVALONLY, O_EXPORTHF, O_TOKENIZER, O_PRECISION, O_PLAN
+	O_RESUME, O_INITHF, O_EVALONLY, O_EXPORTHF, O_TOKENIZER, O_PRECISION, O_PLAN, O_ZERO,
+	O_WORLD, O_TIMEOUT
 };
 
 static const struct option long_opts[] = {
@@ -127,6 +131,9 @@ static const struct option long_opts[] = {
 	{ "tokenizer", required_argument, NULL, O_TOKENIZER },
 	{ "precision", required_argument, NULL, O_PRECISION },
 	{ "plan", no_argument, NULL, O_PLAN },
+	{ "zero", required_argument, NULL, O_ZERO },
+	{ "world", required_argument, NULL, O_WORLD },
+	{ "comm-timeout", required_argument, NULL, O_TIMEOUT },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 }
 };
@@ -136,6 +143,7 @@ struct opts {
 	struct train_opts t;
 	struct train_shape shape;
 	int threads, resume, eval_only, plan;
+	uint64_t world;		/* --plan's ranks */
 };
 
 /* the option of code C as "--name", for the value parsers' messages */
@@ -219,6 +227,9 @@ static void parse_run_opt(struct opts *o, int c, const char *flag, const char *a
 			die_usage("--precision must be bf16 or fp32, not '%s'", arg);
 		break;
 	case O_PLAN: o->plan = 1; break;
+	case O_ZERO: o->t.zero = (int)opt_u64(flag, arg, 0, 1); break;
+	case O_WORLD: o->world = opt_u64(flag, arg, 1, 1u << 20); break;
+	case O_TIMEOUT: comm_set_timeout(opt_double(flag, arg, 1, 1e7)); break;
 	case 'h': usage(0); break;
 	default: usage(EXIT_USAGE);
 	}
@@ -268,7 +279,8 @@ static void print_plan(const struct opts *o)
 	train_shape_config(&o->shape, &c, 0, NULL);
 	struct plan_opts po = { .B = o->t.batch, .T = o->t.seq ? o->t.seq : c.n_ctx,
 				.precision = o->t.precision < 0 ? GPT2_BF16 : o->t.precision,
-				.recompute = o->t.recompute };
+				.recompute = o->t.recompute, .world = o->world ? o->world : 1,
+				.zero = o->t.zero, .accum = o->t.accum };
 	if (po.T > c.n_ctx)
 		die_usage("--seq %llu is longer than the model's context (%u)",
 			  (unsigned long long)po.T, c.n_ctx);

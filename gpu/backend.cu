@@ -622,6 +622,7 @@ static void cuda_release(struct gpt2_model *m)
 extern "C" const struct gpt2_backend gpt2_cuda_backend = {
 	"cuda",
 	1e-3,
+	0,
 	cuda_open,
 	cuda_set_precision,
 	cuda_setup,
@@ -631,6 +632,7 @@ extern "C" const struct gpt2_backend gpt2_cuda_backend = {
 	cuda_allreduce_grads,
 	cuda_grad_norm,
 	cuda_adamw,
+	NULL,	// ZeRO on the GPU comes with NCCL
 	cuda_to_host,
 	cuda_from_host,
 	cuda_release,

@@ -188,6 +188,13 @@ is "$(printf '%s\n%s\n' "$pl" "$plr" | awk '/^total/ { t[n++] = $2 } END { print
 like "$plr" '^  mlp.gelu +[0-9]+ x 1 \(recomputed\)$' "one copy of the GELU's output, recomputed"
 ok "--plan --precision fp32" cp-train --plan --model gpt2 --precision fp32
 like "$(cat "$TMP/.out")" '^parameters \(fp32\) +497903616 ' "fp32 parameters: 4 bytes each"
+ok "--plan for 1.5B on 8 GPUs with ZeRO-1 and the published batch" \
+	cp-train --plan --model codeparrot --batch 8 --world 8 --accum 8 --zero 1
+plz=$(cat "$TMP/.out")
+like "$plz" '^per GPU of 8, accum 8: 524288 tokens a step; zero 1: optimizer state of 191203600 parameters a GPU$' \
+	"the job's line: 512 x 1024 tokens a step, an eighth of the optimizer state a GPU"
+is "$(printf '%s\n' "$plz" | awk '/^master/ { print $4 }')" 764814400 "master weights of the shard (4 bytes x 191203600)"
+is "$(printf '%s\n' "$plz" | awk '/^adamw/ { print $4 }')" 1529628800 "moments of the shard (8 bytes x 191203600)"
 ok "--plan --device cuda opens no device" cp-train --plan --model tiny --device cuda
 is "$(ls -A)" "" "--plan writes no file"
 exit_is 2 "--plan with a run directory refused" cp-train --plan -o R

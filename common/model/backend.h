@@ -38,6 +38,9 @@ struct gpt2_backend {
 	/* The largest difference from the cpu backend its results may show, relative to the
 	 * values' scale (max |a - b| / max(1, max |b|)) for logits and losses; 0: bit-exact. */
 	double tolerance;
+	/* 1: the model's parameters and gradients are the host model's own (m->params,
+	 * m->grads), so the trainer may read and swap them (the CPU backend) */
+	int host_memory;
 	/* Make device INDEX (-1: the default one) current; 0, or -1 with *ERR (malloc'd) when it
 	 * is not present. NULL when there is nothing to open. */
 	int (*open)(int index, char **err);
@@ -65,6 +68,11 @@ struct gpt2_backend {
 	/* AdamW step T (1-based) on the parameters and the moments m->mom, m->var; GSCALE
 	 * multiplies the gradients first (clipping) */
 	void (*adamw)(struct gpt2_model *m, uint64_t t, float lr, float wd, float gscale);
+	/* The same step on parameters [LO, HI) alone, the moments holding only those (ZeRO-1's
+	 * shard, train/zero.h); NULL where the backend cannot shard. A backend that has it keeps
+	 * its parameters and gradients in host memory (m->params, m->grads). */
+	void (*adamw_range)(struct gpt2_model *m, uint64_t t, float lr, float wd, float gscale,
+			    uint64_t lo, uint64_t hi);
 	void (*to_host)(struct gpt2_model *m);
 	void (*from_host)(struct gpt2_model *m);
 

@@ -483,32 +483,50 @@ double GPT2_NAME(grad_norm)(MODEL *m)
 }
 
 /* In the order torch.optim.AdamW does it, so the two agree to rounding. */
-void GPT2_NAME(adamw)(MODEL *m, uint64_t t, real lr, real wd, real gscale)
+void GPT2_NAME(adamw_range)(MODEL *m, uint64_t t, real lr, real wd, real gscale, uint64_t lo,
+			    uint64_t hi)
 {
 	const double b1 = 0.9, b2 = 0.999;
 	const real eps = (real)1e-8;
+	if (lo > hi || hi > m->lay.total)
+		die("adamw: range %llu..%llu outside the %llu parameters", (unsigned long long)lo,
+		    (unsigned long long)hi, (unsigned long long)m->lay.total);
 	if (!m->mom) {
-		m->mom = K(alloc)(m->lay.total);
-		m->var = K(alloc)(m->lay.total);
-		K(zero)(m->mom, m->lay.total);
-		K(zero)(m->var, m->lay.total);
+		m->mom = K(alloc)(hi - lo);
+		m->var = K(alloc)(hi - lo);
+		K(zero)(m->mom, hi - lo);
+		K(zero)(m->var, hi - lo);
+		m->opt_lo = lo;
+		m->opt_hi = hi;
 	}
+	uint64_t mlo = m->opt_hi ? m->opt_lo : 0, mhi = m->opt_hi ? m->opt_hi : m->lay.total;
+	if (lo != mlo || hi != mhi)
+		die("adamw: the moments hold %llu..%llu, not %llu..%llu", (unsigned long long)mlo,
+		    (unsigned long long)mhi, (unsigned long long)lo, (unsigned long long)hi);
 	real bc1 = (real)(1 - pow(b1, (double)t));
 	real bc2s = (real)sqrt(1 - pow(b2, (double)t));
 	real step = lr / bc1;
 	for (int k = 0; k < GPT2_NT; k++) {
 		real decay = gpt2_tensor_decays(k) ? 1 - lr * wd : 1;
-		uint64_t o = m->lay.off[k], n = m->lay.size[k];
-		real *p = m->params + o, *g = m->grads + o, *mo = m->mom + o, *va = m->var + o;
+		uint64_t a = m->lay.off[k], e = a + m->lay.size[k];
+		a = a > lo ? a : lo;
+		e = e < hi ? e : hi;
+		real *p = m->params, *g = m->grads, *mo = m->mom, *va = m->var;
 		#pragma omp parallel for schedule(dynamic, 16384)
-		for (uint64_t i = 0; i < n; i++) {
+		for (uint64_t i = a; i < e; i++) {
+			uint64_t j = i - lo;	/* the moments hold the range alone */
 			real gi = g[i] * gscale;
-			mo[i] = (real)b1 * mo[i] + (real)(1 - b1) * gi;
-			va[i] = (real)b2 * va[i] + (real)(1 - b2) * gi * gi;
-			real den = GPT2_SQRT(va[i]) / bc2s + eps;
-			p[i] = p[i] * decay - step * (mo[i] / den);
+			mo[j] = (real)b1 * mo[j] + (real)(1 - b1) * gi;
+			va[j] = (real)b2 * va[j] + (real)(1 - b2) * gi * gi;
+			real den = GPT2_SQRT(va[j]) / bc2s + eps;
+			p[i] = p[i] * decay - step * (mo[j] / den);
 		}
 	}
+}
+
+void GPT2_NAME(adamw)(MODEL *m, uint64_t t, real lr, real wd, real gscale)
+{
+	GPT2_NAME(adamw_range)(m, t, lr, wd, gscale, 0, m->lay.total);
 }
 
 #undef MODEL

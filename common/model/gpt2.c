@@ -167,6 +167,7 @@ static void cpu_nothing(struct gpt2_model *m)
 const struct gpt2_backend gpt2_cpu_backend = {
 	.name = "cpu",
 	.tolerance = 0,
+	.host_memory = 1,
 	.setup = gpt2_setup,
 	.forward = gpt2_forward,
 	.backward = gpt2_backward,
@@ -174,6 +175,7 @@ const struct gpt2_backend gpt2_cpu_backend = {
 	.allreduce_grads = cpu_allreduce_grads,
 	.grad_norm = gpt2_grad_norm,
 	.adamw = cpu_adamw,
+	.adamw_range = gpt2_adamw_range,
 	.to_host = cpu_nothing,
 	.from_host = cpu_nothing,
 	.kv_new = gpt2_cpu_kv_new,

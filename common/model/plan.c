@@ -145,6 +145,20 @@ uint64_t plan_scratch_bytes(const struct gpt2_config *c, uint64_t B, uint64_t T)
 	return s;
 }
 
+uint64_t plan_shard_max(uint64_t n, uint64_t world)
+{
+	uint64_t most = 0;
+	if (world < 1)
+		world = 1;
+	for (uint64_t r = 0; r < world; r++) {
+		uint64_t lo = (uint64_t)((unsigned __int128)n * r / world);
+		uint64_t hi = (uint64_t)((unsigned __int128)n * (r + 1) / world);
+		if (hi - lo > most)
+			most = hi - lo;
+	}
+	return most;
+}
+
 void gpt2_plan(const struct gpt2_config *c, const struct plan_opts *o, struct gpt2_plan *p)
 {
 	struct gpt2_layout lay, padded;
@@ -156,9 +170,12 @@ void gpt2_plan(const struct gpt2_config *c, const struct plan_opts *o, struct gp
 	p->n_params = lay.total;
 	p->n_padded = padded.total;
 	uint64_t N = padded.total, w = dtype_size(PLAN_DT_ACT, o->precision);
+	uint64_t world = o->world ? o->world : 1, S = o->zero ? plan_shard_max(N, world) : N;
+	p->n_shard = S;
+	p->tokens_per_step = o->B * o->T * world * (o->accum ? o->accum : 1);
 	p->bytes[PLAN_PARAMS] = N * w;
-	p->bytes[PLAN_MASTER] = o->precision == GPT2_BF16 ? N * 4 : 0;
-	p->bytes[PLAN_MOMENTS] = 2 * N * 4;
+	p->bytes[PLAN_MASTER] = o->precision == GPT2_BF16 ? S * 4 : 0;
+	p->bytes[PLAN_MOMENTS] = 2 * S * 4;
 	p->bytes[PLAN_GRADS] = N * w;
 	p->bytes[PLAN_ACTS] = plan_arena(c, o, NULL, NULL);
 	p->bytes[PLAN_SCRATCH] = plan_scratch_bytes(c, o->B, o->T);
@@ -196,6 +213,10 @@ void gpt2_plan_format(struct buf *b, const struct gpt2_config *c, const struct p
 	buf_printf(b, "batch %llu x seq %llu, %s, recompute %s\n", (unsigned long long)o->B,
 		   (unsigned long long)o->T, gpt2_precision_name(o->precision),
 		   o->recompute ? "on" : "off");
+	buf_printf(b, "per GPU of %llu, accum %llu: %llu tokens a step; zero %d: optimizer state "
+		   "of %llu parameters a GPU\n", (unsigned long long)(o->world ? o->world : 1),
+		   (unsigned long long)(o->accum ? o->accum : 1),
+		   (unsigned long long)p->tokens_per_step, o->zero, (unsigned long long)p->n_shard);
 	buf_printf(b, "%-24s %16s %10s\n", "category", "bytes", "GiB");
 	for (int k = 0; k < PLAN_NCAT; k++)
 		buf_printf(b, "%-24s %16llu %10.3f\n", plan_cat_label(k, o->precision),

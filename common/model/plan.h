@@ -96,11 +96,22 @@ struct plan_opts {
 	uint64_t B, T;		/* sequences per micro-batch on the device, tokens per sequence */
 	int precision;		/* enum gpt2_precision */
 	int recompute;
+	/* The job: WORLD ranks (GPUs; 0 is taken as 1), each accumulating ACCUM micro-batches (0:
+	 * 1) a step; with ZERO 1 the master weights and the moments are sharded over the ranks,
+	 * as train/zero.h splits them (rank r holds [N r / WORLD, N (r + 1) / WORLD)), and the
+	 * plan is of the rank with the largest shard. */
+	uint64_t world, accum;
+	int zero;
 };
+
+/* the most elements a rank's shard of N holds when N is split over WORLD ranks */
+uint64_t plan_shard_max(uint64_t n, uint64_t world);
 
 struct gpt2_plan {
 	uint32_t vocab, vpad;		/* the true and the padded vocabulary */
 	uint64_t n_params, n_padded;	/* parameters in the true and the padded layout */
+	uint64_t n_shard;		/* of those, the optimizer state a rank holds */
+	uint64_t tokens_per_step;	/* B x T x world x accum */
 	uint64_t bytes[PLAN_NCAT];
 	uint64_t total;
 };

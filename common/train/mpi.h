@@ -15,10 +15,25 @@ const struct gpt2_comm *comm_init(int *argc, char ***argv);
 /* Leave the job (MPI_Finalize); nothing without one. */
 void comm_finish(void);
 /* Sum N floats (DBL: doubles) over all ranks, in place (the comm's allreduce_host); nothing
- * with one rank. Dies when the collective fails. */
+ * with one rank. Floats are summed in rank order, ((g0 + g1) + g2) + ..., the order one
+ * process accumulating the same micro-batches adds them in. Dies when the collective fails. */
 void comm_allreduce(void *p, uint64_t n, int dbl);
 /* The same in calls of at most CHUNK elements (MPI counts are ints); comm_allreduce uses
  * 2^30. */
 void comm_allreduce_chunked(void *p, uint64_t n, int dbl, uint64_t chunk);
+
+/* A collective that has not finished after SECONDS (default 600, or $CP_COMM_TIMEOUT) ends
+ * the job with a message naming the rank and the collective. */
+void comm_set_timeout(double seconds);
+
+/* ZeRO-1's collectives over shards: rank r owns elements [OFF[r], OFF[r+1]) of a
+ * parameter-sized array (OFF has size + 1 entries). */
+/* MINE (rank r's shard) = the sum over the ranks, in rank order, of that part of ALL (which
+ * the sum overwrites) */
+void comm_reduce_scatter(float *all, float *mine, const uint64_t *off);
+/* every rank's shard of ALL (in place) to every rank */
+void comm_allgather(float *all, const uint64_t *off);
+/* rank 0's ALL = every rank's MINE (ALL is read on rank 0 only) */
+void comm_gather(const float *mine, float *all, const uint64_t *off);
 
 #endif

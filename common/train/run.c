@@ -144,6 +144,11 @@ void train_setup(struct train_run *r, int resume)
 	r->be->setup(&r->m, (int)r->B_local, (int)r->T, r->o.recompute);
 	r->be->from_host(&r->m);
 	r->tokens = xcalloc(r->B_local * r->T, sizeof(uint32_t));
+	if (r->o.zero) {
+		if (!r->be->adamw_range)
+			die_usage("--zero 1: the %s backend cannot shard AdamW yet", r->be->name);
+		zero_init(&r->zero, &r->m, r->comm);
+	}
 }
 
 double train_eval_only(struct train_run *r, const struct train_shape *shape)
@@ -189,6 +194,30 @@ double train_evaluate(struct train_run *r, uint64_t max_batches)
 	return acc[1] ? acc[0] / acc[1] : NAN;
 }
 
+/* Micro-batch A's backward pass. On a host-memory backend every micro-batch after the first
+ * gets its own zeroed gradients, added to the sum so far afterwards: the sum is then
+ * ((g0 + g1) + g2) + ..., what the ranks' rank-order reduction gives, so A micro-batches on
+ * one process and A ranks of one give the same bytes (a backward pass that accumulated in
+ * place would round differently). */
+static void train_backward(struct train_run *r, uint64_t a, float scale)
+{
+	if (a == 0 || !r->be->host_memory) {
+		r->be->backward(&r->m, scale);
+		return;
+	}
+	uint64_t n = r->m.lay.total;
+	if (!r->gscratch)
+		r->gscratch = xmalloc(n * sizeof(float));
+	float *sum = r->m.grads;
+	r->m.grads = r->gscratch;
+	r->be->zero_grad(&r->m);
+	r->be->backward(&r->m, scale);
+	r->m.grads = sum;
+	#pragma omp parallel for schedule(static)
+	for (uint64_t i = 0; i < n; i++)
+		sum[i] = sum[i] + r->gscratch[i];
+}
+
 float train_step(struct train_run *r, double *gnorm, double *lr)
 {
 	const struct train_opts *o = &r->o;
@@ -200,16 +229,23 @@ float train_step(struct train_run *r, double *gnorm, double *lr)
 		seqdata_batch(&r->train, r->data_pos + a * B, B, UINT64_MAX, c->rank, r->B_local,
 			      r->tokens, r->T);
 		lsum += r->be->forward(&r->m, r->tokens, (int)r->B_local, (int)r->T);
-		r->be->backward(&r->m, 1.0f / (float)(A * (uint64_t)c->size));
+		train_backward(r, a, 1.0f / (float)(A * (uint64_t)c->size));
 	}
 	double lm = lsum / (double)A;
 	c->allreduce_host(&lm, 1, 1);
 	float loss = (float)(lm / c->size);
-	r->be->allreduce_grads(&r->m, c);
-	*gnorm = r->be->grad_norm(&r->m);
+	if (o->zero) {
+		*gnorm = zero_reduce_grads(&r->zero, &r->m);
+	} else {
+		r->be->allreduce_grads(&r->m, c);
+		*gnorm = r->be->grad_norm(&r->m);
+	}
 	*lr = adamw_lr(o->sched, r->step, o->steps, o->warmup, o->lr, o->min_frac);
-	r->be->adamw(&r->m, r->step + 1, (float)*lr, (float)o->wd,
-		     (float)adamw_clip_scale(*gnorm, o->clip));
+	float gscale = (float)adamw_clip_scale(*gnorm, o->clip);
+	if (o->zero)
+		zero_adamw(&r->zero, r->be, &r->m, r->step + 1, (float)*lr, (float)o->wd, gscale);
+	else
+		r->be->adamw(&r->m, r->step + 1, (float)*lr, (float)o->wd, gscale);
 	r->step++;
 	r->data_pos += A * B;
 	r->rng = mix64(r->rng);
@@ -218,6 +254,10 @@ float train_step(struct train_run *r, double *gnorm, double *lr)
 
 void train_checkpoint(struct train_run *r)
 {
+	/* ZeRO-1: the moments' shards to rank 0, which writes them whole */
+	float *gm = NULL, *gv = NULL;
+	if (r->o.zero)
+		zero_gather_moments(&r->zero, &r->m, r->comm, &gm, &gv);
 	if (r->comm->rank != 0)
 		return;
 	r->be->to_host(&r->m);
@@ -226,8 +266,10 @@ void train_checkpoint(struct train_run *r)
 			  .precision = (uint32_t)r->o.precision, .sr_seed = r->sr_seed };
 	c.opts_json = train_opts_json(&r->o);
 	char *path = ckpt_path(r->rundir, r->step);
-	if (ckpt_write(path, &c, r->m.params, r->m.mom, r->m.var))
+	if (ckpt_write(path, &c, r->m.params, r->o.zero ? gm : r->m.mom, r->o.zero ? gv : r->m.var))
 		exit(EXIT_ERR);
+	free(gm);
+	free(gv);
 	free(path);
 	free(c.opts_json);
 	ckpt_prune(r->rundir, (unsigned)r->o.keep);
@@ -336,6 +378,9 @@ void train_finish(struct train_run *r)
 	r->tokens = NULL;
 	if (r->be && r->be->release)
 		r->be->release(&r->m);
+	zero_free(&r->zero);
+	free(r->gscratch);
+	r->gscratch = NULL;
 	gpt2_free(&r->m);
 	if (r->have_valid)
 		seqdata_close(&r->valid);

@@ -11,6 +11,7 @@
 #include "model/gpt2.h"
 #include "train/options.h"
 #include "train/seqdata.h"
+#include "train/zero.h"
 
 struct train_run {
 	struct train_opts o;
@@ -26,6 +27,8 @@ struct train_run {
 	uint64_t sr_seed;		/* the stochastic rounding's (model/bf16.h) */
 	uint32_t *tokens;		/* [B_local][T] */
 	FILE *log;			/* rank 0's log.jsonl */
+	struct zero zero;		/* with --zero 1 */
+	float *gscratch;		/* a micro-batch's own gradients (host-memory backends) */
 };
 
 /* Load RUNDIR's latest checkpoint into r->m, with the AdamW moments and the saved options

@@ -133,6 +133,37 @@ static void test_plans(void)
 	buf_free(&txt);
 }
 
+/* ZeRO-1 on W GPUs for the published batch (512 sequences of 1024 a step): the master weights
+ * and moments of the largest shard, ceil(Npad / W) (Npad = 1529628800 divides by 8 and 16, so
+ * every shard is Npad / W), everything else as on one GPU; the total per GPU against the card */
+static void check_zero(uint64_t W, uint64_t B, int recompute, double card_gib)
+{
+	struct gpt2_config c;
+	gpt2_preset("codeparrot", &c);
+	uint64_t Np = params_formula(32768, 1024, 48, 1600), S = Np / W;
+	uint64_t accum = 512 / (W * B);
+	struct plan_opts o = { .B = B, .T = 1024, .precision = GPT2_BF16, .recompute = recompute,
+			       .world = W, .accum = accum, .zero = 1 };
+	struct gpt2_plan p;
+	gpt2_plan(&c, &o, &p);
+	is_int(p.n_shard, S, "1.5B on %llu GPUs, ZeRO-1: a shard of %llu parameters",
+	       (unsigned long long)W, (unsigned long long)S);
+	ok(p.bytes[PLAN_PARAMS] == 2 * Np && p.bytes[PLAN_GRADS] == 2 * Np &&
+	   p.bytes[PLAN_MASTER] == 4 * S && p.bytes[PLAN_MOMENTS] == 8 * S,
+	   "... bf16 parameters and gradients whole, master weights and moments of the shard");
+	uint64_t want = 4 * Np + 12 * S + acts_formula(B, 1024, 48, 1600, 25, 32768, 1, recompute) +
+			p.bytes[PLAN_SCRATCH] + (32ull << 20);
+	is_int(p.total, want, "... %.2f GiB a GPU by hand", (double)want / 1073741824.0);
+	is_int(p.tokens_per_step, 512 * 1024, "... micro-batch %llu x accum %llu x %llu GPUs: "
+	       "524288 tokens a step", (unsigned long long)B, (unsigned long long)accum,
+	       (unsigned long long)W);
+	ok((double)p.total < card_gib * 1e9 * 0.95, "... fits a %.0f GB card", card_gib);
+	struct gpt2_plan one;
+	o.zero = 0;
+	gpt2_plan(&c, &o, &one);
+	ok(one.total - p.total == 12 * (Np - S), "... ZeRO saves 12 bytes a parameter not held");
+}
+
 static void test_precision_names(void)
 {
 	is_int(gpt2_precision_parse("bf16"), GPT2_BF16, "bf16 parses");
@@ -262,6 +293,8 @@ static void test_mfu(void)
 int main(void)
 {
 	test_plans();
+	check_zero(8, 8, 0, 80);
+	check_zero(16, 4, 1, 40);
 	test_precision_names();
 	test_pad_sizes();
 	test_pad_layouts();
