@@ -68,7 +68,7 @@ GPU_OBJ  = $(GPU_SRC:%.cu=$(BUILD)/obj/%.o)
 CUDA_LIB = $(abspath $(dir $(NVCC))../lib64)
 GPU_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]
 NVCCFLAGS ?= -O2 -g
-GPU_LINK = $(if $(GPU_OBJ),-L$(CUDA_LIB) -Wl$(comma)-rpath$(comma)$(CUDA_LIB) -lcublasLt -lcudart -lstdc++)
+GPU_LINK = $(if $(GPU_OBJ),-L$(CUDA_LIB) -Wl$(comma)-rpath$(comma)$(CUDA_LIB) -lnccl -lcublasLt -lcudart -lstdc++)
 GPU_TOOLS = cp-train cp-complete cp-humaneval
 LDLIBS_cp-train += $(GPU_LINK)
 LDLIBS_cp-complete += $(GPU_LINK)

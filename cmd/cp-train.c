@@ -365,7 +365,12 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	set_threads(o.threads);
-	char *err = NULL;
+	char *err = NULL, dev[32];
+	/* under mpirun, --device cuda is each rank's own GPU among its host's */
+	if (!strcmp(o.device, "cuda") && r.comm->size > 1) {
+		snprintf(dev, sizeof(dev), "cuda:%d", r.comm->local_rank);
+		o.device = dev;
+	}
 	r.be = gpt2_backend_select(o.device, &err);
 	if (!r.be)
 		die("%s", err);

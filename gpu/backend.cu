@@ -10,6 +10,8 @@
 #include "kernels.cuh"
 #include "matmul.cuh"
 
+#include <nccl.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -57,10 +59,14 @@ struct cuda_state {
 	struct mm_ctx mm;
 	struct gpu_buckets bk;
 	int32_t *h_tok, *h_tgt;
-	float *h_losses, *h_f32;
+	float *h_losses;
 	uint16_t *h_u16;
 	uint64_t alloc_bytes, peak_bytes, acts_bytes;
+	ncclComm_t nccl;	// made at the first reduction of a job of several ranks
 };
+
+#define ncclCheck(call) do { ncclResult_t r_ = (call); \
+	if (r_ != ncclSuccess) cuda_fail(#call, ncclGetErrorString(r_), __FILE__, __LINE__); } while (0)
 
 static int cuda_device = -1;
 
@@ -157,7 +163,6 @@ static void alloc_params(struct gpt2_model *m, struct cuda_state *s)
 	s->mm.type = s->precision == GPT2_BF16 ? CUDA_R_16BF : CUDA_R_32F;
 	const char *g = getenv("CP_CUDA_GELU_EPILOGUE");
 	s->mm.gelu_ok = g && !strcmp(g, "0") ? 0 : -1;
-	s->h_f32 = (float *)xcalloc(XFER_CHUNK, sizeof(float));
 	s->h_u16 = (uint16_t *)xcalloc(XFER_CHUNK, sizeof(uint16_t));
 }
 
@@ -563,21 +568,27 @@ static void cuda_to_host(struct gpt2_model *m)
 		xfer_all(m, s, m->grads, s->grads, s->esz, 0);
 }
 
-// Over MPI on host buffers, a chunk at a time (NCCL comes with the multi-GPU work).
+// Over NCCL on the device buffers: the communicator is bootstrapped through the job's own
+// broadcast (rank 0's unique id to every rank), one GPU a rank.
 static void cuda_allreduce_grads(struct gpt2_model *m, const struct gpt2_comm *c)
 {
 	struct cuda_state *s = state(m);
 	if (c->size < 2)
 		return;
-	cudaCheck(cudaDeviceSynchronize());
-	uint64_t N = s->play.total;
-	for (uint64_t i = 0; i < N; i += XFER_CHUNK) {
-		uint64_t k = N - i < XFER_CHUNK ? N - i : XFER_CHUNK;
-		void *d = (char *)s->grads + i * s->esz;
-		xfer(s, s->h_f32, d, k, s->esz, 0);
-		c->allreduce_host(s->h_f32, k, 0);
-		xfer(s, s->h_f32, d, k, s->esz, 1);
+	if (!s->nccl) {
+		if (!c->bcast_host)
+			die("cuda backend: the job has no broadcast to start NCCL with");
+		ncclUniqueId id;
+		memset(&id, 0, sizeof(id));
+		if (c->rank == 0)
+			ncclCheck(ncclGetUniqueId(&id));
+		c->bcast_host(&id, sizeof(id), 0);
+		ncclCheck(ncclCommInitRank(&s->nccl, c->size, id, c->rank));
 	}
+	ncclCheck(ncclAllReduce(s->grads, s->grads, s->play.total,
+				s->precision == GPT2_BF16 ? ncclBfloat16 : ncclFloat, ncclSum,
+				s->nccl, 0));
+	cudaCheck(cudaStreamSynchronize(0));
 }
 
 static int cuda_info(const struct gpt2_model *m, struct gpt2_device_info *i)
@@ -609,11 +620,12 @@ static void cuda_release(struct gpt2_model *m)
 			cudaCheck(cudaFree(bufs[i]));
 	if (s->mm.lt)
 		cublasCheck(cublasLtDestroy(s->mm.lt));
+	if (s->nccl)
+		ncclCheck(ncclCommDestroy(s->nccl));
 	gpu_buckets_free(&s->bk);
 	free(s->h_tok);
 	free(s->h_tgt);
 	free(s->h_losses);
-	free(s->h_f32);
 	free(s->h_u16);
 	free(s);
 	m->dev = NULL;

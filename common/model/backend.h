@@ -18,6 +18,10 @@ struct gpt2_comm {
 	int rank, size;
 	/* sum N floats (DBL: doubles) of host memory over all ranks, in place */
 	void (*allreduce_host)(void *p, uint64_t n, int dbl);
+	/* this rank among those on its host (0 alone), for choosing its GPU */
+	int local_rank;
+	/* N bytes at P from rank ROOT to every rank (a GPU backend's NCCL bootstrap) */
+	void (*bcast_host)(void *p, uint64_t n, int root);
 };
 
 /* A backend's inference state: B rows (independent sequences) of up to T positions, each

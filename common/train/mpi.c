@@ -19,7 +19,8 @@
 #include <mpi.h>
 #endif
 
-static struct gpt2_comm comm = { 0, 1, comm_allreduce };
+static void comm_bcast(void *p, uint64_t n, int root);
+static struct gpt2_comm comm = { 0, 1, comm_allreduce, 0, comm_bcast };
 static int comm_live;
 
 /* the collective in flight (NULL: none) and when it began, under wd_lock */
@@ -113,6 +114,12 @@ const struct gpt2_comm *comm_init(int *argc, char ***argv)
 			die("MPI_Init failed");
 		MPI_Comm_rank(MPI_COMM_WORLD, &comm.rank);
 		MPI_Comm_size(MPI_COMM_WORLD, &comm.size);
+		MPI_Comm host;
+		if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, comm.rank,
+					MPI_INFO_NULL, &host) == MPI_SUCCESS) {
+			MPI_Comm_rank(host, &comm.local_rank);
+			MPI_Comm_free(&host);
+		}
 		comm_live = 1;
 		on_exit(comm_abort_on_exit, NULL);
 		const char *t = getenv("CP_COMM_TIMEOUT");
@@ -200,6 +207,21 @@ void comm_allreduce_chunked(void *p, uint64_t n, int dbl, uint64_t chunk)
 	(void)n;
 	(void)dbl;
 	(void)chunk;
+#endif
+}
+
+static void comm_bcast(void *p, uint64_t n, int root)
+{
+#ifdef CP_HAVE_MPI
+	if (comm.size > 1) {
+		wd_begin("broadcast (MPI_Bcast)");
+		check(MPI_Bcast(p, count_of(n), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
+		wd_end();
+	}
+#else
+	(void)p;
+	(void)n;
+	(void)root;
 #endif
 }
 
