@@ -272,14 +272,16 @@ static int run_score(const struct complete_model *cm, const struct opts *o)
 	return 0;
 }
 
-static int run_serve(const struct complete_model *cm, const struct opts *o)
+/* --serve: the server loads the model itself, answering 503 until it has */
+static int run_serve(const struct opts *o)
 {
 	struct server_config c = {
-		.listen = o->serve, .model = o->model, .max_body = o->max_body,
+		.listen = o->serve, .model = o->model, .tokenizer = o->tokenizer,
+		.device = o->device, .max_body = o->max_body,
 		.max_prompt = o->max_prompt, .max_concurrent = o->max_concurrent,
 		.max_n = o->max_n, .threads = o->threads,
 	};
-	return server_run(cm, &c);
+	return server_run(&c);
 }
 
 /* libgomp's threads spin a long while at each barrier before they sleep; decoding crosses
@@ -307,12 +309,12 @@ int main(int argc, char **argv)
 	parse_opts(argc, argv, &o);
 	if (o.threads)
 		omp_set_num_threads(o.threads);
-	struct complete_model cm;
-	if (complete_load(&cm, o.model, o.tokenizer, o.device))
-		return EXIT_ERR;
+	struct complete_model cm = { 0 };
 	int r;
 	if (o.serve)
-		r = run_serve(&cm, &o);
+		r = run_serve(&o);
+	else if (complete_load(&cm, o.model, o.tokenizer, o.device))
+		r = EXIT_ERR;
 	else if (o.jsonl)
 		r = run_jsonl(&cm, &o);
 	else if (o.score)
