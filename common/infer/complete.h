@@ -100,6 +100,31 @@ int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, 
 			  const struct complete_params *p, struct complete_result *res, char **err);
 void complete_result_free(struct complete_result *r);
 
+/* Continuous batching: rows that requests (jobs) join and leave between steps, decoded
+ * together, each job as complete_generate_ids would make it alone (the same draws; the
+ * logits to within the kernels' rounding for another number of rows). One thread drives a
+ * batch. ROWS samples at once, of up to T tokens each (prompt included); REUSE: rows are
+ * freed and taken again (a spare empty row resets them). */
+struct complete_batch;
+struct complete_job {
+	const struct complete_params *p;
+	struct complete_result *res;	/* filled as it goes; res->cancelled: on_token stopped it */
+	uint32_t going;			/* its samples still decoding: 0 once done */
+	size_t longest;			/* private */
+	double t_decode;
+};
+struct complete_batch *complete_batch_new(const struct complete_model *cm, int rows, int T,
+					  int reuse);
+void complete_batch_free(struct complete_batch *cb);
+int complete_batch_rows_free(const struct complete_batch *cb);
+/* Check J's request, read its prompt IDS and start its P->n samples: 0 (J->going 0 at once
+ * for max_tokens 0), or -1 with *ERR (malloc'd) for a request complete_generate_ids would
+ * refuse, or one that does not fit the free rows or T. */
+int complete_batch_add(struct complete_batch *cb, struct complete_job *j, const uint32_t *ids,
+		       size_t n_ids, char **err);
+/* One token for every going sample (calling the jobs' on_token); the samples still going */
+int complete_batch_step(struct complete_batch *cb);
+
 /* per-token log-probabilities of a text */
 struct complete_score {
 	size_t n;		/* tokens */

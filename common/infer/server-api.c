@@ -1,9 +1,11 @@
 /* server-api.c: the server's endpoints. A completion is read (request.h), admitted or
- * answered 429, its prompt checked (400 before any work), then generated under the
- * generation lock and answered whole, or streamed: a thread of its own generates and queues
- * a server-sent event per token, which the connection's thread hands to libmicrohttpd as
- * they come. A client that goes away (its socket hung up, or the answer torn down) stops the
- * generation at the next token. /tokenize and /detokenize need no lock: the model is only
+ * answered 429, its prompt checked (400 before any work), then queued for the engine: one
+ * thread that decodes every admitted request's samples together in one batch (continuous
+ * batching: a request joins between two steps and leaves when its samples are done). The
+ * connection's thread waits for the whole answer, or streams: the engine queues a
+ * server-sent event per token, which the connection's thread hands to libmicrohttpd as they
+ * come. A client that goes away (its socket hung up, or the answer torn down) stops its
+ * request at the next token. /tokenize and /detokenize need no engine: the model is only
  * read. */
 #include "infer/server-impl.h"
 
@@ -31,15 +33,29 @@ struct job {
 	size_t n_ids;
 	struct complete_score psc;	/* echo with logprobs: the prompt's */
 	struct complete_result res;
+	struct complete_job cj;	/* in the engine's batch */
 	struct api_answer a;
-	/* streaming: the events queued and not yet handed over, under mu */
+	struct job *next;	/* the engine's queue, or its running jobs */
+	/* under mu: done (the engine is through with it), and for a stream the events queued
+	 * and not yet handed over, gone (the client), orphan (the answer torn down first) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct buf out;
 	size_t sent;
-	int fd, started, done, gone;
-	pthread_t th;
+	int fd, done, gone, orphan;
 	struct api_stream_pos *pos;
+};
+
+/* The engine: one thread, one batch, the requests queued for it */
+struct engine {
+	struct server *sv;
+	struct complete_batch *cb;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct job *head, **tail;	/* queued, in order */
+	struct job *running;
+	int stop;
+	pthread_t th;
 };
 
 static enum MHD_Result bad_request(struct MHD_Connection *c, const char *msg)
@@ -82,28 +98,6 @@ static void job_release(struct job *j)
 	pthread_mutex_unlock(&j->sv->lock);
 }
 
-/* Under the generation lock: the prompt's scores for echo, then the samples */
-static void job_run(struct job *j)
-{
-	struct server *sv = j->sv;
-	if (sv->c->threads)
-		omp_set_num_threads(sv->c->threads);
-	char *err = NULL;
-	/* neither fails: complete_prompt checked the prompt against the context */
-	if (j->rq.echo && j->rq.logprobs >= 0 &&
-	    complete_score_ids(j->cm, j->ids, j->n_ids, j->rq.logprobs, &j->psc, &err))
-		free(err);
-	if (j->rq.stream && j->rq.echo)
-		for (uint32_t i = 0; i < j->rq.n_out; i++) {
-			pthread_mutex_lock(&j->mu);
-			api_put_echo_chunk(&j->out, &j->a, i);
-			pthread_cond_signal(&j->cv);
-			pthread_mutex_unlock(&j->mu);
-		}
-	if (complete_generate_ids(j->cm, j->ids, j->n_ids, &j->rq.p, &j->res, &err))
-		free(err);
-}
-
 /* ---- streaming ---- */
 
 /* Whether the client went away: the answer torn down, or its socket hung up */
@@ -120,45 +114,24 @@ static int stream_gone(struct job *j)
 	return g;
 }
 
+static void stream_push(struct job *j, const struct buf *b)
+{
+	pthread_mutex_lock(&j->mu);
+	buf_put(&j->out, b->p, b->len);
+	pthread_cond_signal(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+}
+
 static int stream_token(void *ctx, const struct complete_result *res, uint32_t sample, int done)
 {
 	struct job *j = ctx;
 	if (stream_gone(j))
 		return 1;
-	pthread_mutex_lock(&j->mu);
-	api_put_chunk(&j->out, &j->a, sample, &res->s[sample], &j->pos[sample], done);
-	pthread_cond_signal(&j->cv);
-	pthread_mutex_unlock(&j->mu);
+	struct buf b = { 0 };
+	api_put_chunk(&b, &j->a, sample, &res->s[sample], &j->pos[sample], done);
+	stream_push(j, &b);
+	buf_free(&b);
 	return 0;
-}
-
-static void *stream_main(void *arg)
-{
-	struct job *j = arg;
-	pthread_mutex_lock(&j->sv->gen);
-	if (!stream_gone(j))
-		job_run(j);
-	pthread_mutex_unlock(&j->sv->gen);
-	job_release(j);
-	pthread_mutex_lock(&j->mu);
-	if (!j->gone && !j->res.cancelled && j->res.s) {
-		/* the samples no token finished: max_tokens 0 */
-		for (uint32_t i = 0; i < j->rq.n_out; i++)
-			if (!j->pos[i].finished)
-				api_put_chunk(&j->out, &j->a, i, &j->res.s[i], &j->pos[i], 1);
-		api_put_stream_end(&j->out, &j->a);
-	}
-	j->done = 1;
-	pthread_cond_signal(&j->cv);
-	pthread_mutex_unlock(&j->mu);
-	if (j->res.cancelled) {
-		uint64_t n = 0;
-		for (uint32_t i = 0; i < j->res.n; i++)
-			n += j->res.s[i].n_tokens;
-		fprintf(stderr, "%s: cmpl-%llu: the client went away; stopped after %llu tokens\n",
-			cp_progname, j->a.id, (unsigned long long)n);
-	}
-	return NULL;
 }
 
 /* libmicrohttpd asks for the next bytes: wait for an event or the end */
@@ -187,18 +160,189 @@ static ssize_t stream_read(void *cls, uint64_t at, char *buf, size_t max)
 	return gone ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
 }
 
-/* the answer is torn down (sent, or the client gone): stop the generation and free */
+/* The answer is torn down (sent, or the client gone): the job is freed here once the engine
+ * is through with it, else by the engine when it is (it stops at the next token) */
 static void stream_free(void *cls)
 {
 	struct job *j = cls;
 	pthread_mutex_lock(&j->mu);
 	j->gone = 1;
+	int done = j->done;
+	j->orphan = !done;
 	pthread_mutex_unlock(&j->mu);
-	if (j->started)
-		pthread_join(j->th, NULL);
-	else
-		job_release(j);
-	job_free(j);
+	if (done)
+		job_free(j);
+}
+
+/* ---- the engine ---- */
+
+/* The engine is through with J: the rest of its stream, or its whole answer's wake-up */
+static void engine_end(struct job *j)
+{
+	job_release(j);
+	if (j->rq.stream && !j->res.cancelled && !stream_gone(j) && j->res.s) {
+		struct buf b = { 0 };
+		/* the samples no token finished: max_tokens 0 */
+		for (uint32_t i = 0; i < j->rq.n_out; i++)
+			if (!j->pos[i].finished)
+				api_put_chunk(&b, &j->a, i, &j->res.s[i], &j->pos[i], 1);
+		api_put_stream_end(&b, &j->a);
+		stream_push(j, &b);
+		buf_free(&b);
+	}
+	if (j->res.cancelled) {
+		uint64_t n = 0;
+		for (uint32_t i = 0; i < j->res.n; i++)
+			n += j->res.s[i].n_tokens;
+		fprintf(stderr, "%s: cmpl-%llu: the client went away; stopped after %llu tokens\n",
+			cp_progname, j->a.id, (unsigned long long)n);
+	}
+	pthread_mutex_lock(&j->mu);
+	j->done = 1;
+	int orphan = j->orphan;
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	if (orphan)
+		job_free(j);
+}
+
+/* J joins the batch: the prompt's scores for echo, then its samples' prefill. One that does
+ * not fit the batch (more samples than its rows) is made alone, the batch empty. 1 when it
+ * is running, 0 when it is already done. */
+static int engine_begin(struct engine *e, struct job *j)
+{
+	const struct complete_model *cm = j->cm;
+	char *err = NULL;
+	if (j->rq.stream && stream_gone(j)) {
+		j->res.cancelled = 1;
+		return 0;
+	}
+	/* none of these fail: complete_prompt checked the prompt against the context */
+	if (j->rq.echo && j->rq.logprobs >= 0 &&
+	    complete_score_ids(cm, j->ids, j->n_ids, j->rq.logprobs, &j->psc, &err))
+		free(err);
+	if (j->rq.stream && j->rq.echo)
+		for (uint32_t i = 0; i < j->rq.n_out; i++) {
+			struct buf b = { 0 };
+			api_put_echo_chunk(&b, &j->a, i);
+			stream_push(j, &b);
+			buf_free(&b);
+		}
+	j->cj = (struct complete_job){ .p = &j->rq.p, .res = &j->res };
+	if (j->rq.p.n > (uint32_t)e->sv->batch_rows) {
+		if (complete_generate_ids(cm, j->ids, j->n_ids, &j->rq.p, &j->res, &err))
+			free(err);
+		return 0;
+	}
+	if (complete_batch_add(e->cb, &j->cj, j->ids, j->n_ids, &err)) {
+		free(err);
+		return 0;
+	}
+	return j->cj.going > 0;
+}
+
+/* The queued jobs that fit the free rows, in order (one too large for the batch when it is
+ * empty); under e->mu */
+static struct job *engine_take(struct engine *e)
+{
+	struct job *taken = NULL, **tt = &taken;
+	int rows = complete_batch_rows_free(e->cb), empty = rows == e->sv->batch_rows;
+	while (e->head) {
+		struct job *j = e->head;
+		int n = (int)j->rq.p.n;
+		if (n > e->sv->batch_rows ? !empty || taken : n > rows)
+			break;
+		rows -= n <= e->sv->batch_rows ? n : 0;
+		e->head = j->next;
+		if (!e->head)
+			e->tail = &e->head;
+		j->next = NULL;
+		*tt = j;
+		tt = &j->next;
+		if (n > e->sv->batch_rows)
+			break;
+	}
+	return taken;
+}
+
+static void *engine_main(void *arg)
+{
+	struct engine *e = arg;
+	if (e->sv->c->threads)
+		omp_set_num_threads(e->sv->c->threads);
+	pthread_mutex_lock(&e->mu);
+	for (;;) {
+		while (!e->stop && !e->head && !e->running)
+			pthread_cond_wait(&e->cv, &e->mu);
+		if (e->stop)
+			break;
+		struct job *j = engine_take(e);
+		pthread_mutex_unlock(&e->mu);
+		while (j) {
+			struct job *next = j->next;
+			if (engine_begin(e, j)) {
+				j->next = e->running;
+				e->running = j;
+			} else {
+				engine_end(j);
+			}
+			j = next;
+		}
+		if (e->running)
+			complete_batch_step(e->cb);
+		for (struct job **p = &e->running; *p;) {
+			struct job *r = *p;
+			if (r->cj.going) {
+				p = &r->next;
+				continue;
+			}
+			*p = r->next;
+			engine_end(r);
+		}
+		pthread_mutex_lock(&e->mu);
+	}
+	pthread_mutex_unlock(&e->mu);
+	return NULL;
+}
+
+/* Hand J to the engine */
+static void engine_queue(struct engine *e, struct job *j)
+{
+	pthread_mutex_lock(&e->mu);
+	j->next = NULL;
+	*e->tail = j;
+	e->tail = &j->next;
+	pthread_cond_signal(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+}
+
+struct engine *api_engine_start(struct server *sv, const struct complete_model *cm)
+{
+	struct engine *e = xcalloc(1, sizeof(*e));
+	e->sv = sv;
+	e->cb = complete_batch_new(cm, sv->batch_rows, (int)cm->m.cfg.n_ctx, 1);
+	e->tail = &e->head;
+	pthread_mutex_init(&e->mu, NULL);
+	pthread_cond_init(&e->cv, NULL);
+	int r = pthread_create(&e->th, NULL, engine_main, e);
+	if (r)
+		die("cannot start the server's engine: %s", strerror(r));
+	return e;
+}
+
+void api_engine_stop(struct engine *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&e->mu);
+	e->stop = 1;
+	pthread_cond_signal(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+	pthread_join(e->th, NULL);
+	complete_batch_free(e->cb);
+	pthread_mutex_destroy(&e->mu);
+	pthread_cond_destroy(&e->cv);
+	free(e);
 }
 
 static enum MHD_Result stream_start(struct job *j)
@@ -214,14 +358,8 @@ static enum MHD_Result stream_start(struct job *j)
 	MHD_add_response_header(r, "Cache-Control", "no-cache");
 	j->fd = server_conn_fd(j->conn);
 	j->pos = xcalloc(j->rq.n_out, sizeof(*j->pos));
-	struct MHD_Connection *c = j->conn;
-	j->started = !pthread_create(&j->th, NULL, stream_main, j);
-	if (!j->started) {
-		MHD_destroy_response(r);	/* frees the job */
-		return server_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "server_error",
-				    "cannot start a thread for the stream");
-	}
-	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	enum MHD_Result ret = MHD_queue_response(j->conn, MHD_HTTP_OK, r);
+	engine_queue(j->sv->engine, j);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -230,11 +368,12 @@ static enum MHD_Result stream_start(struct job *j)
 
 static enum MHD_Result answer_whole(struct job *j)
 {
-	pthread_mutex_lock(&j->sv->gen);
-	job_run(j);
-	pthread_mutex_unlock(&j->sv->gen);
+	engine_queue(j->sv->engine, j);
+	pthread_mutex_lock(&j->mu);
+	while (!j->done)
+		pthread_cond_wait(&j->cv, &j->mu);
+	pthread_mutex_unlock(&j->mu);
 	MHD_set_connection_option(j->conn, MHD_CONNECTION_OPTION_TIMEOUT, j->sv->idle_s);
-	job_release(j);
 	uint32_t *order = NULL;
 	if (j->rq.p.n > j->rq.n_out) {
 		order = xreallocarray(NULL, j->rq.p.n, sizeof(uint32_t));

@@ -1,6 +1,7 @@
 /* server-impl.h: what the server's two files share (not an interface for anyone else):
  * server.c runs the daemon (connections, the watchdog, routing, loading the model),
- * server-api.c answers the endpoints (completions whole or streamed, models, tokenize). */
+ * server-api.c answers the endpoints (completions whole or streamed, models, tokenize) and
+ * runs the engine that generates them. */
 #ifndef CP_SERVER_IMPL_H
 #define CP_SERVER_IMPL_H
 
@@ -24,10 +25,13 @@ struct watch {
 	struct timespec deadline;	/* CLOCK_MONOTONIC */
 };
 
+struct engine;
+
 struct server {
 	const struct complete_model *cm;	/* NULL while loading (under lock) */
 	const struct server_config *c;
-	pthread_mutex_t gen;	/* one generation at a time: each uses every core */
+	struct engine *engine;	/* what generates, once the model is loaded */
+	int batch_rows;		/* samples it decodes together */
 	pthread_mutex_t lock;
 	unsigned inflight;
 	unsigned long long served;
@@ -46,6 +50,10 @@ enum MHD_Result server_error(struct MHD_Connection *c, unsigned code, const char
 			     const char *msg);
 /* the socket of C's connection, or -1 */
 int server_conn_fd(struct MHD_Connection *c);
+
+/* The engine that decodes every request of SV on CM, in one batch; stopped and freed */
+struct engine *api_engine_start(struct server *sv, const struct complete_model *cm);
+void api_engine_stop(struct engine *e);
 
 /* POST /v1/completions with BODY (LEN bytes): answered whole or as a stream */
 enum MHD_Result api_completion(struct server *sv, struct MHD_Connection *c, const char *body,

@@ -1,7 +1,7 @@
 /* server.c: the HTTP completion server's daemon. libmicrohttpd runs a thread per
  * connection; a POST body is gathered up to the limit and handed to its endpoint
- * (server-api.c), which admits it or answers 429 and generates under one lock, so that
- * concurrent requests queue instead of sharing the cores. The socket is bound before the
+ * (server-api.c), which admits it or answers 429 and hands it to the one engine that
+ * decodes all admitted requests together (continuous batching). The socket is bound before the
  * model is loaded, on a thread of its own: until it is, /health and the endpoints that need
  * it answer 503. A watchdog bounds each client's time to send its headers and its body, so
  * that idle or slow clients cannot hold the connections that /health and real requests
@@ -36,6 +36,7 @@
 #define SERVER_IDLE_S 15u	/* inactivity on a connection outside a generation */
 #define SERVER_HEADER_S 10u	/* connect (or last answer) to the end of the headers */
 #define SERVER_BODY_S 30u	/* the end of the headers to the end of the body */
+#define SERVER_BATCH_ROWS 8	/* samples decoded together */
 
 struct conn {
 	struct buf body;
@@ -363,7 +364,7 @@ static void server_watch_init(struct server *sv)
 	sv->idle_s = c->idle_timeout ? c->idle_timeout : SERVER_IDLE_S;
 	sv->header_s = c->header_timeout ? c->header_timeout : SERVER_HEADER_S;
 	sv->body_s = c->body_timeout ? c->body_timeout : SERVER_BODY_S;
-	pthread_mutex_init(&sv->gen, NULL);
+	sv->batch_rows = c->batch_rows ? (int)c->batch_rows : SERVER_BATCH_ROWS;
 	pthread_mutex_init(&sv->lock, NULL);
 	pthread_mutex_init(&sv->wlock, NULL);
 	pthread_condattr_t ca;
@@ -386,6 +387,8 @@ static void *load_model(void *arg)
 	struct loader *l = arg;
 	const struct server_config *c = l->sv->c;
 	int r = complete_load(&l->cm, c->model, c->tokenizer, c->device);
+	if (!r)
+		l->sv->engine = api_engine_start(l->sv, &l->cm);
 	pthread_mutex_lock(&l->sv->lock);
 	l->state = r ? -1 : 1;
 	if (!r)
@@ -471,9 +474,9 @@ int server_run(const struct server_config *c)
 	if (state == 0)
 		return 0;	/* stopped while loading: the load ends with the process */
 	pthread_join(ld, NULL);
+	api_engine_stop(sv->engine);
 	if (state > 0)
 		complete_free(&l->cm);
-	pthread_mutex_destroy(&sv->gen);
 	pthread_mutex_destroy(&sv->lock);
 	pthread_mutex_destroy(&sv->wlock);
 	pthread_cond_destroy(&sv->wcond);

@@ -21,6 +21,8 @@ struct server_config {
 	uint64_t max_prompt;	/* longest prompt in tokens (0: the context) */
 	uint64_t max_concurrent;	/* requests admitted at once */
 	uint64_t max_n;		/* most samples a request may ask for */
+	uint64_t batch_rows;	/* samples decoded together (0: the default in server.c); a
+				 * request of more is made alone */
 	int threads;		/* OpenMP threads of a generation (0: as they are) */
 	/* bounds on clients, 0 for the defaults in server.c: connections at once and from one
 	 * address; seconds of inactivity, from connecting (or the last answer) to the end of
