@@ -4,8 +4,9 @@
 # line or a second request independently gives (streamed text and logprobs equal the whole
 # answer's for the same seed, echo's prompt logprobs equal --score's, greedy's chosen token
 # is the likeliest of its top_logprobs, best_of picks the best of the same samples made
-# without it); llama.cpp's /tokenize and /detokenize round trip; /health answers 503 while
-# the model loads; a streaming client that hangs up stops the generation.
+# without it, concurrent requests batched together answer as each alone); llama.cpp's
+# /tokenize and /detokenize round trip; /health answers 503 while the model loads; a
+# streaming client that hangs up stops the generation.
 . "$(dirname "$0")/lib.sh"
 
 TOK=$(gpt2_tokenizer) || skip_all "$GPT2_MISSING"
@@ -169,6 +170,22 @@ for bad in (dict(stream=True, best_of=3), dict(logprobs=99), dict(best_of=1, n=2
         check(False, "refused: %r" % bad)
     except openai.BadRequestError:
         check(True, "refused: %r" % bad)
+
+# concurrent requests (decoded together in one batch) give what each gives alone
+import threading
+reqs = [dict(max_tokens=14, temperature=1.0, seed=100 + i, n=1 + i % 2, top_p=0.9) for i in range(4)]
+alone = [[c.text for c in whole(**r).choices] for r in reqs]
+together = [None] * 4
+def run(i):
+    if i % 2:
+        t, _, _, _ = streamed(**reqs[i])
+        together[i] = [t.get(k) for k in range(reqs[i]["n"])]
+    else:
+        together[i] = [c.text for c in whole(**reqs[i]).choices]
+ths = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+for t in ths: t.start()
+for t in ths: t.join(120)
+check(together == alone, "4 concurrent requests, whole and streamed, answer as each alone")
 
 # the model list
 m = client.models.list()

@@ -429,33 +429,32 @@ static int batch_take(struct complete_batch *cb)
 		int row = cb->rows[i];
 		struct complete_job *j = cb->row[row].j;
 		const struct complete_params *p = j->p;
-		if (j->res->cancelled)
+		if (j->res->cancelled) {
+			batch_release(cb, row);
 			continue;
+		}
 		uint32_t b = cb->row[row].b, t = cb->next[i];
 		int done = batch_append(cb, j, &j->res->s[b], row, t);
 		if (p->on_token && p->on_token(p->ctx, j->res, b, done))
 			j->res->cancelled = 1;
-		else if (done)
-			batch_release(cb, row);
-		else {
-			cb->rows[nf] = row;
-			cb->next[nf] = t;
-			nf++;
-		}
-	}
-	/* the rows of a cancelled job kept before it said stop */
-	int nk = 0;
-	for (int i = 0; i < cb->nr; i++) {
-		int row = cb->rows[i];
-		struct complete_job *j = cb->row[row].j;
-		if (j && j->res->cancelled) {
+		if (done || j->res->cancelled) {
 			batch_release(cb, row);
 			continue;
 		}
-		if (i < nf) {
-			cb->rows[nk] = row;
-			cb->next[nk++] = cb->next[i];
+		cb->rows[nf] = row;
+		cb->next[nf] = t;
+		nf++;
+	}
+	/* the rows of a cancelled job kept before it said stop */
+	int nk = 0;
+	for (int i = 0; i < nf; i++) {
+		int row = cb->rows[i];
+		if (cb->row[row].j->res->cancelled) {
+			batch_release(cb, row);
+			continue;
 		}
+		cb->rows[nk] = row;
+		cb->next[nk++] = cb->next[i];
 	}
 	return nk;
 }

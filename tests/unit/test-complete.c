@@ -4,7 +4,9 @@
  * (a different path: the prompt and samples fed whole); on_token called once a token, with
  * DONE once a sample, the texts it sees growing into the result's, and its nonzero return
  * stopping the generation; complete_score_ids' alternatives sorted and holding the chosen
- * token whenever it is likely enough; complete_prompt's checks. */
+ * token whenever it is likely enough; complete_prompt's checks; a batch that jobs join
+ * between steps and leave, its rows reused, giving each job's samples as it makes them
+ * alone. */
 #include "infer/complete.h"
 #include "model/backend.h"
 #include "tap.h"
@@ -175,6 +177,93 @@ static void test_prompt(const struct complete_model *cm)
 	free(err);
 }
 
+/* jobs joining a batch between its steps and leaving it, rows reused: each made as it is
+ * alone */
+static void test_batch(const struct complete_model *cm)
+{
+	static const char *const prompts[3] = { "def f(x):", "import os\n", "class A" };
+	struct complete_params p[3];
+	struct complete_result alone[3], res[3];
+	struct complete_job j[3];
+	char *err = NULL;
+	for (int i = 0; i < 3; i++) {
+		complete_params_default(&p[i]);
+		p[i].n = (uint32_t)(2 - i % 2);
+		p[i].max_tokens = (uint32_t)(10 + 5 * i);
+		p[i].temperature = i == 1 ? 0 : 0.9;
+		p[i].seed = (uint64_t)(40 + i);
+		p[i].logprobs = 1;
+		complete_generate(cm, prompts[i], strlen(prompts[i]), &p[i], 0, &alone[i], &err);
+		j[i] = (struct complete_job){ .p = &p[i], .res = &res[i] };
+	}
+	/* 3 rows: the first two jobs at once, the third once rows are free */
+	struct complete_batch *cb = complete_batch_new(cm, 3, 64, 1);
+	uint32_t *ids[3];
+	size_t n[3];
+	for (int i = 0; i < 3; i++)
+		complete_prompt(cm, prompts[i], strlen(prompts[i]), &p[i], 0, &ids[i], &n[i], &err);
+	ok(complete_batch_add(cb, &j[0], ids[0], n[0], &err) == 0, "job 0 joins");
+	complete_batch_step(cb);
+	complete_batch_step(cb);
+	ok(complete_batch_add(cb, &j[1], ids[1], n[1], &err) == 0, "job 1 joins two steps later");
+	ok(complete_batch_add(cb, &j[2], ids[2], n[2], &err) == -1, "job 2 does not fit yet");
+	free(err);
+	int added = 0, steps = 0;
+	while (complete_batch_step(cb) || !added) {
+		if (!added && complete_batch_rows_free(cb) >= 2) {
+			ok(complete_batch_add(cb, &j[2], ids[2], n[2], &err) == 0,
+			   "job 2 joins in freed rows after %d more steps", steps);
+			added = 1;
+		}
+		steps++;
+	}
+	int same = 1;
+	double worst = 0;
+	for (int i = 0; i < 3; i++) {
+		ok(j[i].going == 0, "job %d done", i);
+		for (uint32_t b = 0; b < p[i].n; b++) {
+			const struct complete_sample *x = &res[i].s[b], *y = &alone[i].s[b];
+			same &= x->n_tokens == y->n_tokens &&
+				!memcmp(x->ids, y->ids, x->n_tokens * sizeof(uint32_t)) &&
+				!strcmp(x->finish, y->finish) && x->text.len == y->text.len;
+			for (uint32_t t = 0; same && t < x->n_tokens; t++)
+				worst = fabs(x->lp[t] - y->lp[t]) > worst ? fabs(x->lp[t] - y->lp[t]) : worst;
+		}
+		free(ids[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		complete_result_free(&res[i]);
+	ok(same, "each job's samples are the ones it makes alone");
+	ok(worst < 1e-4, "  their log-probabilities to within rounding (%g)", worst);
+
+	/* a job stopped by its on_token leaves; the other goes on as alone */
+	struct complete_result r0, r1;
+	struct complete_params q = p[0];
+	struct seen stop = { .grew = 1, .stop_after = 3 };
+	q.on_token = on_token;
+	q.ctx = &stop;
+	struct complete_job k0 = { .p = &q, .res = &r0 }, k1 = { .p = &p[1], .res = &r1 };
+	complete_prompt(cm, prompts[0], strlen(prompts[0]), &q, 0, &ids[0], &n[0], &err);
+	complete_prompt(cm, prompts[1], strlen(prompts[1]), &p[1], 0, &ids[1], &n[1], &err);
+	complete_batch_add(cb, &k0, ids[0], n[0], &err);
+	complete_batch_add(cb, &k1, ids[1], n[1], &err);
+	while (complete_batch_step(cb))
+		;
+	ok(r0.cancelled && k0.going == 0 && r0.s[0].n_tokens + r0.s[1].n_tokens == 3,
+	   "a job stopped by on_token leaves after its third token");
+	ok(k1.going == 0 && r1.s[0].n_tokens == alone[1].s[0].n_tokens &&
+	   !memcmp(r1.s[0].ids, alone[1].s[0].ids, r1.s[0].n_tokens * sizeof(uint32_t)),
+	   "the job beside it is made as alone");
+	ok(complete_batch_rows_free(cb) == 3, "all rows free again");
+	free(ids[0]);
+	free(ids[1]);
+	complete_result_free(&r0);
+	complete_result_free(&r1);
+	complete_batch_free(cb);
+	for (int i = 0; i < 3; i++)
+		complete_result_free(&alone[i]);
+}
+
 int main(void)
 {
 	struct complete_model cm;
@@ -182,6 +271,7 @@ int main(void)
 	test_logprob();
 	test_generate(&cm);
 	test_prompt(&cm);
+	test_batch(&cm);
 	gpt2_free(&cm.m);
 	bpe_free(&cm.tok);
 	free(cm.mask);
