@@ -163,17 +163,6 @@ void request_put_choices(struct buf *b, const struct complete_result *res, int o
 		   (unsigned long long)(gen + res->prompt_tokens));
 }
 
-void request_put_completion(struct buf *b, unsigned long long id, long long created,
-			    const char *model, const struct complete_result *res)
-{
-	buf_printf(b, "{\"id\":\"cmpl-%llu\",\"object\":\"text_completion\",\"created\":%lld,"
-		   "\"model\":", id, created);
-	json_cstr(b, model);
-	buf_putc(b, ',');
-	request_put_choices(b, res, 1);
-	buf_puts(b, "}\n");
-}
-
 void request_put_error(struct buf *b, const char *type, const char *msg)
 {
 	buf_puts(b, "{\"error\":{\"message\":");

@@ -4,6 +4,7 @@
  * choices, the error object, the command line's samples and a score, each rendered and
  * parsed back with jansson, the fields held against the result they were made from. The
  * server's fields (stream, echo, logprobs, best_of, stream_options) and their errors. */
+#include "infer/api.h"
 #include "infer/request.h"
 #include "tap.h"
 
@@ -243,7 +244,10 @@ static void test_answers(void)
 	struct complete_result res;
 	make_result(&res);
 	struct buf b = { 0 };
-	request_put_completion(&b, 42, 1700000000, "runs/m \"1\"", &res);
+	struct complete_request rq = { .n_out = res.n, .logprobs = -1 };
+	struct api_answer a = { .rq = &rq, .model = "runs/m \"1\"", .id = 42,
+				.created = 1700000000, .res = &res };
+	api_put_completion(&b, &a);
 	json_t *j = load(&b, "the completion object");
 	is_str(str_of(j, "id"), "cmpl-42", "  id");
 	is_str(str_of(j, "object"), "text_completion", "  object");
