@@ -199,7 +199,7 @@ $(OUT)/seqs/.done: $(OUT)/tokens/.done
 train: $(OUT)/run/.done
 $(OUT)/run/.done: $(OUT)/seqs/.done
 	rm -rf $(OUT)/run $(OUT)/hf
-	$(BIN)/cp-train -o $(OUT)/run --train $(OUT)/seqs/train --valid $(OUT)/seqs/valid $(TRAIN_FLAGS)
+	$(BIN)/cp-train -o $(OUT)/run --train $(OUT)/seqs/train --valid $(OUT)/seqs/valid --tokenizer $(OUT)/tokenizer $(TRAIN_FLAGS)
 	$(BIN)/cp-train -o $(OUT)/run --export-hf $(OUT)/hf --tokenizer $(OUT)/tokenizer
 	scripts/plot-loss $(OUT)/run
 	touch $@

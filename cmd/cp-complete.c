@@ -47,6 +47,7 @@ static const char usage_text[] =
 	"  --max-prompt N       longest prompt in tokens (default: the context)\n"
 	"  --max-concurrent N   requests admitted at once; more get 429 (default 4)\n"
 	"  --max-n N            most samples a request may ask for (default 16)\n"
+	"  --batch N            samples the server decodes together (default 8)\n"
 	"  -j, --threads N      threads (default: all cores)\n"
 	"  -h                   show this help\n";
 
@@ -62,7 +63,7 @@ struct opts {
 	char **stop;
 	size_t n_stop;
 	int json, jsonl, view, threads, stats;
-	uint64_t max_body, max_prompt, max_concurrent, max_n;
+	uint64_t max_body, max_prompt, max_concurrent, max_n, batch;
 };
 
 /* \n, \t, \r, \\ and \0 in a --stop value: a newline is awkward to type in a shell */
@@ -88,7 +89,7 @@ static char *unescape(const char *s)
 
 enum {
 	O_JSON = 256, O_JSONL, O_SCORE, O_VIEW, O_SERVE, O_MAXBODY, O_MAXPROMPT, O_MAXCONC,
-	O_MAXN, O_NOEOT, O_STATS, O_DEVICE
+	O_MAXN, O_NOEOT, O_STATS, O_DEVICE, O_BATCH
 };
 
 /* the option values together: the stop strings into the params, the modes exclusive */
@@ -135,6 +136,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "max-concurrent", required_argument, NULL, O_MAXCONC },
 		{ "max-n", required_argument, NULL, O_MAXN },
 		{ "device", required_argument, NULL, O_DEVICE },
+		{ "batch", required_argument, NULL, O_BATCH },
 		{ NULL, 0, NULL, 0 }
 	};
 	memset(o, 0, sizeof(*o));
@@ -174,6 +176,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case O_MAXCONC: o->max_concurrent = opt_u64("--max-concurrent", optarg, 1, 1024); break;
 		case O_MAXN: o->max_n = opt_u64("--max-n", optarg, 1, 65536); break;
 		case O_DEVICE: o->device = optarg; break;
+		case O_BATCH: o->batch = opt_u64("--batch", optarg, 1, 4096); break;
 		default: usage(EXIT_USAGE);
 		}
 	}
@@ -272,14 +275,16 @@ static int run_score(const struct complete_model *cm, const struct opts *o)
 	return 0;
 }
 
-static int run_serve(const struct complete_model *cm, const struct opts *o)
+/* --serve: the server loads the model itself, answering 503 until it has */
+static int run_serve(const struct opts *o)
 {
 	struct server_config c = {
-		.listen = o->serve, .model = o->model, .max_body = o->max_body,
+		.listen = o->serve, .model = o->model, .tokenizer = o->tokenizer,
+		.device = o->device, .max_body = o->max_body,
 		.max_prompt = o->max_prompt, .max_concurrent = o->max_concurrent,
-		.max_n = o->max_n, .threads = o->threads,
+		.max_n = o->max_n, .batch_rows = o->batch, .threads = o->threads,
 	};
-	return server_run(cm, &c);
+	return server_run(&c);
 }
 
 /* libgomp's threads spin a long while at each barrier before they sleep; decoding crosses
@@ -307,12 +312,12 @@ int main(int argc, char **argv)
 	parse_opts(argc, argv, &o);
 	if (o.threads)
 		omp_set_num_threads(o.threads);
-	struct complete_model cm;
-	if (complete_load(&cm, o.model, o.tokenizer, o.device))
-		return EXIT_ERR;
+	struct complete_model cm = { 0 };
 	int r;
 	if (o.serve)
-		r = run_serve(&cm, &o);
+		r = run_serve(&o);
+	else if (complete_load(&cm, o.model, o.tokenizer, o.device))
+		r = EXIT_ERR;
 	else if (o.jsonl)
 		r = run_jsonl(&cm, &o);
 	else if (o.score)

@@ -11,6 +11,7 @@
 #include "model/ckpt.h"
 #include "model/hf.h"
 #include "model/plan.h"
+#include "tok/bpe.h"
 #include "train/lr-schedule.h"
 #include "train/mpi.h"
 #include "train/options.h"
@@ -68,7 +69,8 @@ static const char usage_text[] =
 	"  --init-hf DIR        start from a Hugging Face GPT-2 (config.json, model.safetensors)\n"
 	"  --eval-only          evaluate the latest checkpoint on --valid; print one JSON line\n"
 	"  --export-hf DIR      write the latest checkpoint in Hugging Face format\n"
-	"  --tokenizer PATH     tokenizer.json or its directory, copied by --export-hf\n"
+	"  --tokenizer PATH     tokenizer.json or its directory: kept in RUNDIR when training,\n"
+	"                       copied by --export-hf\n"
 	"  -h                   show this help\n";
 
 static void usage(int code)
@@ -266,8 +268,8 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 		die_usage("--eval-only needs --valid DIR");
 	if (!o->eval_only && !o->export_hf && !o->train)
 		die_usage("no training data (--train DIR)");
-	if (o->tokenizer && !o->export_hf)
-		die_usage("--tokenizer goes with --export-hf");
+	if (o->tokenizer && o->eval_only)
+		die_usage("--tokenizer goes with training or --export-hf");
 }
 
 /* ---- the modes ---- */
@@ -322,6 +324,21 @@ static void eval_only(struct train_run *r, const struct opts *o)
 	}
 }
 
+/* TOKENIZER (checked whole, and against the model's vocabulary) written into RUNDIR as
+ * cp-bpe writes one */
+static int keep_tokenizer(const char *tokenizer, const char *rundir, uint32_t vocab)
+{
+	struct bpe tok;
+	if (bpe_load(&tok, tokenizer))
+		return -1;
+	int r = tok.n_ids > vocab
+		? error("'%s': the tokenizer has %u ids, more than the model's vocabulary of %u",
+			tokenizer, tok.n_ids, vocab)
+		: bpe_save(&tok, rundir);
+	bpe_free(&tok);
+	return r;
+}
+
 /* a fresh run, one from a Hugging Face model, or a resumed one */
 static void train(struct train_run *r, const struct opts *o)
 {
@@ -342,6 +359,10 @@ static void train(struct train_run *r, const struct opts *o)
 	}
 	free(existing);
 	train_setup(r, o->resume);
+	/* the run remembers its tokenizer: cp-complete -m RUNDIR finds it beside the model */
+	if (o->tokenizer && r->comm->rank == 0 &&
+	    keep_tokenizer(o->tokenizer, o->rundir, r->cfg.vocab_size))
+		exit(EXIT_ERR);
 	train_loop(r);
 	if (getenv("CP_TRAIN_REPORT_MEM") && r->comm->rank == 0) {
 		struct rusage ru;

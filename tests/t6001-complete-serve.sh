@@ -23,6 +23,11 @@ for i in $(seq 1 100); do
 done
 like "$port" '^[0-9]+$' "the server says which port it took"
 [ -n "$port" ] || { kill $pid 2>/dev/null; done_testing; }
+# the socket is bound before the model is loaded (/health is 503 until then)
+for i in $(seq 1 100); do
+	grep -q 'model loaded, ready' server.err && break
+	sleep 0.1
+done
 
 ok "requests" "$PYTHON" - "$port" <<'PYEOF'
 import http.client, json, sys, threading

@@ -129,13 +129,14 @@ void complete_free(struct complete_model *cm)
 void complete_params_default(struct complete_params *p)
 {
 	memset(p, 0, sizeof(*p));
+	p->logprobs = -1;
 	p->n = 1;
 	p->max_tokens = 128;
 	p->top_p = 1;
 }
 
-static uint32_t *encode(const struct complete_model *cm, const void *text, size_t len,
-			size_t *n)
+uint32_t *complete_encode(const struct complete_model *cm, const void *text, size_t len,
+			  size_t *n)
 {
 	struct bpe_encoder *e = bpe_encoder_new(&cm->tok);
 	struct u32vec ids = { 0 };
@@ -143,26 +144,6 @@ static uint32_t *encode(const struct complete_model *cm, const void *text, size_
 	bpe_encoder_free(e);
 	*n = ids.n;
 	return ids.v;
-}
-
-int complete_generate(const struct complete_model *cm, const void *prompt, size_t len,
-		      const struct complete_params *p, uint32_t max_prompt,
-		      struct complete_result *res, char **err)
-{
-	size_t n;
-	uint32_t *ids = encode(cm, prompt, len, &n);
-	if (n == 0 && cm->tok.eot != BPE_NONE) {
-		ids = xreallocarray(ids, 1, sizeof(uint32_t));
-		ids[n++] = cm->tok.eot;
-	}
-	int r;
-	memset(res, 0, sizeof(*res));
-	if (max_prompt && n > max_prompt)
-		r = error_to(err, "the prompt has %zu tokens, more than the limit of %u", n, max_prompt);
-	else
-		r = complete_generate_ids(cm, ids, n, p, res, err);
-	free(ids);
-	return r;
 }
 
 /* Cut the first stop string that ends in the bytes after OLD; 1 when one was found. Only the
@@ -202,146 +183,329 @@ static int check_request(const struct complete_model *cm, const uint32_t *ids, s
 	return 0;
 }
 
+int complete_prompt(const struct complete_model *cm, const void *prompt, size_t len,
+		    const struct complete_params *p, uint32_t max_prompt, uint32_t **ids,
+		    size_t *n, char **err)
+{
+	*ids = complete_encode(cm, prompt, len, n);
+	if (*n == 0 && cm->tok.eot != BPE_NONE) {
+		*ids = xreallocarray(*ids, 1, sizeof(uint32_t));
+		(*ids)[(*n)++] = cm->tok.eot;
+	}
+	int r;
+	if (max_prompt && *n > max_prompt)
+		r = error_to(err, "the prompt has %zu tokens, more than the limit of %u", *n, max_prompt);
+	else
+		r = check_request(cm, *ids, *n, p, err);
+	if (r) {
+		free(*ids);
+		*ids = NULL;
+	}
+	return r;
+}
+
+int complete_generate(const struct complete_model *cm, const void *prompt, size_t len,
+		      const struct complete_params *p, uint32_t max_prompt,
+		      struct complete_result *res, char **err)
+{
+	size_t n;
+	uint32_t *ids;
+	memset(res, 0, sizeof(*res));
+	if (complete_prompt(cm, prompt, len, p, max_prompt, &ids, &n, err))
+		return -1;
+	int r = complete_generate_ids(cm, ids, n, p, res, err);
+	free(ids);
+	return r;
+}
+
 static void result_init(struct complete_result *res, uint32_t B, size_t n_ids, uint32_t max_tokens,
-			uint32_t n_ctx)
+			uint32_t n_ctx, int k)
 {
 	res->n = B;
+	res->k = k;
 	res->prompt_tokens = (uint32_t)n_ids;
 	res->s = xcalloc(B, sizeof(*res->s));
+	/* at most n_ctx - n_ids + 1 tokens fit */
+	size_t cap = max_tokens < n_ctx ? max_tokens + 1 : n_ctx;
 	for (uint32_t b = 0; b < B; b++) {
-		res->s[b].finish = "length";
-		/* at most n_ctx - n_ids + 1 tokens fit */
-		res->s[b].ids = xreallocarray(NULL, max_tokens < n_ctx ? max_tokens + 1 : n_ctx,
-					      sizeof(uint32_t));
+		struct complete_sample *s = &res->s[b];
+		s->finish = "length";
+		s->ids = xreallocarray(NULL, cap, sizeof(uint32_t));
+		if (k >= 0) {
+			s->lp = xreallocarray(NULL, cap, sizeof(double));
+			s->top_id = xreallocarray(NULL, cap * (size_t)k + 1, sizeof(uint32_t));
+			s->top_lp = xreallocarray(NULL, cap * (size_t)k + 1, sizeof(double));
+		}
 	}
 }
 
-/* One batch being decoded: the rows still going, their next tokens and generators. */
-struct gen {
+double complete_logprob(const float *l, const float *mask, uint32_t V, uint32_t chosen, int k,
+			uint32_t *top_id, double *top_lp)
+{
+	float mx = -INFINITY;
+	for (uint32_t v = 0; v < V; v++)
+		if (l[v] + mask[v] > mx)
+			mx = l[v] + mask[v];
+	double s = 0;
+	for (uint32_t v = 0; v < V; v++)
+		s += exp((double)(l[v] + mask[v] - mx));
+	double ls = log(s);
+	/* the K best so far, best first: an insertion into a short list */
+	int have = 0;
+	for (uint32_t v = 0; v < V && k > 0; v++) {
+		float x = l[v] + mask[v];
+		if (x == -INFINITY || (have == k && x <= l[top_id[k - 1]] + mask[top_id[k - 1]]))
+			continue;
+		int j = have < k ? have++ : k - 1;
+		while (j > 0 && x > l[top_id[j - 1]] + mask[top_id[j - 1]]) {
+			top_id[j] = top_id[j - 1];
+			j--;
+		}
+		top_id[j] = v;
+	}
+	for (int j = 0; j < k; j++) {
+		if (j >= have)
+			top_id[j] = UINT32_MAX;
+		top_lp[j] = j < have ? (double)(l[top_id[j]] + mask[top_id[j]] - mx) - ls : -INFINITY;
+	}
+	return (double)(l[chosen] - mx) - ls;
+}
+
+/* Rows that requests join and leave between steps: each row one sample of a job, the going
+ * rows in order (a job's samples together, the jobs in the order they came), with their
+ * logits and next tokens; a row freed is reset from the spare empty row before its reuse. */
+struct complete_batch {
 	const struct complete_model *cm;
-	const struct complete_params *p;
-	struct complete_result *res;
 	struct gpt2_kv *st;
-	float *logits;
-	int *rows;
+	int R, T, nr, n_free, spare;	/* spare: the empty row, or -1 when rows are not reused */
+	float *logits;		/* [nr][V] */
+	int *rows, *free_rows;
 	uint32_t *next;
-	struct sample_rng *rng;
+	struct batch_row {
+		struct complete_job *j;
+		uint32_t b;	/* its sample */
+		struct sample_rng rng;
+	} *row;
 	struct sampler **sm;
 	int nth;
-	size_t longest;		/* the longest stop string */
 };
 
-static void gen_open(struct gen *g, const struct complete_model *cm, const struct complete_params *p,
-		     struct complete_result *res, int T)
+static int clamp_k(int k)
 {
-	uint32_t B = p->n, V = cm->m.cfg.vocab_size;
-	memset(g, 0, sizeof(*g));
-	g->cm = cm;
-	g->p = p;
-	g->res = res;
+	return k < 0 ? -1 : k > COMPLETE_MAX_LOGPROBS ? COMPLETE_MAX_LOGPROBS : k;
+}
+
+struct complete_batch *complete_batch_new(const struct complete_model *cm, int rows, int T,
+					  int reuse)
+{
+	uint32_t V = cm->m.cfg.vocab_size;
+	struct complete_batch *cb = xcalloc(1, sizeof(*cb));
+	cb->cm = cm;
+	cb->R = rows;
+	cb->T = T;
+	cb->spare = reuse ? rows : -1;
+	cb->st = cm->be->kv_new(&cm->m, rows + !!reuse, T);
+	cb->logits = xreallocarray(NULL, (size_t)rows * V, sizeof(float));
+	cb->rows = xreallocarray(NULL, (size_t)rows, sizeof(int));
+	cb->free_rows = xreallocarray(NULL, (size_t)rows, sizeof(int));
+	cb->next = xreallocarray(NULL, (size_t)rows, sizeof(uint32_t));
+	cb->row = xcalloc((size_t)rows, sizeof(*cb->row));
+	for (int i = 0; i < rows; i++)
+		cb->free_rows[i] = rows - 1 - i;	/* row 0 taken first */
+	cb->n_free = rows;
+	cb->nth = omp_get_max_threads();
+	cb->sm = xcalloc((size_t)cb->nth, sizeof(*cb->sm));
+	for (int i = 0; i < cb->nth; i++)
+		cb->sm[i] = sampler_new(V);
+	return cb;
+}
+
+void complete_batch_free(struct complete_batch *cb)
+{
+	if (!cb)
+		return;
+	for (int i = 0; i < cb->nth; i++)
+		sampler_free(cb->sm[i]);
+	free(cb->sm);
+	free(cb->row);
+	free(cb->next);
+	free(cb->free_rows);
+	free(cb->rows);
+	free(cb->logits);
+	cb->cm->be->kv_free(cb->st);
+	free(cb);
+}
+
+int complete_batch_rows_free(const struct complete_batch *cb)
+{
+	return cb->n_free;
+}
+
+int complete_batch_add(struct complete_batch *cb, struct complete_job *j, const uint32_t *ids,
+		       size_t n_ids, char **err)
+{
+	const struct complete_model *cm = cb->cm;
+	const struct complete_params *p = j->p;
+	uint32_t V = cm->m.cfg.vocab_size, n_ctx = cm->m.cfg.n_ctx, B = p->n;
+	memset(j->res, 0, sizeof(*j->res));
+	j->going = 0;
+	if (check_request(cm, ids, n_ids, p, err))
+		return -1;
+	/* a row ends at max_tokens or at the context, whichever comes first */
+	uint64_t need = (uint64_t)n_ids + (p->max_tokens ? p->max_tokens - 1 : 0);
+	if (B > (uint32_t)cb->n_free || (need < n_ctx ? need : n_ctx) > (uint64_t)cb->T)
+		return error_to(err, "%u samples of %zu + %u tokens do not fit the batch", B, n_ids,
+				p->max_tokens);
+	result_init(j->res, B, n_ids, p->max_tokens, n_ctx, clamp_k(p->logprobs));
+	if (p->max_tokens == 0)
+		return 0;
+	j->longest = 0;
 	for (size_t i = 0; i < p->n_stop; i++)
-		if (strlen(p->stop[i]) > g->longest)
-			g->longest = strlen(p->stop[i]);
-	g->st = cm->be->kv_new(&cm->m, (int)B, T);
-	g->logits = xreallocarray(NULL, (size_t)B * V, sizeof(float));
-	g->rows = xreallocarray(NULL, B, sizeof(int));
-	g->next = xreallocarray(NULL, B, sizeof(uint32_t));
-	g->rng = xreallocarray(NULL, B, sizeof(*g->rng));
-	g->nth = omp_get_max_threads();
-	g->sm = xcalloc((size_t)g->nth, sizeof(*g->sm));
-	for (int i = 0; i < g->nth; i++)
-		g->sm[i] = sampler_new(V);
+		if (strlen(p->stop[i]) > j->longest)
+			j->longest = strlen(p->stop[i]);
+	const struct gpt2_backend *be = cm->be;
+	int r0 = cb->free_rows[cb->n_free - 1];
+	if (cb->spare >= 0)
+		be->kv_copy_row(cb->st, r0, cb->spare);	/* empty it */
+	double t0 = mono_now();
+	float *l0 = cb->logits + (size_t)cb->nr * V;
+	be->kv_forward(cb->st, &r0, 1, ids, (int)n_ids, l0, 0);
+	j->t_decode = mono_now();
+	j->res->prefill_s = j->t_decode - t0;
+	for (uint32_t b = 0; b < B; b++) {
+		int r = cb->free_rows[--cb->n_free];
+		cb->row[r] = (struct batch_row){ .j = j, .b = b };
+		sample_seed(&cb->row[r].rng, p->seed, p->stream0 + b);
+		cb->rows[cb->nr + (int)b] = r;
+		if (b) {
+			be->kv_copy_row(cb->st, r, r0);
+			memcpy(l0 + (size_t)b * V, l0, V * sizeof(float));
+		}
+	}
+	cb->nr += (int)B;
+	j->going = B;
+	return 0;
 }
 
-static void gen_close(struct gen *g)
+/* Append token T to sample S of job J in ROW: 1 when it ends the sample there */
+static int batch_append(struct complete_batch *cb, struct complete_job *j,
+			struct complete_sample *s, int row, uint32_t t)
 {
-	for (int i = 0; i < g->nth; i++)
-		sampler_free(g->sm[i]);
-	free(g->sm);
-	free(g->rng);
-	free(g->next);
-	free(g->rows);
-	free(g->logits);
-	g->cm->be->kv_free(g->st);
+	const struct complete_model *cm = cb->cm;
+	const struct complete_params *p = j->p;
+	s->ids[s->n_tokens++] = t;
+	if (t == cm->tok.eot && !p->no_eot_stop) {
+		s->finish = "stop";
+		return 1;
+	}
+	size_t tl, old = s->text.len;
+	const unsigned char *tb = bpe_tok(&cm->tok, t, &tl);
+	buf_put(&s->text, tb, tl);
+	if (cut_stop(&s->text, old, p, j->longest)) {
+		s->finish = "stop";
+		return 1;
+	}
+	/* else "length" when out of tokens or context */
+	return s->n_tokens >= p->max_tokens || cm->be->kv_len(cb->st, row) >= (int)cm->m.cfg.n_ctx;
 }
 
-/* Append each going row's chosen token to its sample; keep the rows that go on (first in
- * rows[] and next[]) and return how many. */
-static int gen_take(struct gen *g, int nr)
+/* a row whose sample is done goes back to the free ones; its job ends with its last */
+static void batch_release(struct complete_batch *cb, int row)
 {
-	const struct complete_model *cm = g->cm;
-	const struct complete_params *p = g->p;
-	uint32_t n_ctx = cm->m.cfg.n_ctx;
+	struct complete_job *j = cb->row[row].j;
+	cb->free_rows[cb->n_free++] = row;
+	cb->row[row].j = NULL;
+	if (--j->going == 0)
+		j->res->decode_s = mono_now() - j->t_decode;
+}
+
+/* Append each going row's chosen token to its sample, calling its job's on_token; keep the
+ * rows that go on (first in rows[] and next[], in order) and return how many. A job whose
+ * on_token says stop loses its rows at once, its tokens of this step after that one too. */
+static int batch_take(struct complete_batch *cb)
+{
 	int nf = 0;
-	for (int i = 0; i < nr; i++) {
-		struct complete_sample *s = &g->res->s[g->rows[i]];
-		uint32_t t = g->next[i];
-		s->ids[s->n_tokens++] = t;
-		if (t == cm->tok.eot && !p->no_eot_stop) {
-			s->finish = "stop";
+	for (int i = 0; i < cb->nr; i++) {
+		int row = cb->rows[i];
+		struct complete_job *j = cb->row[row].j;
+		const struct complete_params *p = j->p;
+		if (j->res->cancelled) {
+			batch_release(cb, row);
 			continue;
 		}
-		size_t tl, old = s->text.len;
-		const unsigned char *tb = bpe_tok(&cm->tok, t, &tl);
-		buf_put(&s->text, tb, tl);
-		if (cut_stop(&s->text, old, p, g->longest)) {
-			s->finish = "stop";
+		uint32_t b = cb->row[row].b, t = cb->next[i];
+		int done = batch_append(cb, j, &j->res->s[b], row, t);
+		if (p->on_token && p->on_token(p->ctx, j->res, b, done))
+			j->res->cancelled = 1;
+		if (done || j->res->cancelled) {
+			batch_release(cb, row);
 			continue;
 		}
-		if (s->n_tokens >= p->max_tokens || cm->be->kv_len(g->st, g->rows[i]) >= (int)n_ctx)
-			continue;	/* "length" */
-		g->rows[nf] = g->rows[i];
-		g->next[nf] = t;
+		cb->rows[nf] = row;
+		cb->next[nf] = t;
 		nf++;
 	}
-	return nf;
+	/* the rows of a cancelled job kept before it said stop */
+	int nk = 0;
+	for (int i = 0; i < nf; i++) {
+		int row = cb->rows[i];
+		if (cb->row[row].j->res->cancelled) {
+			batch_release(cb, row);
+			continue;
+		}
+		cb->rows[nk] = row;
+		cb->next[nk++] = cb->next[i];
+	}
+	return nk;
+}
+
+int complete_batch_step(struct complete_batch *cb)
+{
+	const struct complete_model *cm = cb->cm;
+	uint32_t V = cm->m.cfg.vocab_size;
+	int nr = cb->nr;
+	#pragma omp parallel for schedule(dynamic, 1) if (nr > 1 && (size_t)nr * V >= (1 << 17))
+	for (int i = 0; i < nr; i++) {
+		float *l = cb->logits + (size_t)i * V;
+		struct batch_row *br = &cb->row[cb->rows[i]];
+		const struct complete_params *p = br->j->p;
+		struct sample_opts so = { p->temperature, p->top_k, p->top_p };
+		for (uint32_t v = 0; v < V; v++)
+			l[v] += cm->mask[v];
+		cb->next[i] = sample_token(cb->sm[omp_get_thread_num()], l, &so, &br->rng);
+		int k = br->j->res->k;
+		if (k >= 0) {
+			struct complete_sample *s = &br->j->res->s[br->b];
+			size_t j = s->n_tokens;
+			s->lp[j] = complete_logprob(l, cm->mask, V, cb->next[i], k,
+						    s->top_id + j * (size_t)k, s->top_lp + j * (size_t)k);
+		}
+	}
+	cb->nr = batch_take(cb);
+	if (cb->nr)
+		cm->be->kv_forward(cb->st, cb->rows, cb->nr, cb->next, 1, cb->logits, 0);
+	return cb->nr;
 }
 
 int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, size_t n_ids,
 			  const struct complete_params *p, struct complete_result *res, char **err)
 {
-	uint32_t V = cm->m.cfg.vocab_size, n_ctx = cm->m.cfg.n_ctx, B = p->n;
+	uint32_t n_ctx = cm->m.cfg.n_ctx;
 	memset(res, 0, sizeof(*res));
 	if (check_request(cm, ids, n_ids, p, err))
 		return -1;
-	result_init(res, B, n_ids, p->max_tokens, n_ctx);
-	if (p->max_tokens == 0)
+	if (p->max_tokens == 0) {
+		result_init(res, p->n, n_ids, 0, n_ctx, clamp_k(p->logprobs));
 		return 0;
+	}
 	uint64_t want = (uint64_t)n_ids + p->max_tokens - 1;
-	const struct gpt2_backend *be = cm->be;
-	struct gen g;
-	gen_open(&g, cm, p, res, (int)(want < n_ctx ? want : n_ctx));
-	struct sample_opts so = { p->temperature, p->top_k, p->top_p };
-
-	int zero = 0;
-	double t0 = mono_now();
-	be->kv_forward(g.st, &zero, 1, ids, (int)n_ids, g.logits, 0);
-	double t1 = mono_now();
-	for (uint32_t b = 0; b < B; b++) {
-		sample_seed(&g.rng[b], p->seed, p->stream0 + b);
-		g.rows[b] = (int)b;
-		if (b) {
-			be->kv_copy_row(g.st, (int)b, 0);
-			memcpy(g.logits + (size_t)b * V, g.logits, V * sizeof(float));
-		}
-	}
-	int nr = (int)B;
-	while (nr > 0) {
-		#pragma omp parallel for schedule(dynamic, 1) if (nr > 1 && (size_t)nr * V >= (1 << 17))
-		for (int i = 0; i < nr; i++) {
-			float *l = g.logits + (size_t)i * V;
-			for (uint32_t v = 0; v < V; v++)
-				l[v] += cm->mask[v];
-			g.next[i] = sample_token(g.sm[omp_get_thread_num()], l, &so, &g.rng[g.rows[i]]);
-		}
-		nr = gen_take(&g, nr);
-		if (nr)
-			be->kv_forward(g.st, g.rows, nr, g.next, 1, g.logits, 0);
-	}
-	res->prefill_s = t1 - t0;
-	res->decode_s = mono_now() - t1;
-	gen_close(&g);
-	return 0;
+	struct complete_batch *cb = complete_batch_new(cm, (int)p->n, (int)(want < n_ctx ? want : n_ctx), 0);
+	struct complete_job j = { .p = p, .res = res };
+	int r = complete_batch_add(cb, &j, ids, n_ids, err);
+	while (r == 0 && complete_batch_step(cb))
+		;
+	complete_batch_free(cb);
+	return r;
 }
 
 void complete_result_free(struct complete_result *r)
@@ -349,6 +513,9 @@ void complete_result_free(struct complete_result *r)
 	for (uint32_t i = 0; r->s && i < r->n; i++) {
 		buf_free(&r->s[i].text);
 		free(r->s[i].ids);
+		free(r->s[i].lp);
+		free(r->s[i].top_id);
+		free(r->s[i].top_lp);
 	}
 	free(r->s);
 	memset(r, 0, sizeof(*r));
@@ -360,52 +527,69 @@ void complete_result_free(struct complete_result *r)
 int complete_score_text(const struct complete_model *cm, const void *text, size_t len,
 			struct complete_score *sc, char **err)
 {
-	memset(sc, 0, sizeof(*sc));
 	size_t N;
-	uint32_t *ids = encode(cm, text, len, &N);
-	if (N == 0) {
-		free(ids);
-		return error_to(err, "nothing to score: the text is empty");
+	uint32_t *ids = complete_encode(cm, text, len, &N);
+	int r = complete_score_ids(cm, ids, N, -1, sc, err);
+	free(ids);
+	return r;
+}
+
+/* Score the window [START, END) of SC's ids into positions DONE .. END - 1 */
+static void score_window(const struct complete_model *cm, struct gpt2_kv *st, float *logits,
+			 struct complete_score *sc, size_t start, size_t end, size_t done)
+{
+	const struct gpt2_backend *be = cm->be;
+	uint32_t V = cm->m.cfg.vocab_size;
+	const uint32_t *ids = sc->ids;
+	int zero = 0, k = sc->k;
+	be->kv_reset(st);
+	for (size_t c = start; c < end; c += SCORE_CHUNK) {
+		size_t ce = c + SCORE_CHUNK < end ? c + SCORE_CHUNK : end;
+		be->kv_forward(st, &zero, 1, ids + c, (int)(ce - c), logits, 1);
+		/* logits after token q predict token q + 1 */
+		#pragma omp parallel for schedule(static) if ((ce - c) * V >= (1 << 17))
+		for (size_t q = c; q < ce; q++) {
+			if (q + 1 < done || q + 1 >= end)
+				continue;
+			size_t at = (q + 1) * (size_t)(k > 0 ? k : 0);
+			sc->logprob[q + 1] = complete_logprob(logits + (q - c) * V, cm->mask, V, ids[q + 1],
+							      k > 0 ? k : 0, k > 0 ? sc->top_id + at : NULL,
+							      k > 0 ? sc->top_lp + at : NULL);
+		}
 	}
+}
+
+int complete_score_ids(const struct complete_model *cm, const uint32_t *ids, size_t N, int k,
+		       struct complete_score *sc, char **err)
+{
+	memset(sc, 0, sizeof(*sc));
+	if (N == 0)
+		return error_to(err, "nothing to score: the text is empty");
 	uint32_t V = cm->m.cfg.vocab_size;
 	size_t n_ctx = cm->m.cfg.n_ctx;
+	if (n_ctx < 2 && N > 1)
+		return error_to(err, "a model with a context of %zu tokens cannot score", n_ctx);
+	for (size_t i = 0; i < N; i++)
+		if (ids[i] >= V)
+			return error_to(err, "token id %u is outside the vocabulary (%u)", ids[i], V);
 	sc->n = N;
-	sc->ids = ids;
+	sc->k = k < 0 ? -1 : k > COMPLETE_MAX_LOGPROBS ? COMPLETE_MAX_LOGPROBS : k;
+	sc->ids = xreallocarray(NULL, N, sizeof(uint32_t));
+	memcpy(sc->ids, ids, N * sizeof(uint32_t));
 	sc->logprob = xreallocarray(NULL, N, sizeof(double));
 	for (size_t i = 0; i < N; i++)
 		sc->logprob[i] = NAN;
-	if (n_ctx < 2 && N > 1) {
-		complete_score_free(sc);
-		return error_to(err, "a model with a context of %zu tokens cannot score", n_ctx);
+	if (sc->k > 0) {
+		sc->top_id = xcalloc(N * (size_t)sc->k, sizeof(uint32_t));
+		sc->top_lp = xcalloc(N * (size_t)sc->k, sizeof(double));
 	}
 	int W = (int)(N < n_ctx ? N : n_ctx);
-	const struct gpt2_backend *be = cm->be;
-	struct gpt2_kv *st = be->kv_new(&cm->m, 1, W);
+	struct gpt2_kv *st = cm->be->kv_new(&cm->m, 1, W);
 	float *logits = xreallocarray(NULL, (size_t)SCORE_CHUNK * V, sizeof(float));
 	size_t start = 0, done = 1;	/* positions below done are scored */
-	int zero = 0;
 	for (;;) {
 		size_t end = start + n_ctx < N ? start + n_ctx : N;
-		be->kv_reset(st);
-		for (size_t c = start; c < end; c += SCORE_CHUNK) {
-			size_t ce = c + SCORE_CHUNK < end ? c + SCORE_CHUNK : end;
-			be->kv_forward(st, &zero, 1, ids + c, (int)(ce - c), logits, 1);
-			/* logits after token q predict token q + 1 */
-			#pragma omp parallel for schedule(static) if ((ce - c) * V >= (1 << 17))
-			for (size_t q = c; q < ce; q++) {
-				if (q + 1 < done || q + 1 >= end)
-					continue;
-				const float *l = logits + (q - c) * V;
-				float mx = -INFINITY;
-				for (uint32_t v = 0; v < V; v++)
-					if (l[v] + cm->mask[v] > mx)
-						mx = l[v] + cm->mask[v];
-				double s = 0;
-				for (uint32_t v = 0; v < V; v++)
-					s += exp((double)(l[v] + cm->mask[v] - mx));
-				sc->logprob[q + 1] = (double)(l[ids[q + 1]] - mx) - log(s);
-			}
-		}
+		score_window(cm, st, logits, sc, start, end, done);
 		done = end;
 		if (end == N)
 			break;
@@ -415,7 +599,7 @@ int complete_score_text(const struct complete_model *cm, const void *text, size_
 	for (size_t i = 1; i < N; i++)
 		sc->sum += sc->logprob[i];
 	free(logits);
-	be->kv_free(st);
+	cm->be->kv_free(st);
 	return 0;
 }
 
@@ -423,5 +607,7 @@ void complete_score_free(struct complete_score *sc)
 {
 	free(sc->ids);
 	free(sc->logprob);
+	free(sc->top_id);
+	free(sc->top_lp);
 	memset(sc, 0, sizeof(*sc));
 }

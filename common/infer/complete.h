@@ -15,6 +15,7 @@
 #include "model/gpt2.h"
 
 struct gpt2_backend;
+struct complete_result;
 
 struct complete_model {
 	const struct gpt2_backend *be;	/* what runs the model */
@@ -43,8 +44,17 @@ struct complete_params {
 	const char *const *stop;	/* stop strings (NUL-terminated, non-empty) */
 	size_t n_stop;
 	int no_eot_stop;	/* keep going past <|endoftext|> */
+	/* -1: no log-probabilities; else each token's, with the K likeliest alternatives'
+	 * (K = logprobs, at most COMPLETE_MAX_LOGPROBS) */
+	int logprobs;
+	/* When set, called after each token of each sample (SAMPLE got a token; DONE: it was
+	 * its last): what streams a completion. A nonzero return stops the whole generation
+	 * (the client went away); the result then says cancelled. */
+	int (*on_token)(void *ctx, const struct complete_result *res, uint32_t sample, int done);
+	void *ctx;
 };
-/* n 1, 128 tokens, greedy, top-k off, top-p 1, seed 0, no stop strings */
+#define COMPLETE_MAX_LOGPROBS 20
+/* n 1, 128 tokens, greedy, top-k off, top-p 1, seed 0, no stop strings, no logprobs */
 void complete_params_default(struct complete_params *p);
 
 struct complete_sample {
@@ -52,10 +62,17 @@ struct complete_sample {
 	const char *finish;	/* "stop" (a stop string or <|endoftext|>) or "length" */
 	uint32_t n_tokens;	/* tokens generated, the stopping one included */
 	uint32_t *ids;		/* those tokens */
+	/* with logprobs >= 0: each token's log-probability under the model (temperature and
+	 * filters aside), and for token j the K likeliest ids and theirs at [j*K .. j*K+K) */
+	double *lp;
+	uint32_t *top_id;
+	double *top_lp;
 };
 
 struct complete_result {
 	uint32_t n;
+	int k;			/* alternatives kept per token (-1: no logprobs) */
+	int cancelled;		/* on_token stopped it */
 	struct complete_sample *s;
 	uint32_t prompt_tokens;
 	double prefill_s, decode_s;	/* wall time reading the prompt, and generating */
@@ -70,10 +87,43 @@ struct complete_result {
 int complete_generate(const struct complete_model *cm, const void *prompt, size_t len,
 		      const struct complete_params *p, uint32_t max_prompt,
 		      struct complete_result *res, char **err);
+/* TEXT as token ids (malloc'd, *N of them; <|endoftext|> in it becomes that token) */
+uint32_t *complete_encode(const struct complete_model *cm, const void *text, size_t len,
+			  size_t *n);
+/* The prompt of complete_generate as token ids (malloc'd, *N of them), checked against P
+ * and MAX_PROMPT as it does: 0, or -1 with *ERR and *IDS NULL. */
+int complete_prompt(const struct complete_model *cm, const void *prompt, size_t len,
+		    const struct complete_params *p, uint32_t max_prompt, uint32_t **ids,
+		    size_t *n, char **err);
 /* the same from token ids */
 int complete_generate_ids(const struct complete_model *cm, const uint32_t *ids, size_t n_ids,
 			  const struct complete_params *p, struct complete_result *res, char **err);
 void complete_result_free(struct complete_result *r);
+
+/* Continuous batching: rows that requests (jobs) join and leave between steps, decoded
+ * together, each job as complete_generate_ids would make it alone (the same draws; the
+ * logits to within the kernels' rounding for another number of rows). One thread drives a
+ * batch. ROWS samples at once, of up to T tokens each (prompt included); REUSE: rows are
+ * freed and taken again (a spare empty row resets them). */
+struct complete_batch;
+struct complete_job {
+	const struct complete_params *p;
+	struct complete_result *res;	/* filled as it goes; res->cancelled: on_token stopped it */
+	uint32_t going;			/* its samples still decoding: 0 once done */
+	size_t longest;			/* private */
+	double t_decode;
+};
+struct complete_batch *complete_batch_new(const struct complete_model *cm, int rows, int T,
+					  int reuse);
+void complete_batch_free(struct complete_batch *cb);
+int complete_batch_rows_free(const struct complete_batch *cb);
+/* Check J's request, read its prompt IDS and start its P->n samples: 0 (J->going 0 at once
+ * for max_tokens 0), or -1 with *ERR (malloc'd) for a request complete_generate_ids would
+ * refuse, or one that does not fit the free rows or T. */
+int complete_batch_add(struct complete_batch *cb, struct complete_job *j, const uint32_t *ids,
+		       size_t n_ids, char **err);
+/* One token for every going sample (calling the jobs' on_token); the samples still going */
+int complete_batch_step(struct complete_batch *cb);
 
 /* per-token log-probabilities of a text */
 struct complete_score {
@@ -81,11 +131,24 @@ struct complete_score {
 	uint32_t *ids;
 	double *logprob;	/* logprob[0] is NAN: nothing predicts the first token */
 	double sum;		/* of logprob[1..n) */
+	int k;			/* alternatives kept per token (-1: none) */
+	uint32_t *top_id;	/* with k >= 0: token i's K likeliest, at [i*K ..), from 1 on */
+	double *top_lp;
 };
 /* Score TEXT. Texts longer than the context are cut into windows of n_ctx tokens that overlap
  * by half, each token scored with as much context as its window gives. 0, or -1 with *ERR. */
 int complete_score_text(const struct complete_model *cm, const void *text, size_t len,
 			struct complete_score *sc, char **err);
+/* Score the N token ids IDS (copied), keeping the K likeliest alternatives of each (-1:
+ * none) as well. 0, or -1 with *ERR. */
+int complete_score_ids(const struct complete_model *cm, const uint32_t *ids, size_t n, int k,
+		       struct complete_score *sc, char **err);
 void complete_score_free(struct complete_score *sc);
+
+/* The log-probability of token CHOSEN in LOGITS[V] (MASK[V] added: 0, or -INFINITY for no
+ * token), and the K likeliest tokens (ties: the lower id first) with theirs into TOP_ID[K]
+ * and TOP_LP[K] (K may be 0). What scoring and generation both report. */
+double complete_logprob(const float *logits, const float *mask, uint32_t V, uint32_t chosen,
+			int k, uint32_t *top_id, double *top_lp);
 
 #endif

@@ -106,6 +106,44 @@ int request_parse(json_t *req, const struct complete_params *d, uint64_t max_n,
 	return get_stop(req, r, err);
 }
 
+static int get_bool(json_t *req, const char *k, int *v, char **err)
+{
+	json_t *x = json_object_get(req, k);
+	if (!x || json_is_null(x))
+		return 0;
+	if (!json_is_boolean(x))
+		return error_to(err, "'%s' must be true or false", k);
+	*v = json_is_true(x);
+	return 0;
+}
+
+int request_parse_openai(json_t *req, uint64_t max_n, struct complete_request *r, char **err)
+{
+	uint32_t best_of = r->p.n;
+	uint64_t lp = UINT64_MAX;
+	r->n_out = r->p.n;
+	r->logprobs = -1;
+	if (get_bool(req, "stream", &r->stream, err) || get_bool(req, "echo", &r->echo, err) ||
+	    get_uint(req, "logprobs", 0, COMPLETE_MAX_LOGPROBS, &lp, err) ||
+	    get_u32(req, "best_of", 1, max_n, &best_of, err))
+		return -1;
+	json_t *so = json_object_get(req, "stream_options");
+	if (so && !json_is_null(so) && !json_is_object(so))
+		return error_to(err, "'stream_options' must be an object");
+	if (so && json_is_object(so) && get_bool(so, "include_usage", &r->include_usage, err))
+		return -1;
+	if (best_of < r->n_out)
+		return error_to(err, "'best_of' (%u) must be at least 'n' (%u)", best_of, r->n_out);
+	if (r->stream && best_of > r->n_out)
+		return error_to(err, "'best_of' above 'n' cannot be streamed");
+	if (lp != UINT64_MAX)
+		r->logprobs = (int)lp;
+	r->p.n = best_of;
+	/* best_of ranks the samples by their log-probabilities */
+	r->p.logprobs = r->logprobs >= 0 ? r->logprobs : best_of > r->n_out ? 0 : -1;
+	return 0;
+}
+
 void request_put_choices(struct buf *b, const struct complete_result *res, int openai)
 {
 	buf_puts(b, "\"choices\":[");
@@ -123,17 +161,6 @@ void request_put_choices(struct buf *b, const struct complete_result *res, int o
 	buf_printf(b, "],\"usage\":{\"prompt_tokens\":%u,\"completion_tokens\":%llu,\"total_tokens\":%llu}",
 		   res->prompt_tokens, (unsigned long long)gen,
 		   (unsigned long long)(gen + res->prompt_tokens));
-}
-
-void request_put_completion(struct buf *b, unsigned long long id, long long created,
-			    const char *model, const struct complete_result *res)
-{
-	buf_printf(b, "{\"id\":\"cmpl-%llu\",\"object\":\"text_completion\",\"created\":%lld,"
-		   "\"model\":", id, created);
-	json_cstr(b, model);
-	buf_putc(b, ',');
-	request_put_choices(b, res, 1);
-	buf_puts(b, "}\n");
 }
 
 void request_put_error(struct buf *b, const char *type, const char *msg)

@@ -1,8 +1,8 @@
 /* request.h: cp-complete's requests and answers as text. A request is a JSON object in the
  * shape of OpenAI's Completions API (prompt, n, max_tokens, temperature, top_k, top_p, seed,
  * stop), read the same way from a --jsonl line and from the server's POST body; answers are
- * rendered here byte for byte: the choices and usage of a result, the server's completion
- * and error objects, a --jsonl result line, the command line's samples, and a score as JSON
+ * rendered here byte for byte: the choices and usage of a result, the server's
+ * error object, a --jsonl result line, the command line's samples, and a score as JSON
  * or as coloured text. */
 #ifndef CP_REQUEST_H
 #define CP_REQUEST_H
@@ -20,6 +20,11 @@ struct complete_request {
 	size_t n_stop;
 	const char *prompt;	/* inside the json_t it was read from */
 	size_t prompt_len;
+	/* the server's fields (request_parse_openai): p.n is best_of, the samples made, of
+	 * which the n_out best are answered */
+	uint32_t n_out;
+	int stream, echo, include_usage;
+	int logprobs;		/* -1: not asked for */
 };
 
 /* Fill R from the JSON object REQ over the defaults D ("n" at most MAX_N). 0, or -1 with
@@ -28,15 +33,18 @@ struct complete_request {
 int request_parse(json_t *req, const struct complete_params *d, uint64_t max_n,
 		  struct complete_request *r, char **err);
 void request_free(struct complete_request *r);
+/* After request_parse, the fields only the server reads: stream (and stream_options'
+ * include_usage), echo, logprobs (0 to COMPLETE_MAX_LOGPROBS alternatives), best_of (from n
+ * to MAX_N; not with stream). "user" and the fields cp does not know are ignored. 0, or -1
+ * with *ERR. */
+int request_parse_openai(json_t *req, uint64_t max_n, struct complete_request *r, char **err);
 
 /* The defaults of a server request: OpenAI's 16 tokens at temperature 1. */
 void request_server_defaults(struct complete_params *d);
 
-/* "choices":[...],"usage":{...} of RES; OPENAI adds "logprobs":null to each choice. */
+/* "choices":[...],"usage":{...} of RES; OPENAI adds "logprobs":null to each choice. (The
+ * server's answers are infer/api.h's.) */
 void request_put_choices(struct buf *b, const struct complete_result *res, int openai);
-/* The server's answer: {"id":"cmpl-ID","object":"text_completion",...}\n */
-void request_put_completion(struct buf *b, unsigned long long id, long long created,
-			    const char *model, const struct complete_result *res);
 /* {"error":{"message":MSG,"type":TYPE}}\n */
 void request_put_error(struct buf *b, const char *type, const char *msg);
 

@@ -1,14 +1,19 @@
-/* server.c: the HTTP completion server. libmicrohttpd runs a thread per connection; a POST
- * body is gathered up to the limit, read as a request, admitted or answered 429, and
- * generated under one lock, so that concurrent requests queue instead of sharing the cores.
- * A watchdog bounds each client's time to send its headers and its body, so that idle or
- * slow clients cannot hold the connections that /health and real requests need. */
+/* server.c: the HTTP completion server's daemon. libmicrohttpd runs a thread per
+ * connection; a POST body is gathered up to the limit and handed to its endpoint
+ * (server-api.c), which admits it or answers 429 and hands it to the one engine that
+ * decodes all admitted requests together (continuous batching). The socket is bound before the
+ * model is loaded, on a thread of its own: until it is, /health and the endpoints that need
+ * it answer 503. A watchdog bounds each client's time to send its headers and its body, so
+ * that idle or slow clients cannot hold the connections that /health and real requests
+ * need. */
 #include "infer/server.h"
+#include "infer/server-impl.h"
 
 #include "base/buf.h"
 #include "base/cli.h"
 #include "base/die.h"
 #include "base/xalloc.h"
+#include "infer/api.h"
 #include "infer/request.h"
 
 #include <arpa/inet.h>
@@ -31,36 +36,12 @@
 #define SERVER_IDLE_S 15u	/* inactivity on a connection outside a generation */
 #define SERVER_HEADER_S 10u	/* connect (or last answer) to the end of the headers */
 #define SERVER_BODY_S 30u	/* the end of the headers to the end of the body */
-
-enum watch_phase { WATCH_HEADERS, WATCH_BODY, WATCH_BUSY };
-
-/* One TCP connection under the watchdog: cut (shutdown) when its deadline passes while it
- * is still sending headers or body. Listed from libmicrohttpd's "started" notice to its
- * "closed" one, which comes before the socket is closed, so a cut never hits a reused fd. */
-struct watch {
-	struct watch *prev, *next;
-	int fd, cut;
-	enum watch_phase phase;
-	struct timespec deadline;	/* CLOCK_MONOTONIC */
-};
-
-struct server {
-	const struct complete_model *cm;
-	const struct server_config *c;
-	pthread_mutex_t gen;	/* one generation at a time: each uses every core */
-	pthread_mutex_t lock;
-	unsigned inflight;
-	unsigned long long served;
-	unsigned idle_s, header_s, body_s;
-	pthread_mutex_t wlock;	/* the watch list and stopping */
-	pthread_cond_t wcond;
-	struct watch watched;	/* the list's head */
-	int stopping;
-};
+#define SERVER_BATCH_ROWS 8	/* samples decoded together */
 
 struct conn {
 	struct buf body;
-	int too_big, post;
+	int too_big;
+	enum { R_COMPLETIONS, R_TOKENIZE, R_DETOKENIZE } route;
 };
 
 static struct watch *watch_of(struct MHD_Connection *c)
@@ -142,7 +123,7 @@ static void *watchdog(void *arg)
 	return NULL;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const struct buf *b)
+enum MHD_Result server_reply(struct MHD_Connection *c, unsigned code, const struct buf *b)
 {
 	struct MHD_Response *r =
 		MHD_create_response_from_buffer(b->len, b->p, MHD_RESPMEM_MUST_COPY);
@@ -154,62 +135,27 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const stru
 	return ret;
 }
 
-static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code, const char *type,
-				   const char *msg)
+enum MHD_Result server_error(struct MHD_Connection *c, unsigned code, const char *type,
+			     const char *msg)
 {
 	struct buf b = { 0 };
 	request_put_error(&b, type, msg);
-	enum MHD_Result r = reply(c, code, &b);
+	enum MHD_Result r = server_reply(c, code, &b);
 	buf_free(&b);
 	return r;
 }
 
-/* Admit RQ (or answer 429), generate it under the generation lock and answer. */
-static enum MHD_Result generate(struct server *sv, struct MHD_Connection *c,
-				const struct complete_request *rq)
+int server_conn_fd(struct MHD_Connection *c)
 {
-	pthread_mutex_lock(&sv->lock);
-	int admitted = sv->inflight < sv->c->max_concurrent;
-	if (admitted)
-		sv->inflight++;
-	unsigned long long id = ++sv->served;
-	pthread_mutex_unlock(&sv->lock);
-	if (!admitted)
-		return reply_error(c, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limit_error",
-				   "too many requests at once; retry later");
-	struct complete_result res;
-	char *err = NULL;
-	/* no inactivity timeout while this thread waits and generates: set back to the idle
-	 * one afterwards, it counts from then rather than from the request's last byte */
-	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
-	pthread_mutex_lock(&sv->gen);
-	if (sv->c->threads)
-		omp_set_num_threads(sv->c->threads);
-	uint32_t maxp = (uint32_t)sv->c->max_prompt;
-	int r = complete_generate(sv->cm, rq->prompt, rq->prompt_len, &rq->p, maxp, &res, &err);
-	pthread_mutex_unlock(&sv->gen);
-	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, sv->idle_s);
-	pthread_mutex_lock(&sv->lock);
-	sv->inflight--;
-	pthread_mutex_unlock(&sv->lock);
-	if (r) {
-		enum MHD_Result ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid_request_error", err);
-		free(err);
-		return ret;
-	}
-	struct buf b = { 0 };
-	request_put_completion(&b, id, (long long)time(NULL), sv->c->model, &res);
-	enum MHD_Result ret = reply(c, MHD_HTTP_OK, &b);
-	buf_free(&b);
-	complete_result_free(&res);
-	return ret;
+	struct watch *w = watch_of(c);
+	return w ? w->fd : -1;
 }
 
 static enum MHD_Result reply_too_big(struct MHD_Connection *c, uint64_t max_body)
 {
 	char *m = xasprintf("the request body is larger than %llu bytes",
 			    (unsigned long long)max_body);
-	enum MHD_Result r = reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "invalid_request_error", m);
+	enum MHD_Result r = server_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "invalid_request_error", m);
 	free(m);
 	return r;
 }
@@ -230,36 +176,116 @@ static int body_too_long(struct MHD_Connection *c, uint64_t max)
 	return errno == ERANGE || n > max;
 }
 
-static enum MHD_Result serve_completion(struct server *sv, struct MHD_Connection *c,
-					struct conn *k)
+static const struct complete_model *server_model(struct server *sv)
+{
+	pthread_mutex_lock(&sv->lock);
+	const struct complete_model *cm = sv->cm;
+	pthread_mutex_unlock(&sv->lock);
+	return cm;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned code, const char *text)
+{
+	struct buf b = { 0 };
+	buf_puts(&b, text);
+	enum MHD_Result r = server_reply(c, code, &b);
+	buf_free(&b);
+	return r;
+}
+
+static enum MHD_Result reply_loading(struct MHD_Connection *c)
+{
+	return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+			  "{\"error\":{\"code\":503,\"message\":\"Loading model\","
+			  "\"type\":\"unavailable_error\"}}\n");
+}
+
+#define ENDPOINTS "POST /v1/completions, GET /v1/models, POST /tokenize, POST /detokenize, GET /health"
+
+/* The GET endpoints, answered at once; -1 when URL is none of them */
+static int serve_get(struct server *sv, struct MHD_Connection *c, const char *url,
+		     enum MHD_Result *ret)
+{
+	struct buf b = { 0 };
+	if (!strcmp(url, "/health")) {
+		if (!server_model(sv)) {
+			*ret = reply_loading(c);
+			return 0;
+		}
+		buf_puts(&b, "{\"status\":\"ok\"}\n");
+	} else if (!strcmp(url, "/v1/models")) {
+		api_put_models(&b, sv->c->model, sv->started);
+	} else if (!strncmp(url, "/v1/models/", 11) && !strcmp(url + 11, sv->c->model)) {
+		api_put_model(&b, sv->c->model, sv->started);
+	} else if (!strncmp(url, "/v1/models/", 11)) {
+		*ret = server_error(c, MHD_HTTP_NOT_FOUND, "invalid_request_error", "no such model");
+		return 0;
+	} else {
+		return -1;
+	}
+	*ret = server_reply(c, MHD_HTTP_OK, &b);
+	buf_free(&b);
+	return 0;
+}
+
+/* The first call of a request: route it. GETs are answered at once; a POST to one of the
+ * endpoints that take a body gets its struct conn (the body comes in the calls after). */
+static enum MHD_Result route(struct server *sv, struct MHD_Connection *c, const char *url,
+			     const char *method, void **con_cls)
+{
+	static const struct { const char *url; int route; } posts[] = {
+		{ "/v1/completions", R_COMPLETIONS }, { "/tokenize", R_TOKENIZE },
+		{ "/detokenize", R_DETOKENIZE },
+	};
+	int is_post = !strcmp(method, "POST"), is_get = !strcmp(method, "GET");
+	enum MHD_Result ret;
+	size_t i = 0, np = sizeof(posts) / sizeof(posts[0]);
+	while (i < np && strcmp(url, posts[i].url))
+		i++;
+	if (i == np) {
+		if (is_get && serve_get(sv, c, url, &ret) == 0)
+			return ret;
+		if (!is_get && (!strcmp(url, "/health") || !strncmp(url, "/v1/models", 10))) {
+			char *m = xasprintf("use GET for %s", url);
+			ret = server_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid_request_error", m);
+			free(m);
+			return ret;
+		}
+		return server_error(c, MHD_HTTP_NOT_FOUND, "invalid_request_error",
+				    "no such endpoint; use " ENDPOINTS);
+	}
+	if (!is_post) {
+		char *m = xasprintf("use POST for %s", url);
+		ret = server_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid_request_error", m);
+		free(m);
+		return ret;
+	}
+	if (body_too_long(c, sv->c->max_body))
+		return reply_too_big(c, sv->c->max_body);
+	if (!server_model(sv))
+		return reply_loading(c);
+	watch_set(sv, c, WATCH_BODY, sv->body_s);
+	struct conn *k = xcalloc(1, sizeof(*k));
+	k->route = posts[i].route;
+	*con_cls = k;
+	return MHD_YES;
+}
+
+/* A POST's body once whole, to its endpoint */
+static enum MHD_Result serve_body(struct server *sv, struct MHD_Connection *c, struct conn *k)
 {
 	if (k->too_big)
 		return reply_too_big(c, sv->c->max_body);
-	json_error_t je;
-	json_t *req = json_loadb((const char *)k->body.p, k->body.len, 0, &je);
-	if (!req) {
-		char *m = xasprintf("the body is not JSON: %s", je.text);
-		enum MHD_Result r = reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid_request_error", m);
-		free(m);
-		return r;
+	const char *body = k->body.p ? (const char *)k->body.p : "";
+	switch (k->route) {
+	case R_TOKENIZE: return api_tokenize(sv, c, body, k->body.len);
+	case R_DETOKENIZE: return api_detokenize(sv, c, body, k->body.len);
+	default: return api_completion(sv, c, body, k->body.len);
 	}
-	struct complete_params d;
-	request_server_defaults(&d);
-	struct complete_request rq;
-	char *err = NULL;
-	enum MHD_Result ret;
-	if (request_parse(req, &d, sv->c->max_n, &rq, &err))
-		ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid_request_error", err);
-	else
-		ret = generate(sv, c, &rq);
-	free(err);
-	request_free(&rq);
-	json_decref(req);
-	return ret;
 }
 
-/* The first call for a request routes it (GET /health is answered at once); a POST to
- * /v1/completions then comes back with its body in pieces, and once more with none. */
+/* The first call for a request routes it (GETs are answered at once); a POST then comes
+ * back with its body in pieces, and once more with none. */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *data,
 			      size_t *data_size, void **con_cls)
@@ -267,32 +293,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	(void)version;
 	struct server *sv = cls;
 	struct conn *k = *con_cls;
-	if (!k) {
-		int is_post = !strcmp(method, "POST"), is_get = !strcmp(method, "GET");
-		if (!strcmp(url, "/health")) {
-			if (!is_get)
-				return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid_request_error",
-						   "use GET for /health");
-			struct buf b = { 0 };
-			buf_puts(&b, "{\"status\":\"ok\"}\n");
-			enum MHD_Result r = reply(c, MHD_HTTP_OK, &b);
-			buf_free(&b);
-			return r;
-		}
-		if (strcmp(url, "/v1/completions"))
-			return reply_error(c, MHD_HTTP_NOT_FOUND, "invalid_request_error",
-					   "no such endpoint; use POST /v1/completions or GET /health");
-		if (!is_post)
-			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid_request_error",
-					   "use POST for /v1/completions");
-		if (body_too_long(c, sv->c->max_body))
-			return reply_too_big(c, sv->c->max_body);
-		watch_set(sv, c, WATCH_BODY, sv->body_s);
-		k = xcalloc(1, sizeof(*k));
-		k->post = 1;
-		*con_cls = k;
-		return MHD_YES;
-	}
+	if (!k)
+		return route(sv, c, url, method, con_cls);
 	if (*data_size) {
 		if (k->body.len + *data_size > sv->c->max_body) {
 			k->too_big = 1;
@@ -304,7 +306,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return MHD_YES;
 	}
 	watch_set(sv, c, WATCH_BUSY, 0);
-	return serve_completion(sv, c, k);
+	return serve_body(sv, c, k);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -362,7 +364,7 @@ static void server_watch_init(struct server *sv)
 	sv->idle_s = c->idle_timeout ? c->idle_timeout : SERVER_IDLE_S;
 	sv->header_s = c->header_timeout ? c->header_timeout : SERVER_HEADER_S;
 	sv->body_s = c->body_timeout ? c->body_timeout : SERVER_BODY_S;
-	pthread_mutex_init(&sv->gen, NULL);
+	sv->batch_rows = c->batch_rows ? (int)c->batch_rows : SERVER_BATCH_ROWS;
 	pthread_mutex_init(&sv->lock, NULL);
 	pthread_mutex_init(&sv->wlock, NULL);
 	pthread_condattr_t ca;
@@ -373,15 +375,73 @@ static void server_watch_init(struct server *sv)
 	sv->watched.next = sv->watched.prev = &sv->watched;
 }
 
-int server_run(const struct complete_model *cm, const struct server_config *c)
+/* The model, loaded on a thread of its own while the server answers 503 */
+struct loader {
+	struct server *sv;
+	struct complete_model cm;
+	int state;	/* 0 loading, 1 loaded, -1 failed (under sv->lock) */
+};
+
+static void *load_model(void *arg)
+{
+	struct loader *l = arg;
+	const struct server_config *c = l->sv->c;
+	int r = complete_load(&l->cm, c->model, c->tokenizer, c->device);
+	if (!r)
+		l->sv->engine = api_engine_start(l->sv, &l->cm);
+	pthread_mutex_lock(&l->sv->lock);
+	l->state = r ? -1 : 1;
+	if (!r)
+		l->sv->cm = &l->cm;
+	pthread_mutex_unlock(&l->sv->lock);
+	if (r) {
+		kill(getpid(), SIGTERM);	/* to the sigwait in server_run */
+	} else {
+		fprintf(stderr, "%s: model loaded, ready\n", cp_progname);
+		fflush(stderr);
+	}
+	return NULL;
+}
+
+static struct MHD_Daemon *server_listen(struct server *sv, const struct listen_addr *a)
+{
+	const struct server_config *c = sv->c;
+	/* poll rather than select: hundreds of connections may pass FD_SETSIZE's descriptors */
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD;
+	if (a->v6)
+		flags |= MHD_USE_IPv6;
+	const struct sockaddr *sa = a->v6 ? (const struct sockaddr *)&a->a6
+					  : (const struct sockaddr *)&a->a4;
+	struct MHD_Daemon *d = MHD_start_daemon(
+		flags, a->port, NULL, NULL, handle, sv, MHD_OPTION_SOCK_ADDR, sa,
+		MHD_OPTION_CONNECTION_LIMIT, c->connections ? c->connections : SERVER_CONNECTIONS,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->per_ip ? c->per_ip : SERVER_PER_IP,
+		MHD_OPTION_CONNECTION_TIMEOUT, sv->idle_s, MHD_OPTION_NOTIFY_COMPLETED, completed, sv,
+		MHD_OPTION_NOTIFY_CONNECTION, notify_connection, sv, MHD_OPTION_END);
+	if (!d)
+		die_errno("cannot listen on %s port %u", a->host, a->port);
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	unsigned bound = di ? di->port : a->port;
+	fprintf(stderr, "%s: listening on http://%s%s%s:%u/v1/completions\n", cp_progname,
+		a->v6 ? "[" : "", a->host, a->v6 ? "]" : "", bound);
+	fflush(stderr);
+	return d;
+}
+
+static void server_stop(struct server *sv, struct MHD_Daemon *d, pthread_t wd)
+{
+	pthread_mutex_lock(&sv->wlock);
+	sv->stopping = 1;
+	pthread_cond_signal(&sv->wcond);
+	pthread_mutex_unlock(&sv->wlock);
+	pthread_join(wd, NULL);
+	MHD_stop_daemon(d);
+}
+
+int server_run(const struct server_config *c)
 {
 	struct listen_addr a;
 	parse_listen(c->listen, &a);
-	/* poll rather than select: hundreds of connections may pass FD_SETSIZE's descriptors */
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD;
-	if (a.v6)
-		flags |= MHD_USE_IPv6;
-	struct sockaddr *sa = a.v6 ? (struct sockaddr *)&a.a6 : (struct sockaddr *)&a.a4;
 	/* signals go to the sigwait below, not to the server's threads */
 	sigset_t set;
 	sigemptyset(&set);
@@ -390,37 +450,37 @@ int server_run(const struct complete_model *cm, const struct server_config *c)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	struct server sv = { .cm = cm, .c = c };
-	server_watch_init(&sv);
-	struct MHD_Daemon *d = MHD_start_daemon(
-		flags, a.port, NULL, NULL, handle, &sv, MHD_OPTION_SOCK_ADDR, sa,
-		MHD_OPTION_CONNECTION_LIMIT, c->connections ? c->connections : SERVER_CONNECTIONS,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->per_ip ? c->per_ip : SERVER_PER_IP,
-		MHD_OPTION_CONNECTION_TIMEOUT, sv.idle_s, MHD_OPTION_NOTIFY_COMPLETED, completed, &sv,
-		MHD_OPTION_NOTIFY_CONNECTION, notify_connection, &sv, MHD_OPTION_END);
-	if (!d)
-		die_errno("cannot listen on %s port %u", a.host, a.port);
-	pthread_t wd;
-	int e = pthread_create(&wd, NULL, watchdog, &sv);
+	/* on the heap: a load still running when the server stops outlives this call */
+	struct server *sv = xcalloc(1, sizeof(*sv));
+	struct loader *l = xcalloc(1, sizeof(*l));
+	sv->c = c;
+	sv->started = (long long)time(NULL);
+	l->sv = sv;
+	server_watch_init(sv);
+	struct MHD_Daemon *d = server_listen(sv, &a);
+	free(a.host);
+	pthread_t wd, ld;
+	int e = pthread_create(&wd, NULL, watchdog, sv);
+	if (!e)
+		e = pthread_create(&ld, NULL, load_model, l);
 	if (e)
-		die("cannot start the server's watchdog: %s", strerror(e));
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-	unsigned bound = di ? di->port : a.port;
-	fprintf(stderr, "%s: listening on http://%s%s%s:%u/v1/completions\n", cp_progname,
-		a.v6 ? "[" : "", a.host, a.v6 ? "]" : "", bound);
-	fflush(stderr);
+		die("cannot start the server's threads: %s", strerror(e));
 	int sig;
 	sigwait(&set, &sig);
-	pthread_mutex_lock(&sv.wlock);
-	sv.stopping = 1;
-	pthread_cond_signal(&sv.wcond);
-	pthread_mutex_unlock(&sv.wlock);
-	pthread_join(wd, NULL);
-	MHD_stop_daemon(d);
-	pthread_mutex_destroy(&sv.gen);
-	pthread_mutex_destroy(&sv.lock);
-	pthread_mutex_destroy(&sv.wlock);
-	pthread_cond_destroy(&sv.wcond);
-	free(a.host);
-	return 0;
+	server_stop(sv, d, wd);
+	pthread_mutex_lock(&sv->lock);
+	int state = l->state;
+	pthread_mutex_unlock(&sv->lock);
+	if (state == 0)
+		return 0;	/* stopped while loading: the load ends with the process */
+	pthread_join(ld, NULL);
+	api_engine_stop(sv->engine);
+	if (state > 0)
+		complete_free(&l->cm);
+	pthread_mutex_destroy(&sv->lock);
+	pthread_mutex_destroy(&sv->wlock);
+	pthread_cond_destroy(&sv->wcond);
+	free(l);
+	free(sv);
+	return state > 0 ? 0 : EXIT_ERR;
 }

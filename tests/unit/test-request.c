@@ -2,7 +2,9 @@
  * absent or null, every field's bounds (the last value in, the first out), wrong types, and
  * the error messages the tool gives for each. Answers: the completion object, --jsonl's
  * choices, the error object, the command line's samples and a score, each rendered and
- * parsed back with jansson, the fields held against the result they were made from. */
+ * parsed back with jansson, the fields held against the result they were made from. The
+ * server's fields (stream, echo, logprobs, best_of, stream_options) and their errors. */
+#include "infer/api.h"
 #include "infer/request.h"
 #include "tap.h"
 
@@ -242,7 +244,10 @@ static void test_answers(void)
 	struct complete_result res;
 	make_result(&res);
 	struct buf b = { 0 };
-	request_put_completion(&b, 42, 1700000000, "runs/m \"1\"", &res);
+	struct complete_request rq = { .n_out = res.n, .logprobs = -1 };
+	struct api_answer a = { .rq = &rq, .model = "runs/m \"1\"", .id = 42,
+				.created = 1700000000, .res = &res };
+	api_put_completion(&b, &a);
 	json_t *j = load(&b, "the completion object");
 	is_str(str_of(j, "id"), "cmpl-42", "  id");
 	is_str(str_of(j, "object"), "text_completion", "  object");
@@ -371,6 +376,56 @@ static void test_lines(void)
 	buf_free(&b);
 }
 
+/* the server's fields: parse TEXT as request_parse then request_parse_openai do */
+static int parse_openai(const char *text, uint64_t max_n, struct complete_request *r, char **err)
+{
+	json_t *j = json_loads(text, 0, NULL);
+	struct complete_params d = defaults();
+	*err = NULL;
+	int ret = request_parse(j, &d, max_n, r, err);
+	if (!ret)
+		ret = request_parse_openai(j, max_n, r, err);
+	json_decref(j);	/* the prompt is not looked at again */
+	return ret;
+}
+
+static void test_openai(void)
+{
+	struct complete_request r;
+	char *err;
+	ok(parse_openai("{\"prompt\": \"x\"}", 16, &r, &err) == 0 && !r.stream && !r.echo &&
+	   r.logprobs == -1 && r.p.logprobs == -1 && r.n_out == 1 && r.p.n == 1 && !r.include_usage,
+	   "absent: no stream, echo, logprobs; best_of is n");
+	request_free(&r);
+	ok(parse_openai("{\"prompt\": \"x\", \"stream\": true, \"echo\": true, \"logprobs\": 20,"
+			" \"n\": 2, \"stream_options\": {\"include_usage\": true}, \"user\": \"u\","
+			" \"suffix\": null}", 16, &r, &err) == 0 &&
+	   r.stream && r.echo && r.logprobs == 20 && r.p.logprobs == 20 && r.n_out == 2 &&
+	   r.p.n == 2 && r.include_usage, "stream, echo, logprobs 20, include_usage; user ignored");
+	request_free(&r);
+	ok(parse_openai("{\"prompt\": \"x\", \"n\": 2, \"best_of\": 5}", 16, &r, &err) == 0 &&
+	   r.n_out == 2 && r.p.n == 5 && r.logprobs == -1 && r.p.logprobs == 0,
+	   "best_of 5 of n 2: five samples, ranked by their log-probabilities");
+	request_free(&r);
+	static const struct { const char *req, *err; } bad[] = {
+		{ "{\"prompt\": \"x\", \"logprobs\": 21}", "'logprobs' must be an integer from 0 to 20" },
+		{ "{\"prompt\": \"x\", \"logprobs\": true}", "'logprobs' must be an integer from 0 to 20" },
+		{ "{\"prompt\": \"x\", \"stream\": 1}", "'stream' must be true or false" },
+		{ "{\"prompt\": \"x\", \"echo\": \"yes\"}", "'echo' must be true or false" },
+		{ "{\"prompt\": \"x\", \"n\": 3, \"best_of\": 2}", "'best_of' (2) must be at least 'n' (3)" },
+		{ "{\"prompt\": \"x\", \"best_of\": 17}", "'best_of' must be an integer from 1 to 16" },
+		{ "{\"prompt\": \"x\", \"best_of\": 2, \"stream\": true}", "'best_of' above 'n' cannot be streamed" },
+		{ "{\"prompt\": \"x\", \"stream_options\": 1}", "'stream_options' must be an object" },
+		{ "{\"prompt\": \"x\", \"stream_options\": {\"include_usage\": 1}}", "'include_usage' must be true or false" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ok(parse_openai(bad[i].req, 16, &r, &err) == -1, "refused: %s", bad[i].req);
+		is_str(err, bad[i].err, "  with the message");
+		free(err);
+		request_free(&r);
+	}
+}
+
 int main(void)
 {
 	test_lines();
@@ -379,5 +434,6 @@ int main(void)
 	test_refused();
 	test_answers();
 	test_score();
+	test_openai();
 	return done_testing();
 }
