@@ -27,6 +27,7 @@ static const char usage_text[] =
 	"\n"
 	"  -m MODEL             cp-train run directory, checkpoint, or Hugging Face GPT-2 directory\n"
 	"  --device DEV         cpu or cuda[:N], the device that runs the model (default cpu)\n"
+	"  --bf16               generate with the weights in bf16 (CPU; about 2x the tokens/s)\n"
 	"  -t, --tokenizer PATH tokenizer (default: the one beside the model)\n"
 	"  -f FILE              read the prompt (or, with --jsonl, the requests) from FILE\n"
 	"  -n N                 samples per prompt, decoded as one batch (default 1)\n"
@@ -62,7 +63,7 @@ struct opts {
 	struct complete_params p;
 	char **stop;
 	size_t n_stop;
-	int json, jsonl, view, threads, stats;
+	int json, jsonl, view, threads, stats, bf16;
 	uint64_t max_body, max_prompt, max_concurrent, max_n, batch;
 };
 
@@ -89,7 +90,7 @@ static char *unescape(const char *s)
 
 enum {
 	O_JSON = 256, O_JSONL, O_SCORE, O_VIEW, O_SERVE, O_MAXBODY, O_MAXPROMPT, O_MAXCONC,
-	O_MAXN, O_NOEOT, O_STATS, O_DEVICE, O_BATCH
+	O_MAXN, O_NOEOT, O_STATS, O_DEVICE, O_BATCH, O_BF16
 };
 
 /* the option values together: the stop strings into the params, the modes exclusive */
@@ -136,6 +137,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "max-concurrent", required_argument, NULL, O_MAXCONC },
 		{ "max-n", required_argument, NULL, O_MAXN },
 		{ "device", required_argument, NULL, O_DEVICE },
+		{ "bf16", no_argument, NULL, O_BF16 },
 		{ "batch", required_argument, NULL, O_BATCH },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -176,6 +178,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case O_MAXCONC: o->max_concurrent = opt_u64("--max-concurrent", optarg, 1, 1024); break;
 		case O_MAXN: o->max_n = opt_u64("--max-n", optarg, 1, 65536); break;
 		case O_DEVICE: o->device = optarg; break;
+		case O_BF16: o->bf16 = 1; break;
 		case O_BATCH: o->batch = opt_u64("--batch", optarg, 1, 4096); break;
 		default: usage(EXIT_USAGE);
 		}
@@ -282,7 +285,7 @@ static int run_serve(const struct opts *o)
 		.listen = o->serve, .model = o->model, .tokenizer = o->tokenizer,
 		.device = o->device, .max_body = o->max_body,
 		.max_prompt = o->max_prompt, .max_concurrent = o->max_concurrent,
-		.max_n = o->max_n, .batch_rows = o->batch, .threads = o->threads,
+		.max_n = o->max_n, .batch_rows = o->batch, .threads = o->threads, .bf16 = o->bf16,
 	};
 	return server_run(&c);
 }
@@ -318,12 +321,11 @@ int main(int argc, char **argv)
 		r = run_serve(&o);
 	else if (complete_load(&cm, o.model, o.tokenizer, o.device))
 		r = EXIT_ERR;
-	else if (o.jsonl)
-		r = run_jsonl(&cm, &o);
-	else if (o.score)
-		r = run_score(&cm, &o);
-	else
-		r = run_one(&cm, &o);
+	else {
+		if (o.bf16)
+			complete_weights_bf16(&cm);
+		r = o.jsonl ? run_jsonl(&cm, &o) : o.score ? run_score(&cm, &o) : run_one(&cm, &o);
+	}
 	complete_free(&cm);
 	for (size_t i = 0; i < o.n_stop; i++)
 		free(o.stop[i]);

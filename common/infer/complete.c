@@ -1,6 +1,7 @@
 /* complete.c: model loading, batched generation with stop strings, and scoring (complete.h),
  * on whichever backend cm->be names: only its inference half (kv_*) runs the model. */
 #include "infer/complete.h"
+#include "model/cpu-bf16.h"
 #include "model/backend.h"
 
 #include <errno.h>
@@ -50,6 +51,12 @@ static int has_tokenizer(const char *dir)
 {
 	return exists(dir, "tokenizer.json") || (exists(dir, "vocab.json") && exists(dir, "merges.txt")) ||
 	       (exists(dir, "encoder.json") && exists(dir, "vocab.bpe"));
+}
+
+void complete_weights_bf16(struct complete_model *cm)
+{
+	if (!cm->m.infer_bf16)
+		cm->m.infer_bf16 = cpu_bf16_model_new(&cm->m);
 }
 
 int complete_load(struct complete_model *cm, const char *model, const char *tokenizer,

@@ -32,6 +32,9 @@ struct complete_model {
 int complete_load(struct complete_model *cm, const char *model, const char *tokenizer,
 		  const char *device);
 void complete_free(struct complete_model *cm);
+/* Generate with the model's weights in bf16 from now on (model/cpu-bf16.h: about half the
+ * memory traffic a token on the CPU; the logits within bf16's rounding of fp32's). */
+void complete_weights_bf16(struct complete_model *cm);
 
 struct complete_params {
 	uint32_t n;		/* samples */

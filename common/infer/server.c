@@ -387,6 +387,8 @@ static void *load_model(void *arg)
 	struct loader *l = arg;
 	const struct server_config *c = l->sv->c;
 	int r = complete_load(&l->cm, c->model, c->tokenizer, c->device);
+	if (!r && c->bf16)
+		complete_weights_bf16(&l->cm);
 	if (!r)
 		l->sv->engine = api_engine_start(l->sv, &l->cm);
 	pthread_mutex_lock(&l->sv->lock);

@@ -24,6 +24,7 @@ struct server_config {
 	uint64_t batch_rows;	/* samples decoded together (0: the default in server.c); a
 				 * request of more is made alone */
 	int threads;		/* OpenMP threads of a generation (0: as they are) */
+	int bf16;		/* the weights in bf16 (complete_weights_bf16) */
 	/* bounds on clients, 0 for the defaults in server.c: connections at once and from one
 	 * address; seconds of inactivity, from connecting (or the last answer) to the end of
 	 * the headers, and from there to the end of the body (a client past one is cut off) */

@@ -17,6 +17,7 @@
 
 #include "base/die.h"
 #include "base/xalloc.h"
+#include "model/cpu-bf16.h"
 #include "model/kernels.h"
 
 /* below this many multiply-adds the attention runs on one thread */
@@ -136,6 +137,19 @@ static const float *param(const struct gpt2_model *m, int t, int layer)
 	return m->params + gpt2_tensor_offset(&m->cfg, &m->lay, t, layer);
 }
 
+/* out = inp @ W + b (ACC: out +=) for weight T of layer L: bf16 weights when the model has
+ * them (cp-complete --bf16), else the fp32 kernels' */
+static void linear(struct gpt2_kv *s, float *out, const float *inp, int t, int l, size_t M,
+		   size_t IC, size_t OC, int acc)
+{
+	const struct gpt2_model *m = s->m;
+	const float *b = param(m, t + 1, l);	/* each weight's bias follows it */
+	if (m->infer_bf16)
+		cpu_bf16_linear(out, inp, cpu_bf16_weight(m->infer_bf16, t, l), b, M, IC, OC, acc);
+	else
+		gpt2_k_linear(out, inp, param(m, t, l), b, M, IC, OC, acc, s->part);
+}
+
 /* store the new keys and values of layer L, then attend over each row's cache */
 static void attention(struct gpt2_kv *s, int l, size_t M)
 {
@@ -197,22 +211,17 @@ void gpt2_cpu_kv_forward(struct gpt2_kv *s, const int *rows, int nr, const uint3
 	if (nr < 1 || n < 1)
 		return;
 	embed(s, rows, nr, toks, n);
-	float *part = s->part;
 	for (int l = 0; l < s->L; l++) {
 		gpt2_k_layernorm(s->ln, NULL, NULL, s->x, param(m, GPT2_LN1W, l),
 				 param(m, GPT2_LN1B, l), M, C);
-		gpt2_k_linear(s->qkv, s->ln, param(m, GPT2_QKVW, l), param(m, GPT2_QKVB, l), M, C,
-			      3 * C, 0, part);
+		linear(s, s->qkv, s->ln, GPT2_QKVW, l, M, C, 3 * C, 0);
 		attention(s, l, M);
-		gpt2_k_linear(s->x, s->atty, param(m, GPT2_ATTPROJW, l), param(m, GPT2_ATTPROJB, l),
-			      M, C, C, 1, part);
+		linear(s, s->x, s->atty, GPT2_ATTPROJW, l, M, C, C, 1);
 		gpt2_k_layernorm(s->ln, NULL, NULL, s->x, param(m, GPT2_LN2W, l),
 				 param(m, GPT2_LN2B, l), M, C);
-		gpt2_k_linear(s->fch, s->ln, param(m, GPT2_FCW, l), param(m, GPT2_FCB, l), M, C,
-			      4 * C, 0, part);
+		linear(s, s->fch, s->ln, GPT2_FCW, l, M, C, 4 * C, 0);
 		gpt2_k_gelu(s->fch, s->fch, M * 4 * C);
-		gpt2_k_linear(s->x, s->fch, param(m, GPT2_FCPROJW, l), param(m, GPT2_FCPROJB, l), M,
-			      4 * C, C, 1, part);
+		linear(s, s->x, s->fch, GPT2_FCPROJW, l, M, 4 * C, C, 1);
 	}
 	for (int r = 0; r < nr; r++)
 		s->len[rows[r]] += n;
@@ -229,6 +238,10 @@ void gpt2_cpu_kv_forward(struct gpt2_kv *s, const int *rows, int nr, const uint3
 	gpt2_k_layernorm(s->ln, NULL, NULL, s->x, param(m, GPT2_LNFW, 0), param(m, GPT2_LNFB, 0),
 			 MO, C);
 	/* the tied output layer: logits[MO,V] = ln @ wte^T */
-	gpt2_k_mm(0, 1, MO, (size_t)s->V, C, s->ln, C, param(m, GPT2_WTE, 0), C, 0, logits,
-		  (size_t)s->V, 1);
+	if (m->infer_bf16)
+		cpu_bf16_linear(logits, s->ln, cpu_bf16_weight(m->infer_bf16, GPT2_WTE, 0), NULL, MO,
+				C, (size_t)s->V, 0);
+	else
+		gpt2_k_mm(0, 1, MO, (size_t)s->V, C, s->ln, C, param(m, GPT2_WTE, 0), C, 0, logits,
+			  (size_t)s->V, 1);
 }

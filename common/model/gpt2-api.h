@@ -33,6 +33,8 @@ struct GPT2_NAME(model) {
 	int B, T;		/* its shape */
 	int logits_valid;
 	void *dev;		/* backend state */
+	/* the CPU's generation in bf16 (model/cpu-bf16.h's packed weights, malloc'd); NULL: fp32 */
+	void *infer_bf16;
 };
 
 /* Allocate parameters for C (zeroed). Dies on bad shapes or exhausted memory. */

@@ -201,6 +201,7 @@ void GPT2_NAME(free)(MODEL *m)
 	free(m->grads);
 	free(m->mom);
 	free(m->var);
+	free(m->infer_bf16);
 	memset(m, 0, sizeof(*m));
 }
 

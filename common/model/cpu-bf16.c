@@ -1,0 +1,227 @@
+/* cpu-bf16.c: bf16 weights and their products for generation on the CPU (see cpu-bf16.h). */
+#include "model/cpu-bf16.h"
+#include "base/die.h"
+#include "model/bf16.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_AVX512BF16_BUILD 1
+#endif
+
+/* below this many multiply-adds a product runs on one thread */
+#define PAR_MIN ((size_t)1 << 17)
+/* rows of x a panel pass takes at a time: 4 rows x 4 vectors of 16 columns in registers */
+#define ROWS 4
+
+static size_t pairs_of(size_t IC)
+{
+	return (IC + 1) / 2;
+}
+
+static size_t panels_of(size_t OC)
+{
+	return (OC + CPU_BF16_PANEL - 1) / CPU_BF16_PANEL;
+}
+
+size_t cpu_bf16_packed_size(size_t IC, size_t OC)
+{
+	return panels_of(OC) * pairs_of(IC) * CPU_BF16_PANEL * 2;
+}
+
+void cpu_bf16_pack(uint16_t *P, const float *W, size_t IC, size_t OC, size_t RS, size_t CS)
+{
+	size_t ICp = pairs_of(IC);
+	#pragma omp parallel for schedule(dynamic, 1)
+	for (size_t jp = 0; jp < panels_of(OC); jp++) {
+		uint16_t *p = P + jp * ICp * CPU_BF16_PANEL * 2;
+		for (size_t ip = 0; ip < ICp; ip++)
+			for (size_t jj = 0; jj < CPU_BF16_PANEL; jj++) {
+				size_t j = jp * CPU_BF16_PANEL + jj;
+				for (size_t h = 0; h < 2; h++) {
+					size_t i = 2 * ip + h;
+					float w = i < IC && j < OC ? W[i * RS + j * CS] : 0.0f;
+					p[(ip * CPU_BF16_PANEL + jj) * 2 + h] = cp_f32_to_bf16(w);
+				}
+			}
+	}
+}
+
+/* x's rows as bf16 pairs, the pair (2i, 2i+1) one 32-bit word, element 2i in its low half */
+static uint32_t *pairs_new(const float *x, size_t M, size_t IC)
+{
+	size_t ICp = pairs_of(IC);
+	uint32_t *xb = malloc(M * ICp * sizeof(uint32_t) + 4);
+	if (!xb)
+		die("out of memory");
+	for (size_t m = 0; m < M; m++)
+		for (size_t ip = 0; ip < ICp; ip++) {
+			uint32_t lo = cp_f32_to_bf16(x[m * IC + 2 * ip]);
+			uint32_t hi = 2 * ip + 1 < IC ? cp_f32_to_bf16(x[m * IC + 2 * ip + 1]) : 0;
+			xb[m * ICp + ip] = lo | hi << 16;
+		}
+	return xb;
+}
+
+static void store(float *out, const float *v, const float *b, size_t j0, size_t n, int acc)
+{
+	for (size_t k = 0; k < n; k++) {
+		float y = v[k] + (b ? b[j0 + k] : 0.0f);
+		out[j0 + k] = acc ? out[j0 + k] + y : y;
+	}
+}
+
+/* one panel of one row, scalar: the same pairs in the same order */
+static void panel_scalar(float *out, const uint32_t *xr, const uint16_t *p, const float *b,
+			 size_t ICp, size_t j0, size_t n, int acc)
+{
+	float v[CPU_BF16_PANEL] = { 0 };
+	for (size_t ip = 0; ip < ICp; ip++) {
+		float x0 = cp_bf16_to_f32((cp_bf16)(xr[ip] & 0xffff));
+		float x1 = cp_bf16_to_f32((cp_bf16)(xr[ip] >> 16));
+		const uint16_t *w = p + ip * CPU_BF16_PANEL * 2;
+		for (size_t jj = 0; jj < CPU_BF16_PANEL; jj++)
+			v[jj] += x0 * cp_bf16_to_f32(w[2 * jj]) + x1 * cp_bf16_to_f32(w[2 * jj + 1]);
+	}
+	store(out, v, b, j0, n, acc);
+}
+
+#ifdef HAVE_AVX512BF16_BUILD
+/* ROWS rows (NR of them real) of one panel: 4 x 16 columns a row in registers */
+__attribute__((target("avx512f,avx512bf16")))
+static void panel_avx(float *out, size_t OC, const uint32_t *xb, size_t NR, const uint16_t *p,
+		      const float *b, size_t ICp, size_t j0, size_t n, int acc)
+{
+	__m512 s[ROWS][4];
+	for (size_t r = 0; r < ROWS; r++)
+		for (int k = 0; k < 4; k++)
+			s[r][k] = _mm512_setzero_ps();
+	for (size_t ip = 0; ip < ICp; ip++) {
+		const uint16_t *w = p + ip * CPU_BF16_PANEL * 2;
+		__m512bh w0 = (__m512bh)_mm512_loadu_si512(w), w1 = (__m512bh)_mm512_loadu_si512(w + 32);
+		__m512bh w2 = (__m512bh)_mm512_loadu_si512(w + 64), w3 = (__m512bh)_mm512_loadu_si512(w + 96);
+		for (size_t r = 0; r < NR; r++) {
+			__m512bh x = (__m512bh)_mm512_set1_epi32((int)xb[r * ICp + ip]);
+			s[r][0] = _mm512_dpbf16_ps(s[r][0], x, w0);
+			s[r][1] = _mm512_dpbf16_ps(s[r][1], x, w1);
+			s[r][2] = _mm512_dpbf16_ps(s[r][2], x, w2);
+			s[r][3] = _mm512_dpbf16_ps(s[r][3], x, w3);
+		}
+	}
+	for (size_t r = 0; r < NR; r++) {
+		float v[CPU_BF16_PANEL];
+		for (int k = 0; k < 4; k++)
+			_mm512_storeu_ps(v + 16 * k, s[r][k]);
+		store(out + r * OC, v, b, j0, n, acc);
+	}
+}
+
+static int cpu_has_bf16(void)
+{
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512bf16");
+}
+#else
+static int cpu_has_bf16(void)
+{
+	return 0;
+}
+#endif
+
+static int vector_mode = -1;
+
+int cpu_bf16_vector(int set)
+{
+	if (set >= 0)
+		vector_mode = set && cpu_has_bf16();
+	else if (vector_mode < 0)
+		vector_mode = cpu_has_bf16();
+	return vector_mode;
+}
+
+void cpu_bf16_linear(float *out, const float *x, const uint16_t *P, const float *b, size_t M,
+		     size_t IC, size_t OC, int acc)
+{
+	size_t ICp = pairs_of(IC), np = panels_of(OC);
+	uint32_t *xb = pairs_new(x, M, IC);
+	int vec = cpu_bf16_vector(-1);
+	#pragma omp parallel for schedule(dynamic, 1) if (M * IC * OC >= PAR_MIN)
+	for (size_t jp = 0; jp < np; jp++) {
+		const uint16_t *p = P + jp * ICp * CPU_BF16_PANEL * 2;
+		size_t j0 = jp * CPU_BF16_PANEL, n = OC - j0 < CPU_BF16_PANEL ? OC - j0 : CPU_BF16_PANEL;
+		for (size_t m = 0; m < M; m += ROWS) {
+			size_t nr = M - m < ROWS ? M - m : ROWS;
+#ifdef HAVE_AVX512BF16_BUILD
+			if (vec) {
+				panel_avx(out + m * OC, OC, xb + m * ICp, nr, p, b, ICp, j0, n, acc);
+				continue;
+			}
+#endif
+			for (size_t r = 0; r < nr; r++)
+				panel_scalar(out + (m + r) * OC, xb + (m + r) * ICp, p, b, ICp, j0, n, acc);
+		}
+	}
+	(void)vec;
+	free(xb);
+}
+
+/* ---- a model's packed weights ---- */
+
+enum { W_QKV, W_PROJ, W_FC, W_FCPROJ, W_N };
+
+struct cpu_bf16_model {
+	size_t layer[W_N];	/* offsets within a layer, in uint16s */
+	size_t stride;		/* uint16s a layer */
+	size_t wte;		/* the output layer's offset */
+	uint16_t data[];
+};
+
+static const int w_tensor[W_N] = { GPT2_QKVW, GPT2_ATTPROJW, GPT2_FCW, GPT2_FCPROJW };
+
+/* a Conv1D weight's inputs and outputs */
+static void w_shape(const struct gpt2_config *c, int w, size_t *IC, size_t *OC)
+{
+	size_t C = c->n_embd;
+	*IC = w == W_FCPROJ ? 4 * C : C;
+	*OC = w == W_QKV ? 3 * C : w == W_FC ? 4 * C : C;
+}
+
+struct cpu_bf16_model *cpu_bf16_model_new(const struct gpt2_model *m)
+{
+	const struct gpt2_config *c = &m->cfg;
+	size_t at = 0, IC, OC, lay[W_N];
+	for (int w = 0; w < W_N; w++) {
+		w_shape(c, w, &IC, &OC);
+		lay[w] = at;
+		at += cpu_bf16_packed_size(IC, OC);
+	}
+	size_t stride = at, total = stride * c->n_layer + cpu_bf16_packed_size(c->n_embd, c->vocab_size);
+	struct cpu_bf16_model *p = malloc(sizeof(*p) + total * sizeof(uint16_t));
+	if (!p)
+		die("out of memory packing the model's weights in bf16");
+	memcpy(p->layer, lay, sizeof(lay));
+	p->stride = stride;
+	p->wte = stride * c->n_layer;
+	for (uint32_t l = 0; l < c->n_layer; l++)
+		for (int w = 0; w < W_N; w++) {
+			w_shape(c, w, &IC, &OC);
+			const float *W = m->params + gpt2_tensor_offset(c, &m->lay, w_tensor[w], (int)l);
+			cpu_bf16_pack(p->data + l * stride + lay[w], W, IC, OC, OC, 1);
+		}
+	/* logits = x wte^T: wte [V][C] read as [C][V] */
+	cpu_bf16_pack(p->data + p->wte, m->params + m->lay.off[GPT2_WTE], c->n_embd, c->vocab_size,
+		      1, c->n_embd);
+	return p;
+}
+
+const uint16_t *cpu_bf16_weight(const struct cpu_bf16_model *p, int t, int layer)
+{
+	if (t == GPT2_WTE)
+		return p->data + p->wte;
+	for (int w = 0; w < W_N; w++)
+		if (w_tensor[w] == t)
+			return p->data + (size_t)layer * p->stride + p->layer[w];
+	die("no bf16 weight for tensor %d", t);
+}

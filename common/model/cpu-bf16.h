@@ -1,0 +1,42 @@
+/* cpu-bf16.h: bf16 weights for generation on the CPU (cp-complete --bf16): the four products
+ * of every layer and the tied output layer read weights converted to bf16 on load, half the
+ * bytes a decoded token streams from memory, and multiply them with AVX-512 BF16's dot
+ * product where the CPU has it (a scalar loop of the same arithmetic elsewhere). Activations
+ * are rounded to bf16 at each product's input and the sums are fp32; LayerNorm, attention, the
+ * GELU and the key/value cache stay fp32.
+ *
+ * A weight [IC][OC] (the Conv1D layout; the output layer's is wte transposed) is packed in
+ * panels of CPU_BF16_PANEL columns, each panel [IC/2][PANEL][2]: the two inputs 2i and 2i+1
+ * of a column side by side, which is the pair the dot-product instruction takes, and a panel
+ * contiguous, which is what one thread streams. Columns past OC are zero. Every output is the
+ * sum over input pairs in order, so the result does not depend on the thread count. */
+#ifndef CP_MODEL_CPU_BF16_H
+#define CP_MODEL_CPU_BF16_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/gpt2.h"
+
+#define CPU_BF16_PANEL 64
+
+/* uint16s of a packed [IC][OC] weight */
+size_t cpu_bf16_packed_size(size_t IC, size_t OC);
+/* Pack W (element (i, j) at W[i * RS + j * CS]: RS = OC, CS = 1 for a Conv1D weight; RS = 1,
+ * CS = IC for wte read as its transpose) into P. */
+void cpu_bf16_pack(uint16_t *P, const float *W, size_t IC, size_t OC, size_t RS, size_t CS);
+/* out[M][OC] = x[M][IC] W + b (B may be NULL), or out += that with ACC, W packed */
+void cpu_bf16_linear(float *out, const float *x, const uint16_t *P, const float *b, size_t M,
+		     size_t IC, size_t OC, int acc);
+/* 1 when the AVX-512 BF16 kernel runs here; SET 0 or 1 forces the scalar loop or (where
+ * supported) the kernel, -1 leaves the choice to the CPU (tests compare the two) */
+int cpu_bf16_vector(int set);
+
+/* The packed weights of model M for generation (one allocation: free() frees it). */
+struct cpu_bf16_model;
+struct cpu_bf16_model *cpu_bf16_model_new(const struct gpt2_model *m);
+/* the packed weight of tensor T (GPT2_QKVW, GPT2_ATTPROJW, GPT2_FCW, GPT2_FCPROJW, or GPT2_WTE
+ * for the output layer) of layer LAYER */
+const uint16_t *cpu_bf16_weight(const struct cpu_bf16_model *p, int t, int layer);
+
+#endif
