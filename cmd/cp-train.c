@@ -342,23 +342,7 @@ static int keep_tokenizer(const char *tokenizer, const char *rundir, uint32_t vo
 /* a fresh run, one from a Hugging Face model, or a resumed one */
 static void train(struct train_run *r, const struct opts *o)
 {
-	seqdata_open(&r->train, o->train);
-	if (r->have_valid && (r->valid.vocab != r->train.vocab || r->valid.T != r->train.T))
-		die("'%s' and '%s' differ in vocabulary or sequence length", o->train, o->valid);
-	uint64_t have_step = 0;
-	char *existing = ckpt_latest(o->rundir, &have_step);
-	if (o->resume) {
-		if (!existing)
-			die("'%s': no checkpoint to resume", o->rundir);
-		train_load_latest(r, &o->shape, 1, r->train.vocab, "resume");
-	} else {
-		if (existing)
-			die("'%s' already holds checkpoints (up to step %llu); use --resume or "
-			    "another directory", o->rundir, (unsigned long long)have_step);
-		train_new_model(r, &o->shape, o->init_hf);
-	}
-	free(existing);
-	train_setup(r, o->resume);
+	train_begin(r, &o->shape, o->init_hf, o->resume);
 	/* the run remembers its tokenizer: cp-complete -m RUNDIR finds it beside the model */
 	if (o->tokenizer && r->comm->rank == 0 &&
 	    keep_tokenizer(o->tokenizer, o->rundir, r->cfg.vocab_size))

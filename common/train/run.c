@@ -151,6 +151,29 @@ void train_setup(struct train_run *r, int resume)
 	}
 }
 
+void train_begin(struct train_run *r, const struct train_shape *shape, const char *init_hf,
+		 int resume)
+{
+	seqdata_open(&r->train, r->train_dir);
+	if (r->have_valid && (r->valid.vocab != r->train.vocab || r->valid.T != r->train.T))
+		die("'%s' and '%s' differ in vocabulary or sequence length", r->train_dir,
+		    r->valid_dir);
+	uint64_t have_step = 0;
+	char *existing = ckpt_latest(r->rundir, &have_step);
+	if (resume) {
+		if (!existing)
+			die("'%s': no checkpoint to resume", r->rundir);
+		train_load_latest(r, shape, 1, r->train.vocab, "resume");
+	} else {
+		if (existing)
+			die("'%s' already holds checkpoints (up to step %llu); use --resume or "
+			    "another directory", r->rundir, (unsigned long long)have_step);
+		train_new_model(r, shape, init_hf);
+	}
+	free(existing);
+	train_setup(r, resume);
+}
+
 double train_eval_only(struct train_run *r, const struct train_shape *shape)
 {
 	const struct seqdata *d = &r->valid;

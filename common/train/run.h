@@ -45,6 +45,11 @@ void train_new_model(struct train_run *r, const struct train_shape *shape, const
  * given or resumed), open rank 0's log (truncated to r->step and appended to when RESUME), then
  * set up the backend and the token buffer. */
 void train_setup(struct train_run *r, int resume);
+/* Open r->train_dir and start the run in r->rundir: resumed from its latest checkpoint when
+ * RESUME (dies when there is none), else a new model (train_new_model: SHAPE, INIT_HF; dies
+ * when the directory holds checkpoints already); then train_setup. */
+void train_begin(struct train_run *r, const struct train_shape *shape, const char *init_hf,
+		 int resume);
 /* Evaluate the latest checkpoint on r->valid (eval-only): the mean validation loss. */
 double train_eval_only(struct train_run *r, const struct train_shape *shape);
 /* Mean loss over the validation sequences (the first MAX_BATCHES * batch of them; 0: all),
