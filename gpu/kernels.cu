@@ -550,34 +550,6 @@ void k_round_params(T *param, const float *master, uint64_t n, uint64_t seed, ui
 	cudaLaunchCheck();
 }
 
-template <class T>
-__global__ void to_f32_kernel(float *out, const T *in, uint64_t n)
-{
-	FOR_EACH(i, n)
-		out[i] = cp_ld(in[i]);
-}
-
-template <class T>
-void k_to_f32(float *out, const T *in, uint64_t n)
-{
-	to_f32_kernel<T><<<grid_for(n, 256), 256>>>(out, in, n);
-	cudaLaunchCheck();
-}
-
-template <class T>
-__global__ void from_f32_kernel(T *out, const float *in, uint64_t n)
-{
-	FOR_EACH(i, n)
-		out[i] = cp_st<T>(in[i]);
-}
-
-template <class T>
-void k_from_f32(T *out, const float *in, uint64_t n)
-{
-	from_f32_kernel<T><<<grid_for(n, 256), 256>>>(out, in, n);
-	cudaLaunchCheck();
-}
-
 // ---- the two element types' instances ----
 #define INSTANCES(T) \
 	template void k_encoder_fwd<T>(T *, const int32_t *, const T *, const T *, int, int, int); \
@@ -600,8 +572,6 @@ void k_from_f32(T *out, const float *in, uint64_t n)
 	template void k_sumsq<T>(double *, double *, const T *, uint64_t); \
 	template void k_adamw<T>(T *, float *, const T *, float *, float *, uint64_t, uint64_t, \
 				 uint64_t, float, float, float, uint64_t); \
-	template void k_round_params<T>(T *, const float *, uint64_t, uint64_t, uint64_t); \
-	template void k_to_f32<T>(float *, const T *, uint64_t); \
-	template void k_from_f32<T>(T *, const float *, uint64_t);
+	template void k_round_params<T>(T *, const float *, uint64_t, uint64_t, uint64_t);
 INSTANCES(float)
 INSTANCES(cp_bf16)

@@ -62,10 +62,5 @@ void k_adamw(T *param, float *master, const T *grad, float *mom, float *var, uin
 // param = the master's bf16 copy (stochastic rounding under seed and step) or its copy
 template <class T>
 void k_round_params(T *param, const float *master, uint64_t n, uint64_t seed, uint64_t step);
-// fp32 <-> T
-template <class T>
-void k_to_f32(float *out, const T *in, uint64_t n);
-template <class T>
-void k_from_f32(T *out, const float *in, uint64_t n);
 
 #endif

@@ -231,13 +231,17 @@ void comm_allreduce(void *p, uint64_t n, int dbl)
 }
 
 #ifdef CP_HAVE_MPI
-/* MPI's int counts and displacements of the shards OFF[0..size] */
-static void counts_of(const uint64_t *off, int *cnt, int *dsp)
+/* MPI's int counts, then displacements, of the shards OFF[0..size] (malloc'd) */
+static int *counts_of(const uint64_t *off)
 {
+	int *cnt = calloc((size_t)comm.size, 2 * sizeof(int));
+	if (!cnt)
+		die("out of memory");
 	for (int r = 0; r < comm.size; r++) {
 		cnt[r] = count_of(off[r + 1] - off[r]);
-		dsp[r] = count_of(off[r]);
+		cnt[comm.size + r] = count_of(off[r]);
 	}
+	return cnt;
 }
 #endif
 
@@ -248,10 +252,7 @@ void comm_reduce_scatter(float *all, float *mine, const uint64_t *off)
 		return;
 	}
 #ifdef CP_HAVE_MPI
-	int *cnt = calloc((size_t)comm.size, 2 * sizeof(int));
-	if (!cnt)
-		die("out of memory");
-	counts_of(off, cnt, cnt + comm.size);
+	int *cnt = counts_of(off);
 	/* the sum in rank order, as the all-reduce makes it, then each rank its shard */
 	wd_begin("sum of the gradients in rank order (MPI_Send, MPI_Recv)");
 	uint64_t n = off[comm.size];
@@ -270,10 +271,7 @@ void comm_allgather(float *all, const uint64_t *off)
 	if (comm.size == 1)
 		return;
 #ifdef CP_HAVE_MPI
-	int *cnt = calloc((size_t)comm.size, 2 * sizeof(int));
-	if (!cnt)
-		die("out of memory");
-	counts_of(off, cnt, cnt + comm.size);
+	int *cnt = counts_of(off);
 	wd_begin("all-gather of the parameters (MPI_Allgatherv)");
 	check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all, cnt, cnt + comm.size,
 			     MPI_FLOAT, MPI_COMM_WORLD), "MPI_Allgatherv");
@@ -289,10 +287,7 @@ void comm_gather(const float *mine, float *all, const uint64_t *off)
 		return;
 	}
 #ifdef CP_HAVE_MPI
-	int *cnt = calloc((size_t)comm.size, 2 * sizeof(int));
-	if (!cnt)
-		die("out of memory");
-	counts_of(off, cnt, cnt + comm.size);
+	int *cnt = counts_of(off);
 	wd_begin("gather of the optimizer shards (MPI_Gatherv)");
 	check(MPI_Gatherv(mine, cnt[comm.rank], MPI_FLOAT, all, cnt, cnt + comm.size, MPI_FLOAT, 0,
 			  MPI_COMM_WORLD), "MPI_Gatherv");
