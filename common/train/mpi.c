@@ -21,12 +21,22 @@
 
 static void comm_bcast(void *p, uint64_t n, int root);
 static struct gpt2_comm comm = { 0, 1, comm_allreduce, 0, comm_bcast };
-static int comm_live;
 
 /* the collective in flight (NULL: none) and when it began, under wd_lock */
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static double wd_timeout = 600;
+
+void comm_set_timeout(double seconds)
+{
+	pthread_mutex_lock(&wd_lock);
+	wd_timeout = seconds;
+	pthread_mutex_unlock(&wd_lock);
+}
+
+#ifdef CP_HAVE_MPI
+static int comm_live;
 static const char *wd_what;
-static double wd_since, wd_timeout = 600;
+static double wd_since;
 
 static double wd_now(void)
 {
@@ -54,13 +64,6 @@ static void *wd_main(void *arg)
 	return NULL;
 }
 
-void comm_set_timeout(double seconds)
-{
-	pthread_mutex_lock(&wd_lock);
-	wd_timeout = seconds;
-	pthread_mutex_unlock(&wd_lock);
-}
-
 static void wd_begin(const char *what)
 {
 	pthread_mutex_lock(&wd_lock);
@@ -80,7 +83,6 @@ static void wd_end(void)
 	pthread_mutex_unlock(&wd_lock);
 }
 
-#ifdef CP_HAVE_MPI
 static void comm_abort_on_exit(int status, void *arg)
 {
 	(void)arg;
@@ -270,6 +272,8 @@ void comm_allgather(float *all, const uint64_t *off)
 {
 	if (comm.size == 1)
 		return;
+	(void)all;
+	(void)off;
 #ifdef CP_HAVE_MPI
 	int *cnt = counts_of(off);
 	wd_begin("all-gather of the parameters (MPI_Allgatherv)");
