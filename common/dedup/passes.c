@@ -400,6 +400,12 @@ void dedup_state_free(struct dedup_state *s)
 	free(s->pairs);
 	free(s->origin_off);
 	buf_free(&s->pair_origins);
+	if (s->dist) {
+		free(s->dist->sig);
+		free(s->dist->rank_bytes);
+		free(s->dist->counts);
+		free(s->dist);
+	}
 }
 
 int dedup_save_index(struct dedup_state *s, const char *path)
