@@ -57,6 +57,7 @@ CFLAGS_ranks = $(CFLAGS_mpi)
 LDLIBS_cp-hash = $(MPI_LIBS)
 LDLIBS_cp-dedup = $(MPI_LIBS)
 LDLIBS_test-ranks = $(MPI_LIBS)
+LDLIBS_test-dist = $(MPI_LIBS)
 LDLIBS_cp-humaneval = -lseccomp
 LDLIBS_cp-complete = -lmicrohttpd
 LDLIBS_test-eval = -lseccomp

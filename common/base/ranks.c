@@ -13,8 +13,10 @@
 
 static int me, count = 1, live;
 
-/* the most bytes one MPI call moves: its counts and offsets are ints */
-#define PIECE ((size_t)1 << 30)
+/* the most bytes one MPI call moves: its counts and offsets are ints (CP_RANKS_PIECE makes
+ * it small, for tests of the pieces) */
+static size_t piece = (size_t)1 << 30;
+#define PIECE piece
 
 int ranks_me(void) { return me; }
 int ranks_count(void) { return count; }
@@ -43,6 +45,9 @@ int ranks_init(int *argc, char ***argv)
 			die("MPI_Init failed");
 		if (got < MPI_THREAD_SERIALIZED)
 			die("this MPI cannot be called from more than the main thread");
+		const char *env = getenv("CP_RANKS_PIECE");
+		if (env && atol(env) >= 64)
+			piece = (size_t)atol(env);
 		MPI_Comm_rank(MPI_COMM_WORLD, &me);
 		MPI_Comm_size(MPI_COMM_WORLD, &count);
 		live = 1;

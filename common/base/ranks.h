@@ -5,8 +5,9 @@
  * The job is joined only when the process was started by a launcher (the environment mpirun
  * sets), so a plain run needs no MPI runtime and is rank 0 of 1; in a build without MPI every
  * process is. Sizes are 64-bit throughout: MPI's counts are ints, so what is larger goes in
- * pieces. Every exchange dies when MPI fails; a rank that exits before ranks_finish takes the
- * job down (MPI_Abort), so no rank is left waiting for one that is gone. */
+ * pieces (of CP_RANKS_PIECE bytes, at least 64, when set: for tests). Every exchange dies
+ * when MPI fails; a rank that exits before ranks_finish takes the job down (MPI_Abort), so
+ * no rank is left waiting for one that is gone. */
 #ifndef CP_BASE_RANKS_H
 #define CP_BASE_RANKS_H
 
