@@ -83,40 +83,6 @@ static void remove_staged(void)
 	outdir_stage_remove(&stage);
 }
 
-static int merge_indexes(int argc, char **argv)
-{
-	if (argc < 2)
-		die_usage("--merge-index needs OUT and at least one INDEX");
-	struct dedupidx acc = { .num_perm = DEDUP_NPERM };
-	const char *from = NULL;	/* the first index with signatures */
-	const char *env = getenv("CP_DEDUP_INDEX_SCHEME");
-	for (int i = 1; i < argc; i++) {
-		struct dedupidx x;
-		int r = dedupidx_load(argv[i], &x);
-		if (r > 0)
-			die("cannot open index '%s': no such file", argv[i]);
-		if (r < 0)
-			exit(EXIT_ERR);
-		int k = scheme_declare_index(&x, env);
-		if (k < 0)
-			die_usage("CP_DEDUP_INDEX_SCHEME='%s' is not a MinHash scheme (xxh3 or datasketch)", env);
-		if (k)
-			fprintf(stderr, "cp-dedup: '%s': taking its signatures as scheme '%s' "
-				"(CP_DEDUP_INDEX_SCHEME)\n", argv[i], env);
-		if (scheme_check_merge(&acc, from, &x, argv[i]) || dedupidx_merge(&acc, &x, argv[i]))
-			exit(EXIT_ERR);
-		if (!from && x.n_near)
-			from = argv[i];
-		dedupidx_free(&x);
-	}
-	if (dedupidx_write(argv[0], &acc))
-		exit(EXIT_ERR);
-	fprintf(stderr, "cp-dedup: merged %d indexes into '%s': %llu exact hashes, %llu signatures\n",
-		argc - 1, argv[0], (unsigned long long)acc.n_exact, (unsigned long long)acc.n_near);
-	dedupidx_free(&acc);
-	return EXIT_OK;
-}
-
 static void parse(int argc, char **argv, struct dedup_cfg *c, int *merge)
 {
 	enum { O_REPORT = 256, O_LEVEL, O_DRY, O_NONEAR, O_NOFILT, O_THR, O_DROP, O_SEED, O_INDEX, O_PAIRS,
@@ -349,7 +315,7 @@ int main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	if (merge) {
-		int r = ranks_me() ? EXIT_OK : merge_indexes(argc, argv);
+		int r = ranks_me() ? EXIT_OK : dedup_merge_indexes(argc, argv);
 		ranks_finish();
 		return r;
 	}

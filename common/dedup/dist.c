@@ -115,13 +115,7 @@ static int load_index_share(struct dedup_state *s)
 			    s->cfg.index, x->num_perm, NPERM) != 0;
 	if (bad)
 		return -1;	/* the same file on every rank: the same error */
-	const char *env = getenv("CP_DEDUP_INDEX_SCHEME");
-	int k = scheme_declare_index(x, env);
-	if (k < 0)
-		die_usage("CP_DEDUP_INDEX_SCHEME='%s' is not a MinHash scheme (xxh3 or datasketch)", env);
-	if (k && !me)
-		fprintf(stderr, "cp-dedup: '%s': taking its signatures as scheme '%s' "
-			"(CP_DEDUP_INDEX_SCHEME)\n", s->cfg.index, env);
+	scheme_declare_index_env(x, s->cfg.index, !me);
 	/* the hashes are sorted: this rank's are one run of them */
 	uint64_t a = 0;
 	while (a < x->n_exact && hash_rank(x->exact[a], n) < me)

@@ -127,5 +127,8 @@ int dedup_publish(struct dedup_input *ins, size_t n, const char *outdir,
 		  const struct outdir_stage *stage, struct shardset *set, struct buf *names);
 /* Write the index of all that was seen to PATH. 0, or -1 after an error. */
 int dedup_save_index(struct dedup_state *s, const char *path);
+/* cp-dedup --merge-index: ARGV[1..ARGC) merged into ARGV[0]; the exit status (dies on
+ * errors). */
+int dedup_merge_indexes(int argc, char **argv);
 
 #endif
