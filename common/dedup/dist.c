@@ -130,7 +130,8 @@ static int load_index_share(struct dedup_state *s)
 		d->old_lo = share(x->n_near, me, n);
 		d->old_hi = share(x->n_near, me + 1, n);
 		d->sig = xreallocarray(NULL, (d->old_hi - d->old_lo) * NPERM + 1, sizeof *d->sig);
-		memcpy(d->sig, x->near + d->old_lo * NPERM, (d->old_hi - d->old_lo) * SIG_BYTES);
+		if (d->old_hi > d->old_lo)
+			memcpy(d->sig, x->near + d->old_lo * NPERM, (d->old_hi - d->old_lo) * SIG_BYTES);
 		free(x->near);	/* the others' are theirs; gathered back for the index */
 		x->near = NULL;
 	}
@@ -376,7 +377,8 @@ static int band_step(struct dedup_state *s, const struct owners *o, struct buf *
 	in = bufs(n);
 	size_t m = all.len / sizeof(struct band_entry);
 	struct band_entry *e = (struct band_entry *)all.p;
-	qsort(e, m, sizeof *e, cmp_band_entry);
+	if (m)
+		qsort(e, m, sizeof *e, cmp_band_entry);
 	uint64_t pairs = 0;
 	for (size_t i = 0, j; i < m; i = j) {
 		for (j = i + 1; j < m && e[j].band == e[i].band && e[j].key == e[i].key; j++)
@@ -452,7 +454,8 @@ static void confirm_step(const struct dedup_state *s, const struct owners *o, st
 	const struct dedup_dist *d = s->dist;
 	size_t m = cands->len / sizeof(struct cand), u = 0;
 	struct cand *c = (struct cand *)cands->p;
-	qsort(c, m, sizeof *c, cmp_cand);
+	if (m)
+		qsort(c, m, sizeof *c, cmp_cand);
 	for (size_t i = 0; i < m; i++)
 		if (!u || c[i].c != c[u - 1].c || c[i].d != c[u - 1].d)
 			c[u++] = c[i];
@@ -461,7 +464,8 @@ static void confirm_step(const struct dedup_state *s, const struct owners *o, st
 	for (size_t i = 0; i < u; i++)
 		if (!owns(d, c[i].c))
 			need[k++] = c[i].c;
-	qsort(need, k, sizeof *need, cmp_u32);
+	if (k)
+		qsort(need, k, sizeof *need, cmp_u32);
 	size_t kk = 0;
 	for (size_t i = 0; i < k; i++)
 		if (!kk || need[i] != need[kk - 1])
@@ -510,7 +514,8 @@ static void join_clusters(struct dedup_state *s, const struct owners *o, struct 
 {
 	size_t m = all->len / sizeof(struct edge);
 	struct edge *e = (struct edge *)all->p;
-	qsort(e, m, sizeof *e, cmp_edge);
+	if (m)
+		qsort(e, m, sizeof *e, cmp_edge);
 	uint64_t total = o->newb[o->n];
 	uint32_t *parent = xreallocarray(NULL, total + 1, sizeof *parent);
 	for (uint64_t i = 0; i < total; i++)
@@ -628,7 +633,8 @@ static void gather_figures(struct dedup_state *s)
 		d->n_counts = all.len / sizeof *counts;
 		d->counts = (uint32_t *)all.p;
 		all = (struct buf){ 0 };
-		qsort(d->counts, d->n_counts, sizeof *d->counts, cmp_u32_desc);
+		if (d->n_counts)
+			qsort(d->counts, d->n_counts, sizeof *d->counts, cmp_u32_desc);
 	}
 	buf_free(&all);
 }
