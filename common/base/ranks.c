@@ -242,26 +242,26 @@ static void reduce(uint64_t *v, size_t n, MPI_Op op)
 }
 #endif
 
-void ranks_sum_u64(uint64_t *v, size_t n)
+static void reduce_u64(uint64_t *v, size_t n, int max)
 {
 #ifdef CP_HAVE_MPI
 	if (count > 1)
-		reduce(v, n, MPI_SUM);
+		reduce(v, n, max ? MPI_MAX : MPI_SUM);
 #else
 	(void)v;
 	(void)n;
+	(void)max;
 #endif
+}
+
+void ranks_sum_u64(uint64_t *v, size_t n)
+{
+	reduce_u64(v, n, 0);
 }
 
 void ranks_max_u64(uint64_t *v, size_t n)
 {
-#ifdef CP_HAVE_MPI
-	if (count > 1)
-		reduce(v, n, MPI_MAX);
-#else
-	(void)v;
-	(void)n;
-#endif
+	reduce_u64(v, n, 1);
 }
 
 uint64_t ranks_exscan_u64(uint64_t v)

@@ -309,24 +309,27 @@ struct band_entry { uint64_t key; uint32_t band, id; };
 struct cand { uint32_t c, d, band; };
 struct edge { uint32_t d, band, c, pad; double j; };
 
+static int order(uint64_t a, uint64_t b)
+{
+	return (a > b) - (a < b);
+}
+
 static int cmp_band_entry(const void *pa, const void *pb)
 {
 	const struct band_entry *a = pa, *b = pb;
-	if (a->band != b->band)
-		return a->band < b->band ? -1 : 1;
-	if (a->key != b->key)
-		return a->key < b->key ? -1 : 1;
-	return (a->id > b->id) - (a->id < b->id);
+	int r = order(a->band, b->band);
+	if (!r)
+		r = order(a->key, b->key);
+	return r ? r : order(a->id, b->id);
 }
 
 static int cmp_cand(const void *pa, const void *pb)
 {
 	const struct cand *a = pa, *b = pb;
-	if (a->d != b->d)
-		return a->d < b->d ? -1 : 1;
-	if (a->c != b->c)
-		return a->c < b->c ? -1 : 1;
-	return (a->band > b->band) - (a->band < b->band);
+	int r = order(a->d, b->d);
+	if (!r)
+		r = order(a->c, b->c);
+	return r ? r : order(a->band, b->band);
 }
 
 /* the order one process meets the pairs in: by document, band, and the newest earlier one
@@ -334,11 +337,10 @@ static int cmp_cand(const void *pa, const void *pb)
 static int cmp_edge(const void *pa, const void *pb)
 {
 	const struct edge *a = pa, *b = pb;
-	if (a->d != b->d)
-		return a->d < b->d ? -1 : 1;
-	if (a->band != b->band)
-		return a->band < b->band ? -1 : 1;
-	return (a->c < b->c) - (a->c > b->c);
+	int r = order(a->d, b->d);
+	if (!r)
+		r = order(a->band, b->band);
+	return r ? r : order(b->c, a->c);
 }
 
 static void concat(const struct buf *in, int n, struct buf *all)
@@ -442,8 +444,7 @@ static void fetch_sigs(const struct dedup_state *s, const struct owners *o, cons
 
 static int cmp_u32(const void *a, const void *b)
 {
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return (x > y) - (x < y);
+	return order(*(const uint32_t *)a, *(const uint32_t *)b);
 }
 
 /* The candidates this rank holds the later signature of, each pair once (at its first band),
