@@ -302,6 +302,12 @@ static void number_docs(struct dedup_state *s, struct dedup_input *ins, struct o
 			if (origin)
 				buf_put(origins, origin, strlen(origin) + 1);
 		}
+		/* let each part's go once copied: the signatures are held about once, not twice */
+		free(x->sigs);
+		free(x->has_sig);
+		buf_free(&x->origins);
+		x->sigs = NULL;
+		x->has_sig = NULL;
 	}
 }
 
@@ -562,13 +568,6 @@ static int near_step(struct dedup_state *s, struct dedup_input *ins)
 	struct owners o;
 	struct buf origins = { 0 }, cands = { 0 }, edges = { 0 }, all = { 0 };
 	number_docs(s, ins, &o, &origins);
-	for (size_t i = d->lo; i < d->hi; i++) {
-		free(ins[i].sigs);
-		free(ins[i].has_sig);
-		buf_free(&ins[i].origins);
-		ins[i].sigs = NULL;
-		ins[i].has_sig = NULL;
-	}
 	if (d->near_docs >= NO_ID)
 		die("%llu documents for near dedup: beyond the id width",
 		    (unsigned long long)d->near_docs);
