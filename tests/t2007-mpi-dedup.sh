@@ -23,6 +23,10 @@ export CP_DOCPIPE_BATCH_ITEMS=7 CP_DEDUP_PART_BYTES=150000
 
 set -- $(stdlib_dirs email json unittest importlib xml logging concurrent)
 [ $# -gt 0 ] || skip_all "no standard library directories found"
+# a build without MPI runs N processes of one rank each: nothing here to test
+cp-hash -q -o probe.shard "$1" && run 2 cp-dedup -n --report probe.json probe.shard >/dev/null 2>&1
+[ "$(json_field probe.json 'len(r.get("ranks", []))' 2>/dev/null)" = 2 ] ||
+	skip_all "cp-dedup does not join mpirun's job (built without MPI: no pkg-config ompi-c?)"
 
 # ---- cp-hash
 ok "cp-hash, one process" cp-hash -q -j2 -o one.shard "$@"

@@ -10,6 +10,13 @@ need_cmd ip
 need_cmd unshare
 [ "$(id -u)" = 0 ] || skip_all "network namespaces need root"
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+set -- $(stdlib_dirs email json unittest logging)
+[ $# -gt 0 ] || skip_all "no standard library directories found"
+# a build without MPI runs N processes of one rank each: nothing here to test
+cp-hash -q -o probe.shard "$1" && mpirun --allow-run-as-root --oversubscribe -np 2 \
+	"$BUILD/bin/cp-dedup" -n --report probe.json probe.shard >/dev/null 2>&1
+[ "$(json_field probe.json 'len(r.get("ranks", []))' 2>/dev/null)" = 2 ] ||
+	skip_all "cp-dedup does not join mpirun's job (built without MPI: no pkg-config ompi-c?)"
 
 P=cp$$
 NET=10.213.$(($$ % 250))
@@ -59,8 +66,6 @@ ok "a rank on each host" hosts sh -c 'echo "$(hostname) $(ip -4 -o addr show eth
 is "$(sort "$TMP/.out" | tr '\n' ' ')" "${P}h0 1 ${P}h1 1 ${P}h2 1 " \
 	"three hostnames, each with its own address"
 
-set -- $(stdlib_dirs email json unittest logging)
-[ $# -gt 0 ] || skip_all "no standard library directories found"
 ok "cp-hash, one process" cp-hash -q -o one/ --shard-docs 30 "$@"
 ok "cp-hash on three hosts" hosts "$BUILD/bin/cp-hash" -q -j1 -o three/ --shard-docs 30 "$@"
 ok "the same shards and manifest" diff -r one three

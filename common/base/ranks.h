@@ -26,6 +26,8 @@ void ranks_finish(void);
 noreturn void ranks_exit(int code);
 int ranks_me(void);
 int ranks_count(void);
+/* 1 when built with MPI (else every process is rank 0 of 1, under mpirun too) */
+int ranks_have_mpi(void);
 
 /* N bytes to rank TO; and what rank FROM sent, into B (replacing what it held). */
 void ranks_send(int to, const void *p, size_t n);
