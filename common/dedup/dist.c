@@ -561,12 +561,47 @@ static void gather_origins(struct dedup_state *s, struct buf *origins)
 	}
 }
 
-static int near_step(struct dedup_state *s, struct dedup_input *ins)
+/* The confirmed pairs to rank 0, which joins the clusters; each rank's documents that are
+ * not the first of theirs marked. */
+static int join_step(struct dedup_state *s, struct dedup_input *ins, const struct owners *o,
+		     struct buf *edges)
 {
 	struct dedup_dist *d = s->dist;
 	int n = d->ranks;
+	uint64_t total = edges->len;
+	ranks_sum_u64(&total, 1);
+	if (!ranks_me()) {	/* rank 0 holds them all, and a union-find over every document */
+		uint64_t held = total + 4 * d->near_docs;
+		d->lsh_mine = held > d->lsh_mine ? held : d->lsh_mine;
+	}
+	if (over_budget(s, ranks_me() ? 0 : d->exact_mine + d->lsh_mine,
+			"the confirmed pairs gathered on rank 0"))
+		return -1;
+	struct buf all = { 0 }, *out = bufs(n), *in = bufs(n);
+	ranks_gather(edges->p, edges->len, &all, NULL);
+	buf_free(edges);
+	if (!ranks_me())
+		join_clusters(s, o, &all, out);
+	buf_free(&all);
+	ranks_alltoallv(out, in);
+	const uint32_t *v = (const uint32_t *)in[0].p;
+	size_t nv = in[0].len / 4, p = 0;
+	for (size_t i = d->lo; i < d->hi; i++)	/* both in id order */
+		for (uint64_t k = 0; k < ins[i].n_docs && p < nv; k++)
+			if (ins[i].lshid[k] == v[p]) {
+				ins[i].status[k] = DEDUP_NEAR;
+				p++;
+			}
+	bufs_free(out, n);
+	bufs_free(in, n);
+	return 0;
+}
+
+static int near_step(struct dedup_state *s, struct dedup_input *ins)
+{
+	struct dedup_dist *d = s->dist;
 	struct owners o;
-	struct buf origins = { 0 }, cands = { 0 }, edges = { 0 }, all = { 0 };
+	struct buf origins = { 0 }, cands = { 0 }, edges = { 0 };
 	number_docs(s, ins, &o, &origins);
 	if (d->near_docs >= NO_ID)
 		die("%llu documents for near dedup: beyond the id width",
@@ -575,27 +610,12 @@ static int near_step(struct dedup_state *s, struct dedup_input *ins)
 	if (!ret) {
 		confirm_step(s, &o, &cands, &edges);
 		buf_free(&cands);
-		ranks_gather(edges.p, edges.len, &all, NULL);
-		buf_free(&edges);
-		struct buf *out = bufs(n), *in = bufs(n);
-		if (!ranks_me())
-			join_clusters(s, &o, &all, out);
-		buf_free(&all);
-		ranks_alltoallv(out, in);
-		const uint32_t *v = (const uint32_t *)in[0].p;
-		size_t nv = in[0].len / 4, p = 0;
-		for (size_t i = d->lo; i < d->hi; i++)	/* both in id order */
-			for (uint64_t k = 0; k < ins[i].n_docs && p < nv; k++)
-				if (ins[i].lshid[k] == v[p]) {
-					ins[i].status[k] = DEDUP_NEAR;
-					p++;
-				}
-		bufs_free(out, n);
-		bufs_free(in, n);
-		if (s->cfg.pairs)
-			gather_origins(s, &origins);
+		ret = join_step(s, ins, &o, &edges);
 	}
+	if (!ret && s->cfg.pairs)
+		gather_origins(s, &origins);
 	buf_free(&cands);
+	buf_free(&edges);
 	buf_free(&origins);
 	free(o.oldb);
 	return ret;
