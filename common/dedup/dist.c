@@ -4,6 +4,7 @@
 #include "base/ranks.h"
 #include "base/util.h"
 #include "base/xalloc.h"
+#include "shard/shard.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,12 +158,35 @@ int dedup_dist_init(struct dedup_state *s, const struct dedup_cfg *c, size_t n_p
 
 /* ---- pass 1: reading ---- */
 
+/* What reading this rank's parts will hold, from their headers: per document its hash,
+ * filter result, status and near-dedup id, and its signature with near dedup. */
+static uint64_t read_bytes(const struct dedup_state *s, const struct dedup_input *ins)
+{
+	const struct dedup_dist *d = s->dist;
+	uint64_t docs = 0;
+	for (size_t i = d->lo; i < d->hi; i++) {
+		if (ins[i].limit != UINT64_MAX) {
+			docs += ins[i].limit;
+			continue;
+		}
+		struct shard_reader *r = strcmp(ins[i].path, "-") ? shard_open(ins[i].path, SHARD_DOCS)
+								  : NULL;
+		uint64_t k = r ? shard_get_info(r)->n_records : UINT64_MAX;
+		docs += k == UINT64_MAX ? 0 : k;	/* unknown (a pipe): not counted */
+		if (r)
+			shard_close_reader(r);
+	}
+	return docs * (16 + 1 + 1 + 4 + 1 + (s->cfg.near ? SIG_BYTES : 0));
+}
+
 /* This rank's parts read; the schemes checked in input order and the documents without
  * signature counted, over all parts. */
 static int read_parts(struct dedup_state *s, struct dedup_input *ins, size_t n)
 {
 	const struct dedup_cfg *c = &s->cfg;
 	const struct dedup_dist *d = s->dist;
+	if (over_budget(s, read_bytes(s, ins), "the documents' hashes and signatures"))
+		return -1;
 	int failed = 0, q = cp_quiet;
 	cp_quiet = 0;	/* what goes wrong here is this rank's to say */
 	#pragma omp parallel for schedule(dynamic, 1) num_threads(c->threads)
