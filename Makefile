@@ -52,6 +52,12 @@ MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
 MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
 CFLAGS_mpi = $(if $(MPI_LIBS),-DCP_HAVE_MPI $(MPI_CFLAGS))
 LDLIBS_cp-train = $(MPI_LIBS)
+# cp-hash and cp-dedup share their work among ranks under mpirun (base/ranks.c)
+CFLAGS_ranks = $(CFLAGS_mpi)
+LDLIBS_cp-hash = $(MPI_LIBS)
+LDLIBS_cp-dedup = $(MPI_LIBS)
+LDLIBS_test-ranks = $(MPI_LIBS)
+LDLIBS_test-dist = $(MPI_LIBS)
 LDLIBS_cp-humaneval = -lseccomp
 LDLIBS_cp-complete = -lmicrohttpd
 LDLIBS_test-eval = -lseccomp

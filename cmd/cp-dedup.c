@@ -10,8 +10,10 @@
 #include "base/die.h"
 #include "base/io.h"
 #include "base/ompwait.h"
+#include "base/ranks.h"
 #include "base/util.h"
 #include "base/xalloc.h"
+#include "dedup/dist.h"
 #include "dedup/filters.h"
 #include "dedup/index.h"
 #include "dedup/passes.h"
@@ -31,7 +33,7 @@ static const char usage_text[] =
 	"usage: cp-dedup [-j threads] [-o OUTDIR] [-L LEVEL] [-n] [--report FILE] [--no-near]\n"
 	"                [--no-filters] [--threshold J] [--drop-prob P] [--seed N] [--index FILE]\n"
 	"                [--pairs FILE] [--line-max N] [--line-mean X] [--alpha-frac X]\n"
-	"                [--min-eq N] [INPUT...]\n"
+	"                [--min-eq N] [--max-mem BYTES] [INPUT...]\n"
 	"       cp-dedup --merge-index OUT INDEX...\n"
 	"\n"
 	"  -j threads       threads for reading and writing shards (default: all CPUs)\n"
@@ -51,9 +53,12 @@ static const char usage_text[] =
 	"  --line-mean X    drop files whose mean line length is larger (default 100)\n"
 	"  --alpha-frac X   drop files with a smaller alphanumeric fraction (default 0.25)\n"
 	"  --min-eq N       drop files with at most N '=' characters (default 4)\n"
+	"  --max-mem BYTES  a rank (or this process) that would hold more for the exact set\n"
+	"                   and near dedup stops and says so (default: no limit)\n"
 	"  --merge-index    merge indexes of separate runs into OUT\n"
 	"  -h               show this help\n"
-	"INPUT: shard files, directories of *.shard files, or '-' (default: standard input).\n";
+	"INPUT: shard files, directories of *.shard files, or '-' (default: standard input).\n"
+	"Under mpirun the ranks share the work and write what one process writes.\n";
 
 static void usage(int code)
 {
@@ -78,44 +83,10 @@ static void remove_staged(void)
 	outdir_stage_remove(&stage);
 }
 
-static int merge_indexes(int argc, char **argv)
-{
-	if (argc < 2)
-		die_usage("--merge-index needs OUT and at least one INDEX");
-	struct dedupidx acc = { .num_perm = DEDUP_NPERM };
-	const char *from = NULL;	/* the first index with signatures */
-	const char *env = getenv("CP_DEDUP_INDEX_SCHEME");
-	for (int i = 1; i < argc; i++) {
-		struct dedupidx x;
-		int r = dedupidx_load(argv[i], &x);
-		if (r > 0)
-			die("cannot open index '%s': no such file", argv[i]);
-		if (r < 0)
-			exit(EXIT_ERR);
-		int k = scheme_declare_index(&x, env);
-		if (k < 0)
-			die_usage("CP_DEDUP_INDEX_SCHEME='%s' is not a MinHash scheme (xxh3 or datasketch)", env);
-		if (k)
-			fprintf(stderr, "cp-dedup: '%s': taking its signatures as scheme '%s' "
-				"(CP_DEDUP_INDEX_SCHEME)\n", argv[i], env);
-		if (scheme_check_merge(&acc, from, &x, argv[i]) || dedupidx_merge(&acc, &x, argv[i]))
-			exit(EXIT_ERR);
-		if (!from && x.n_near)
-			from = argv[i];
-		dedupidx_free(&x);
-	}
-	if (dedupidx_write(argv[0], &acc))
-		exit(EXIT_ERR);
-	fprintf(stderr, "cp-dedup: merged %d indexes into '%s': %llu exact hashes, %llu signatures\n",
-		argc - 1, argv[0], (unsigned long long)acc.n_exact, (unsigned long long)acc.n_near);
-	dedupidx_free(&acc);
-	return EXIT_OK;
-}
-
 static void parse(int argc, char **argv, struct dedup_cfg *c, int *merge)
 {
 	enum { O_REPORT = 256, O_LEVEL, O_DRY, O_NONEAR, O_NOFILT, O_THR, O_DROP, O_SEED, O_INDEX, O_PAIRS,
-	       O_LMAX, O_LMEAN, O_ALPHA, O_MINEQ, O_MERGE };
+	       O_LMAX, O_LMEAN, O_ALPHA, O_MINEQ, O_MERGE, O_MAXMEM };
 	static const struct option longopts[] = {
 		{ "report", required_argument, NULL, O_REPORT },
 		{ "level", required_argument, NULL, 'L' },
@@ -132,6 +103,7 @@ static void parse(int argc, char **argv, struct dedup_cfg *c, int *merge)
 		{ "alpha-frac", required_argument, NULL, O_ALPHA },
 		{ "min-eq", required_argument, NULL, O_MINEQ },
 		{ "merge-index", no_argument, NULL, O_MERGE },
+		{ "max-mem", required_argument, NULL, O_MAXMEM },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -164,6 +136,7 @@ static void parse(int argc, char **argv, struct dedup_cfg *c, int *merge)
 		case O_ALPHA: c->filt.alpha_frac = opt_double("--alpha-frac", optarg, 0, 1); break;
 		case O_MINEQ: c->filt.min_eq = opt_u64("--min-eq", optarg, 0, UINT64_MAX); break;
 		case O_MERGE: *merge = 1; break;
+		case O_MAXMEM: c->max_mem = opt_u64("--max-mem", optarg, 1, UINT64_MAX); break;
 		case 'h': usage(EXIT_OK); break;
 		default: usage(EXIT_USAGE);
 		}
@@ -218,7 +191,14 @@ static int save_index(struct dedup_state *s)
 	const char *ix = s->cfg.index, *slash = strrchr(ix, '/');
 	int dl = slash ? (int)(slash - ix) + 1 : 0;
 	index_pending = xasprintf("%.*s.%s.pending.%ld", dl, ix, ix + dl, (long)getpid());
-	return dedup_save_index(s, index_pending);
+	if (!s->dist)
+		return dedup_save_index(s, index_pending);
+	int r = dedup_dist_save_index(s, index_pending);
+	if (ranks_me()) {	/* rank 0 writes it */
+		free(index_pending);
+		index_pending = NULL;
+	}
+	return r;
 }
 
 static void commit_index(const char *index)
@@ -229,22 +209,11 @@ static void commit_index(const char *index)
 	index_pending = NULL;
 }
 
-/* Pass 2 and the commit: the shards and the index are written in full first (a full disk
- * fails the run with nothing moved in), then moved in with the signals held (one now would
- * leave some shards moved in and others not): the shards, the set manifest, the index; then
- * the pairs. */
-static int write_and_commit(struct dedup_state *s, struct dedup_input *ins, size_t n,
-			    struct buf *names, double *secs)
+/* Moved in with the signals held (one now would leave some shards moved in and others
+ * not): the shards, the set manifest, the index; then the pairs. */
+static int commit(struct dedup_state *s, struct dedup_input *ins, size_t n, struct buf *names)
 {
 	const struct dedup_cfg *c = &s->cfg;
-	double t2 = mono_now();
-	if (c->dry_run)
-		dedup_dry_run_totals(ins, n);
-	else if (dedup_write_outputs(ins, n, c, &stage))
-		return -1;
-	*secs = mono_now() - t2;
-	if (c->index && !c->dry_run && save_index(s))
-		return -1;
 	sigset_t block, saved;
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
@@ -272,19 +241,51 @@ static int write_and_commit(struct dedup_state *s, struct dedup_input *ins, size
 	return 0;
 }
 
+/* Pass 2 and the commit: the shards and the index are written in full first (a full disk
+ * fails the run with nothing moved in), then committed (by rank 0 alone). */
+static int write_and_commit(struct dedup_state *s, struct dedup_input *ins, size_t n,
+			    struct buf *names, double *secs)
+{
+	const struct dedup_cfg *c = &s->cfg;
+	double t2 = mono_now();
+	if (s->dist) {
+		if (dedup_dist_write(s, ins, n, &stage))
+			return -1;
+	} else if (c->dry_run) {
+		dedup_dry_run_totals(ins, n);
+	} else if (dedup_write_outputs(ins, n, c, &stage)) {
+		return -1;
+	}
+	*secs = mono_now() - t2;
+	if (c->index && !c->dry_run && save_index(s))
+		return -1;
+	int r = ranks_me() ? 0 : commit(s, ins, n, names);
+	if (ranks_any(r))
+		return -1;
+	stage.n = 0;	/* committed, by rank 0: nothing here to remove */
+	return 0;
+}
+
 static int report(const struct dedup_state *s, const struct dedup_input *ins, size_t n,
 		  const struct buf *names, const double *secs)
 {
 	struct dedup_totals t;
-	dedup_totals_compute(&t, s, ins, n);
-	dedup_report_table(&t);
-	if (!s->cfg.report)
-		return 0;
-	struct buf b = { 0 };
-	dedup_report_json(&b, &t, s, names, secs);
-	int r = dedup_write_result(s->cfg.report, &b);
-	buf_free(&b);
-	return r;
+	if (s->dist)
+		dedup_dist_totals(&t, s, ins, n);
+	else
+		dedup_totals_compute(&t, s, ins, n);
+	int r = 0;
+	if (!ranks_me()) {
+		dedup_report_table(&t);
+		dedup_report_ranks(s);
+	}
+	if (!ranks_me() && s->cfg.report) {
+		struct buf b = { 0 };
+		dedup_report_json(&b, &t, s, names, secs);
+		r = dedup_write_result(s->cfg.report, &b);
+		buf_free(&b);
+	}
+	return ranks_any(r) ? -1 : 0;
 }
 
 /* The inputs as shard paths; *N_STDIN: how many are standard input. */
@@ -307,11 +308,18 @@ int main(int argc, char **argv)
 	int merge = 0;
 	ompwait_passive(argv);
 	cp_setprogname(argv[0]);
+	int dist = ranks_init(&argc, &argv);
+	if (ranks_me())
+		cp_quiet = 1;	/* rank 0 speaks for all; a rank's own trouble it says itself */
 	parse(argc, argv, &c, &merge);
 	argc -= optind;
 	argv += optind;
-	if (merge)
-		return merge_indexes(argc, argv);
+	if (merge) {
+		int r = ranks_me() ? EXIT_OK : dedup_merge_indexes(argc, argv);
+		ranks_finish();
+		return r;
+	}
+	dist |= c.max_mem != 0;
 	if (c.pairs && !c.near)
 		die_usage("--pairs needs near dedup (drop --no-near)");
 
@@ -319,13 +327,18 @@ int main(int argc, char **argv)
 	size_t n_stdin, nl = list_inputs(argc, argv, &list, &n_stdin);
 	if (c.report && !strcmp(c.report, "-") && !strcmp(c.outdir, "-") && !c.dry_run)
 		die_usage("the report and the shards cannot both go to standard output");
+	if (ranks_count() > 1 && (n_stdin || (!strcmp(c.outdir, "-") && !c.dry_run)))
+		die_usage("under mpirun, read shards named as INPUT and name an output directory "
+			  "with -o (standard input and output are one process's)");
 	struct dedup_input *ins;
 	uint64_t expect;
 	size_t n = dedup_plan_parts(list, nl, &ins, &expect);
 
 	atomic_cleanup_on_signal(remove_staged);
-	if (!c.dry_run)
+	if (!c.dry_run && !ranks_me())
 		setup_outdir(&c, n);
+	if (dist && !c.dry_run && strcmp(c.outdir, "-"))
+		dedup_dist_stage(&stage, n);
 	if (n_stdin && !c.dry_run)
 		c.spool = spool_path = xasprintf("%s/.cp-dedup-stdin-%ld.shard", stage.dir ? stage.dir :
 						 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (long)getpid());
@@ -333,7 +346,8 @@ int main(int argc, char **argv)
 	struct dedup_state s;
 	struct buf names = { 0 };
 	double secs[4];
-	if (dedup_state_init(&s, &c, expect) || dedup_decide(&s, ins, n) ||
+	if ((dist ? dedup_dist_init(&s, &c, n, c.max_mem) || dedup_dist_decide(&s, ins, n)
+		  : dedup_state_init(&s, &c, expect) || dedup_decide(&s, ins, n)) ||
 	    write_and_commit(&s, ins, n, &names, &secs[3]))
 		goto fail;
 	secs[0] = s.t_read;
@@ -349,10 +363,13 @@ int main(int argc, char **argv)
 	free(spool_path);
 	shard_list_free(list, nl);
 	close_stdout();
+	ranks_finish();
 	return EXIT_OK;
 
 fail:
 	/* nothing half-done may remain: staged shards, spool, temporaries */
 	remove_staged();
+	if (dist)
+		ranks_exit(EXIT_ERR);	/* every rank failed with this one */
 	return EXIT_ERR;
 }

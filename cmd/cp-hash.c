@@ -9,6 +9,7 @@
 #include "base/die.h"
 #include "base/io.h"
 #include "base/ompwait.h"
+#include "base/ranks.h"
 #include "base/xalloc.h"
 #include "dedup/docstats.h"
 #include "input/docpipe.h"
@@ -147,11 +148,41 @@ static void parse(int argc, char **argv, struct hash_run *h, const char **patter
 	}
 }
 
+static void send_batch(void *arg, const void *p, size_t n)
+{
+	(void)arg;
+	ranks_send(0, p, n);
+}
+
+static void recv_batch(void *arg, int from, struct buf *b)
+{
+	(void)arg;
+	ranks_recv(from, b);
+}
+
+/* Under mpirun: rank 0 writes what all measure (input/docpipe.h); the others say nothing,
+ * since what they gather rank 0 gathers too, and what they measure goes to it. */
+static void join_ranks(struct hash_run *h, int *argc, char ***argv)
+{
+	if (!ranks_init(argc, argv) || ranks_count() == 1)
+		return;
+	h->o.rank = ranks_me();
+	h->o.nranks = ranks_count();
+	h->o.send = send_batch;
+	h->o.recv = recv_batch;
+	if (h->o.rank)
+		cp_quiet = 1;
+}
+
 /* The output: standard output when not named (refused on a terminal), else -o's. */
 static void open_output(struct hash_run *h)
 {
 	static const uint64_t param[2] = { 0, 0 };
 	uint64_t max_docs = h->out.max_docs, max_bytes = h->out.max_bytes;
+	if (h->o.nranks > 1 && (!h->path || !strcmp(h->path, "-")))
+		die_usage("under mpirun, name an output with -o (a shard file or a directory)");
+	if (h->o.rank)
+		return;
 	if (!h->path) {
 		if (isatty(STDOUT_FILENO))
 			die_usage("standard output is a terminal; name an output with -o");
@@ -172,9 +203,10 @@ int main(int argc, char **argv)
 	const char **patterns = xcalloc((size_t)argc + 1, sizeof *patterns);
 	ompwait_passive(argv);
 	cp_setprogname(argv[0]);
-	h.o = (struct docpipe_opts){ .threads = cpu_count(), .field = "content", .max_size = 1000000,
+	h.o = (struct docpipe_opts){ .nranks = 1, .threads = cpu_count(), .field = "content", .max_size = 1000000,
 				     .max_line = (uint64_t)1 << 28, .patterns = patterns,
 				     .measure = measure, .write = write_record, .arg = &h };
+	join_ranks(&h, &argc, &argv);
 	parse(argc, argv, &h, patterns);
 	if (optind >= argc)
 		die_usage("no PATH given");
@@ -185,6 +217,9 @@ int main(int argc, char **argv)
 		stdin_list += !strcmp(argv[i], "-");
 	if (stdin_list > 1)
 		die_usage("'-' (paths on standard input) may be given only once");
+	if (stdin_list && h.o.nranks > 1)
+		die_usage("'-' (paths on standard input) is read by one process: under mpirun, "
+			  "give the paths as arguments");
 	open_output(&h);
 
 	atomic_cleanup_on_signal(shardset_stage_remove_all);
@@ -194,7 +229,9 @@ int main(int argc, char **argv)
 		docstats_init_scheme(&h.ds[i], h.minhash);
 	struct docpipe_counts c;
 	int errors = docpipe_run(&h.o, argv + optind, argc - optind, &c);
-	if (errors == 2) {
+	if (h.o.rank) {
+		;	/* rank 0 writes and reports */
+	} else if (errors == 2) {
 		/* documents of an input that then failed: no finished output may hold them */
 		outdir_writer_abort(&h.out);
 		error("an input failed part way: no finished shard is written to '%s'", h.path);
@@ -202,7 +239,7 @@ int main(int argc, char **argv)
 		atomic_abort_all();
 		exit(EXIT_ERR);
 	}
-	if (!h.quiet)
+	if (!h.quiet && !h.o.rank)
 		fprintf(stderr,
 			"%s: %llu docs, %llu bytes; skipped: %llu binary, %llu too large, "
 			"%llu malformed, %llu unreadable, %llu symlink loops\n",
@@ -215,5 +252,6 @@ int main(int argc, char **argv)
 	free(h.ds);
 	free(patterns);
 	close_stdout();
-	return errors ? EXIT_ERR : EXIT_OK;
+	ranks_finish();
+	return errors && !h.o.rank ? EXIT_ERR : EXIT_OK;
 }

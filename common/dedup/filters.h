@@ -74,5 +74,8 @@ int scheme_check_merge(const struct dedupidx *acc, const char *from, const struc
  * rewritten. A scheme the index records is never overridden. 1 when X took ENV's scheme, 0
  * when not, -1 when ENV names no scheme (nothing said: the caller words the usage error). */
 int scheme_declare_index(struct dedupidx *x, const char *env);
+/* scheme_declare_index with CP_DEDUP_INDEX_SCHEME for index X at PATH, saying on standard
+ * error when it took it (with SAY); a value that names no scheme is a usage error. */
+void scheme_declare_index_env(struct dedupidx *x, const char *path, int say);
 
 #endif

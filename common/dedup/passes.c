@@ -356,13 +356,7 @@ static int load_index(struct dedup_state *s, uint64_t expect)
 	if (x->n_near && x->num_perm != NPERM)
 		return error("'%s': index signatures have %u values, documents have %d", path,
 			     x->num_perm, NPERM);
-	const char *env = getenv("CP_DEDUP_INDEX_SCHEME");
-	int k = scheme_declare_index(x, env);
-	if (k < 0)
-		die_usage("CP_DEDUP_INDEX_SCHEME='%s' is not a MinHash scheme (xxh3 or datasketch)", env);
-	if (k)
-		fprintf(stderr, "cp-dedup: '%s': taking its signatures as scheme '%s' "
-			"(CP_DEDUP_INDEX_SCHEME)\n", path, env);
+	scheme_declare_index_env(x, path, 1);
 	/* the index's hashes are distinct; the inputs' may be mostly copies */
 	s->set = dedupset_new(x->n_exact, expect);
 	for (uint64_t i = 0; i < x->n_exact; i++)
@@ -400,6 +394,12 @@ void dedup_state_free(struct dedup_state *s)
 	free(s->pairs);
 	free(s->origin_off);
 	buf_free(&s->pair_origins);
+	if (s->dist) {
+		free(s->dist->sig);
+		free(s->dist->rank_bytes);
+		free(s->dist->counts);
+		free(s->dist);
+	}
 }
 
 int dedup_save_index(struct dedup_state *s, const char *path)
@@ -422,6 +422,34 @@ int dedup_save_index(struct dedup_state *s, const char *path)
 	int ret = dedupidx_write(path, &x);
 	dedupidx_free(&x);
 	return ret;
+}
+
+int dedup_merge_indexes(int argc, char **argv)
+{
+	if (argc < 2)
+		die_usage("--merge-index needs OUT and at least one INDEX");
+	struct dedupidx acc = { .num_perm = DEDUP_NPERM };
+	const char *from = NULL;	/* the first index with signatures */
+	for (int i = 1; i < argc; i++) {
+		struct dedupidx x;
+		int r = dedupidx_load(argv[i], &x);
+		if (r > 0)
+			die("cannot open index '%s': no such file", argv[i]);
+		if (r < 0)
+			exit(EXIT_ERR);
+		scheme_declare_index_env(&x, argv[i], 1);
+		if (scheme_check_merge(&acc, from, &x, argv[i]) || dedupidx_merge(&acc, &x, argv[i]))
+			exit(EXIT_ERR);
+		if (!from && x.n_near)
+			from = argv[i];
+		dedupidx_free(&x);
+	}
+	if (dedupidx_write(argv[0], &acc))
+		exit(EXIT_ERR);
+	fprintf(stderr, "cp-dedup: merged %d indexes into '%s': %llu exact hashes, %llu signatures\n",
+		argc - 1, argv[0], (unsigned long long)acc.n_exact, (unsigned long long)acc.n_near);
+	dedupidx_free(&acc);
+	return EXIT_OK;
 }
 
 /* ---- pass 2 ---- */

@@ -32,6 +32,7 @@ struct dedup_cfg {
 	const char *outdir;	/* "-": standard output */
 	const char *report, *index, *pairs;
 	const char *spool;	/* where standard input is copied for pass 2 (not with dry_run) */
+	uint64_t max_mem;	/* over ranks (dist.h): a rank's bytes at most; 0: no limit */
 };
 
 /* One part of an input: what pass 1 learnt, kept for pass 2 (5 bytes a document). */
@@ -57,6 +58,25 @@ struct dedup_input {
 
 struct dedup_pair { uint32_t a, b; double j; };
 
+/* Over ranks (dedup/dist.h): this rank's share, and what the report says of all of them. */
+struct dedup_dist {
+	int ranks;
+	size_t lo, hi;			/* this rank's parts */
+	uint64_t max_mem;		/* --max-mem; 0: no limit */
+	unsigned bands, rows;
+	uint64_t near_docs;		/* signatures near dedup saw, the index's too */
+	uint64_t exact_size, exact_bytes, lsh_bytes;	/* summed over the ranks */
+	uint64_t exact_mine, lsh_mine;	/* this rank's bytes (the LSH's at its peak) */
+	uint64_t *rank_bytes;		/* rank 0: each rank's exact and LSH bytes */
+	uint32_t *counts;		/* rank 0: every rank's copy counts, descending */
+	size_t n_counts;
+	/* this rank's signatures: the index's ids [old_lo, old_hi), then its inputs' ids
+	 * [new_lo, new_lo + n_new) */
+	uint64_t old_lo, old_hi, new_lo, n_new;
+	uint16_t *sig;
+	uint64_t ox_lo, ox_hi;		/* the index's exact hashes of this rank's range */
+};
+
 struct dedup_state {
 	struct dedup_cfg cfg;
 	struct dedupset *set;
@@ -71,6 +91,7 @@ struct dedup_state {
 	struct dedup_pair *pairs;
 	size_t n_pairs, cap_pairs;
 	double t_read, t_dedup, t_near;	/* reading; all decisions; LSH and clustering alone */
+	struct dedup_dist *dist;	/* over ranks; NULL: one process, dedup_decide */
 };
 
 /* LIST[0..N) (shard paths or "-") into parts (*OUT, free with dedup_inputs_free); *EXPECT
@@ -106,5 +127,8 @@ int dedup_publish(struct dedup_input *ins, size_t n, const char *outdir,
 		  const struct outdir_stage *stage, struct shardset *set, struct buf *names);
 /* Write the index of all that was seen to PATH. 0, or -1 after an error. */
 int dedup_save_index(struct dedup_state *s, const char *path);
+/* cp-dedup --merge-index: ARGV[1..ARGC) merged into ARGV[0]; the exit status (dies on
+ * errors). */
+int dedup_merge_indexes(int argc, char **argv);
 
 #endif

@@ -11,8 +11,7 @@
 
 static const char *const share_key[3] = { "0.001", "0.01", "0.1" };
 
-void dedup_totals_compute(struct dedup_totals *t, const struct dedup_state *s,
-			  const struct dedup_input *ins, size_t n)
+void dedup_totals_count(struct dedup_totals *t, const struct dedup_input *ins, size_t n)
 {
 	memset(t, 0, sizeof *t);
 	for (size_t i = 0; i < n; i++) {
@@ -23,9 +22,11 @@ void dedup_totals_compute(struct dedup_totals *t, const struct dedup_state *s,
 		for (uint64_t k = 0; k < ins[i].n_docs; k++)
 			t->n[ins[i].status[k]]++;
 	}
+}
+
+void dedup_totals_share(struct dedup_totals *t, const uint32_t *counts, size_t g)
+{
 	/* CodeParrot: "0.1% of the unique files make up 15% of all files" */
-	uint32_t *counts;
-	size_t g = dedupset_counts(s->set, &counts);
 	t->n_unique = g;
 	for (int k = 0; k < 3; k++) {
 		double frac = atof(share_key[k]);
@@ -37,6 +38,15 @@ void dedup_totals_compute(struct dedup_totals *t, const struct dedup_state *s,
 			sum += counts[i];
 		t->share[k] = t->docs_in ? (double)sum / (double)t->docs_in : 0.0;
 	}
+}
+
+void dedup_totals_compute(struct dedup_totals *t, const struct dedup_state *s,
+			  const struct dedup_input *ins, size_t n)
+{
+	dedup_totals_count(t, ins, n);
+	uint32_t *counts;
+	size_t g = dedupset_counts(s->set, &counts);
+	dedup_totals_share(t, counts, g);
 	free(counts);
 }
 
@@ -82,18 +92,57 @@ static void json_counts(struct buf *b, const struct dedup_totals *t)
 	}
 }
 
+/* The near-dedup figures: one process's LSH, or what the ranks held together. */
+static void near_figures(const struct dedup_state *s, unsigned *bands, unsigned *rows,
+			 size_t *docs, double *per_doc, double *exact_per)
+{
+	const struct dedup_dist *d = s->dist;
+	if (d) {
+		*bands = s->cfg.near ? d->bands : 0;
+		*rows = s->cfg.near ? d->rows : 0;
+		*docs = (size_t)d->near_docs;
+		*per_doc = d->near_docs ? (double)d->lsh_bytes / (double)d->near_docs : 0.0;
+		*exact_per = d->exact_size ? (double)d->exact_bytes / (double)d->exact_size : 0.0;
+		return;
+	}
+	*bands = s->lsh ? lsh_bands(s->lsh) : 0;
+	*rows = s->lsh ? lsh_rows(s->lsh) : 0;
+	*docs = s->lsh ? lsh_count(s->lsh) : 0;
+	*per_doc = s->lsh ? lsh_bytes_per_doc(s->lsh) : 0.0;
+	*exact_per = dedupset_size(s->set) ?
+		(double)dedupset_bytes(s->set) / (double)dedupset_size(s->set) : 0.0;
+}
+
 static void json_near(struct buf *b, const struct dedup_totals *t, const struct dedup_state *s)
 {
 	const struct dedup_cfg *c = &s->cfg;
+	unsigned bands, rows;
+	size_t docs;
+	double per_doc, exact_per;
+	near_figures(s, &bands, &rows, &docs, &per_doc, &exact_per);
 	buf_printf(b, "},\n \"unique_docs\": %zu,\n \"near\": {\"enabled\": %s, \"threshold\": ",
 		   t->n_unique, c->near ? "true" : "false");
 	json_double(b, c->threshold);
 	buf_printf(b, ", \"num_perm\": %d, \"bands\": %u, \"rows\": %u, \"docs\": %zu, \"bytes_per_doc\": %.0f",
-		   DEDUP_NPERM, s->lsh ? lsh_bands(s->lsh) : 0, s->lsh ? lsh_rows(s->lsh) : 0,
-		   s->lsh ? lsh_count(s->lsh) : 0, s->lsh ? lsh_bytes_per_doc(s->lsh) : 0.0);
+		   DEDUP_NPERM, bands, rows, docs, per_doc);
 	buf_printf(b, ", \"no_signature\": %llu", (unsigned long long)s->no_sig);
-	buf_printf(b, "},\n \"exact_bytes_per_unique\": %.1f",
-		   dedupset_size(s->set) ? (double)dedupset_bytes(s->set) / (double)dedupset_size(s->set) : 0.0);
+	buf_printf(b, "},\n \"exact_bytes_per_unique\": %.1f", exact_per);
+	if (!s->dist)
+		return;
+	buf_puts(b, ",\n \"ranks\": [");
+	for (int r = 0; r < s->dist->ranks; r++)
+		buf_printf(b, "%s{\"exact_bytes\": %llu, \"lsh_bytes\": %llu}", r ? ", " : "",
+			   (unsigned long long)s->dist->rank_bytes[2 * r],
+			   (unsigned long long)s->dist->rank_bytes[2 * r + 1]);
+	buf_putc(b, ']');
+}
+
+void dedup_report_ranks(const struct dedup_state *s)
+{
+	for (int r = 0; s->dist && r < s->dist->ranks; r++)
+		fprintf(stderr, "cp-dedup: rank %d: %llu bytes of exact set, %llu bytes of LSH index\n", r,
+			(unsigned long long)s->dist->rank_bytes[2 * r],
+			(unsigned long long)s->dist->rank_bytes[2 * r + 1]);
 }
 
 void dedup_report_json(struct buf *b, const struct dedup_totals *t, const struct dedup_state *s,

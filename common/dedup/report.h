@@ -17,8 +17,14 @@ struct dedup_totals {
 
 void dedup_totals_compute(struct dedup_totals *t, const struct dedup_state *s,
 			  const struct dedup_input *ins, size_t n);
+/* Its two halves: the counts of INS[0..N), and the shares from the copy counts COUNTS[0..G)
+ * (descending). */
+void dedup_totals_count(struct dedup_totals *t, const struct dedup_input *ins, size_t n);
+void dedup_totals_share(struct dedup_totals *t, const uint32_t *counts, size_t g);
 /* the table on standard error */
 void dedup_report_table(const struct dedup_totals *t);
+/* Over ranks: each rank's bytes of exact set and LSH index, on standard error. */
+void dedup_report_ranks(const struct dedup_state *s);
 /* The JSON report. OUTPUTS: the shards written, JSON strings comma-separated; SECS: read,
  * dedup, near and write seconds. */
 void dedup_report_json(struct buf *b, const struct dedup_totals *t, const struct dedup_state *s,

@@ -2,6 +2,7 @@
 #include "input/docpipe.h"
 #include "base/atomic.h"
 #include "base/buf.h"
+#include "base/cli.h"
 #include "base/die.h"
 #include "base/xalloc.h"
 #include "input/jsonl.h"
@@ -48,7 +49,10 @@ struct batch {
 	 * largest document its slot ever saw) */
 	struct buf *out;
 	uint64_t bytes;
+	uint64_t seq;			/* its number in input order, once full; UNSEALED before */
 };
+
+#define UNSEALED UINT64_MAX
 
 struct worker {
 	struct buf content, meta, head;
@@ -74,6 +78,9 @@ struct pipe {
 	time_t last_progress;
 	char *const *paths;
 	int n_paths;
+	uint64_t next_seq;	/* the gathering side's */
+	size_t batch_items;	/* BATCH_ITEMS, or CP_DOCPIPE_BATCH_ITEMS (tests) */
+	struct buf wire;	/* a batch to or from another rank */
 };
 
 #define BATCH_ITEMS 4096
@@ -244,9 +251,105 @@ static void progress(struct pipe *x, int final)
 		fputs("\r\033[K", stderr);
 }
 
-/* Write a measured batch in input order: messages, counts, records. */
+/* ------------------------------------------------------------------ ranks */
+
+/* Whether this rank measures batch B: each measures every nranks-th */
+static int batch_is_mine(const struct pipe *x, const struct batch *b)
+{
+	return x->o->nranks <= 1 || b->seq % (uint64_t)x->o->nranks == (uint64_t)x->o->rank;
+}
+
+/* B measured, for rank 0: per item its status, content length, message and record. */
+static void send_batch(struct pipe *x, struct batch *b)
+{
+	struct buf *w = &x->wire;
+	buf_reset(w);
+	buf_put_varint(w, b->seq);
+	buf_put_varint(w, b->n_items);
+	for (size_t i = 0; i < b->n_items; i++) {
+		const struct item *it = &b->items[i];
+		size_t ml = it->msg ? strlen(it->msg) : 0;
+		buf_putc(w, it->status);
+		buf_put_varint(w, it->content_len);
+		buf_put_varint(w, it->msg ? ml + 1 : 0);
+		buf_put(w, it->msg, ml);
+		if (it->status == ST_OK) {
+			buf_put_varint(w, it->rec_len);
+			buf_put(w, b->out[it->rec_t].p + it->rec_off, it->rec_len);
+		}
+	}
+	x->o->send(x->o->arg, w->p, w->len);
+}
+
+/* Rank FROM's measuring of B (gathered here too, not measured) put into B's items. */
+static void recv_batch(struct pipe *x, struct batch *b, int from)
+{
+	struct buf *w = &x->wire;
+	x->o->recv(x->o->arg, from, w);
+	struct cursor c = { w->p, w->p + w->len, 0 };
+	uint64_t seq = cur_varint(&c), n = cur_varint(&c);
+	if (c.err || seq != b->seq || n != b->n_items)
+		die("rank %d measured batch %llu of %llu documents, this rank gathered batch %llu of "
+		    "%zu: did the inputs change while the ranks read them?", from,
+		    (unsigned long long)seq, (unsigned long long)n, (unsigned long long)b->seq,
+		    b->n_items);
+	struct buf *out = &b->out[0];
+	for (size_t i = 0; i < b->n_items && !c.err; i++) {
+		struct item *it = &b->items[i];
+		free(it->msg);
+		it->msg = NULL;
+		const unsigned char *st = cur_bytes(&c, 1);
+		it->status = st ? (enum item_status)*st : ST_OK;
+		it->content_len = cur_varint(&c);
+		uint64_t ml = cur_varint(&c);
+		const char *m = ml ? cur_bytes(&c, (size_t)ml - 1) : NULL;
+		if (m)
+			it->msg = xstrndup(m, (size_t)ml - 1);
+		if (it->status != ST_OK)
+			continue;
+		it->rec_len = (size_t)cur_varint(&c);
+		const void *rec = cur_bytes(&c, it->rec_len);
+		it->rec_t = 0;
+		it->rec_off = out->len;
+		if (rec)
+			buf_put(out, rec, it->rec_len);
+	}
+	if (c.err || c.p != c.end)
+		die("rank %d sent a batch this rank cannot read", from);
+}
+
+/* B written: empty, for gathering again. */
+static void batch_reset(struct pipe *x, struct batch *b)
+{
+	for (size_t i = 0; i < b->n_items; i++) {
+		free(b->items[i].msg);
+		b->items[i].msg = NULL;
+	}
+	b->n_items = 0;
+	b->bytes = 0;
+	b->seq = UNSEALED;
+	buf_reset(&b->arena);
+	for (int t = 0; t < x->threads; t++)
+		buf_reset(&b->out[t]);
+}
+
+/* ------------------------------------------------------------------ writing */
+
+/* Write a measured batch in input order: messages, counts, records. Over ranks, rank 0 does
+ * it for every batch, having the others' measuring sent; the others send theirs. */
 static void write_batch(struct pipe *x, struct batch *b)
 {
+	if (x->o->nranks > 1 && b->seq != UNSEALED) {
+		int from = (int)(b->seq % (uint64_t)x->o->nranks);
+		if (x->o->rank) {
+			if (from == x->o->rank)
+				send_batch(x, b);
+			batch_reset(x, b);
+			return;
+		}
+		if (from)
+			recv_batch(x, b, from);
+	}
 	for (size_t i = 0; i < b->n_items; i++) {
 		struct item *it = &b->items[i];
 		if (it->msg) {
@@ -272,11 +375,7 @@ static void write_batch(struct pipe *x, struct batch *b)
 		case ST_UNREADABLE: x->c.unreadable++; x->errors = 1; break;
 		}
 	}
-	b->n_items = 0;
-	b->bytes = 0;
-	buf_reset(&b->arena);
-	for (int t = 0; t < x->threads; t++)
-		buf_reset(&b->out[t]);
+	batch_reset(x, b);
 	progress(x, 0);
 }
 
@@ -285,7 +384,7 @@ static void write_batch(struct pipe *x, struct batch *b)
 static struct batch *measure_batch(struct pipe *x, struct batch *b)
 {
 	struct batch *prev = x->prev;
-	long n = (long)b->n_items;
+	long n = batch_is_mine(x, b) ? (long)b->n_items : 0;
 #pragma omp parallel num_threads(x->threads)
 	{
 #pragma omp single nowait
@@ -302,6 +401,7 @@ static struct batch *measure_batch(struct pipe *x, struct batch *b)
  * and wait for an empty batch to go on with. */
 static void flush_batch(struct pipe *x)
 {
+	x->cur->seq = x->next_seq++;
 	if (!x->async) {
 		x->cur = measure_batch(x, x->cur);
 		return;
@@ -322,6 +422,7 @@ static void *gather_thread(void *arg)
 	struct pipe *x = arg;
 	gather_all(x);
 	pthread_mutex_lock(&x->mu);
+	x->cur->seq = x->next_seq++;
 	x->ready[x->n_ready++] = x->cur;	/* the last, maybe empty */
 	x->gathered = 1;
 	pthread_cond_broadcast(&x->cv);
@@ -368,7 +469,7 @@ static struct item *add_item(struct pipe *x, enum item_kind kind, const char *or
 			     size_t origin_len, uint64_t bytes)
 {
 	struct batch *b = x->cur;
-	if (b->n_items == BATCH_ITEMS || b->bytes + bytes > BATCH_BYTES) {
+	if (b->n_items == x->batch_items || b->bytes + bytes > BATCH_BYTES) {
 		flush_batch(x);
 		b = x->cur;
 	}
@@ -491,6 +592,13 @@ static void add_path(struct pipe *x, const char *path)
 			fatal("an entry cannot be read");
 		return;
 	}
+	if (S_ISFIFO(st.st_mode) && x->o->nranks > 1) {
+		error("'%s' is a pipe: under mpirun every rank reads every input, so name files",
+		      path);
+		x->gc.unreadable++;
+		x->gerrors = 1;
+		return;
+	}
 	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {	/* a pipe is one document */
 		error("'%s' is neither a regular file, a pipe nor a directory", path);
 		x->gc.unreadable++;
@@ -542,12 +650,18 @@ static void pipe_init(struct pipe *x, const struct docpipe_opts *o, char *const 
 	x->prev = &x->bat[1];
 	x->spare[x->n_spare++] = &x->bat[2];
 	x->async = x->threads > 1;
+	/* tests make small batches to spread a small tree over the ranks */
+	const char *env = getenv("CP_DOCPIPE_BATCH_ITEMS");
+	x->batch_items = env ? (size_t)opt_u64("CP_DOCPIPE_BATCH_ITEMS", env, 1, BATCH_ITEMS)
+			     : BATCH_ITEMS;
 	pthread_mutex_init(&x->mu, NULL);
 	pthread_cond_init(&x->cv, NULL);
 	x->walker = walk_new(o->patterns, o->n_patterns, o->max_size);
 	x->workers = xcalloc((size_t)x->threads, sizeof *x->workers);
-	for (int k = 0; k < N_BATCH; k++)
+	for (int k = 0; k < N_BATCH; k++) {
 		x->bat[k].out = xcalloc((size_t)x->threads, sizeof *x->bat[k].out);
+		x->bat[k].seq = UNSEALED;
+	}
 }
 
 static void pipe_free(struct pipe *x)
@@ -565,6 +679,7 @@ static void pipe_free(struct pipe *x)
 		buf_free(&x->bat[k].arena);
 	}
 	free(x->workers);
+	buf_free(&x->wire);
 	walk_free(x->walker);
 	pthread_mutex_destroy(&x->mu);
 	pthread_cond_destroy(&x->cv);

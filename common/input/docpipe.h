@@ -5,11 +5,13 @@
  * order; worker threads read the files, parse the JSON lines and have each document measured
  * (the caller's MEASURE: statistics, exact hash, MinHash) and encoded as a record, while one
  * of them hands the batch measured before to the caller's WRITE, in order. So the records are
- * the same bytes for any thread count. With more than one thread the gathering has a thread
- * of its own and passes full batches over a queue; with one it stops to measure each. */
+ * the same bytes for any thread count (and any count of ranks, see docpipe_opts). With more
+ * than one thread the gathering has a thread of its own and passes full batches over a
+ * queue; with one it stops to measure each. */
 #ifndef CP_DOCPIPE_H
 #define CP_DOCPIPE_H
 
+#include "base/buf.h"
 #include "shard/doc.h"
 
 #include <stddef.h>
@@ -21,6 +23,9 @@ typedef void (*docpipe_measure_fn)(void *arg, int thread, const unsigned char *c
 				   size_t len, struct doc *d, unsigned char *minhash);
 /* One record, in input order, on one thread at a time. */
 typedef void (*docpipe_write_fn)(void *arg, const void *rec, size_t len);
+/* Ranks (base/ranks.h, wired by the caller): N bytes to rank 0; what rank FROM sent, into B. */
+typedef void (*docpipe_send_fn)(void *arg, const void *p, size_t n);
+typedef void (*docpipe_recv_fn)(void *arg, int from, struct buf *b);
 
 struct docpipe_opts {
 	int threads;
@@ -36,6 +41,14 @@ struct docpipe_opts {
 	docpipe_measure_fn measure;
 	docpipe_write_fn write;
 	void *arg;
+	/* Over ranks (nranks > 1): every rank gathers the same batches from the same inputs and
+	 * measures every nranks-th (batch k on rank k % nranks); the others send theirs, measured
+	 * and encoded, to rank 0, which writes every batch in order (WRITE is called there
+	 * alone, with the records a single process would give it). Pipes cannot be read by
+	 * every rank: they are refused. */
+	int rank, nranks;
+	docpipe_send_fn send;
+	docpipe_recv_fn recv;
 };
 
 struct docpipe_counts {

@@ -2,7 +2,8 @@
  * dump go through it with a measuring function of the test's own: the records come in the
  * walk's full-path byte order, carry each file's exact bytes (or, with no_content, only their
  * size), skip what is binary, too large, blank or malformed (counted), and are the same bytes
- * for 1, 2 and 5 threads, over more documents than one batch holds. */
+ * for 1, 2 and 5 threads, over more documents than one batch holds; and over ranks (their
+ * messages passed here in memory), rank 0 writes those same records, the others nothing. */
 #include "scratch.h"
 #include "tap.h"
 #include "base/buf.h"
@@ -71,16 +72,51 @@ static void write_rec(void *arg, const void *rec, size_t len)
 		   (int)d.meta_len, d.meta, (unsigned)(d.st.flags & DOC_NO_CONTENT ? 1 : 0));
 }
 
-static int run(struct got *g, int threads, int no_content, char **paths, int n,
-	       struct docpipe_counts *c)
+/* Ranks in one process: what rank r sends to rank 0 is queued in sent[r], in order. */
+#define MAX_RANKS 4
+static struct buf sent[MAX_RANKS][4096];
+static size_t n_sent[MAX_RANKS], n_taken[MAX_RANKS];
+static int sender, recv_bad;
+
+static void send_msg(void *arg, const void *p, size_t n)
+{
+	(void)arg;
+	struct buf *b = &sent[sender][n_sent[sender]++];
+	buf_put(b, p, n);
+}
+
+static void recv_msg(void *arg, int from, struct buf *b)
+{
+	(void)arg;
+	if (from <= 0 || from >= MAX_RANKS || n_taken[from] == n_sent[from]) {
+		recv_bad = 1;
+		buf_reset(b);
+		return;
+	}
+	struct buf *m = &sent[from][n_taken[from]++];
+	buf_reset(b);
+	buf_put(b, m->p, m->len);
+	buf_free(m);
+}
+
+static int run_rank(struct got *g, int threads, int no_content, char **paths, int n,
+		    struct docpipe_counts *c, int rank, int nranks)
 {
 	static const char *const pat[] = { "*.py" };
 	memset(g, 0, sizeof *g);
 	g->threads = threads;
 	struct docpipe_opts o = { .threads = threads, .no_content = no_content, .field = "content",
 				  .max_size = 1000, .max_line = 1 << 20, .patterns = pat,
-				  .n_patterns = 1, .measure = measure, .write = write_rec, .arg = g };
+				  .n_patterns = 1, .measure = measure, .write = write_rec, .arg = g,
+				  .rank = rank, .nranks = nranks, .send = send_msg, .recv = recv_msg };
+	sender = rank;
 	return docpipe_run(&o, paths, n, c);
+}
+
+static int run(struct got *g, int threads, int no_content, char **paths, int n,
+	       struct docpipe_counts *c)
+{
+	return run_rank(g, threads, no_content, paths, n, c, 0, 1);
 }
 
 static void test_small(void)
@@ -177,6 +213,50 @@ static void test_many(void)
 	buf_free(&one.origins);
 }
 
+static void got_free(struct got *g)
+{
+	buf_free(&g->recs);
+	buf_free(&g->list);
+	buf_free(&g->origins);
+}
+
+/* the trees of both tests over 2 and 3 ranks, in batches of 37: the ranks after 0 first,
+ * each sending all it measures, then rank 0 taking it in */
+static void test_ranks(void)
+{
+	char *paths[] = { at("d"), at("many"), at("data.jsonl") };
+	struct got one, g;
+	struct docpipe_counts c1, c;
+	int r1 = run(&one, 2, 0, paths, 3, &c1);
+	setenv("CP_DOCPIPE_BATCH_ITEMS", "37", 1);
+	for (int nr = 2; nr <= 3; nr++) {
+		memset(n_sent, 0, sizeof n_sent);
+		memset(n_taken, 0, sizeof n_taken);
+		recv_bad = 0;
+		size_t others = 0;
+		for (int rank = nr - 1; rank >= 1; rank--) {
+			run_rank(&g, 2, 0, paths, 3, &c, rank, nr);
+			others += g.recs.len;
+			got_free(&g);
+		}
+		ok(!others, "%d ranks: only rank 0 writes", nr);
+		ok(n_sent[1] > 10, "%d ranks: rank 1 measured batches of its own (%zu)", nr, n_sent[1]);
+		int r = run_rank(&g, 2, 0, paths, 3, &c, 0, nr);
+		ok(!recv_bad && n_taken[1] == n_sent[1] && n_taken[nr - 1] == n_sent[nr - 1],
+		   "%d ranks: rank 0 took every batch the others sent", nr);
+		ok(g.recs.len == one.recs.len && !memcmp(g.recs.p, one.recs.p, g.recs.len),
+		   "%d ranks: rank 0 writes the records one process writes", nr);
+		ok(r == r1 && c.docs == c1.docs && c.binary == c1.binary &&
+		   c.too_large == c1.too_large && c.malformed == c1.malformed,
+		   "%d ranks: the same counts (%llu docs, %llu binary, %llu malformed)", nr,
+		   (unsigned long long)c.docs, (unsigned long long)c.binary,
+		   (unsigned long long)c.malformed);
+		got_free(&g);
+	}
+	unsetenv("CP_DOCPIPE_BATCH_ITEMS");
+	got_free(&one);
+}
+
 int main(void)
 {
 	cp_quiet = 1;
@@ -184,6 +264,7 @@ int main(void)
 		return 1;
 	test_small();
 	test_many();
+	test_ranks();
 	scratch_remove(dir);
 	return done_testing();
 }

@@ -1,0 +1,297 @@
+/* ranks.c: the data stages' MPI layer (ranks.h). Without MPI, or without a launcher, there
+ * is one rank and every exchange is a copy to itself. */
+#include "base/ranks.h"
+#include "base/die.h"
+#include "base/xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef CP_HAVE_MPI
+#include <mpi.h>
+#endif
+
+static int me, count = 1, live;
+
+#ifdef CP_HAVE_MPI
+/* the most bytes one MPI call moves: its counts and offsets are ints (CP_RANKS_PIECE makes
+ * it small, for tests of the pieces) */
+static size_t piece = (size_t)1 << 30;
+#define PIECE piece
+#endif
+
+int ranks_have_mpi(void)
+{
+#ifdef CP_HAVE_MPI
+	return 1;
+#else
+	return 0;
+#endif
+}
+
+int ranks_me(void) { return me; }
+int ranks_count(void) { return count; }
+
+#ifdef CP_HAVE_MPI
+static void abort_on_exit(int status, void *arg)
+{
+	(void)arg;
+	if (live)
+		MPI_Abort(MPI_COMM_WORLD, status ? status : 1);
+}
+
+static void check(int r, const char *what)
+{
+	if (r != MPI_SUCCESS)
+		die("%s failed", what);
+}
+#endif
+
+int ranks_init(int *argc, char ***argv)
+{
+#ifdef CP_HAVE_MPI
+	if (!live && (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_SIZE"))) {
+		int got;
+		if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &got) != MPI_SUCCESS)
+			die("MPI_Init failed");
+		if (got < MPI_THREAD_SERIALIZED)
+			die("this MPI cannot be called from more than the main thread");
+		const char *env = getenv("CP_RANKS_PIECE");
+		if (env && atol(env) >= 64)
+			piece = (size_t)atol(env);
+		MPI_Comm_rank(MPI_COMM_WORLD, &me);
+		MPI_Comm_size(MPI_COMM_WORLD, &count);
+		live = 1;
+		on_exit(abort_on_exit, NULL);
+	}
+#else
+	(void)argc;
+	(void)argv;
+#endif
+	return live;
+}
+
+void ranks_finish(void)
+{
+#ifdef CP_HAVE_MPI
+	if (live) {
+		live = 0;
+		MPI_Finalize();
+	}
+#endif
+}
+
+void ranks_exit(int code)
+{
+#ifdef CP_HAVE_MPI
+	if (live)
+		check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+#endif
+	ranks_finish();
+	exit(code);
+}
+
+void ranks_send(int to, const void *p, size_t n)
+{
+#ifdef CP_HAVE_MPI
+	uint64_t len = n;
+	check(MPI_Send(&len, 1, MPI_UINT64_T, to, 0, MPI_COMM_WORLD), "MPI_Send");
+	for (size_t i = 0; i < n; i += PIECE) {
+		size_t k = n - i < PIECE ? n - i : PIECE;
+		check(MPI_Send((const char *)p + i, (int)k, MPI_BYTE, to, 0, MPI_COMM_WORLD),
+		      "MPI_Send");
+	}
+#else
+	(void)to;
+	(void)p;
+	(void)n;
+	die("no rank to send to");
+#endif
+}
+
+void ranks_recv(int from, struct buf *b)
+{
+#ifdef CP_HAVE_MPI
+	uint64_t len;
+	check(MPI_Recv(&len, 1, MPI_UINT64_T, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+	      "MPI_Recv");
+	buf_reset(b);
+	buf_grow(b, (size_t)len);
+	for (size_t i = 0; i < len; i += PIECE) {
+		size_t k = len - i < PIECE ? len - i : PIECE;
+		check(MPI_Recv(b->p + i, (int)k, MPI_BYTE, from, 0, MPI_COMM_WORLD,
+			       MPI_STATUS_IGNORE), "MPI_Recv");
+	}
+	b->len = (size_t)len;
+#else
+	(void)from;
+	(void)b;
+	die("no rank to receive from");
+#endif
+}
+
+#ifdef CP_HAVE_MPI
+/* One round of the all-to-all: at most PER bytes to each rank, from offset DONE of each
+ * buffer on. */
+static void alltoallv_round(const struct buf *send, struct buf *recv, const uint64_t *want,
+			    size_t done, size_t per, struct buf *sb, struct buf *rb)
+{
+	int *sc = xcalloc(4 * (size_t)count, sizeof *sc), *sd = sc + count, *rc = sd + count,
+	    *rd = rc + count;
+	size_t st = 0, rt = 0;
+	for (int j = 0; j < count; j++) {
+		size_t s = send[j].len > done ? send[j].len - done : 0;
+		size_t r = want[j] > done ? (size_t)want[j] - done : 0;
+		sc[j] = (int)(s < per ? s : per);
+		rc[j] = (int)(r < per ? r : per);
+		sd[j] = (int)st;
+		rd[j] = (int)rt;
+		st += (size_t)sc[j];
+		rt += (size_t)rc[j];
+	}
+	buf_reset(sb);
+	buf_grow(sb, st + 1);
+	for (int j = 0; j < count; j++)
+		if (sc[j])
+			memcpy(sb->p + sd[j], send[j].p + done, (size_t)sc[j]);
+	buf_reset(rb);
+	buf_grow(rb, rt + 1);
+	check(MPI_Alltoallv(sb->p, sc, sd, MPI_BYTE, rb->p, rc, rd, MPI_BYTE, MPI_COMM_WORLD),
+	      "MPI_Alltoallv");
+	for (int j = 0; j < count; j++)
+		if (rc[j])
+			buf_put(&recv[j], rb->p + rd[j], (size_t)rc[j]);
+	free(sc);
+}
+#endif
+
+void ranks_alltoallv(const struct buf *send, struct buf *recv)
+{
+	if (count == 1) {
+		buf_reset(&recv[0]);
+		buf_put(&recv[0], send[0].p, send[0].len);
+		return;
+	}
+#ifdef CP_HAVE_MPI
+	uint64_t *len = xcalloc(2 * (size_t)count, sizeof *len), *want = len + count, most = 0;
+	for (int j = 0; j < count; j++) {
+		len[j] = send[j].len;
+		most = len[j] > most ? len[j] : most;
+	}
+	check(MPI_Alltoall(len, 1, MPI_UINT64_T, want, 1, MPI_UINT64_T, MPI_COMM_WORLD),
+	      "MPI_Alltoall");
+	ranks_max_u64(&most, 1);
+	for (int j = 0; j < count; j++) {
+		buf_reset(&recv[j]);
+		buf_grow(&recv[j], (size_t)want[j]);
+	}
+	/* all ranks run the same rounds: the largest buffer anyone sends decides them */
+	size_t per = PIECE / (size_t)count;
+	struct buf sb = { 0 }, rb = { 0 };
+	size_t done = 0;
+	do {
+		alltoallv_round(send, recv, want, done, per, &sb, &rb);
+		done += per;
+	} while (done < most);
+	buf_free(&sb);
+	buf_free(&rb);
+	free(len);
+#endif
+}
+
+void ranks_gather(const void *p, size_t n, struct buf *all, size_t *off)
+{
+	if (me) {
+		ranks_send(0, p, n);
+		return;
+	}
+	buf_reset(all);
+	buf_put(all, p, n);
+	if (off) {
+		off[0] = 0;
+		off[1] = n;
+	}
+	struct buf b = { 0 };
+	for (int j = 1; j < count; j++) {
+		ranks_recv(j, &b);
+		buf_put(all, b.p, b.len);
+		if (off)
+			off[j + 1] = all->len;
+	}
+	buf_free(&b);
+}
+
+void ranks_bcast(struct buf *b)
+{
+#ifdef CP_HAVE_MPI
+	if (count == 1)
+		return;
+	uint64_t len = b->len;
+	check(MPI_Bcast(&len, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD), "MPI_Bcast");
+	if (me) {
+		buf_reset(b);
+		buf_grow(b, (size_t)len);
+		b->len = (size_t)len;
+	}
+	for (size_t i = 0; i < len; i += PIECE) {
+		size_t k = len - i < PIECE ? len - i : PIECE;
+		check(MPI_Bcast(b->p + i, (int)k, MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");
+	}
+#else
+	(void)b;
+#endif
+}
+
+#ifdef CP_HAVE_MPI
+static void reduce(uint64_t *v, size_t n, MPI_Op op)
+{
+	for (size_t i = 0; i < n; i += PIECE / 8) {
+		size_t k = n - i < PIECE / 8 ? n - i : PIECE / 8;
+		check(MPI_Allreduce(MPI_IN_PLACE, v + i, (int)k, MPI_UINT64_T, op, MPI_COMM_WORLD),
+		      "MPI_Allreduce");
+	}
+}
+#endif
+
+static void reduce_u64(uint64_t *v, size_t n, int max)
+{
+#ifdef CP_HAVE_MPI
+	if (count > 1)
+		reduce(v, n, max ? MPI_MAX : MPI_SUM);
+#else
+	(void)v;
+	(void)n;
+	(void)max;
+#endif
+}
+
+void ranks_sum_u64(uint64_t *v, size_t n)
+{
+	reduce_u64(v, n, 0);
+}
+
+void ranks_max_u64(uint64_t *v, size_t n)
+{
+	reduce_u64(v, n, 1);
+}
+
+uint64_t ranks_exscan_u64(uint64_t v)
+{
+	uint64_t r = 0;
+#ifdef CP_HAVE_MPI
+	if (count > 1)
+		check(MPI_Exscan(&v, &r, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD), "MPI_Exscan");
+	if (!me)
+		r = 0;	/* MPI leaves rank 0's undefined */
+#else
+	(void)v;
+#endif
+	return r;
+}
+
+int ranks_any(int failed)
+{
+	uint64_t f = failed != 0;
+	ranks_max_u64(&f, 1);
+	return f != 0;
+}
