@@ -158,6 +158,9 @@ check-san:
 # ---- the pipeline on a corpus (default: this machine's Python sources), outputs under OUT.
 # Each stage leaves a stamp, so `make tokens` after `make demo` redoes nothing.
 JOBS       ?= $(shell nproc)
+# The data stages on several processes or hosts: MPIRUN='mpirun -np 4' (or with a hostfile)
+# runs cp-hash and cp-dedup under it, with the same outputs as one process.
+MPIRUN     ?=
 CORPUS_DIRS = $(if $(CORPUS),$(CORPUS),$(shell scripts/default-corpus))
 BIN         = $(BUILD)/bin
 .PHONY: docs dedup tokenizer tokens refresh
@@ -165,14 +168,14 @@ BIN         = $(BUILD)/bin
 docs: $(OUT)/docs/.done
 $(OUT)/docs/.done: | all
 	rm -rf $(OUT)/docs && mkdir -p $(OUT)
-	$(BIN)/cp-hash -j $(JOBS) $(HASH_FLAGS) -o $(OUT)/docs/ $(CORPUS_DIRS)
+	$(MPIRUN) $(BIN)/cp-hash -j $(JOBS) $(HASH_FLAGS) -o $(OUT)/docs/ $(CORPUS_DIRS)
 	touch $@
 
 dedup: $(OUT)/clean/.done
 $(OUT)/clean/.done: $(OUT)/docs/.done
 	rm -rf $(OUT)/clean $(OUT)/dedup.index
-	$(BIN)/cp-dedup -j $(JOBS) --index $(OUT)/dedup.index --report $(OUT)/dedup-report.json \
-		-o $(OUT)/clean/ $(OUT)/docs/
+	$(MPIRUN) $(BIN)/cp-dedup -j $(JOBS) --index $(OUT)/dedup.index \
+		--report $(OUT)/dedup-report.json -o $(OUT)/clean/ $(OUT)/docs/
 	touch $@
 
 tokenizer: $(OUT)/tokenizer/tokenizer.json
@@ -248,10 +251,10 @@ INDEX_SCHEME = $(shell od -An -tu4 -j20 -N4 $(OUT)/dedup.index 2>/dev/null | tr 
 refresh: | all
 	@test -n "$(NEW)" || { echo "usage: make refresh NEW=dir-or-jsonl" >&2; exit 2; }
 	@test -f $(OUT)/dedup.index || { echo "no $(OUT)/dedup.index: run make dedup first" >&2; exit 1; }
-	$(BIN)/cp-hash -j $(JOBS) $(if $(filter 1,$(INDEX_SCHEME)),--minhash xxh3) $(HASH_FLAGS) \
-		-o $(OUT)/incoming.shard $(NEW)
-	$(BIN)/cp-dedup -j $(JOBS) --index $(OUT)/dedup.index --report $(OUT)/refresh-report.json \
-		-o $(OUT)/clean/ $(OUT)/incoming.shard
+	$(MPIRUN) $(BIN)/cp-hash -j $(JOBS) $(if $(filter 1,$(INDEX_SCHEME)),--minhash xxh3) \
+		$(HASH_FLAGS) -o $(OUT)/incoming.shard $(NEW)
+	$(MPIRUN) $(BIN)/cp-dedup -j $(JOBS) --index $(OUT)/dedup.index \
+		--report $(OUT)/refresh-report.json -o $(OUT)/clean/ $(OUT)/incoming.shard
 	rm -f $(OUT)/incoming.shard
 
 demo:

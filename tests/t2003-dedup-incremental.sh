@@ -156,4 +156,15 @@ ok "make refresh NEW=new: new data against it" mk NEW="$PWD/new" refresh
 is "$(survivors mk/clean/docs-00001.shard | sed "s|^$PWD/||")" \
 	"$(printf 'new/5_D.py\nnew/7_E.py\nnew/9_F.py')" "... hashed with xxh3: the same 3 new documents survive"
 is "$(json_field mk/refresh-report.json "r['near_duplicates']")" "3" "... and the 3 near copies go"
+# the same under MPIRUN: 2 ranks for every stage, the same index and clean shards
+if need_cmd mpirun 3; then
+	export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
+	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+	mk2() { make --no-print-directory -s -C "$SRC_DIR" BUILD="$BUILD" OUT="$PWD/mk2" JOBS=1 \
+		MPIRUN="mpirun --allow-run-as-root --oversubscribe -np 2" "$@"; }
+	ok "... make dedup on 2 ranks" mk2 CORPUS="$PWD/old" HASH_FLAGS="--minhash xxh3" dedup
+	ok "... make refresh on 2 ranks" mk2 NEW="$PWD/new" refresh
+	ok "... the index and the clean shards of one process" sh -c \
+		'cmp mk/dedup.index mk2/dedup.index && for f in mk/clean/*.shard; do cmp "$f" "mk2/clean/${f##*/}" || exit 1; done'
+fi
 done_testing
