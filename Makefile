@@ -132,7 +132,7 @@ gpu: $(GPU_OBJ)
 $(GPU_OBJ): $(BUILD)/.objects-v2
 $(BUILD)/obj/gpu/%.o: gpu/%.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) -std=c++17 $(GPU_ARCH) $(NVCCFLAGS) -Icommon $(CPPFLAGS) \
+	$(NVCC) -std=c++20 $(GPU_ARCH) $(NVCCFLAGS) -Icommon $(CPPFLAGS) \
 		-Xcompiler -Wall,-Wextra$(if $(filter 1,$(DEVELOPER)),$(comma)-Werror) \
 		$(if $(filter 1,$(DEVELOPER)),-Werror all-warnings) -MD -MF $(@:.o=.d) -MP -c -o $@ $<
 

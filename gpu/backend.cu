@@ -631,29 +631,31 @@ static void cuda_release(struct gpt2_model *m)
 	m->dev = NULL;
 }
 
+// C++20's designated initializers must follow the declaration order: a field out of place
+// (two of the same type swapped) does not compile
 extern "C" const struct gpt2_backend gpt2_cuda_backend = {
-	"cuda",
-	1e-3,
-	0,
-	cuda_open,
-	cuda_set_precision,
-	cuda_setup,
-	cuda_forward,
-	cuda_backward,
-	cuda_zero_grad,
-	cuda_allreduce_grads,
-	cuda_grad_norm,
-	cuda_adamw,
-	NULL,	// ZeRO on the GPU comes with NCCL
-	cuda_to_host,
-	cuda_from_host,
-	cuda_release,
-	cuda_info,
+	.name = "cuda",
+	.tolerance = 1e-3,
+	.host_memory = 0,
+	.open = cuda_open,
+	.set_precision = cuda_set_precision,
+	.setup = cuda_setup,
+	.forward = cuda_forward,
+	.backward = cuda_backward,
+	.zero_grad = cuda_zero_grad,
+	.allreduce_grads = cuda_allreduce_grads,
+	.grad_norm = cuda_grad_norm,
+	.adamw = cuda_adamw,
+	.adamw_range = NULL,	// ZeRO on the GPU is still to come
+	.to_host = cuda_to_host,
+	.from_host = cuda_from_host,
+	.release = cuda_release,
+	.info = cuda_info,
 	// generation runs on the host's copy of the model (the CPU backend's kernels) for now
-	gpt2_cpu_kv_new,
-	gpt2_cpu_kv_free,
-	gpt2_cpu_kv_reset,
-	gpt2_cpu_kv_len,
-	gpt2_cpu_kv_copy_row,
-	gpt2_cpu_kv_forward,
+	.kv_new = gpt2_cpu_kv_new,
+	.kv_free = gpt2_cpu_kv_free,
+	.kv_reset = gpt2_cpu_kv_reset,
+	.kv_len = gpt2_cpu_kv_len,
+	.kv_copy_row = gpt2_cpu_kv_copy_row,
+	.kv_forward = gpt2_cpu_kv_forward,
 };

@@ -268,6 +268,24 @@ static void bench_shape(const char *preset, int B, int T, int recompute)
 	gpt2_free(&m);
 }
 
+/* What holds without a GPU: the table the tools select, and the refusals. */
+static void test_table(void)
+{
+	is_str(cu->name, "cuda", "the backend is called cuda");
+	ok(gpt2_backend_find("cuda") == cu, "the built-in table has it");
+	ok(cu->open && cu->set_precision && cu->setup && cu->forward && cu->backward &&
+	   cu->zero_grad && cu->allreduce_grads && cu->grad_norm && cu->adamw && cu->to_host &&
+	   cu->from_host && cu->release && cu->info && cu->kv_new && cu->kv_forward,
+	   "every function a trainer and a generator call is there");
+	ok(!cu->host_memory && !cu->adamw_range && cu->tolerance > 0,
+	   "device memory, no ZeRO shard step, a tolerance against cpu");
+	char *err = NULL;
+	const struct gpt2_backend *b = gpt2_backend_select("cuda:1023", &err);
+	ok(!b && err && strstr(err, "device 'cuda:1023'"), "cuda:1023 refused, named: %s",
+	   err ? err : "(no message)");
+	free(err);
+}
+
 int main(int argc, char **argv)
 {
 	char *err = NULL;
@@ -276,10 +294,17 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	cu = &gpt2_cuda_backend;
+	if (argc == 1)
+		test_table();
 	if (cu->open(-1, &err)) {
-		printf("1..0 # SKIP %s\n", err);
+		if (argc > 1) {
+			printf("1..0 # SKIP %s\n", err);
+			free(err);
+			return 0;
+		}
+		ok(strstr(err, "device 'cuda'") != NULL, "no GPU here: %s", err);
 		free(err);
-		return 0;
+		return done_testing();
 	}
 	if (argc > 1 && !strcmp(argv[1], "--bench")) {
 		struct gpt2_model m = { 0 };
