@@ -142,18 +142,31 @@ int outdir_stage_open(struct outdir_stage *s, const char *outdir, const char *to
 	if (d)
 		closedir(d);
 	char *dir = xasprintf("%s/.%s-%ld", outdir, tool, (long)getpid());
-	if (mkdir(dir, 0777)) {
-		error_errno("cannot create directory '%s'", dir);
-		free(dir);
-		return -1;
-	}
 	char **paths = xcalloc(n ? n : 1, sizeof *paths);
 	for (size_t i = 0; i < n; i++)
 		paths[i] = xasprintf("%s/part-%05zu.shard", dir, i);
+	/* signals held from the directory's making until S names it, so a handler that removes
+	 * S's stage never misses one that exists */
+	sigset_t block, saved;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &saved);
+	if (mkdir(dir, 0777)) {
+		pthread_sigmask(SIG_SETMASK, &saved, NULL);
+		error_errno("cannot create directory '%s'", dir);
+		for (size_t i = 0; i < n; i++)
+			free(paths[i]);
+		free(paths);
+		free(dir);
+		return -1;
+	}
 	s->dir = dir;
 	s->paths = paths;
 	s->n_paths = n;
 	s->n = n;
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	return 0;
 }
 

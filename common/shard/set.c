@@ -353,14 +353,17 @@ struct shardset_stage *shardset_stage_open(const char *outdir)
 {
 	static int registered;
 	struct shardset_stage *st = xcalloc(1, sizeof *st);
+	/* held from before the directory exists until the handler knows it: a signal in between
+	 * would leave a stage nobody removes */
+	sigset_t saved;
+	hold_signals(&saved);
 	if (outdir_stage_open(&st->dir, outdir, "stage", 0)) {
+		pthread_sigmask(SIG_SETMASK, &saved, NULL);
 		free(st);
 		return NULL;
 	}
 	st->outdir = xstrdup(outdir);
 	st->pid = getpid();
-	sigset_t saved;
-	hold_signals(&saved);
 	pthread_mutex_lock(&stage_lock);
 	if (!registered++)
 		atexit(remove_at_exit);
