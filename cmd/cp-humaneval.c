@@ -22,7 +22,7 @@ static const char usage_text[] =
 	"       cp-humaneval sandbox [--python PATH] [--cold] [--unsafe-no-isolation]\n"
 	"       cp-humaneval generate -m MODEL --problems FILE [-n N] [-j N] -o SAMPLES [--tokenizer PATH]\n"
 	"                    [--temperature T] [--top-p P] [--top-k K] [--max-tokens N] [--seed S] [--batch B] [--limit N]\n"
-	"                    [--device cpu|cuda[:N]]\n"
+	"                    [--device cpu|cuda[:N]] [--bf16]\n"
 	"       cp-humaneval run -m MODEL --problems FILE [-n N] [-j N] --samples SAMPLES [-o RESULTS]\n"
 	"                    [generate's options] [evaluate's options]\n"
 	"\n"
@@ -53,7 +53,8 @@ static const char usage_text[] =
 	"  --seed S        random seed (default 0)\n"
 	"  --batch B       samples of a problem decoded together (default 50)\n"
 	"  --limit N       only the first N problems\n"
-	"  --device D      what runs the model: cpu (default) or cuda[:N]\n";
+	"  --device D      what runs the model: cpu (default) or cuda[:N]\n"
+	"  --bf16          generate with the weights in bf16 (see cp-complete --bf16)\n";
 
 static void usage(int code)
 {
@@ -182,7 +183,7 @@ static int cmd_sandbox(int argc, char **argv)
 /* ---- generate ---- */
 
 enum { O_TOKENIZER = 256, O_TEMPERATURE, O_TOP_P, O_TOP_K, O_MAX_TOKENS, O_SEED, O_BATCH,
-       O_LIMIT, O_DEVICE };
+       O_LIMIT, O_DEVICE, O_BF16 };
 
 /* generate's options, and for run evaluate's too (E) */
 static void parse_gen(int argc, char **argv, struct gen_opts *g, struct eval_opts *e, int run)
@@ -199,6 +200,7 @@ static void parse_gen(int argc, char **argv, struct gen_opts *g, struct eval_opt
 		{ "batch", required_argument, NULL, O_BATCH },
 		{ "limit", required_argument, NULL, O_LIMIT },
 		{ "device", required_argument, NULL, O_DEVICE },
+		{ "bf16", no_argument, NULL, O_BF16 },
 		EVAL_LONGOPTS
 		{ 0 }
 	};
@@ -225,6 +227,7 @@ static void parse_gen(int argc, char **argv, struct gen_opts *g, struct eval_opt
 		case O_BATCH: g->batch = (uint32_t)opt_u64("--batch", optarg, 1, 65536); break;
 		case O_LIMIT: g->limit = opt_u64("--limit", optarg, 1, SIZE_MAX); break;
 		case O_DEVICE: g->device = optarg; break;
+		case O_BF16: g->bf16 = 1; break;
 		case 'n': g->n = (uint32_t)opt_u64("-n", optarg, 1, 1000000); break;
 		case 'j': g->jobs = e->judge.jobs = opt_threads("-j", optarg); break;
 		case 'o': if (run) e->out = optarg; else g->out = optarg; break;

@@ -1,7 +1,8 @@
 #!/bin/sh
 # t6004: cp-complete --bf16 (the weights in bf16 for generation on the CPU) against fp32 on a
 # small random GPT-2 with GPT-2's tokenizer: every token's log-probability within 0.05 nats
-# (0.01 on average), the same 20 greedy tokens, the same bytes on 1 and 2 threads.
+# (0.01 on average), the same 20 greedy tokens, the same bytes on 1 and 2 threads; and
+# cp-humaneval generate --bf16 likewise.
 . "$(dirname "$0")/lib.sh"
 
 TOK=$(gpt2_tokenizer) || skip_all "$GPT2_MISSING"
@@ -27,4 +28,17 @@ ok "greedy in bf16, 1 thread" cp-complete -m M -N 20 --json --bf16 -j 1 -f p.py
 is "$(cat "$TMP/.out")" "$gb" "bf16: the same bytes on 1 and 2 threads"
 ids() { "$PYTHON" -c 'import json,sys; print(json.loads(sys.argv[1])["ids"])' "$1"; }
 is "$(ids "$gb")" "$(ids "$gf")" "the same 20 greedy tokens as fp32"
+
+# cp-humaneval generate --bf16: greedy samples, the same on 1 and 2 threads, and fp32's here
+if P=$(humaneval_problems); then
+	"$BUILD/tests/test-infer" hf-random M2 50257 512 2 2 32 "$TOK" 3 >/dev/null
+	G="generate -m M2 --problems $P -n 2 --limit 3 --temperature 0 --max-tokens 12"
+	ok "cp-humaneval generate --bf16, 2 threads" cp-humaneval $G --bf16 -j 2 -o b2.jsonl
+	ok "... 1 thread" cp-humaneval $G --bf16 -j 1 -o b1.jsonl
+	ok "... the same samples" cmp b1.jsonl b2.jsonl
+	ok "fp32" cp-humaneval $G -o f.jsonl
+	ok "... greedy, the same completions as fp32 on this model" cmp b1.jsonl f.jsonl
+else
+	for i in 1 2 3 4 5; do skip "$HUMANEVAL_MISSING"; done
+fi
 done_testing

@@ -157,6 +157,8 @@ void gen_run(const struct gen_opts *o, const struct he_problems *ps, const char 
 	struct complete_model cm;
 	if (complete_load(&cm, o->model, o->tokenizer, o->device))
 		exit(EXIT_ERR);
+	if (o->bf16)
+		complete_weights_bf16(&cm);
 	size_t np = o->limit && o->limit < ps->n ? o->limit : ps->n;
 	struct gen_problem *g = xcalloc(np ? np : 1, sizeof *g);
 	gen_encode(&cm, o, ps, g, np);

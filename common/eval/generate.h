@@ -20,6 +20,7 @@ extern const size_t gen_nstops;
 struct gen_opts {
 	const char *model, *tokenizer, *problems, *out;
 	const char *device;	/* cpu, cuda[:N] (complete_load's) */
+	int bf16;		/* the weights in bf16 (complete_weights_bf16) */
 	uint32_t n, max_tokens, top_k, batch;
 	double temperature, top_p;
 	uint64_t seed;
