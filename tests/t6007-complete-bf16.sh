@@ -1,5 +1,5 @@
 #!/bin/sh
-# t6004: cp-complete --bf16 (the weights in bf16 for generation on the CPU) against fp32 on a
+# t6007: cp-complete --bf16 (the weights in bf16 for generation on the CPU) against fp32 on a
 # small random GPT-2 with GPT-2's tokenizer: every token's log-probability within 0.05 nats
 # (0.01 on average), the same 20 greedy tokens, the same bytes on 1 and 2 threads; and
 # cp-humaneval generate --bf16 likewise.
