@@ -62,13 +62,15 @@ int gpt2_hf_has_tokenizer(const char *dir)
 	       (has(dir, "encoder.json") && has(dir, "vocab.bpe"));
 }
 
-/* The files transformers reads a GPT-2 tokenizer from, and what each is copied from: GPT-2's
- * own encoder.json and vocab.bpe are vocab.json and merges.txt under older names. */
-static const struct { const char *to, *from; } tok_files[] = {
-	{ "tokenizer.json", "tokenizer.json" }, { "vocab.json", "vocab.json" },
-	{ "merges.txt", "merges.txt" }, { "vocab.json", "encoder.json" },
-	{ "merges.txt", "vocab.bpe" }, { "tokenizer_config.json", "tokenizer_config.json" },
-	{ "special_tokens_map.json", "special_tokens_map.json" },
+/* The files transformers reads a GPT-2 tokenizer from, what each is copied from, and the file
+ * that wins when TOK has both: GPT-2's own encoder.json and vocab.bpe are vocab.json and
+ * merges.txt under older names. */
+static const struct { const char *to, *from, *unless; } tok_files[] = {
+	{ "tokenizer.json", "tokenizer.json", NULL }, { "vocab.json", "vocab.json", NULL },
+	{ "merges.txt", "merges.txt", NULL }, { "vocab.json", "encoder.json", "vocab.json" },
+	{ "merges.txt", "vocab.bpe", "merges.txt" },
+	{ "tokenizer_config.json", "tokenizer_config.json", NULL },
+	{ "special_tokens_map.json", "special_tokens_map.json", NULL },
 };
 #define N_TOK_FILES (sizeof(tok_files) / sizeof(tok_files[0]))
 
@@ -84,9 +86,7 @@ static int copy_tokenizer(const char *tok, const char *dir)
 	for (size_t i = 0; i < N_TOK_FILES; i++) {
 		char *from = xasprintf("%s/%s", tok, tok_files[i].from);
 		char *to = xasprintf("%s/%s", dir, tok_files[i].to);
-		/* vocab.json wins over encoder.json, merges.txt over vocab.bpe */
-		int ret = is_file(from) && !(i == 3 && has(tok, "vocab.json")) &&
-				  !(i == 4 && has(tok, "merges.txt"))
+		int ret = is_file(from) && !(tok_files[i].unless && has(tok, tok_files[i].unless))
 			? copy_file(from, to) : 0;
 		free(from);
 		free(to);
