@@ -32,8 +32,8 @@ LDLIBS    += -fsanitize=address,undefined
 endif
 
 COMMON_SRC = $(sort $(wildcard common/*/*.c))
-COMMON_PY  = $(sort $(wildcard common/*/*.py))
-COMMON_OBJ = $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(COMMON_PY:%.py=$(BUILD)/obj/%.py.o)
+COMMON_PY  = $(sort $(wildcard common/*/*.py common/*/*.html))
+COMMON_OBJ = $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(COMMON_PY:%=$(BUILD)/obj/%.o)
 TOOLS_SRC  = $(sort $(wildcard cmd/cp-*.c))
 TOOLS      = $(TOOLS_SRC:cmd/%.c=$(BUILD)/bin/%)
 TOOLS_OBJ  = $(TOOLS_SRC:%.c=$(BUILD)/obj/%.o)
@@ -101,11 +101,11 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) $(CFLAGS_$(notdir $*)) -MMD -MP -c -o $@ $<
 
-# A Python file of the library becomes two C symbols: embed_DIR_NAME_py and its _len.
-$(BUILD)/obj/%.py.o: %.py scripts/embed
+# A Python or HTML file of the library becomes two C symbols: embed_DIR_NAME_EXT and its _len.
+$(COMMON_PY:%=$(BUILD)/obj/%.o): $(BUILD)/obj/%.o: % scripts/embed
 	@mkdir -p $(dir $@)
-	scripts/embed $< >$(BUILD)/obj/$*.py.c
-	$(CC) $(ALLCFLAGS) -c -o $@ $(BUILD)/obj/$*.py.c
+	scripts/embed $< >$(BUILD)/obj/$*.c
+	$(CC) $(ALLCFLAGS) -c -o $@ $(BUILD)/obj/$*.c
 
 $(BUILD)/libcp.a: $(COMMON_OBJ)
 	@rm -f $@
@@ -121,7 +121,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libcp.a
 
 # libFuzzer targets: clang only, built apart from the rest (the library's embedded Python files
 # are plain data objects, linked as they are).
-COMMON_PY_OBJ = $(COMMON_PY:%.py=$(BUILD)/obj/%.py.o)
+COMMON_PY_OBJ = $(COMMON_PY:%=$(BUILD)/obj/%.o)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(COMMON_PY_OBJ)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -Wno-pass-failed -fopenmp -Icommon $(CPPFLAGS) \

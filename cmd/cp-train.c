@@ -70,7 +70,7 @@ static const char usage_text[] =
 	"  --eval-only          evaluate the latest checkpoint on --valid; print one JSON line\n"
 	"  --export-hf DIR      write the latest checkpoint in Hugging Face format\n"
 	"  --tokenizer PATH     tokenizer.json or its directory: kept in RUNDIR when training,\n"
-	"                       copied by --export-hf\n"
+	"                       copied by --export-hf (default: RUNDIR's)\n"
 	"  -h                   show this help\n";
 
 static void usage(int code)
@@ -305,7 +305,13 @@ static void set_threads(int n)
 static void export_hf(struct train_run *r, const struct opts *o)
 {
 	train_load_latest(r, &o->shape, 0, 0, "export");
-	if (r->comm->rank == 0 && gpt2_hf_export(&r->cfg, r->m.params, o->export_hf, o->tokenizer))
+	/* the tokenizer the run remembers, unless another is named */
+	const char *tok = o->tokenizer ? o->tokenizer
+		: gpt2_hf_has_tokenizer(o->rundir) ? o->rundir : NULL;
+	if (r->comm->rank == 0 && !tok)
+		warning("'%s' holds no tokenizer: '%s' gets the model alone (name one with "
+			"--tokenizer)", o->rundir, o->export_hf);
+	if (r->comm->rank == 0 && gpt2_hf_export(&r->cfg, r->m.params, o->export_hf, tok))
 		exit(EXIT_ERR);
 }
 

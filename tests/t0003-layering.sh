@@ -49,7 +49,7 @@ listed() {
 				w = substr(s, RSTART + 1, RLENGTH - 2); s = substr(s, RSTART + RLENGTH)
 				if (w ~ /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.\[ch\]$/) {
 					b = w; sub(/\.\[ch\]$/, "", b); print room "/" b ".c"; print room "/" b ".h"
-				} else if (w ~ /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.(c|h|py)$/)
+				} else if (w ~ /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.(c|h|py|html)$/)
 					print room "/" w
 			}
 		}' "$1/README.md" | sort -u

@@ -200,6 +200,26 @@ static enum MHD_Result reply_loading(struct MHD_Connection *c)
 			  "\"type\":\"unavailable_error\"}}\n");
 }
 
+/* GET /: the page of the two demos (common/infer/web.html), served whole from the binary.
+ * Its policy keeps the browser to this server: no script, style or request elsewhere. */
+extern const char embed_infer_web_html[];
+extern const unsigned long embed_infer_web_html_len;
+
+static enum MHD_Result reply_page(struct MHD_Connection *c)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		embed_infer_web_html_len, (void *)embed_infer_web_html, MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+	MHD_add_response_header(r, "Content-Security-Policy",
+				"default-src 'none'; script-src 'unsafe-inline'; "
+				"style-src 'unsafe-inline'; connect-src 'self'");
+	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 #define ENDPOINTS "POST /v1/completions, GET /v1/models, POST /tokenize, POST /detokenize, GET /health"
 
 /* The GET endpoints, answered at once; -1 when URL is none of them */
@@ -207,6 +227,10 @@ static int serve_get(struct server *sv, struct MHD_Connection *c, const char *ur
 		     enum MHD_Result *ret)
 {
 	struct buf b = { 0 };
+	if (!strcmp(url, "/")) {
+		*ret = reply_page(c);
+		return 0;
+	}
 	if (!strcmp(url, "/health")) {
 		if (!server_model(sv)) {
 			*ret = reply_loading(c);

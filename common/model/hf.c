@@ -25,22 +25,6 @@ char *gpt2_hf_name(int t, int layer)
 	return xasprintf("transformer.%s", gpt2_tensor_name(t));
 }
 
-/* the id of <|endoftext|> in a tokenizer.json, or -1 */
-static long eot_id(const char *tokenizer_json)
-{
-	json_t *root = json_load_file(tokenizer_json, 0, NULL);
-	long id = -1;
-	json_t *added = json_object_get(root, "added_tokens"), *v;
-	size_t i;
-	json_array_foreach(added, i, v) {
-		const char *c = json_string_value(json_object_get(v, "content"));
-		if (c && !strcmp(c, "<|endoftext|>"))
-			id = (long)json_integer_value(json_object_get(v, "id"));
-	}
-	json_decref(root);
-	return id;
-}
-
 static int copy_file(const char *from, const char *to)
 {
 	size_t len;
@@ -64,39 +48,142 @@ static int is_file(const char *p)
 	return !stat(p, &st) && S_ISREG(st.st_mode);
 }
 
-/* Copy the tokenizer files found in TOK (a directory, or a tokenizer.json) into DIR. Sets
- * *eot to the <|endoftext|> id when the tokenizer names it. */
-static int copy_tokenizer(const char *tok, const char *dir, long *eot)
+static int has(const char *dir, const char *name)
 {
-	static const char *const names[] = { "tokenizer.json", "vocab.json", "merges.txt",
-					     "tokenizer_config.json", "special_tokens_map.json" };
-	int copied = 0;
+	char *p = xasprintf("%s/%s", dir, name);
+	int r = is_file(p);
+	free(p);
+	return r;
+}
+
+int gpt2_hf_has_tokenizer(const char *dir)
+{
+	return has(dir, "tokenizer.json") || (has(dir, "vocab.json") && has(dir, "merges.txt")) ||
+	       (has(dir, "encoder.json") && has(dir, "vocab.bpe"));
+}
+
+/* The files transformers reads a GPT-2 tokenizer from, what each is copied from, and the file
+ * that wins when TOK has both: GPT-2's own encoder.json and vocab.bpe are vocab.json and
+ * merges.txt under older names. */
+static const struct { const char *to, *from, *unless; } tok_files[] = {
+	{ "tokenizer.json", "tokenizer.json", NULL }, { "vocab.json", "vocab.json", NULL },
+	{ "merges.txt", "merges.txt", NULL }, { "vocab.json", "encoder.json", "vocab.json" },
+	{ "merges.txt", "vocab.bpe", "merges.txt" },
+	{ "tokenizer_config.json", "tokenizer_config.json", NULL },
+	{ "special_tokens_map.json", "special_tokens_map.json", NULL },
+};
+#define N_TOK_FILES (sizeof(tok_files) / sizeof(tok_files[0]))
+
+/* Copy the tokenizer files found in TOK (a directory, or a tokenizer.json) into DIR */
+static int copy_tokenizer(const char *tok, const char *dir)
+{
 	if (!is_dir(tok)) {
 		char *to = xasprintf("%s/tokenizer.json", dir);
 		int ret = copy_file(tok, to);
 		free(to);
-		if (!ret)
-			*eot = eot_id(tok);
 		return ret;
 	}
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		char *from = xasprintf("%s/%s", tok, names[i]), *to = xasprintf("%s/%s", dir, names[i]);
-		int ret = 0;
-		if (is_file(from)) {
-			ret = copy_file(from, to);
-			copied++;
-			if (!ret && i == 0)
-				*eot = eot_id(from);
-		}
+	for (size_t i = 0; i < N_TOK_FILES; i++) {
+		char *from = xasprintf("%s/%s", tok, tok_files[i].from);
+		char *to = xasprintf("%s/%s", dir, tok_files[i].to);
+		int ret = is_file(from) && !(tok_files[i].unless && has(tok, tok_files[i].unless))
+			? copy_file(from, to) : 0;
 		free(from);
 		free(to);
 		if (ret)
 			return -1;
 	}
-	if (!copied)
-		return error("'%s': no tokenizer files (tokenizer.json, vocab.json, merges.txt) in it",
-			     tok);
 	return 0;
+}
+
+/* What transformers' files say of the exported tokenizer */
+struct hf_tok {
+	long eot;		/* the id of <|endoftext|>, or -1 */
+	json_t *specials;	/* the other special tokens' texts */
+	unsigned char *has;	/* has[i]: id i of the model's vocabulary is a token */
+	uint32_t n;		/* the model's vocabulary */
+};
+
+static int mark_id(struct hf_tok *t, const char *text, json_t *id, const char *path)
+{
+	json_int_t i = json_integer_value(id);
+	if (!json_is_integer(id) || i < 0 || i >= (json_int_t)t->n)
+		return error("'%s': the id of token '%s' is not one of the model's %u", path, text,
+			     t->n);
+	t->has[i] = 1;
+	if (!strcmp(text, "<|endoftext|>"))
+		t->eot = (long)i;
+	return 0;
+}
+
+/* The file of the tokenizer TOK (a tokenizer.json, or a directory) that holds its ids:
+ * tokenizer.json, else vocab.json or encoder.json (*whole 0: the vocabulary alone) */
+static char *tok_ids_file(const char *tok, int *whole)
+{
+	static const char *const names[] = { "tokenizer.json", "vocab.json", "encoder.json" };
+	*whole = 1;
+	if (!is_dir(tok))
+		return xstrdup(tok);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char *p = xasprintf("%s/%s", tok, names[i]);
+		if (is_file(p)) {
+			*whole = !i;
+			return p;
+		}
+		free(p);
+	}
+	return NULL;
+}
+
+/* Read the ids of the tokenizer TOK (before anything is copied, so that one the model
+ * cannot use leaves nothing behind); NULL for none: T empty */
+static int read_tok(const char *tok, uint32_t vocab, struct hf_tok *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->eot = -1;
+	t->n = vocab;
+	t->specials = json_array();
+	int whole;
+	char *path = tok ? tok_ids_file(tok, &whole) : NULL;
+	if (!path)
+		return tok ? error("'%s': no tokenizer files (tokenizer.json, vocab.json + "
+				   "merges.txt, encoder.json + vocab.bpe) in it", tok) : 0;
+	json_error_t jerr;
+	json_t *root = json_load_file(path, 0, &jerr), *a;
+	int ret = root ? 0 : error("'%s': %s (line %d)", path, jerr.text, jerr.line);
+	t->has = xcalloc(vocab, 1);
+	json_t *v = whole ? json_object_get(json_object_get(root, "model"), "vocab") : root;
+	const char *k;
+	size_t i;
+	json_object_foreach(v, k, a)
+		if (!ret)
+			ret = mark_id(t, k, a, path);
+	json_array_foreach(json_object_get(root, "added_tokens"), i, a) {
+		const char *c = json_string_value(json_object_get(a, "content"));
+		if (!ret && c)
+			ret = mark_id(t, c, json_object_get(a, "id"), path);
+		if (!ret && c && strcmp(c, "<|endoftext|>") &&
+		    json_is_true(json_object_get(a, "special")))
+			json_array_append_new(t->specials, json_string(c));
+	}
+	json_decref(root);
+	free(path);
+	return ret;
+}
+
+static void hf_tok_free(struct hf_tok *t)
+{
+	json_decref(t->specials);
+	free(t->has);
+}
+
+static int write_buf(const char *dir, const char *name, struct buf *b)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+	int ret = atomic_write_file(path, b->p, b->len);
+	free(path);
+	buf_free(b);
+	return ret;
 }
 
 static int write_config(const struct gpt2_config *c, const char *dir, long eot)
@@ -118,21 +205,67 @@ static int write_config(const struct gpt2_config *c, const char *dir, long eot)
 	if (eot >= 0)
 		buf_printf(&b, ",\n  \"bos_token_id\": %ld,\n  \"eos_token_id\": %ld", eot, eot);
 	buf_puts(&b, "\n}\n");
-	char *path = xasprintf("%s/config.json", dir);
-	int ret = atomic_write_file(path, b.p, b.len);
-	free(path);
-	buf_free(&b);
-	return ret;
+	return write_buf(dir, "config.json", &b);
 }
 
-int gpt2_hf_export(const struct gpt2_config *c, const float *params, const char *dir,
-		   const char *tokenizer)
+/* generation_config.json: cp-complete's defaults (greedy, 128 new tokens, stopping at
+ * <|endoftext|>), and the ids that are no token suppressed as cp-complete masks them */
+static int write_generation_config(const char *dir, const struct hf_tok *t)
 {
-	if (io_mkdirs(dir))
-		return -1;
-	long eot = -1;
-	if (tokenizer && copy_tokenizer(tokenizer, dir, &eot))
-		return -1;
+	struct buf b = { 0 };
+	buf_puts(&b, "{\n  \"do_sample\": false,\n  \"max_new_tokens\": 128");
+	if (t->eot >= 0)
+		buf_printf(&b, ",\n  \"bos_token_id\": %ld,\n  \"eos_token_id\": %ld,\n"
+			   "  \"pad_token_id\": %ld", t->eot, t->eot, t->eot);
+	int listed = 0;
+	for (uint32_t i = 0; t->has && i < t->n; i++)
+		if (!t->has[i])
+			buf_printf(&b, "%s%u", listed++ ? ", " : ",\n  \"suppress_tokens\": [", i);
+	buf_puts(&b, listed ? "]\n}\n" : "\n}\n");
+	return write_buf(dir, "generation_config.json", &b);
+}
+
+/* the special tokens as both tokenizer files name them, each entry after SEP */
+static void put_specials(struct buf *b, const struct hf_tok *t, const char *sep)
+{
+	static const char *const roles[] = { "bos_token", "eos_token", "unk_token" };
+	for (size_t i = 0; t->eot >= 0 && i < sizeof(roles) / sizeof(roles[0]); i++) {
+		buf_printf(b, "%s\"%s\": \"<|endoftext|>\"", sep, roles[i]);
+		sep = ",\n  ";
+	}
+	if (json_array_size(t->specials)) {
+		char *s = json_dumps(t->specials, JSON_COMPACT);
+		buf_printf(b, "%s\"additional_special_tokens\": %s", sep, s);
+		free(s);
+	}
+}
+
+/* tokenizer_config.json and special_tokens_map.json, unless the tokenizer came with its own.
+ * The text is decoded as cp-complete decodes it: no spaces "cleaned up". */
+static int write_tokenizer_config(const struct gpt2_config *c, const char *dir,
+				  const struct hf_tok *t)
+{
+	struct buf b = { 0 };
+	if (!has(dir, "tokenizer_config.json")) {
+		buf_printf(&b, "{\n  \"tokenizer_class\": \"GPT2Tokenizer\",\n"
+			   "  \"model_max_length\": %u,\n  \"add_prefix_space\": false,\n"
+			   "  \"clean_up_tokenization_spaces\": false", c->n_ctx);
+		put_specials(&b, t, ",\n  ");
+		buf_puts(&b, "\n}\n");
+		if (write_buf(dir, "tokenizer_config.json", &b))
+			return -1;
+	}
+	if (has(dir, "special_tokens_map.json"))
+		return 0;
+	buf_puts(&b, "{");
+	put_specials(&b, t, "\n  ");
+	buf_puts(&b, "\n}\n");
+	return write_buf(dir, "special_tokens_map.json", &b);
+}
+
+/* The model's weights as GPT2LMHeadModel names them */
+static int write_weights(const struct gpt2_config *c, const float *params, const char *dir)
+{
 	struct gpt2_layout lay;
 	gpt2_layout(c, &lay);
 	size_t n = 2 + (size_t)c->n_layer * 12 + 2, k = 0;
@@ -157,8 +290,27 @@ int gpt2_hf_export(const struct gpt2_config *c, const float *params, const char 
 	for (size_t i = 0; i < k; i++)
 		free((char *)t[i].name);
 	free(t);
+	return ret;
+}
+
+int gpt2_hf_export(const struct gpt2_config *c, const float *params, const char *dir,
+		   const char *tokenizer)
+{
+	struct hf_tok t;
+	int ret = read_tok(tokenizer, c->vocab_size, &t);
 	if (!ret)
-		ret = write_config(c, dir, eot);
+		ret = io_mkdirs(dir);
+	if (!ret && tokenizer)
+		ret = copy_tokenizer(tokenizer, dir);
+	if (!ret)
+		ret = write_weights(c, params, dir);
+	if (!ret)
+		ret = write_config(c, dir, t.eot);
+	if (!ret)
+		ret = write_generation_config(dir, &t);
+	if (!ret && tokenizer)
+		ret = write_tokenizer_config(c, dir, &t);
+	hf_tok_free(&t);
 	return ret;
 }
 
