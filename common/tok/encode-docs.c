@@ -195,7 +195,7 @@ static void batch_join(struct tok_batch *b)
 				v->n = 0;
 		}
 		b->nchars[t->doc] += t->nchars;
-		if (t->whole)
+		if (t->whole || !t->ids.n)
 			continue;
 		u32vec_grow(v, t->ids.n);
 		memcpy(v->v + v->n, t->ids.v, t->ids.n * sizeof *v->v);
