@@ -22,9 +22,8 @@ PROBLEMS=$SRC/../shared/data/humaneval/HumanEval.jsonl.gz
 T=$(mktemp -d "${TMPDIR:-/tmp}/cp-bench-ab.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) CPUs;" \
-	"BLAS: $(readlink -f /usr/lib/x86_64-linux-gnu/libopenblas.so.0 2>/dev/null || echo '?');" \
-	"OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-} OMP_NUM_THREADS=${OMP_NUM_THREADS:-} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-}"
+. bench/lib.sh
+bench_machine "$B/bin/cp-train"
 echo "A: $A"
 echo "B: $B"
 echo "corpus: $*; threads $J; least of $REPEAT runs"

@@ -6,6 +6,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 : "${BUILD:=$PWD/build}" "${PYTHON:=python3}" "${J:=2}"
+. bench/lib.sh
+bench_machine "$BUILD/bin/cp-bpe"
 MAXBYTES=${1:-100000000}
 VOCAB=${VOCAB:-32768}
 STDLIB=$($PYTHON -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
@@ -34,11 +36,15 @@ OURS=$(echo "$t1 - $t0" | bc -l)
 HF=$(echo "$t2 - $t1" | bc -l)
 printf '%-16s %7.1f s  %6.1f MB/s\n' cp-bpe "$OURS" "$(echo "$BYTES / $OURS / 1000000" | bc -l)" \
 	"HF BpeTrainer" "$HF" "$(echo "$BYTES / $HF / 1000000" | bc -l)"
-printf 'speed-up: %.1fx\n' "$(echo "$HF / $OURS" | bc -l)"
-if cmp -s "$T/ours/merges.txt" "$T/hf/merges.txt"; then echo "merges: identical"
-else echo "merges: differ from line $(cmp "$T/ours/merges.txt" "$T/hf/merges.txt" | sed 's/.*line //')"; fi
+SPEEDUP=$(printf '%.1fx' "$(echo "$HF / $OURS" | bc -l)")
+echo "speed-up: $SPEEDUP"
+if cmp -s "$T/ours/merges.txt" "$T/hf/merges.txt"; then MERGES="identical merges"
+else MERGES="merges differ from line $(cmp "$T/ours/merges.txt" "$T/hf/merges.txt" | sed 's/.*line //')"; fi
+echo "merges: $MERGES"
 HB=$(cat $(cat "$T/held") | wc -c)
 NO=$("$BUILD/bin/cp-tokenize" -t "$T/ours" --ids $(cat "$T/held") | wc -w)
 NH=$($PYTHON tests/ref/tok_ref.py hf "$T/hf/tokenizer.json" "$T/held" | wc -w)
 printf 'held-out bytes/token: cp-bpe %.4f  HF %.4f  (difference %.3f%%)\n' \
 	"$(echo "$HB / $NO" | bc -l)" "$(echo "$HB / $NH" | bc -l)" "$(echo "($NH - $NO) * 100 / $NH" | bc -l)"
+bench_row "BPE training, $((BYTES / 1000000)) MB, vocab $VOCAB, $J threads (\`bench/bpe.sh\`)" \
+	"$(printf '%.1f s, %s' "$OURS" "$MERGES")" "$(printf 'HF tokenizers BpeTrainer: %.1f s' "$HF")" "$SPEEDUP" 3x

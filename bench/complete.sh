@@ -5,11 +5,15 @@
 # threads, and the memory-bandwidth floor (the weights one token reads, at the copy bandwidth
 # measured here). Prints decode tokens/s and the ratios. Figures move with the machine's load:
 # run it on an idle machine (OMP_WAIT_POLICY=passive helps cp-complete on a busy one).
+# PyTorch runs with torch.set_num_threads(THREADS), as its users run it; the script checks
+# that it has them (bench/torch_threads.py) and warns loudly when not (bench/lib.sh).
 # usage: bench/complete.sh [THREADS] [NEW] [PROMPT]      (BUILD names the build directory)
 set -eu
 cd "$(dirname "$0")/.."
 SRC=$PWD
 : "${BUILD:=$SRC/build}"
+. bench/lib.sh
+bench_machine "$BUILD/bin/cp-complete"
 THREADS=${1:-2}
 NEW=${2:-256}
 PROMPT=${3:-128}
@@ -45,7 +49,11 @@ for i in 1 2 3; do
 done
 ours=$(best "$TMP/ours.stats")
 ptoks=$("$PY" -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["prompt_tokens"])' "$TMP/ours.stats")
-nice "$PY" tests/ref/complete_torch.py "$TMP/m" "$TMP/ids.txt" "$NEW" "$THREADS" >"$TMP/torch.json"
+nice "$PY" bench/torch_threads.py "$TMP/torch.threads" tests/ref/complete_torch.py "$TMP/m" "$TMP/ids.txt" \
+	"$NEW" "$THREADS" >"$TMP/torch.json"
+read -r pt_threads pt_cpus <"$TMP/torch.threads"
+[ "$pt_threads" = "$THREADS" ] ||
+	bench_warn "PyTorch has $pt_threads threads, not the $THREADS asked: the ratio against it means little"
 torch=$(best "$TMP/torch.json")
 
 # do both choose the same greedy tokens? (our text, re-scored, gives our ids)
@@ -71,7 +79,7 @@ bw1=$("$BUILD/tests/test-infer" copy-bw 512 "$THREADS")
 bw=$("$PY" -c 'import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))' "$bw0" "$bw1")
 # weights read per token: every parameter but the position table (one row of it)
 bytes=$(( 4 * (50257 * 768 + 12 * (4 * 768 + 3 * 768 * 768 + 3 * 768 + 768 * 768 + 768 + 4 * 768 * 768 + 4 * 768 + 4 * 768 * 768 + 768) + 2 * 768) ))
-"$PY" - "$ours" "$torch" "$bw" "$bytes" "$THREADS" "$NEW" "$ptoks" "$same" <<'PYEOF'
+"$PY" - "$ours" "$torch" "$bw" "$bytes" "$THREADS" "$NEW" "$ptoks" "$same" "$TMP/row" <<'PYEOF'
 import sys
 ours, torch, bw, nbytes = (float(x) for x in sys.argv[1:5])
 threads, new, ptoks, same = sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8]
@@ -84,4 +92,10 @@ print(f"{'bandwidth floor':28}{floor:10.2f}{1000 / floor:10.2f}   ({nbytes / 1e6
 print(f"cp-complete / PyTorch: {ours / torch:.2f}x   (goal >= 5x)")
 print(f"cp-complete / floor:   {100 * ours / floor:.0f}%   (goal >= 70%)")
 print(f"greedy tokens equal to PyTorch's: {same}")
+open(sys.argv[9], "w").write(f"{ours:.2f} tokens/s ({100 * ours / floor:.0f}% of the bandwidth floor)|"
+                             f"{torch:.2f} tokens/s|{ours / torch:.2f}x\n")
 PYEOF
+echo "pytorch: torch.get_num_threads() $pt_threads; $pt_cpus CPUs busy over its whole run"
+IFS='|' read -r r_ours r_torch r_ratio <"$TMP/row"
+bench_row "generation, GPT-2 124M fp32, greedy, $NEW after $ptoks, $THREADS threads (\`bench/complete.sh\`)" \
+	"$r_ours" "PyTorch with a KV cache: $r_torch" "$r_ratio" 5x

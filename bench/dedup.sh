@@ -4,6 +4,8 @@
 #   1. hash + exact dedup + filters: cp-hash --minhash none | cp-dedup --no-near --drop-prob 1
 #      (at -j1 and -jN) against tests/ref/codeparrot_ref.py (one process), and whether the
 #      counts agree; beside them, what reading the files alone costs (bench/read-floor.c);
+#   The full path, what a user who wants the clean corpus waits for, is the pipe with the
+#   corpus written: cp-hash SRC | cp-dedup -o clean/ -; beside it both stages writing shards.
 #   The report-only rows send cp-hash --no-content records through a pipe into cp-dedup -n:
 #   what the peers do (read, decide, report), and whether that gives the full run's report;
 #   2. near dedup: cp-hash + cp-dedup (exact + near) against datasketch MinHashLSH with the
@@ -19,6 +21,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 : "${BUILD:=$root/build}" "${PYTHON:=python3}" "${JOBS:=$(nproc)}" "${REPEAT:=3}"
 PATH="$BUILD/bin:$PATH"
+. "$here/lib.sh"
+bench_machine "$BUILD/bin/cp-dedup"
 [ $# -gt 0 ] || set -- "$("$PYTHON" -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")"
 "$PYTHON" -c "import datasketch" 2>/dev/null || {
 	echo "bench/dedup.sh: needs datasketch (pip install datasketch)" >&2; exit 2; }
@@ -70,6 +74,18 @@ run_pipe_content() { # JOBS NEAR(yes/no) [CP-HASH FLAGS] -> "WALL CPU"; report i
 	measure "cp-hash -q -j$1 ${3:-} $corpus |
 		cp-dedup -n -j$1 $flags --report '$tmp/cp.json' 2>/dev/null"
 }
+# The full path: the pipe, and cp-dedup writing the clean corpus.
+run_pipe_write() { # JOBS NEAR(yes/no) -> "WALL CPU"; report in $tmp/cp.json
+	flags="--no-near --drop-prob 1" hflags="--minhash none"
+	[ "$2" = yes ] && flags="--no-filters" hflags=
+	measure "cp-hash -q -j$1 $hflags $corpus |
+		cp-dedup -j$1 -o '$tmp/out' $flags --report '$tmp/cp.json' - 2>/dev/null" "rm -rf '$tmp/out'"
+}
+# table_row LABEL "WALL CPU" "PEER_WALL PEER_CPU" PEER GOAL: a row of bench/all's table
+table_row() {
+	set -- "$1" $2 $3 "$4" "$5"
+	bench_row "$1" "$2 s wall, $3 s CPU" "$6" "$(ratio "$4" "$2") wall, $(ratio "$5" "$3") CPU" "$7"
+}
 row() { # LABEL "WALL CPU" "PEER_WALL PEER_CPU"
 	set -- "$1" $2 $3
 	printf '%-40s %7s %7s %7s %8s %8s\n' "$1" "$2" "$3" "$(rate "$bytes" "$2")" \
@@ -104,6 +120,7 @@ m_pipen=$(run_pipe "$JOBS" no)
 cp "$tmp/cp.json" "$tmp/pipe.json"
 m_pipecn=$(run_pipe_content "$JOBS" no)
 same_pipe=$(cmp_reports "$tmp/pipe.json" "$tmp/cp.json")
+m_full=$(run_pipe_write "$JOBS" no)
 bytes=$(field "$tmp/cp1.json" "r['bytes_in']")
 cc -O2 -o "$tmp/read-floor" "$here/read-floor.c"
 m_floor=$(measure "'$tmp/read-floor' $corpus >/dev/null")
@@ -112,6 +129,7 @@ same=$(cmp_reports "$tmp/cp1.json" "$tmp/ref.json")
 header "hash + exact dedup + filters"
 row "Python reference (1 process)" "$m_py" "$m_py"
 row "cp-hash + cp-dedup -j1" "$m_cp1" "$m_py"
+row "cp-hash | cp-dedup -j$JOBS -o clean/ -" "$m_full" "$m_py"
 row "cp-hash + cp-dedup -j$JOBS" "$m_cpn" "$m_py"
 row "cp-hash | cp-dedup -n -j1 (report only)" "$m_pipe1" "$m_py"
 row "cp-hash | cp-dedup -n -j$JOBS (report only)" "$m_pipen" "$m_py"
@@ -122,6 +140,14 @@ echo "report-only pipe: cp-hash --no-content against the bytes through the pipe:
 echo "docs in/out: $(field "$tmp/cp1.json" "r['docs_in'], r['docs_out']"); exact duplicates: $(field "$tmp/cp1.json" "r['exact_duplicates']"); removed: $(field "$tmp/cp1.json" "r['removed']")"
 echo "top_unique_share: $(field "$tmp/cp1.json" "r['top_unique_share']")"
 echo
+mb=$("$PYTHON" -c "print(round($bytes / 1e6))")
+py="CodeParrot's rules in Python, 1 process: $(echo $m_py | cut -d' ' -f1) s"
+table_row "hash + exact dedup + filters, $mb MB, $JOBS threads, the clean corpus written: \`cp-hash --minhash none SRC \| cp-dedup --no-near -o clean/ -\`" \
+	"$m_full" "$m_py" "$py" 30x
+table_row "  the same, both stages writing shards (\`cp-hash -o docs/\`, then \`cp-dedup -o clean/ docs/\`)" "$m_cpn" "$m_py" "" ""
+table_row "  report only, no corpus written: \`cp-hash --no-content \| cp-dedup -n\`" "$m_pipen" "$m_py" "" 50x
+table_row "  report only, the documents' bytes through the pipe" "$m_pipecn" "$m_py" "" ""
+table_row "  reading the files alone (\`bench/read-floor.c\`)" "$m_floor" "$m_py" "" ""
 
 # ---- 2. near dedup ----
 m_ds=$(measure "'$PYTHON' '$here/near_datasketch.py' --pairs '$tmp/ds.jsonl' $corpus >'$tmp/ds.json'")
@@ -131,12 +157,14 @@ cp "$tmp/ours.jsonl" "$tmp/ours-pipe.jsonl"
 m_nearpcn=$(run_pipe_content "$JOBS" yes)
 m_near=$(run_cp "$JOBS" yes)
 m_near1=$(run_cp 1 yes)
+m_nearfull=$(run_pipe_write "$JOBS" yes)
 ds_lsh=$(field "$tmp/ds.json" "'%.3f' % r['seconds']['lsh']")
 ds_mh=$(field "$tmp/ds.json" "'%.2f' % (r['seconds']['minhash'] + r['seconds']['read_exact'])")
 cp_lsh=$(field "$tmp/cp.json" "'%.4f' % max(r['seconds']['near'], 0.0001)")
 header "near dedup (exact first, 256 perm, J 0.85)"
 row "datasketch: read + MinHash + LSH" "$m_ds" "$m_ds"
 row "cp-hash + cp-dedup -j1 (everything)" "$m_near1" "$m_ds"
+row "cp-hash | cp-dedup -j$JOBS -o clean/ -" "$m_nearfull" "$m_ds"
 row "cp-hash + cp-dedup -j$JOBS (everything)" "$m_near" "$m_ds"
 row "cp-hash | cp-dedup -n -j1 (report, pairs)" "$m_nearp1" "$m_ds"
 row "cp-hash | cp-dedup -n -j$JOBS (report, pairs)" "$m_nearpn" "$m_ds"
@@ -149,6 +177,14 @@ echo "cp-dedup:   $(field "$tmp/cp.json" "'bands %d rows %d; %d docs with MinHas
 "$PYTHON" "$here/pairs_recall.py" "$tmp/ds.jsonl" "$tmp/ours.jsonl" >"$tmp/recall.json"
 echo "pairs of the report-only pipe (--no-content) against the full run's: $(cmp -s "$tmp/ours.jsonl" "$tmp/ours-pipe.jsonl" && echo identical || echo DIFFER)"
 echo "pairs: cp-dedup joins $(field "$tmp/recall.json" "'%d of datasketch\\'s %d confirmed pairs (%.1f%%; goal >= 95%%); datasketch agrees with %.1f%% of cp-dedup\\'s joins' % (r['found'], r['peer_pairs'], 100 * r['recall'], 100 * r['agreement'])")"
+ds="datasketch, read + MinHash + LSH: $(echo $m_ds | cut -d' ' -f1) s"
+table_row "near dedup (exact first), the clean corpus written: \`cp-hash SRC \| cp-dedup -o clean/ -\`" \
+	"$m_nearfull" "$m_ds" "$ds" 30x
+table_row "  the same, both stages writing shards" "$m_near" "$m_ds" "" ""
+table_row "  report and pairs only, no corpus written: \`cp-hash --no-content \| cp-dedup -n --pairs\`" \
+	"$m_nearpn" "$m_ds" "" 50x
+bench_row "  LSH + clustering alone" "$cp_lsh s" "datasketch MinHashLSH: $ds_lsh s" "$(ratio "$ds_lsh" "$cp_lsh")" ""
+recall=$(field "$tmp/recall.json" "'%d of %d (%.1f%%)' % (r['found'], r['peer_pairs'], 100 * r['recall'])")
 # The same with cp-hash's other scheme.
 m_near_xx=$(run_cp "$JOBS" yes "--minhash xxh3")
 "$PYTHON" "$here/pairs_recall.py" "$tmp/ds.jsonl" "$tmp/ours.jsonl" >"$tmp/recall-xx.json"
@@ -163,3 +199,6 @@ done
 "$PYTHON" "$here/near_datasketch.py" --seed 2 --pairs "$tmp/ds2.jsonl" $corpus >/dev/null
 "$PYTHON" "$here/pairs_recall.py" "$tmp/ds.jsonl" "$tmp/ds2.jsonl" >"$tmp/recall2.json"
 echo "baseline: datasketch with seed 2 joins $(field "$tmp/recall2.json" "'%d of seed 1\\'s %d pairs (%.1f%%)' % (r['found'], r['peer_pairs'], 100 * r['recall'])")"
+bench_row "near-duplicate pairs datasketch finds, found by us" \
+	"$recall; $(field "$tmp/recall-xx.json" "'%.1f%%' % (100 * r['recall'])") with \`--minhash xxh3\`" \
+	"datasketch with another seed: $(field "$tmp/recall2.json" "'%.1f%%' % (100 * r['recall'])")" "" 95%

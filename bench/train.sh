@@ -4,11 +4,16 @@
 # same threads, and the OpenBLAS sgemm ceiling (the step's matrix products alone, the better of
 # OpenBLAS's own threading and OpenMP over tiles). Prints tokens/s, the ratios, peak memory.
 # Run it on an otherwise idle machine: on a shared one every figure moves with the load.
+# PyTorch runs as its users run it, torch.set_num_threads(THREADS); the script checks that it
+# has them (torch.get_num_threads()) and uses them (its CPU seconds over the steps' wall time),
+# and names the BLAS it calls, warning loudly when it falls short (bench/lib.sh).
 # usage: bench/train.sh [THREADS] [STEPS]      (BUILD names the build directory)
 set -eu
 cd "$(dirname "$0")/.."
 SRC=$PWD
 : "${BUILD:=$SRC/build}"
+. bench/lib.sh
+bench_machine "$BUILD/bin/cp-train"
 THREADS=${1:-$(nproc)}
 STEPS=${2:-6}
 PY=${TORCH_PYTHON:-/usr/bin/python3}
@@ -85,7 +90,7 @@ cp_mem=$(awk '{printf "%.0f", $1/1024}' "$TMP/cp.mem")
 
 # PyTorch: the same model, AdamW, same threads
 cat >"$TMP/torch_bench.py" <<PYEOF
-import sys, time, torch
+import ctypes, os, sys, time, torch
 sys.path.insert(0, "$SRC/tests/ref")
 from gpt2_torch_ref import forward
 torch.set_num_threads($THREADS)
@@ -108,6 +113,8 @@ opt = torch.optim.AdamW(list(p.values()), lr=5e-4, weight_decay=0.1)
 tok = torch.randint(0, V, (4, 64))
 times = []
 for s in range($STEPS):
+    if s == 1:
+        c1, w1 = time.process_time(), time.perf_counter()
     t0 = time.time()
     opt.zero_grad()
     _, loss = forward(p, cfg, tok)
@@ -115,12 +122,26 @@ for s in range($STEPS):
     torch.nn.utils.clip_grad_norm_(list(p.values()), 1.0)
     opt.step()
     times.append(time.time() - t0)
+cpus = (time.process_time() - c1) / (time.perf_counter() - w1)
 t = sorted(times[1:])[len(times[1:]) // 2]
-print("%.1f" % (256 / t))
+# the BLAS torch calls: the library loaded, asked as OpenBLAS
+blas = "?"
+for l in open("/proc/self/maps"):
+    f = l.split()[-1]
+    if "blas" in os.path.basename(f):
+        blas = f
+        try:
+            b = ctypes.CDLL(f)
+            b.openblas_get_corename.restype = ctypes.c_char_p
+            blas += " (OpenBLAS, kernel %s, %d threads)" % (b.openblas_get_corename().decode(), b.openblas_get_num_threads())
+        except (OSError, AttributeError):
+            pass
+        break
+print("%.1f %d %.2f %s" % (256 / t, torch.get_num_threads(), cpus, blas))
 PYEOF
 if "$PY" -c 'import torch' 2>/dev/null; then
 	/usr/bin/time -f %M -o "$TMP/pt.mem" "$PY" "$TMP/torch_bench.py" >"$TMP/pt.out"
-	pt_tps=$(cat "$TMP/pt.out")
+	read -r pt_tps pt_threads pt_cpus pt_blas <"$TMP/pt.out"
 	pt_mem=$(awk '{printf "%.0f", $1/1024}' "$TMP/pt.mem")
 else
 	pt_tps=0 pt_mem=0
@@ -134,5 +155,21 @@ printf '%-28s %12s %10s %12s\n' what tokens/s s/step peak_MB
 printf '%-28s %12s %10.2f %12s\n' cp-train "$cp_tps" "$(echo "256 / $cp_tps" | bc -l)" "$cp_mem"
 [ "$pt_tps" != 0 ] && printf '%-28s %12s %10.2f %12s\n' "pytorch $("$PY" -c 'import torch; print(torch.__version__)')" "$pt_tps" "$(echo "256 / $pt_tps" | bc -l)" "$pt_mem"
 printf '%-28s %12s %10.2f %12s\n' "openblas sgemm ceiling" "$ceil_tps" "$(echo "256 / $ceil_tps" | bc -l)" -
-[ "$pt_tps" != 0 ] && echo "cp-train / pytorch: $(echo "$cp_tps / $pt_tps" | bc -l | cut -c1-5)x"
+r_pt=-
+if [ "$pt_tps" != 0 ]; then
+	r_pt=$(printf '%.2fx' "$(echo "$cp_tps / $pt_tps" | bc -l)")
+	echo "cp-train / pytorch: $r_pt"
+	echo "pytorch: torch.get_num_threads() $pt_threads, $pt_cpus CPUs busy over the steps; BLAS $pt_blas"
+	[ "$pt_threads" = "$THREADS" ] ||
+		bench_warn "PyTorch has $pt_threads threads, not the $THREADS asked: the ratio against it means little"
+	if [ "$(echo "$pt_cpus < 0.75 * $THREADS" | bc -l)" = 1 ]; then
+		bench_warn "PyTorch kept $pt_cpus CPUs busy of its $THREADS threads (a busy machine, or PyTorch short of threads): the ratio against it means little"
+	fi
+fi
+r_ceil=$(printf '%.0f%%' "$(echo "100 * $cp_tps / $ceil_tps" | bc -l)")
 echo "cp-train / sgemm ceiling: $(echo "$cp_tps / $ceil_tps" | bc -l | cut -c1-5)"
+pt_v=$("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo none)
+bench_row "training, GPT-2 124M, B=4 T=64 fp32, $THREADS threads (\`bench/train.sh\`)" \
+	"$cp_tps tokens/s, $cp_mem MB" "PyTorch $pt_v: $pt_tps tokens/s, $pt_mem MB" "$r_pt" 2x
+bench_row "  against the OpenBLAS sgemm ceiling (the step's products alone: $ceil_tps tokens/s)" \
+	"$r_ceil" "" "" "70%"

@@ -96,7 +96,7 @@ static int run_encode(const struct bpe *m, char **argv, int argc, const struct o
 			failed = 1;
 			break;
 		}
-		tok_batch_encode(&b, enc, o->threads, o->special, o->min_ratio);
+		tok_batch_encode(&b, m, enc, o->threads, o->special, o->min_ratio);
 		failed = tok_shards_write(out, &b, m->eot, &c) != 0;
 		if (progress)
 			fprintf(stderr, "\rcp-tokenize: %llu documents, %.1f MB",
@@ -125,12 +125,10 @@ static int run_ids(const struct bpe *m, char **argv, int argc, const struct opts
 	int r;
 	do {
 		r = tok_batch_fill(&b, in, NULL);
-		tok_batch_encode(&b, enc, o->threads, o->special, 0);
+		tok_batch_encode(&b, m, enc, o->threads, o->special, 0);
 		for (size_t i = 0; i < b.n; i++) {
 			buf_reset(&line);
-			for (size_t k = 0; k < b.ids[i].n; k++)
-				buf_printf(&line, k ? " %u" : "%u", b.ids[i].v[k]);
-			buf_putc(&line, '\n');
+			tok_ids_line(&line, b.ids[i].v, b.ids[i].n);
 			write_out(line.p, line.len);
 		}
 	} while (r > 0);

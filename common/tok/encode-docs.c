@@ -10,12 +10,20 @@
 #include "shard/set.h"
 #include "shard/shard.h"
 #include "shard/tokrec.h"
+#include "tok/split.h"
 
 #include <errno.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+struct tok_part {
+	size_t doc, off, len;	/* bytes [off, off + len) of document doc */
+	int whole;		/* the document in one part: its ids go straight to b->ids */
+	uint64_t nchars;
+	struct u32vec ids;	/* a part's own ids, before they join its document's */
+};
 
 static void batch_add(struct tok_batch *b, uint64_t id, const unsigned char *s, size_t n,
 		      size_t input)
@@ -110,6 +118,9 @@ void tok_batch_free(struct tok_batch *b)
 	free(b->ids);
 	free(b->nchars);
 	free(b->keep);
+	for (size_t k = 0; k < b->cap_parts; k++)
+		free(b->part[k].ids.v);
+	free(b->part);
 	buf_free(&b->text);
 	memset(b, 0, sizeof(*b));
 }
@@ -136,20 +147,108 @@ int tok_keep(uint64_t nchars, size_t ntokens, double min_ratio)
 	return min_ratio <= 0 || (ntokens && !(ratio < min_ratio));
 }
 
-void tok_batch_encode(struct tok_batch *b, struct bpe_encoder **enc, int threads, int special,
-		      double min_ratio)
+/* ---------------------------------------------------------------- encoding in parts */
+
+static struct tok_part *part_add(struct tok_batch *b)
 {
-	long n = (long)b->n;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-	for (long i = 0; i < n; i++) {
-		struct bpe_encoder *e = enc[omp_get_thread_num()];
-		struct u32vec *v = &b->ids[i];
-		const unsigned char *s = b->text.p + b->off[i];
-		v->n = 0;
-		bpe_encode(e, s, b->len[i], special, v);
-		b->nchars[i] = tok_count_chars(s, b->len[i]);
-		b->keep[i] = (unsigned char)tok_keep(b->nchars[i], v->n, min_ratio);
+	if (b->n_parts == b->cap_parts) {
+		size_t c = b->cap_parts ? 2 * b->cap_parts : 256;
+		b->part = xreallocarray(b->part, c, sizeof *b->part);
+		memset(b->part + b->cap_parts, 0, (c - b->cap_parts) * sizeof *b->part);
+		b->cap_parts = c;
 	}
+	struct tok_part *t = &b->part[b->n_parts++];
+	t->ids.n = 0;
+	return t;
+}
+
+/* B's documents as parts, a long one cut at safe places (SPECIAL: the tokenizer whose
+ * special tokens are encoded as such) */
+static void batch_parts(struct tok_batch *b, const struct bpe *special)
+{
+	size_t size = b->part_bytes ? b->part_bytes : TOK_PART_BYTES;
+	b->n_parts = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		size_t *start = NULL, np = 1;
+		if (b->len[i] > size)
+			np = tok_split(b->text.p + b->off[i], b->len[i], size, special, &start);
+		for (size_t k = 0; k < np; k++) {
+			struct tok_part *t = part_add(b);
+			t->doc = i;
+			t->off = np > 1 ? start[k] : 0;
+			t->len = (k + 1 < np ? start[k + 1] : b->len[i]) - t->off;
+			t->whole = np == 1;
+		}
+		free(start);
+	}
+}
+
+/* each document's ids and characters from its parts', in order */
+static void batch_join(struct tok_batch *b)
+{
+	for (size_t k = 0; k < b->n_parts; k++) {
+		struct tok_part *t = &b->part[k];
+		struct u32vec *v = &b->ids[t->doc];
+		if (t->off == 0) {
+			b->nchars[t->doc] = 0;
+			if (!t->whole)
+				v->n = 0;
+		}
+		b->nchars[t->doc] += t->nchars;
+		if (t->whole || !t->ids.n)
+			continue;
+		u32vec_grow(v, t->ids.n);
+		memcpy(v->v + v->n, t->ids.v, t->ids.n * sizeof *v->v);
+		v->n += t->ids.n;
+		/* a long document's ids are not kept twice until the next batch */
+		free(t->ids.v);
+		memset(&t->ids, 0, sizeof t->ids);
+	}
+}
+
+void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encoder **enc,
+		      int threads, int special, double min_ratio)
+{
+	batch_parts(b, special ? m : NULL);
+	long n = (long)b->n_parts;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+	for (long k = 0; k < n; k++) {
+		struct tok_part *t = &b->part[k];
+		struct u32vec *v = t->whole ? &b->ids[t->doc] : &t->ids;
+		const unsigned char *s = b->text.p + b->off[t->doc] + t->off;
+		v->n = 0;
+		bpe_encode(enc[omp_get_thread_num()], s, t->len, special, v);
+		t->nchars = tok_count_chars(s, t->len);
+	}
+	batch_join(b);
+	for (size_t i = 0; i < b->n; i++)
+		b->keep[i] = (unsigned char)tok_keep(b->nchars[i], b->ids[i].n, min_ratio);
+}
+
+void tok_ids_line(struct buf *b, const uint32_t *v, size_t n)
+{
+	/* printf costs more than encoding on a large file: the digits are made here, room for
+	 * a chunk of ids (ten digits and a space each) made at a time */
+	size_t k = 0;
+	do {
+		size_t end = n - k < 4096 ? n : k + 4096;
+		buf_grow(b, (end - k) * 11 + 1);
+		unsigned char *o = b->p + b->len;
+		for (; k < end; k++) {
+			char d[10];
+			int l = 0;
+			uint32_t x = v[k];
+			do
+				d[l++] = (char)('0' + x % 10);
+			while (x /= 10);
+			if (k)
+				*o++ = ' ';
+			while (l)
+				*o++ = (unsigned char)d[--l];
+		}
+		b->len = (size_t)(o - b->p);
+	} while (k < n);
+	buf_putc(b, '\n');
 }
 
 struct bpe_encoder **tok_encoders_new(const struct bpe *m, int threads)

@@ -1,5 +1,7 @@
 /* encode-docs.h: what cp-tokenize does to documents (and cp-bpe's counting pass). Documents
- * are read in batches and encoded in parallel (the output is the same for any thread count),
+ * are read in batches and encoded in parallel, long ones cut into parts at safe places
+ * (tok/split.h) so that a few large files use every thread too (the output is the same for any
+ * thread count and as one pass over each document),
  * measured against CodeParrot's characters-per-token filter, written as token records into
  * one shard or into one token shard per input shard, and counted for the report; token ids,
  * as lines of decimals or as token shards, are decoded back to bytes. */
@@ -17,6 +19,10 @@
 /* A batch holds up to TOK_BATCH_DOCS documents, or the first to reach TOK_BATCH_BYTES. */
 #define TOK_BATCH_DOCS 4096
 #define TOK_BATCH_BYTES (16u << 20)
+/* Documents longer than this are cut into parts of about this size, encoded in parallel. */
+#define TOK_PART_BYTES (256u << 10)
+
+struct tok_part;	/* one part of a document to encode (encode-docs.c) */
 
 struct tok_batch {
 	size_t n, cap;
@@ -27,6 +33,9 @@ struct tok_batch {
 	struct u32vec *ids;	/* after tok_batch_encode: its tokens, */
 	uint64_t *nchars;	/* its characters, */
 	unsigned char *keep;	/* and whether the filter keeps it */
+	size_t part_bytes;	/* the parts' size, 0 for TOK_PART_BYTES (set by tests) */
+	struct tok_part *part;	/* tok_batch_encode's work, kept for the next batch */
+	size_t n_parts, cap_parts;
 };
 
 /* Caps on what is read: documents, and bytes (reading stops before the document that would
@@ -40,11 +49,14 @@ struct tok_caps {
  * full (more may follow), 0 when IN ended or a cap was reached, -1 after an error naming the
  * file (B holds what was read before it). */
 int tok_batch_fill(struct tok_batch *b, struct bpe_input *in, struct tok_caps *caps);
-/* Encode every document of B with THREADS threads, one encoder each in ENC (special tokens
- * written in the text become their ids with SPECIAL), and apply the filter: a document is
- * kept when MIN_RATIO <= 0, or when it has tokens and at least MIN_RATIO characters a token. */
-void tok_batch_encode(struct tok_batch *b, struct bpe_encoder **enc, int threads, int special,
-		      double min_ratio);
+/* Encode every document of B with THREADS threads, one encoder of M each in ENC (special
+ * tokens written in the text become their ids with SPECIAL), and apply the filter: a document
+ * is kept when MIN_RATIO <= 0, or when it has tokens and at least MIN_RATIO characters a
+ * token. The ids are those of bpe_encode over each whole document. */
+void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encoder **enc,
+		      int threads, int special, double min_ratio);
+/* Append the N ids of V to B as one line of decimals separated by spaces (cp-tokenize --ids). */
+void tok_ids_line(struct buf *b, const uint32_t *v, size_t n);
 void tok_batch_free(struct tok_batch *b);
 
 /* cp-bpe's pass: count the pieces of every document of IN within CAPS (not NULL) with

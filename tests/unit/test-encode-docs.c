@@ -2,7 +2,8 @@
  * worked out by hand), the characters-per-token filter at its borders, batches that end at
  * 4096 documents or at the document passing 16 MiB, parallel encoding equal to encoding each
  * document alone, a token shard written and decoded back to the kept documents, the counts
- * and the report, and decoding lines of ids with their errors. */
+ * and the report, decoding lines of ids with their errors, and lines of ids written as
+ * printf writes them. */
 #include "tok/encode-docs.h"
 #include "scratch.h"
 #include "tap.h"
@@ -124,7 +125,7 @@ static void test_batches(const struct bpe *m)
 	ok(b.len[4095] == (size_t)n && !memcmp(b.text.p + b.off[4095], doc, (size_t)n) &&
 	   b.input[0] == SIZE_MAX, "documents in walk order, plain files from no shard");
 	struct bpe_encoder **enc = tok_encoders_new(m, 3);
-	tok_batch_encode(&b, enc, 3, 0, 1.5);
+	tok_batch_encode(&b, m, enc, 3, 0, 1.5);
 	struct bpe_encoder *one = bpe_encoder_new(m);
 	struct u32vec v = { 0 };
 	int same = 1, keep = 1;
@@ -216,7 +217,7 @@ static void test_shard(const struct bpe *m)
 	struct tok_batch b = { 0 };
 	struct tok_counts c = { 0 };
 	ok(tok_batch_fill(&b, in, NULL) == 0 && b.n == nd, "one batch of %zu", nd);
-	tok_batch_encode(&b, enc, 2, 0, 1.5);
+	tok_batch_encode(&b, m, enc, 2, 0, 1.5);
 	ok(tok_shards_write(o, &b, m->eot, &c) == 0, "written");
 	ok(tok_shards_close(o, 0) == 0, "committed");
 	/* the expected: every document but the two the filter drops, counted apart */
@@ -299,6 +300,34 @@ static void test_decode_ids(const struct bpe *m)
 	buf_free(&out);
 }
 
+/* tok_ids_line against snprintf, over more than one of its chunks of 4096 ids */
+static void test_ids_line(void)
+{
+	static const uint32_t edge[] = { 0, 9, 10, 99, 100, 50256, 999999999, 1000000000, UINT32_MAX };
+	size_t n = 10000;
+	uint32_t *v = xmalloc(n * sizeof *v);
+	uint64_t x = 12345;
+	for (size_t i = 0; i < n; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		v[i] = i < 9 ? edge[i] : (uint32_t)(x >> (32 + i % 32));
+	}
+	struct buf got = { 0 }, want = { 0 };
+	buf_puts(&got, "x");
+	tok_ids_line(&got, v, n);
+	buf_puts(&want, "x");
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&want, i ? " %u" : "%u", v[i]);
+	buf_putc(&want, '\n');
+	ok(got.len == want.len && !memcmp(got.p, want.p, got.len),
+	   "a line of 10000 ids as printf writes it, appended");
+	buf_reset(&got);
+	tok_ids_line(&got, v, 0);
+	ok(got.len == 1 && got.p[0] == '\n', "no ids: an empty line");
+	buf_free(&got);
+	buf_free(&want);
+	free(v);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir))
@@ -311,6 +340,7 @@ int main(void)
 	test_batch_bytes();
 	test_shard(&m);
 	test_decode_ids(&m);
+	test_ids_line();
 	bpe_free(&m);
 	scratch_remove(dir);
 	return done_testing();
