@@ -48,6 +48,20 @@ for i in 1 2 3; do
 		>"$TMP/ours.out" 2>>"$TMP/ours.stats"
 done
 ours=$(best "$TMP/ours.stats")
+# the same with the weights in bf16 (--bf16), and its greedy tokens against fp32's
+for i in 1 2 3; do
+	nice "$CC" -m "$TMP/m" -j "$THREADS" -N "$NEW" --no-eot-stop --stats --json --bf16 \
+		-f "$TMP/prompt.txt" >"$TMP/bf16.out" 2>>"$TMP/bf16.stats"
+done
+bf16=$(best "$TMP/bf16.stats")
+bsame=$("$PY" -c '
+import json, sys
+a = json.loads(open(sys.argv[1]).readline())["ids"]
+b = json.loads(open(sys.argv[2]).readline())["ids"]
+k = 0
+while k < min(len(a), len(b)) and a[k] == b[k]:
+    k += 1
+print(f"{k} of {len(a)}")' "$TMP/ours.out" "$TMP/bf16.out")
 ptoks=$("$PY" -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["prompt_tokens"])' "$TMP/ours.stats")
 nice "$PY" bench/torch_threads.py "$TMP/torch.threads" tests/ref/complete_torch.py "$TMP/m" "$TMP/ids.txt" \
 	"$NEW" "$THREADS" >"$TMP/torch.json"
@@ -79,10 +93,11 @@ bw1=$("$BUILD/tests/test-infer" copy-bw 512 "$THREADS")
 bw=$("$PY" -c 'import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))' "$bw0" "$bw1")
 # weights read per token: every parameter but the position table (one row of it)
 bytes=$(( 4 * (50257 * 768 + 12 * (4 * 768 + 3 * 768 * 768 + 3 * 768 + 768 * 768 + 768 + 4 * 768 * 768 + 4 * 768 + 4 * 768 * 768 + 768) + 2 * 768) ))
-"$PY" - "$ours" "$torch" "$bw" "$bytes" "$THREADS" "$NEW" "$ptoks" "$same" "$TMP/row" <<'PYEOF'
+"$PY" - "$ours" "$torch" "$bw" "$bytes" "$THREADS" "$NEW" "$ptoks" "$same" "$TMP/row" "$bf16" "$bsame" <<'PYEOF'
 import sys
 ours, torch, bw, nbytes = (float(x) for x in sys.argv[1:5])
 threads, new, ptoks, same = sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8]
+bf16, bsame = float(sys.argv[10]), sys.argv[11]
 floor = bw * 1e9 / nbytes
 print(f"GPT-2 124M fp32, greedy, {new} new tokens after {ptoks} prompt tokens, {threads} threads")
 print(f"{'':28}{'tokens/s':>10}{'ms/token':>10}")
@@ -92,6 +107,10 @@ print(f"{'bandwidth floor':28}{floor:10.2f}{1000 / floor:10.2f}   ({nbytes / 1e6
 print(f"cp-complete / PyTorch: {ours / torch:.2f}x   (goal >= 5x)")
 print(f"cp-complete / floor:   {100 * ours / floor:.0f}%   (goal >= 70%)")
 print(f"greedy tokens equal to PyTorch's: {same}")
+print(f"{'cp-complete --bf16':28}{bf16:10.2f}{1000 / bf16:10.2f}   ({bf16 / ours:.2f}x fp32, goal >= 1.6x; "
+      f"greedy tokens equal to fp32's: {bsame})")
+open(sys.argv[9] + ".bf16", "w").write(f"{bf16:.2f} tokens/s, the first {bsame} greedy tokens fp32's|"
+                                       f"{bf16 / ours:.2f}x\n")
 open(sys.argv[9], "w").write(f"{ours:.2f} tokens/s ({100 * ours / floor:.0f}% of the bandwidth floor)|"
                              f"{torch:.2f} tokens/s|{ours / torch:.2f}x\n")
 PYEOF
@@ -99,3 +118,6 @@ echo "pytorch: torch.get_num_threads() $pt_threads; $pt_cpus CPUs busy over its 
 IFS='|' read -r r_ours r_torch r_ratio <"$TMP/row"
 bench_row "generation, GPT-2 124M fp32, greedy, $NEW after $ptoks, $THREADS threads (\`bench/complete.sh\`)" \
 	"$r_ours" "PyTorch with a KV cache: $r_torch" "$r_ratio" 5x
+IFS='|' read -r r_bf16 r_bratio <"$TMP/row.bf16"
+bench_row "  the same with the weights in bf16 (\`--bf16\`, AVX-512 BF16 where the CPU has it), against our fp32" \
+	"$r_bf16" "" "$r_bratio" 1.6x
