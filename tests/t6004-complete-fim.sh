@@ -1,7 +1,8 @@
 #!/bin/sh
 # t6004: the infill prompt on the command line, in OpenAI's "suffix" and at llama.cpp's
 # /infill: all three build <fim_prefix> prefix <fim_suffix> suffix <fim_middle> (its length
-# checked against the tokenizer's own count of the parts) and give the same greedy middle;
+# checked against the tokenizer's own count of the parts) and give the same greedy middle, a
+# streamed suffix the text of the whole answer for its seed;
 # a model whose tokenizer lacks the FIM tokens is refused, naming the token; echo with a
 # suffix and a streamed /infill are refused. A random model: this is the plumbing, t4005 the
 # learning.
@@ -76,6 +77,21 @@ def check(cond, what):
 s, b = req("/v1/completions", {"prompt": P, "suffix": S, "max_tokens": 6, "temperature": 0})
 check(s == 200 and b["choices"][0]["text"] == cli["text"] and b["usage"]["prompt_tokens"] == np,
       "suffix: the command line's middle and prompt: %r" % (b,))
+# sampled, so that the random model says something before its FIM token
+hot = {"prompt": P, "suffix": S, "max_tokens": 12, "temperature": 3, "seed": 4}
+s, whole = req("/v1/completions", hot)
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+c.request("POST", "/v1/completions", body=json.dumps(dict(hot, stream=True)).encode(),
+          headers={"Content-Type": "application/json"})
+r = c.getresponse()
+ev = [l[6:] for l in r.read().decode().split("\n") if l.startswith("data: ")]
+c.close()
+chunks = [json.loads(e) for e in ev[:-1]]
+w = whole["choices"][0]
+check(r.status == 200 and ev[-1] == "[DONE]" and w["text"] != ""
+      and "".join(x["choices"][0]["text"] for x in chunks) == w["text"]
+      and chunks[-1]["choices"][0]["finish_reason"] == w["finish_reason"],
+      "suffix streamed: the text of the whole answer for the seed, %r: %r" % (w, ev))
 s, b = req("/infill", {"input_prefix": P, "input_suffix": S, "n_predict": 6, "temperature": 0})
 check(s == 200 and b["content"] == cli["text"] and b["tokens_evaluated"] == np and b["stop"] is True
       and b["stop_type"] in ("eos", "limit") and b["tokens_predicted"] == cli["tokens"],
