@@ -1,11 +1,13 @@
 /* cp-bpe: train a byte-level BPE tokenizer (GPT-2's pre-tokenizer, all 256 bytes,
- * <|endoftext|>) on documents, writing files that HF tokenizers and cp-tokenize load. */
+ * <|endoftext|>, with --fim StarCoder's four fill-in-the-middle tokens) on documents, writing
+ * files that HF tokenizers and cp-tokenize load. */
 #include "base/cli.h"
 #include "base/die.h"
 #include "base/io.h"
 #include "input/textdocs.h"
 #include "tok/bpe.h"
 #include "tok/encode-docs.h"
+#include "tok/fim.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -13,7 +15,7 @@
 #include <string.h>
 
 static const char usage_text[] =
-	"usage: cp-bpe [-j N] [--vocab-size N] [--min-frequency N] [--max-docs N] [--max-bytes N] [--text] [-o DIR] INPUT...\n"
+	"usage: cp-bpe [-j N] [--vocab-size N] [--min-frequency N] [--max-docs N] [--max-bytes N] [--fim] [--text] [-o DIR] INPUT...\n"
 	"\n"
 	"  -j N               threads for counting (default: all CPUs); same output for any N\n"
 	"  --vocab-size N     tokens in all, <|endoftext|> and the 256 bytes included: at least 257\n"
@@ -21,6 +23,8 @@ static const char usage_text[] =
 	"  --min-frequency N  stop merging when the best pair occurs fewer than N times (default 0)\n"
 	"  --max-docs N       read at most N documents\n"
 	"  --max-bytes N      read documents while their total stays within N bytes (k, M, G)\n"
+	"  --fim              add <fim_prefix>, <fim_middle>, <fim_suffix>, <fim_pad> as special\n"
+	"                     tokens after the merges (counted in --vocab-size)\n"
 	"  --text             inputs are plain files (directories walked), each one document\n"
 	"  -o DIR             write DIR/tokenizer.json, DIR/vocab.json, DIR/merges.txt and their\n"
 	"                     DIR/cp-bpe.sums (default .)\n"
@@ -39,18 +43,19 @@ struct opts {
 	struct bpe_train_opts to;
 	struct tok_caps caps;
 	const char *outdir;
-	int text;
+	int text, fim;
 };
 
 static void parse_opts(int argc, char **argv, struct opts *o)
 {
-	enum { O_VOCAB = 256, O_MINF, O_MAXDOCS, O_MAXBYTES, O_TEXT };
+	enum { O_VOCAB = 256, O_MINF, O_MAXDOCS, O_MAXBYTES, O_TEXT, O_FIM };
 	static const struct option longopts[] = {
 		{ "vocab-size", required_argument, NULL, O_VOCAB },
 		{ "min-frequency", required_argument, NULL, O_MINF },
 		{ "max-docs", required_argument, NULL, O_MAXDOCS },
 		{ "max-bytes", required_argument, NULL, O_MAXBYTES },
 		{ "text", no_argument, NULL, O_TEXT },
+		{ "fim", no_argument, NULL, O_FIM },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -67,12 +72,19 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case O_MAXDOCS: o->caps.max_docs = opt_u64("--max-docs", optarg, 0, UINT64_MAX); break;
 		case O_MAXBYTES: o->caps.max_bytes = opt_u64("--max-bytes", optarg, 0, UINT64_MAX); break;
 		case O_TEXT: o->text = 1; break;
+		case O_FIM: o->fim = 1; break;
 		case 'h': usage(0); break;
 		default: usage(EXIT_USAGE);
 		}
 	}
 	if (optind == argc)
 		die_usage("no input given");
+	if (o->fim && o->to.vocab_size < BPE_MIN_VOCAB + FIM_N)
+		die_usage("--vocab-size with --fim: at least %d (the bytes, <|endoftext|> and the "
+			  "FIM tokens), not %u", BPE_MIN_VOCAB + FIM_N, o->to.vocab_size);
+	/* the merges take what the FIM tokens leave */
+	if (o->fim)
+		o->to.vocab_size -= FIM_N;
 	o->to.progress = is_tty(2);
 }
 
@@ -95,6 +107,8 @@ int main(int argc, char **argv)
 	bpe_init(&m);
 	bpe_train(&m, cnt, &o.to);
 	bpe_counter_free(cnt);
+	if (o.fim && fim_add_tokens(&m))
+		die("the trained vocabulary already holds a FIM token");
 	int r = bpe_save(&m, o.outdir);
 	bpe_free(&m);
 	close_stdout();

@@ -38,6 +38,8 @@ static const char usage_text[] =
 	"  -s, --seed S         random seed (default 0)\n"
 	"  -S, --stop STR       stop string, cut from the output; repeatable; \\n \\t \\\\ escapes\n"
 	"  --no-eot-stop        keep going past <|endoftext|>\n"
+	"  --suffix TEXT        fill in the middle: the prompt is the prefix, TEXT what follows\n"
+	"  --suffix-file FILE   the suffix read from FILE\n"
 	"  --stats              print timings as a JSON line on stderr\n"
 	"  --json               JSON output (one line per sample; the score as JSON)\n"
 	"  --jsonl              JSON-lines batch: one request per input line, one result per line\n"
@@ -59,7 +61,8 @@ static void usage(int code)
 }
 
 struct opts {
-	const char *model, *tokenizer, *file, *score, *serve, *prompt, *device;
+	const char *model, *tokenizer, *file, *score, *serve, *prompt, *device, *suffix_file;
+	char *suffix;
 	struct complete_params p;
 	char **stop;
 	size_t n_stop;
@@ -90,7 +93,7 @@ static char *unescape(const char *s)
 
 enum {
 	O_JSON = 256, O_JSONL, O_SCORE, O_VIEW, O_SERVE, O_MAXBODY, O_MAXPROMPT, O_MAXCONC,
-	O_MAXN, O_NOEOT, O_STATS, O_DEVICE, O_BATCH, O_BF16
+	O_MAXN, O_NOEOT, O_STATS, O_DEVICE, O_BATCH, O_BF16, O_SUFFIX, O_SUFFIXFILE
 };
 
 /* the option values together: the stop strings into the params, the modes exclusive */
@@ -112,6 +115,21 @@ static void check_opts(int argc, char **argv, struct opts *o)
 		die_usage("--json and --view exclude each other");
 	if (o->view && !o->score)
 		die_usage("--view goes with --score");
+	if (o->suffix && o->suffix_file)
+		die_usage("--suffix and --suffix-file exclude each other");
+	if ((o->suffix || o->suffix_file) && (o->jsonl || o->score || o->serve))
+		die_usage("--suffix goes with one prompt (requests give theirs as \"suffix\")");
+	if (o->suffix_file) {
+		size_t len;
+		o->suffix = read_file(o->suffix_file, &len);
+		if (!o->suffix)
+			exit(EXIT_ERR);
+		o->p.suffix_len = len;
+	} else if (o->suffix) {
+		o->suffix = xstrdup(o->suffix);
+		o->p.suffix_len = strlen(o->suffix);
+	}
+	o->p.suffix = o->suffix;
 }
 
 static void parse_opts(int argc, char **argv, struct opts *o)
@@ -139,6 +157,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "device", required_argument, NULL, O_DEVICE },
 		{ "bf16", no_argument, NULL, O_BF16 },
 		{ "batch", required_argument, NULL, O_BATCH },
+		{ "suffix", required_argument, NULL, O_SUFFIX },
+		{ "suffix-file", required_argument, NULL, O_SUFFIXFILE },
 		{ NULL, 0, NULL, 0 }
 	};
 	memset(o, 0, sizeof(*o));
@@ -180,6 +200,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case O_DEVICE: o->device = optarg; break;
 		case O_BF16: o->bf16 = 1; break;
 		case O_BATCH: o->batch = opt_u64("--batch", optarg, 1, 4096); break;
+		case O_SUFFIX: o->suffix = optarg; break;
+		case O_SUFFIXFILE: o->suffix_file = optarg; break;
 		default: usage(EXIT_USAGE);
 		}
 	}
@@ -330,6 +352,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < o.n_stop; i++)
 		free(o.stop[i]);
 	free(o.stop);
+	free(o.suffix);
 	close_stdout();
 	return r;
 }

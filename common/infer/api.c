@@ -211,6 +211,23 @@ void api_put_completion(struct buf *b, const struct api_answer *a)
 	buf_puts(b, "}\n");
 }
 
+void api_put_infill(struct buf *b, const struct api_answer *a)
+{
+	const struct complete_sample *s = &a->res->s[0];
+	uint32_t last = s->n_tokens ? s->ids[s->n_tokens - 1] : BPE_NONE;
+	int eos = last < a->tok->n_ids && a->tok->special[last];
+	const char *type = strcmp(s->finish, "stop") ? "limit" : eos ? "eos" : "word";
+	buf_puts(b, "{\"content\":");
+	json_str(b, s->text.p, s->text.len);
+	buf_puts(b, ",\"id_slot\":0,\"stop\":true,\"model\":");
+	json_cstr(b, a->model);
+	buf_printf(b, ",\"tokens_predicted\":%u,\"tokens_evaluated\":%u,\"stop_type\":\"%s\","
+		   "\"stopping_word\":\"\",\"truncated\":false,\"timings\":{\"prompt_n\":%u,"
+		   "\"prompt_ms\":%.3f,\"predicted_n\":%u,\"predicted_ms\":%.3f}}\n",
+		   s->n_tokens, a->res->prompt_tokens, type, a->res->prompt_tokens,
+		   a->res->prefill_s * 1e3, s->n_tokens, a->res->decode_s * 1e3);
+}
+
 void api_put_echo_chunk(struct buf *b, const struct api_answer *a, uint32_t out)
 {
 	struct lp_lists L = { 0 };

@@ -1,7 +1,7 @@
 /* api.h: the server's answers in the shapes the tools people use already read: OpenAI's
  * completion object and its streamed chunks (server-sent events), with the logprobs object
  * (tokens, token_logprobs, top_logprobs, text_offset) and echo; the model list; llama.cpp's
- * /tokenize and /detokenize. Each renders into a buffer, byte for byte, from a result. */
+ * /tokenize, /detokenize and /infill. Each renders into a buffer, byte for byte, from a result. */
 #ifndef CP_API_H
 #define CP_API_H
 
@@ -33,6 +33,10 @@ void api_rank(const struct complete_result *res, uint32_t *order);
 
 /* The completion object: {"id":"cmpl-ID","object":"text_completion",...}\n */
 void api_put_completion(struct buf *b, const struct api_answer *a);
+
+/* llama.cpp's /infill answer of the first sample: {"content":TEXT,"stop":true,
+ * "stop_type":"eos"|"word"|"limit","tokens_predicted":N,"tokens_evaluated":M,...}\n */
+void api_put_infill(struct buf *b, const struct api_answer *a);
 
 /* Streaming: what one sample has sent so far */
 struct api_stream_pos {

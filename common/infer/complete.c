@@ -113,6 +113,8 @@ int complete_load(struct complete_model *cm, const char *model, const char *toke
 		      tokenizer, cm->tok.n_ids, V);
 		goto fail;
 	}
+	const char *missing;
+	cm->has_fim = !fim_find(&cm->tok, &cm->fim, &missing);
 	cm->mask = xreallocarray(NULL, V, sizeof(float));
 	for (uint32_t i = 0; i < V; i++)
 		cm->mask[i] = i < cm->tok.n_ids && cm->tok.len[i] != BPE_NONE ? 0 : -INFINITY;
@@ -190,11 +192,38 @@ static int check_request(const struct complete_model *cm, const uint32_t *ids, s
 	return 0;
 }
 
+/* P's FIM prompt of PROMPT (the prefix) into *IDS: 0, or -1 with *ERR */
+static int fim_prompt_ids(const struct complete_model *cm, const void *prompt, size_t len,
+			  const struct complete_params *p, uint32_t **ids, size_t *n, char **err)
+{
+	const char *missing;
+	struct fim_ids f;
+	*ids = NULL;
+	*n = 0;
+	if (fim_find(&cm->tok, &f, &missing))
+		return error_to(err, "the tokenizer has no %s token: a suffix needs a model trained "
+			    "with the FIM tokens (cp-bpe --fim, cp-pack --fim-rate)", missing);
+	struct bpe_encoder *e = bpe_encoder_new(&cm->tok);
+	struct u32vec v = { 0 };
+	fim_prompt(e, &f, prompt, len, p->suffix, p->suffix_len, 1, &v);
+	if (p->middle)
+		bpe_encode(e, (const unsigned char *)p->middle, p->middle_len, 1, &v);
+	bpe_encoder_free(e);
+	*ids = v.v;
+	*n = v.n;
+	return 0;
+}
+
 int complete_prompt(const struct complete_model *cm, const void *prompt, size_t len,
 		    const struct complete_params *p, uint32_t max_prompt, uint32_t **ids,
 		    size_t *n, char **err)
 {
-	*ids = complete_encode(cm, prompt, len, n);
+	if (p->suffix) {
+		if (fim_prompt_ids(cm, prompt, len, p, ids, n, err))
+			return -1;
+	} else {
+		*ids = complete_encode(cm, prompt, len, n);
+	}
 	if (*n == 0 && cm->tok.eot != BPE_NONE) {
 		*ids = xreallocarray(*ids, 1, sizeof(uint32_t));
 		(*ids)[(*n)++] = cm->tok.eot;
@@ -401,7 +430,8 @@ static int batch_append(struct complete_batch *cb, struct complete_job *j,
 	const struct complete_model *cm = cb->cm;
 	const struct complete_params *p = j->p;
 	s->ids[s->n_tokens++] = t;
-	if (t == cm->tok.eot && !p->no_eot_stop) {
+	if ((t == cm->tok.eot && !p->no_eot_stop) ||
+	    (p->suffix && cm->has_fim && fim_is_token(&cm->fim, t))) {
 		s->finish = "stop";
 		return 1;
 	}

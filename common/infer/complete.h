@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "tok/bpe.h"
+#include "tok/fim.h"
 #include "base/buf.h"
 #include "model/gpt2.h"
 
@@ -22,6 +23,8 @@ struct complete_model {
 	struct gpt2_model m;	/* parameters only */
 	struct bpe tok;
 	float *mask;		/* [V]: 0, or -INFINITY for ids that are no token */
+	struct fim_ids fim;	/* with has_fim: the tokenizer's FIM tokens (cp-bpe --fim) */
+	int has_fim;
 };
 
 /* Load MODEL: a cp-train run directory (its latest checkpoint), a checkpoint file, or a Hugging
@@ -47,6 +50,12 @@ struct complete_params {
 	const char *const *stop;	/* stop strings (NUL-terminated, non-empty) */
 	size_t n_stop;
 	int no_eot_stop;	/* keep going past <|endoftext|> */
+	/* Fill-in-the-middle: with SUFFIX (not NULL) the prompt is the prefix, and the model is
+	 * asked for the middle, "<fim_prefix> prompt <fim_suffix> suffix <fim_middle> middle"
+	 * (MIDDLE: the start of the middle, as llama.cpp's /infill "prompt"; may be NULL), each
+	 * sample stopping at a FIM token as at <|endoftext|>. */
+	const char *suffix, *middle;
+	size_t suffix_len, middle_len;
 	/* -1: no log-probabilities; else each token's, with the K likeliest alternatives'
 	 * (K = logprobs, at most COMPLETE_MAX_LOGPROBS) */
 	int logprobs;
@@ -94,7 +103,8 @@ int complete_generate(const struct complete_model *cm, const void *prompt, size_
 uint32_t *complete_encode(const struct complete_model *cm, const void *text, size_t len,
 			  size_t *n);
 /* The prompt of complete_generate as token ids (malloc'd, *N of them), checked against P
- * and MAX_PROMPT as it does: 0, or -1 with *ERR and *IDS NULL. */
+ * and MAX_PROMPT as it does: 0, or -1 with *ERR and *IDS NULL. With P->suffix, the FIM
+ * prompt, refused for a tokenizer without the FIM tokens. */
 int complete_prompt(const struct complete_model *cm, const void *prompt, size_t len,
 		    const struct complete_params *p, uint32_t max_prompt, uint32_t **ids,
 		    size_t *n, char **err);

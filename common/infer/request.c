@@ -82,6 +82,19 @@ static int get_stop(json_t *req, struct complete_request *r, char **err)
 	return 0;
 }
 
+/* an optional string field K (null: absent) */
+static int get_text(json_t *req, const char *k, const char **v, size_t *len, char **err)
+{
+	json_t *x = json_object_get(req, k);
+	if (!x || json_is_null(x))
+		return 0;
+	if (!json_is_string(x))
+		return error_to(err, "'%s' must be a string", k);
+	*v = json_string_value(x);
+	*len = json_string_length(x);
+	return 0;
+}
+
 int request_parse(json_t *req, const struct complete_params *d, uint64_t max_n,
 		  struct complete_request *r, char **err)
 {
@@ -102,6 +115,8 @@ int request_parse(json_t *req, const struct complete_params *d, uint64_t max_n,
 	    get_uint(req, "seed", 0, INT64_MAX, &r->p.seed, err) ||
 	    get_num(req, "temperature", 0, 100, &r->p.temperature, err) ||
 	    get_num(req, "top_p", 1e-9, 1, &r->p.top_p, err))
+		return -1;
+	if (get_text(req, "suffix", &r->p.suffix, &r->p.suffix_len, err))
 		return -1;
 	return get_stop(req, r, err);
 }
@@ -134,6 +149,8 @@ int request_parse_openai(json_t *req, uint64_t max_n, struct complete_request *r
 		return -1;
 	if (best_of < r->n_out)
 		return error_to(err, "'best_of' (%u) must be at least 'n' (%u)", best_of, r->n_out);
+	if (r->echo && r->p.suffix)
+		return error_to(err, "'echo' cannot go with 'suffix'");
 	if (r->stream && best_of > r->n_out)
 		return error_to(err, "'best_of' above 'n' cannot be streamed");
 	if (lp != UINT64_MAX)
@@ -142,6 +159,48 @@ int request_parse_openai(json_t *req, uint64_t max_n, struct complete_request *r
 	/* best_of ranks the samples by their log-probabilities */
 	r->p.logprobs = r->logprobs >= 0 ? r->logprobs : best_of > r->n_out ? 0 : -1;
 	return 0;
+}
+
+/* llama.cpp's -1 for "no limit": as many tokens as the context leaves */
+static int get_n_predict(json_t *req, uint32_t *v, char **err)
+{
+	json_t *x = json_object_get(req, "n_predict");
+	if (x && json_is_integer(x) && json_integer_value(x) == -1) {
+		*v = 1u << 24;
+		return 0;
+	}
+	return get_u32(req, "n_predict", 0, 1u << 24, v, err);
+}
+
+int request_parse_infill(json_t *req, struct complete_request *r, char **err)
+{
+	memset(r, 0, sizeof(*r));
+	complete_params_default(&r->p);
+	/* llama.cpp's defaults */
+	r->p.max_tokens = 1u << 24;
+	r->p.temperature = 0.8;
+	r->p.top_k = 40;
+	r->p.top_p = 0.95;
+	r->n_out = 1;
+	r->logprobs = -1;
+	r->prompt = "";
+	r->p.suffix = "";
+	if (!json_is_object(req))
+		return error_to(err, "the request must be a JSON object");
+	int stream = 0;
+	if (get_text(req, "input_prefix", &r->prompt, &r->prompt_len, err) ||
+	    get_text(req, "input_suffix", &r->p.suffix, &r->p.suffix_len, err) ||
+	    get_text(req, "prompt", &r->p.middle, &r->p.middle_len, err) ||
+	    get_n_predict(req, &r->p.max_tokens, err) ||
+	    get_u32(req, "top_k", 0, UINT32_MAX, &r->p.top_k, err) ||
+	    get_uint(req, "seed", 0, INT64_MAX, &r->p.seed, err) ||
+	    get_num(req, "temperature", 0, 100, &r->p.temperature, err) ||
+	    get_num(req, "top_p", 1e-9, 1, &r->p.top_p, err) || get_bool(req, "stream", &stream, err))
+		return -1;
+	if (stream)
+		return error_to(err, "'stream' is not served on /infill; use /v1/completions with "
+			    "'suffix' to stream an infill");
+	return get_stop(req, r, err);
 }
 
 void request_put_choices(struct buf *b, const struct complete_result *res, int openai)

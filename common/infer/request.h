@@ -1,6 +1,6 @@
 /* request.h: cp-complete's requests and answers as text. A request is a JSON object in the
  * shape of OpenAI's Completions API (prompt, n, max_tokens, temperature, top_k, top_p, seed,
- * stop), read the same way from a --jsonl line and from the server's POST body; answers are
+ * stop, suffix), read the same way from a --jsonl line and from the server's POST body; answers are
  * rendered here byte for byte: the choices and usage of a result, the server's
  * error object, a --jsonl result line, the command line's samples, and a score as JSON
  * or as coloured text. */
@@ -38,6 +38,11 @@ void request_free(struct complete_request *r);
  * to MAX_N; not with stream). "user" and the fields cp does not know are ignored. 0, or -1
  * with *ERR. */
 int request_parse_openai(json_t *req, uint64_t max_n, struct complete_request *r, char **err);
+
+/* R from llama.cpp's POST /infill body REQ: input_prefix, input_suffix, prompt (the start
+ * of the middle), n_predict (-1: no limit but the context), temperature, top_k, top_p, seed,
+ * stop, with llama.cpp's defaults; one sample; "stream" true is refused. 0, or -1 with *ERR. */
+int request_parse_infill(json_t *req, struct complete_request *r, char **err);
 
 /* The defaults of a server request: OpenAI's 16 tokens at temperature 1. */
 void request_server_defaults(struct complete_params *d);

@@ -43,6 +43,7 @@ struct job {
 	struct buf out;
 	size_t sent;
 	int fd, done, gone, orphan;
+	int infill;		/* /infill: answered in llama.cpp's shape */
 	struct api_stream_pos *pos;
 };
 
@@ -381,7 +382,10 @@ static enum MHD_Result answer_whole(struct job *j)
 		j->a.order = order;
 	}
 	struct buf b = { 0 };
-	api_put_completion(&b, &j->a);
+	if (j->infill)
+		api_put_infill(&b, &j->a);
+	else
+		api_put_completion(&b, &j->a);
 	enum MHD_Result ret = server_reply(j->conn, MHD_HTTP_OK, &b);
 	buf_free(&b);
 	free(order);
@@ -428,6 +432,18 @@ static struct job *job_new(struct server *sv, struct MHD_Connection *c, json_t *
 	return j;
 }
 
+/* J's answer, once admitted; and no inactivity timeout while this thread waits and
+ * generates: set back to the idle one afterwards, it counts from then rather than from the
+ * request's last byte */
+static void job_answer_init(struct job *j)
+{
+	j->a = (struct api_answer){ .tok = &j->cm->tok, .rq = &j->rq, .model = j->sv->c->model,
+				    .id = j->a.id, .created = (long long)time(NULL),
+				    .res = &j->res, .prompt_ids = j->ids, .n_prompt = j->n_ids,
+				    .prompt_sc = &j->psc };
+	MHD_set_connection_option(j->conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+}
+
 enum MHD_Result api_completion(struct server *sv, struct MHD_Connection *c, const char *body,
 			       size_t len)
 {
@@ -450,13 +466,7 @@ enum MHD_Result api_completion(struct server *sv, struct MHD_Connection *c, cons
 		job_free(j);
 		return ret;
 	}
-	j->a = (struct api_answer){ .tok = &j->cm->tok, .rq = &j->rq, .model = sv->c->model,
-				    .id = j->a.id, .created = (long long)time(NULL),
-				    .res = &j->res, .prompt_ids = j->ids, .n_prompt = j->n_ids,
-				    .prompt_sc = &j->psc };
-	/* no inactivity timeout while this thread waits and generates: set back to the idle
-	 * one afterwards, it counts from then rather than from the request's last byte */
-	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+	job_answer_init(j);
 	if (!j->rq.stream)
 		return answer_whole(j);
 	j->rq.p.on_token = stream_token;
@@ -464,7 +474,31 @@ enum MHD_Result api_completion(struct server *sv, struct MHD_Connection *c, cons
 	return stream_start(j);
 }
 
-/* ---- llama.cpp's /tokenize and /detokenize ---- */
+/* ---- llama.cpp's /infill, /tokenize and /detokenize ---- */
+
+enum MHD_Result api_infill(struct server *sv, struct MHD_Connection *c, const char *body,
+			   size_t len)
+{
+	enum MHD_Result ret;
+	json_t *req = read_json(c, body, len, &ret);
+	if (!req)
+		return ret;
+	struct job *j = job_new(sv, c, req);
+	char *err = NULL;
+	j->infill = 1;
+	if (request_parse_infill(req, &j->rq, &err)) {
+		ret = bad_request(c, err);
+		free(err);
+		job_free(j);
+		return ret;
+	}
+	if (job_admit(j, &ret)) {
+		job_free(j);
+		return ret;
+	}
+	job_answer_init(j);
+	return answer_whole(j);
+}
 
 enum MHD_Result api_tokenize(struct server *sv, struct MHD_Connection *c, const char *body,
 			     size_t len)

@@ -58,6 +58,9 @@ void api_engine_stop(struct engine *e);
 /* POST /v1/completions with BODY (LEN bytes): answered whole or as a stream */
 enum MHD_Result api_completion(struct server *sv, struct MHD_Connection *c, const char *body,
 			       size_t len);
+/* POST /infill (llama.cpp's), answered whole */
+enum MHD_Result api_infill(struct server *sv, struct MHD_Connection *c, const char *body,
+			   size_t len);
 /* POST /tokenize, POST /detokenize */
 enum MHD_Result api_tokenize(struct server *sv, struct MHD_Connection *c, const char *body,
 			     size_t len);

@@ -41,7 +41,7 @@
 struct conn {
 	struct buf body;
 	int too_big;
-	enum { R_COMPLETIONS, R_TOKENIZE, R_DETOKENIZE } route;
+	enum { R_COMPLETIONS, R_TOKENIZE, R_DETOKENIZE, R_INFILL } route;
 };
 
 static struct watch *watch_of(struct MHD_Connection *c)
@@ -220,7 +220,7 @@ static enum MHD_Result reply_page(struct MHD_Connection *c)
 	return ret;
 }
 
-#define ENDPOINTS "POST /v1/completions, GET /v1/models, POST /tokenize, POST /detokenize, GET /health"
+#define ENDPOINTS "GET /, POST /v1/completions, GET /v1/models, POST /tokenize, POST /detokenize, POST /infill, GET /health"
 
 /* The GET endpoints, answered at once; -1 when URL is none of them */
 static int serve_get(struct server *sv, struct MHD_Connection *c, const char *url,
@@ -259,7 +259,7 @@ static enum MHD_Result route(struct server *sv, struct MHD_Connection *c, const 
 {
 	static const struct { const char *url; int route; } posts[] = {
 		{ "/v1/completions", R_COMPLETIONS }, { "/tokenize", R_TOKENIZE },
-		{ "/detokenize", R_DETOKENIZE },
+		{ "/detokenize", R_DETOKENIZE }, { "/infill", R_INFILL },
 	};
 	int is_post = !strcmp(method, "POST"), is_get = !strcmp(method, "GET");
 	enum MHD_Result ret;
@@ -304,6 +304,7 @@ static enum MHD_Result serve_body(struct server *sv, struct MHD_Connection *c, s
 	switch (k->route) {
 	case R_TOKENIZE: return api_tokenize(sv, c, body, k->body.len);
 	case R_DETOKENIZE: return api_detokenize(sv, c, body, k->body.len);
+	case R_INFILL: return api_infill(sv, c, body, k->body.len);
 	default: return api_completion(sv, c, body, k->body.len);
 	}
 }
