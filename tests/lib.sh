@@ -129,3 +129,41 @@ wait_for() {
 	done
 	return 1
 }
+# serve_start ARGS...: start `cp-complete ARGS --serve 127.0.0.1:0` in the background, its
+# stderr in server.err; wait (10 s at most) until it says its port and that the model is
+# loaded. Sets $pid and $port; returns 1 when no port was said (the server is then gone or
+# killed).
+serve_start() {
+	: >server.err
+	cp-complete "$@" --serve 127.0.0.1:0 2>server.err &
+	pid=$!
+	port=
+	local i=0
+	while [ $i -lt 100 ]; do
+		[ -n "$port" ] ||
+			port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' server.err)
+		[ -n "$port" ] && grep -q 'model loaded, ready' server.err && return 0
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ -n "$port" ] && return 0
+	kill $pid 2>/dev/null
+	return 1
+}
+# serve_stop: SIGTERM the server of serve_start and wait 5 s for it: its exit status, or 137
+# when it had to be killed
+serve_stop() {
+	kill -TERM $pid 2>/dev/null
+	local i=0
+	while [ $i -lt 50 ] && kill -0 $pid 2>/dev/null; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 $pid 2>/dev/null; then
+		kill -KILL $pid
+		wait $pid 2>/dev/null
+		return 137
+	fi
+	wait $pid
+}

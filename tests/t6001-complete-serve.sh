@@ -10,24 +10,9 @@ TOK=$(gpt2_tokenizer) || skip_all "$GPT2_MISSING"
 "$BUILD/tests/test-infer" hf-random M 50257 64 2 2 32 "$TOK" 3 || exit 1
 cp-complete -m M -N 8 --json "def f(x):" >cli.json || exit 1
 
-: >server.err
-cp-complete -m M -j 1 --serve 127.0.0.1:0 --max-concurrent 2 --max-body 2048 --max-n 4 \
-	2>server.err &
-pid=$!
-port=
-for i in $(seq 1 100); do
-	port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' server.err)
-	[ -n "$port" ] && break
-	kill -0 $pid 2>/dev/null || break
-	sleep 0.1
-done
+serve_start -m M -j 1 --max-concurrent 2 --max-body 2048 --max-n 4
 like "$port" '^[0-9]+$' "the server says which port it took"
-[ -n "$port" ] || { kill $pid 2>/dev/null; done_testing; }
-# the socket is bound before the model is loaded (/health is 503 until then)
-for i in $(seq 1 100); do
-	grep -q 'model loaded, ready' server.err && break
-	sleep 0.1
-done
+[ -n "$port" ] || done_testing
 
 ok "requests" "$PYTHON" - "$port" <<'PYEOF'
 import http.client, json, sys, threading
@@ -232,18 +217,6 @@ check(s == 200, "still serving after the slow clients")
 sys.exit(1 if fails else 0)
 PYEOF
 sed 's/^/# /' "$TMP/.out"
-kill -TERM $pid
-st=0
-for i in $(seq 1 50); do
-	kill -0 $pid 2>/dev/null || break
-	sleep 0.1
-done
-if kill -0 $pid 2>/dev/null; then
-	kill -KILL $pid
-	_tap 1 "server exits on SIGTERM"
-else
-	wait $pid
-	st=$?
-	is "$st" 0 "server exits 0 on SIGTERM"
-fi
+serve_stop
+is "$?" 0 "server exits 0 on SIGTERM"
 done_testing

@@ -240,16 +240,6 @@ c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
 c.request("GET", "/health")
 sys.exit(c.getresponse().status != 200)' "$port"
 
-kill -TERM $pid
-for i in $(seq 1 50); do
-	kill -0 $pid 2>/dev/null || break
-	sleep 0.1
-done
-if kill -0 $pid 2>/dev/null; then
-	kill -KILL $pid
-	_tap 1 "server exits on SIGTERM"
-else
-	wait $pid
-	is "$?" 0 "server exits 0 on SIGTERM"
-fi
+serve_stop
+is "$?" 0 "server exits 0 on SIGTERM"
 done_testing

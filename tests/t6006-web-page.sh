@@ -18,17 +18,9 @@ setup "a tiny random model" "$BUILD/tests/test-infer" hf-random M 50257 256 2 2 
 printf 'def add(a, b):\n    return' >prompt.py
 cp-complete -m M -N 12 --json -f prompt.py >cli.json
 
-: >server.err
-cp-complete -m M -j 1 --serve 127.0.0.1:0 2>server.err &
-pid=$!
-port=
-for i in $(seq 1 100); do
-	port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' server.err)
-	grep -q 'model loaded, ready' server.err && [ -n "$port" ] && break
-	sleep 0.1
-done
+serve_start -m M -j 1
 like "$port" '^[0-9]+$' "the server listens"
-[ -n "$port" ] || { kill $pid 2>/dev/null; done_testing; }
+[ -n "$port" ] || done_testing
 stop_server() { kill $pid 2>/dev/null; wait $pid 2>/dev/null; }
 
 ok "GET / is the page, with a policy that keeps it to this server" "$PYTHON" - "$port" <<'PYEOF'

@@ -39,22 +39,9 @@ printf '{"prompt":"%s","suffix":"x","max_tokens":3}\n' "def" | cp-complete -m M 
 ok "a --jsonl line with a suffix" cp-complete -m M -j 1 -N 3 --json --suffix x def
 like "$(cat jl.json)" "$(sed 's/.*"text":\("[^"]*"\).*/\1/' "$TMP/.out" | sed 's/[][\\.*^$]/\\&/g')" "fills in as the command line does"
 
-: >server.err
-cp-complete -m M -j 1 --serve 127.0.0.1:0 2>server.err &
-pid=$!
-port=
-for i in $(seq 1 100); do
-	port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' server.err)
-	[ -n "$port" ] && break
-	kill -0 $pid 2>/dev/null || break
-	sleep 0.1
-done
+serve_start -m M -j 1
 like "$port" '^[0-9]+$' "the server says which port it took"
-[ -n "$port" ] || { kill $pid 2>/dev/null; done_testing; }
-for i in $(seq 1 100); do
-	grep -q 'model loaded, ready' server.err && break
-	sleep 0.1
-done
+[ -n "$port" ] || done_testing
 ok "requests" "$PYTHON" - "$port" "$P" "$S" "$np" <<'PYEOF'
 import http.client, json, sys
 port, P, S, np = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])

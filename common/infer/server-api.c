@@ -444,6 +444,24 @@ static void job_answer_init(struct job *j)
 	MHD_set_connection_option(j->conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
 }
 
+/* After J's request was parsed (BAD: refused, ERR saying why; freed): admitted, its answer
+ * set up, 0; else -1 with J freed and *RET the answer given (400, or the admission's) */
+static int job_start(struct job *j, int bad, char *err, enum MHD_Result *ret)
+{
+	if (bad) {
+		*ret = bad_request(j->conn, err);
+		free(err);
+		job_free(j);
+		return -1;
+	}
+	if (job_admit(j, ret)) {
+		job_free(j);
+		return -1;
+	}
+	job_answer_init(j);
+	return 0;
+}
+
 enum MHD_Result api_completion(struct server *sv, struct MHD_Connection *c, const char *body,
 			       size_t len)
 {
@@ -455,18 +473,10 @@ enum MHD_Result api_completion(struct server *sv, struct MHD_Connection *c, cons
 	struct complete_params d;
 	request_server_defaults(&d);
 	char *err = NULL;
-	if (request_parse(req, &d, sv->c->max_n, &j->rq, &err) ||
-	    request_parse_openai(req, sv->c->max_n, &j->rq, &err)) {
-		ret = bad_request(c, err);
-		free(err);
-		job_free(j);
+	int bad = request_parse(req, &d, sv->c->max_n, &j->rq, &err) ||
+		  request_parse_openai(req, sv->c->max_n, &j->rq, &err);
+	if (job_start(j, bad, err, &ret))
 		return ret;
-	}
-	if (job_admit(j, &ret)) {
-		job_free(j);
-		return ret;
-	}
-	job_answer_init(j);
 	if (!j->rq.stream)
 		return answer_whole(j);
 	j->rq.p.on_token = stream_token;
@@ -486,17 +496,9 @@ enum MHD_Result api_infill(struct server *sv, struct MHD_Connection *c, const ch
 	struct job *j = job_new(sv, c, req);
 	char *err = NULL;
 	j->infill = 1;
-	if (request_parse_infill(req, &j->rq, &err)) {
-		ret = bad_request(c, err);
-		free(err);
-		job_free(j);
+	int bad = request_parse_infill(req, &j->rq, &err);
+	if (job_start(j, bad, err, &ret))
 		return ret;
-	}
-	if (job_admit(j, &ret)) {
-		job_free(j);
-		return ret;
-	}
-	job_answer_init(j);
 	return answer_whole(j);
 }
 
