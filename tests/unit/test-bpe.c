@@ -6,6 +6,7 @@
 #include "base/die.h"
 #include "base/json.h"
 #include "tap.h"
+#include "train-text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,17 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static struct bpe train_text(const char *text, uint32_t vocab)
-{
-	struct bpe m;
-	struct bpe_counter *c = bpe_counter_new();
-	struct bpe_train_opts o = { .vocab_size = vocab, .threads = 1 };
-	bpe_counter_add(c, (const unsigned char *)text, strlen(text));
-	bpe_init(&m);
-	bpe_train(&m, c, &o);
-	bpe_counter_free(c);
-	return m;
-}
 
 static const char *merge_str(const struct bpe *m, uint32_t i, char *out)
 {

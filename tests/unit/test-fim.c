@@ -5,21 +5,11 @@
 #include "tok/fim.h"
 #include "base/utf8.h"
 #include "tap.h"
+#include "train-text.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static struct bpe train_text(const char *text, uint32_t vocab)
-{
-	struct bpe m;
-	struct bpe_counter *c = bpe_counter_new();
-	struct bpe_train_opts o = { .vocab_size = vocab, .threads = 1 };
-	bpe_counter_add(c, (const unsigned char *)text, strlen(text));
-	bpe_init(&m);
-	bpe_train(&m, c, &o);
-	bpe_counter_free(c);
-	return m;
-}
 
 static size_t find_id(const uint32_t *v, size_t n, size_t from, uint32_t id)
 {
