@@ -31,7 +31,7 @@ PY
 
 # the OPENBLAS_* and OMP_* variables set, or "none"
 bench_env() {
-	v=$(env | grep -E '^(OPENBLAS|OMP|GOTO|MKL)_[A-Z_]*=' | sort | tr '\n' ' ' | sed 's/ $//')
+	v=$(env | grep -E '^(OPENBLAS|OMP|GOTO|MKL)_[A-Z0-9_]*=' | sort | tr '\n' ' ' | sed 's/ $//')
 	echo "${v:-none set}"
 }
 
