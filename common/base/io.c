@@ -74,9 +74,14 @@ char *read_file(const char *path, size_t *len)
 		cap = (size_t)st.st_size + 1;
 	char *p = xmalloc(cap);
 	for (;;) {
-		if (n + 1 >= cap)
+		/* a file read to its stat size is probed for more into a byte of the terminator's
+		 * room, so it is not copied into a block twice its size only to find EOF */
+		ssize_t r = n + 1 >= cap ? read(fd, p + n, 1) : read(fd, p + n, cap - n - 1);
+		if (r > 0 && n + 1 >= cap) {
+			n += (size_t)r;
 			p = xrealloc(p, cap *= 2);
-		ssize_t r = read(fd, p + n, cap - n - 1);
+			continue;
+		}
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {

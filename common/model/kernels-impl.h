@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/die.h"
+#include "base/xalloc.h"
 
 #define K(x) GPT2_NAME(k_##x)
 /* below this many multiply-adds a loop runs on one thread: waking the others costs more */
@@ -30,7 +31,7 @@ GPT2_REAL *K(alloc)(uint64_t n)
 	void *p = aligned_alloc(64, (size_t)bytes);
 	if (!p)
 		die("out of memory allocating %llu bytes for the model", (unsigned long long)bytes);
-	return p;
+	return xalloc_advise(p, (size_t)bytes);
 }
 
 void K(zero)(GPT2_REAL *p, uint64_t n)

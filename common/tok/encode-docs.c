@@ -191,8 +191,15 @@ static void batch_join(struct tok_batch *b)
 		struct u32vec *v = &b->ids[t->doc];
 		if (t->off == 0) {
 			b->nchars[t->doc] = 0;
-			if (!t->whole)
+			if (!t->whole) {
+				/* the whole document's room at once: growing it part by part would
+				 * copy (and fault in) a large document's ids over and over */
+				size_t total = 0;
+				for (size_t j = k; j < b->n_parts && b->part[j].doc == t->doc; j++)
+					total += b->part[j].ids.n;
 				v->n = 0;
+				u32vec_grow(v, total);
+			}
 		}
 		b->nchars[t->doc] += t->nchars;
 		if (t->whole || !t->ids.n)
