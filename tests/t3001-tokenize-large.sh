@@ -71,4 +71,19 @@ ok "  and with -j 3" cmp tok1.shard tok3.shard
 cat $(cat list.txt) >all.txt
 cp-tokenize -t "$GPT2" --decode -o back.txt tok3.shard
 ok "they decode back to the files, byte for byte" cmp back.txt all.txt
+
+# a file of 16 MiB or more is a batch of its own, encoded where it was read (not copied into
+# the batch): between two small files, --ids equal tiktoken's, and its shard decodes back
+for i in $(seq 25); do cat blank.txt; done >huge.txt
+printf '%s\n' "$PWD/uni.txt" "$PWD/huge.txt" "$PWD/crlf.txt" >list3.txt
+like "$(wc -c <huge.txt)" '^ *(1[7-9]|[2-9][0-9])[0-9]{6}$' "a file over 16 MiB"
+if need_python_module tiktoken 1; then
+	$REF tiktoken "$GPT2/encoder.json" "$GPT2/vocab.bpe" list3.txt >tt3.txt
+	cp-tokenize -t "$GPT2" -j 2 --ids $(cat list3.txt) >ids3.txt
+	ok "-j 2: --ids of it and its neighbours equal tiktoken's ($(wc -w <ids3.txt) ids)" cmp ids3.txt tt3.txt
+fi
+cp-tokenize -t "$GPT2" -j 2 --text --min-ratio 0 -o huge.shard $(cat list3.txt)
+cp-tokenize -t "$GPT2" --decode -o huge-back.txt huge.shard
+cat $(cat list3.txt) >huge-all.txt
+ok "its token shard decodes back byte for byte" cmp huge-back.txt huge-all.txt
 done_testing

@@ -44,15 +44,29 @@ static void batch_add(struct tok_batch *b, uint64_t id, const unsigned char *s, 
 	b->off[b->n] = b->text.len;
 	b->len[b->n] = n;
 	b->input[b->n] = input;
-	buf_put(&b->text, s, n);
+	if (b->n == 0 && n >= TOK_BATCH_BYTES) {
+		/* a batch of one large document: its bytes are read where the input put them (a
+		 * large file's whole text), not copied, which costs as much as encoding a part */
+		b->base = s;
+	} else {
+		buf_put(&b->text, s, n);
+		b->base = b->text.p;
+	}
 	b->n++;
+}
+
+/* the document bytes of B when they are the input's own (batch_add), else NULL */
+static const unsigned char *in_place(const struct tok_batch *b)
+{
+	return b->n && b->base != b->text.p ? b->base : NULL;
 }
 
 int tok_batch_fill(struct tok_batch *b, struct bpe_input *in, struct tok_caps *caps)
 {
 	b->n = 0;
+	b->base = NULL;
 	buf_reset(&b->text);
-	while (b->n < TOK_BATCH_DOCS && b->text.len < TOK_BATCH_BYTES) {
+	while (b->n < TOK_BATCH_DOCS && b->text.len < TOK_BATCH_BYTES && !in_place(b)) {
 		uint64_t id;
 		const unsigned char *s;
 		size_t n;
@@ -86,7 +100,7 @@ struct bpe_counter *tok_count_docs(struct bpe_input *in, int threads, struct tok
 		long n = (long)b.n;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
 		for (long i = 0; i < n; i++)
-			bpe_counter_add(cnt[omp_get_thread_num()], b.text.p + b.off[i], b.len[i]);
+			bpe_counter_add(cnt[omp_get_thread_num()], b.base + b.off[i], b.len[i]);
 		if (progress)
 			fprintf(stderr, "\r%s: %llu documents, %.1f MB", cp_progname,
 				(unsigned long long)caps->docs, (double)caps->bytes / 1e6);
@@ -171,7 +185,7 @@ static void batch_parts(struct tok_batch *b, const struct bpe *special)
 	for (size_t i = 0; i < b->n; i++) {
 		size_t *start = NULL, np = 1;
 		if (b->len[i] > size)
-			np = tok_split(b->text.p + b->off[i], b->len[i], size, special, &start);
+			np = tok_split(b->base + b->off[i], b->len[i], size, special, &start);
 		for (size_t k = 0; k < np; k++) {
 			struct tok_part *t = part_add(b);
 			t->doc = i;
@@ -198,7 +212,7 @@ static void batch_join(struct tok_batch *b)
 				for (size_t j = k; j < b->n_parts && b->part[j].doc == t->doc; j++)
 					total += b->part[j].ids.n;
 				v->n = 0;
-				u32vec_grow(v, total);
+				u32vec_grow(v, total + 1);	/* and the end-of-text id after it */
 			}
 		}
 		b->nchars[t->doc] += t->nchars;
@@ -222,7 +236,7 @@ void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encod
 	for (long k = 0; k < n; k++) {
 		struct tok_part *t = &b->part[k];
 		struct u32vec *v = t->whole ? &b->ids[t->doc] : &t->ids;
-		const unsigned char *s = b->text.p + b->off[t->doc] + t->off;
+		const unsigned char *s = b->base + b->off[t->doc] + t->off;
 		v->n = 0;
 		bpe_encode(enc[omp_get_thread_num()], s, t->len, special, v);
 		t->nchars = tok_count_chars(s, t->len);

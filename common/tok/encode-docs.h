@@ -27,9 +27,12 @@ struct tok_part;	/* one part of a document to encode (encode-docs.c) */
 struct tok_batch {
 	size_t n, cap;
 	uint64_t *id;
-	size_t *off, *len;	/* each document's bytes in text */
+	size_t *off, *len;	/* each document's bytes at base + off */
 	size_t *input;		/* the input shard it came from, SIZE_MAX for a plain file */
 	struct buf text;
+	/* the documents' bytes: text's, or for a batch of one large document the input's own
+	 * (valid until the next tok_batch_fill) */
+	const unsigned char *base;
 	struct u32vec *ids;	/* after tok_batch_encode: its tokens, */
 	uint64_t *nchars;	/* its characters, */
 	unsigned char *keep;	/* and whether the filter keeps it */

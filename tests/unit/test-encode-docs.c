@@ -122,7 +122,7 @@ static void test_batches(const struct bpe *m)
 	int r1 = tok_batch_fill(&b, in, NULL);
 	ok(r1 == 1 && b.n == 4096, "a batch ends at 4096 documents (got %zu)", b.n);
 	int n = snprintf(doc, sizeof doc, "def f%d(x):\n    return x * %d\n", 4095, 4095 % 7);
-	ok(b.len[4095] == (size_t)n && !memcmp(b.text.p + b.off[4095], doc, (size_t)n) &&
+	ok(b.len[4095] == (size_t)n && !memcmp(b.base + b.off[4095], doc, (size_t)n) &&
 	   b.input[0] == SIZE_MAX, "documents in walk order, plain files from no shard");
 	struct bpe_encoder **enc = tok_encoders_new(m, 3);
 	tok_batch_encode(&b, m, enc, 3, 0, 1.5);
@@ -131,9 +131,9 @@ static void test_batches(const struct bpe *m)
 	int same = 1, keep = 1;
 	for (size_t i = 0; i < b.n; i++) {
 		v.n = 0;
-		bpe_encode(one, b.text.p + b.off[i], b.len[i], 0, &v);
+		bpe_encode(one, b.base + b.off[i], b.len[i], 0, &v);
 		same &= v.n == b.ids[i].n && !memcmp(v.v, b.ids[i].v, v.n * sizeof *v.v);
-		uint64_t nc = tok_count_chars(b.text.p + b.off[i], b.len[i]);
+		uint64_t nc = tok_count_chars(b.base + b.off[i], b.len[i]);
 		keep &= b.nchars[i] == nc && b.keep[i] == tok_keep(nc, v.n, 1.5);
 	}
 	ok(same, "3 threads encode each document as one encoder alone does");
