@@ -2,6 +2,7 @@
 // microseconds against products of milliseconds, and no cache to keep right. Split-K
 // reductions are refused (the preference mask), so a product repeats bit for bit.
 #include "matmul.cuh"
+#include "kernels.cuh"
 
 #include <cstdio>
 #include <cstdlib>
@@ -60,7 +61,7 @@ int mm_run(struct mm_ctx *c, const struct gpu_gemm *g, const void *X, const void
 	cublasLtMatrixLayout_t la, lb, lc;
 	cublasCheck(cublasLtMatrixLayoutCreate(&la, c->type, g->ta ? g->k : g->m, g->ta ? g->m : g->k, g->lda));
 	cublasCheck(cublasLtMatrixLayoutCreate(&lb, c->type, g->tb ? g->n : g->k, g->tb ? g->k : g->n, g->ldb));
-	cublasCheck(cublasLtMatrixLayoutCreate(&lc, c->type, g->m, g->n, g->ldc));
+	cublasCheck(cublasLtMatrixLayoutCreate(&lc, c->out_f32 ? CUDA_R_32F : c->type, g->m, g->n, g->ldc));
 	cublasLtMatmulPreference_t pref;
 	cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
 	uint64_t ws = c->ws_bytes;
@@ -89,4 +90,19 @@ int mm_run(struct mm_ctx *c, const struct gpu_gemm *g, const void *X, const void
 	cublasCheck(cublasLtMatrixLayoutDestroy(lc));
 	cublasCheck(cublasLtMatmulDescDestroy(desc));
 	return rc;
+}
+
+void mm_linear(struct mm_ctx *c, void *out, const void *inp, const void *w, const void *b,
+	       int BT, int IC, int OC, int epi, void *aux)
+{
+	struct gpu_gemm g = gpu_gemm_rowmajor(0, 0, BT, OC, IC, IC, OC, OC);
+	if (mm_run(c, &g, inp, w, out, 0.0f, epi, b, aux) == 0)
+		return;
+	// no GELU epilogue here: the bias alone into AUX, then the GELU kernel
+	mm_run(c, &g, inp, w, aux, 0.0f, MM_BIAS, b, NULL);
+	uint64_t n = (uint64_t)BT * OC;
+	if (c->type == CUDA_R_16BF)
+		k_gelu_fwd((cp_bf16 *)out, (const cp_bf16 *)aux, n);
+	else
+		k_gelu_fwd((float *)out, (const float *)aux, n);
 }
