@@ -61,7 +61,8 @@ struct gpt2_kv {
 	uint64_t off[PLAN_KV_NBUF];
 	uint64_t scratch_bytes, bytes;	// the scratch's, and all this state holds
 	struct mm_ctx mm;
-	int32_t *h_ids;			// host [3 cap]
+	int32_t *h_ids;			// host [3 h_cap]
+	uint64_t h_cap;
 };
 
 static void *kv_alloc(uint64_t bytes, const char *what)
@@ -157,8 +158,6 @@ static void ensure_scratch(struct gpt2_kv *s, uint64_t M)
 	s->scratch_bytes = plan_kv_scratch(c, M, s->precision, s->off);
 	s->scratch = (char *)kv_alloc(s->scratch_bytes, "generation's activations");
 	state_bytes_add(s, (int64_t)s->scratch_bytes);
-	free(s->h_ids);
-	s->h_ids = (int32_t *)xreallocarray(NULL, 3 * M, sizeof(int32_t));
 	s->cap = M;
 }
 
@@ -255,6 +254,16 @@ __global__ void kv_store_kernel(T *kc, T *vc, const T *qkv, const int32_t *row,
 		kc[o] = qkv[r * 3 * C + C + j];
 		vc[o] = qkv[r * 3 * C + 2 * C + j];
 	}
+}
+
+// MO rows of C elements, FIRST + r LD apart in IN, packed into OUT (the products want their
+// operands aligned as cudaMalloc aligns them)
+template <class T>
+__global__ void kv_gather_kernel(T *out, const T *in, uint64_t MO, uint64_t first, uint64_t ld,
+				 int C)
+{
+	FOR_EACH(i, MO * C)
+		out[i] = in[first + (i / C) * ld + i % C];
 }
 
 // positions [0, n) of row SRC into row DST, every layer and head
@@ -414,10 +423,16 @@ template <class E> struct kv_ops {
 		uint64_t first, ld, C = (uint64_t)s->C, Vp = (uint64_t)s->Vp;
 		uint64_t MO = gpu_kv_logit_rows(nr, n, all, C, &first, &ld);
 		float *dl = f32(PLAN_KV_LOGITS);
-		struct gpu_gemm g = gpu_gemm_rowmajor(0, 1, MO, Vp, C, ld, C, Vp);
+		E *x = buf(PLAN_KV_LN);
+		if (ld != C) {
+			x = buf(PLAN_KV_TMP);
+			kv_gather_kernel<E><<<cuda_grid(MO * C, 256), 256>>>(x, buf(PLAN_KV_LN), MO,
+									     first, ld, s->C);
+			cudaLaunchCheck();
+		}
+		struct gpu_gemm g = gpu_gemm_rowmajor(0, 1, MO, Vp, C, C, C, Vp);
 		s->mm.out_f32 = 1;
-		mm_run(&s->mm, &g, buf(PLAN_KV_LN) + first, p(GPT2_WTE, 0), dl, 0.0f, MM_NONE, NULL,
-		       NULL);
+		mm_run(&s->mm, &g, x, p(GPT2_WTE, 0), dl, 0.0f, MM_NONE, NULL, NULL);
 		s->mm.out_f32 = 0;
 		cudaCheck(cudaMemcpy2D(logits, (size_t)s->V * sizeof(float), dl, Vp * sizeof(float),
 				       (size_t)s->V * sizeof(float), MO, cudaMemcpyDeviceToHost));
@@ -465,8 +480,13 @@ void cuda_kv_forward(struct gpt2_kv *s, const int *rows, int nr, const uint32_t 
 		return;
 	cuda_use_device();
 	uint64_t M = (uint64_t)nr * (uint64_t)n;
-	ensure_scratch(s, M);
+	if (M > s->h_cap) {
+		s->h_ids = (int32_t *)xreallocarray(s->h_ids, 3 * M, sizeof(int32_t));
+		s->h_cap = M;
+	}
+	// checked before anything is allocated for the call, as the CPU backend checks
 	gpu_kv_prepare(s->h_ids, s->len, s->B, s->T, (uint32_t)s->V, rows, nr, toks, n);
+	ensure_scratch(s, M);
 	cudaCheck(cudaMemcpy(s->scratch + s->off[PLAN_KV_IDS], s->h_ids, 3 * M * sizeof(int32_t),
 			     cudaMemcpyHostToDevice));
 	if (s->precision == GPT2_BF16)

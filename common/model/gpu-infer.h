@@ -68,7 +68,7 @@ void gpu_kv_prepare(int32_t *ids, const int *len, int B, int T, uint32_t V, cons
 
 /* The rows of the final LayerNorm's output ([NR x N][C]) the output layer reads: with ALL
  * every one, else each row's last token; the first at element *FIRST, then one every *LD
- * elements (a product's leading dimension). Returns how many. */
+ * elements (C: all of them in place; else they are gathered first). Returns how many. */
 uint64_t gpu_kv_logit_rows(int nr, int n, int all, uint64_t C, uint64_t *first, uint64_t *ld);
 
 #endif
