@@ -11,6 +11,15 @@ extern "C" {
 
 enum mm_epilogue { MM_NONE, MM_BIAS, MM_GELU_BIAS };
 
+// cuBLASLt's choice for one shape of product, kept: its heuristic costs tens of microseconds
+// a call, against a decoding step's ~50 products of a few microseconds each
+#define MM_ALGOS 64
+struct mm_algo {
+	struct gpu_gemm g;
+	int epi, out_f32;
+	cublasLtMatmulAlgo_t algo;
+};
+
 struct mm_ctx {
 	cublasLtHandle_t lt;
 	void *ws;
@@ -18,6 +27,8 @@ struct mm_ctx {
 	cudaDataType_t type;	// CUDA_R_32F or CUDA_R_16BF: of every operand
 	int gelu_ok;		// -1 unknown, 0 cuBLASLt has no GELU epilogue here, 1 it has
 	int out_f32;		// 1: Y is fp32 whatever TYPE is (generation's logits in bf16)
+	int n_algos, algo_next;	// the heuristic's answers kept (the same each time it is asked)
+	struct mm_algo algos[MM_ALGOS];
 };
 
 // Y = op(X) op(Z) (+ beta Y) in row-major, as gpu_gemm_rowmajor describes; with MM_BIAS a
