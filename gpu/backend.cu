@@ -6,7 +6,8 @@
 //
 // Memory is what model/plan.h plans, allocated in the same pieces (the activations as one
 // arena laid out by plan_arena), so `cp-train --plan` tells a user beforehand what a run takes.
-// Generation (the inference half) runs on the host's copy of the model for now.
+// Generation, the inference half, is infer.cu's.
+#include "infer.cuh"
 #include "kernels.cuh"
 #include "matmul.cuh"
 
@@ -21,7 +22,6 @@ extern "C" {
 #include "base/die.h"
 #include "base/xalloc.h"
 #include "model/backend.h"
-#include "model/cpu-infer.h"
 #include "model/gpu-host.h"
 #include "model/gpu-math.h"
 #include "model/pad.h"
@@ -40,9 +40,6 @@ static const char *const act_names[A_N] = {
 	"residual_3", "ln_f", "ln_f.mean", "ln_f.rstd", "logits", "losses", "lse", "d.residual",
 	"d.width", "d.hidden"
 };
-
-// transfers between host and device go through this many elements at a time
-#define XFER_CHUNK ((uint64_t)1 << 22)
 
 struct cuda_state {
 	int precision;
@@ -99,6 +96,12 @@ static void *dalloc(struct cuda_state *s, uint64_t bytes)
 	if (s->alloc_bytes > s->peak_bytes)
 		s->peak_bytes = s->alloc_bytes;
 	return p;
+}
+
+void cuda_use_device(void)
+{
+	if (cuda_device >= 0)
+		cudaCheck(cudaSetDevice(cuda_device));
 }
 
 static int cuda_open(int index, char **err)
@@ -163,7 +166,7 @@ static void alloc_params(struct gpt2_model *m, struct cuda_state *s)
 	s->mm.type = s->precision == GPT2_BF16 ? CUDA_R_16BF : CUDA_R_32F;
 	const char *g = getenv("CP_CUDA_GELU_EPILOGUE");
 	s->mm.gelu_ok = g && !strcmp(g, "0") ? 0 : -1;
-	s->h_u16 = (uint16_t *)xcalloc(XFER_CHUNK, sizeof(uint16_t));
+	s->h_u16 = (uint16_t *)xcalloc(CUDA_XFER_CHUNK, sizeof(uint16_t));
 }
 
 static void free_acts(struct cuda_state *s)
@@ -227,20 +230,10 @@ static void cuda_setup(struct gpt2_model *m, int B, int T, int recompute)
 
 // ---- products: the row-major linear layers of GPT-2 (weights [in, out]) ----
 
-// out[BT, OC] = inp[BT, IC] w[IC, OC] + b; MM_GELU_BIAS: out = gelu(that), aux = that
 static void linear_fwd(struct cuda_state *s, void *out, const void *inp, const void *w,
 		       const void *b, int BT, int IC, int OC, int epi, void *aux)
 {
-	struct gpu_gemm g = gpu_gemm_rowmajor(0, 0, BT, OC, IC, IC, OC, OC);
-	if (mm_run(&s->mm, &g, inp, w, epi == MM_GELU_BIAS ? out : out, 0.0f, epi, b, aux) == 0)
-		return;
-	// no GELU epilogue here: the bias alone into AUX, then the GELU kernel
-	mm_run(&s->mm, &g, inp, w, aux, 0.0f, MM_BIAS, b, NULL);
-	uint64_t n = (uint64_t)BT * OC;
-	if (s->precision == GPT2_BF16)
-		k_gelu_fwd((cp_bf16 *)out, (const cp_bf16 *)aux, n);
-	else
-		k_gelu_fwd((float *)out, (const float *)aux, n);
+	mm_linear(&s->mm, out, inp, w, b, BT, IC, OC, epi, aux);
 }
 
 // dinp = dout w^T (overwritten); dw += inp^T dout; db += column sums of dout
@@ -495,11 +488,10 @@ static void cuda_adamw(struct gpt2_model *m, uint64_t t, float lr, float wd, flo
 
 // ---- transfers: tensor by tensor between the true and the padded layout, in chunks ----
 
-// N fp32 values between host H and device D, D holding them as fp32 or (ESZ 2) bf16
-static void xfer(struct cuda_state *s, float *h, void *d, uint64_t n, size_t esz, int to_dev)
+void cuda_xfer(float *h, void *d, uint64_t n, size_t esz, int to_dev, uint16_t *tmp)
 {
-	for (uint64_t i = 0; i < n; i += XFER_CHUNK) {
-		uint64_t k = n - i < XFER_CHUNK ? n - i : XFER_CHUNK;
+	for (uint64_t i = 0; i < n; i += CUDA_XFER_CHUNK) {
+		uint64_t k = n - i < CUDA_XFER_CHUNK ? n - i : CUDA_XFER_CHUNK;
 		if (esz == 4) {
 			float *dd = (float *)d + i;
 			if (to_dev)
@@ -511,12 +503,12 @@ static void xfer(struct cuda_state *s, float *h, void *d, uint64_t n, size_t esz
 		uint16_t *dd = (uint16_t *)d + i;
 		if (to_dev) {
 			for (uint64_t j = 0; j < k; j++)
-				s->h_u16[j] = cp_f32_to_bf16(h[i + j]);
-			cudaCheck(cudaMemcpy(dd, s->h_u16, k * 2, cudaMemcpyHostToDevice));
+				tmp[j] = cp_f32_to_bf16(h[i + j]);
+			cudaCheck(cudaMemcpy(dd, tmp, k * 2, cudaMemcpyHostToDevice));
 		} else {
-			cudaCheck(cudaMemcpy(s->h_u16, dd, k * 2, cudaMemcpyDeviceToHost));
+			cudaCheck(cudaMemcpy(tmp, dd, k * 2, cudaMemcpyDeviceToHost));
 			for (uint64_t j = 0; j < k; j++)
-				h[i + j] = cp_bf16_to_f32(s->h_u16[j]);
+				h[i + j] = cp_bf16_to_f32(tmp[j]);
 		}
 	}
 }
@@ -526,7 +518,8 @@ static void xfer_all(struct gpt2_model *m, struct cuda_state *s, float *h, void 
 		     int to_dev)
 {
 	for (int k = 0; k < GPT2_NT; k++)
-		xfer(s, h + m->lay.off[k], (char *)d + s->play.off[k] * esz, m->lay.size[k], esz, to_dev);
+		cuda_xfer(h + m->lay.off[k], (char *)d + s->play.off[k] * esz, m->lay.size[k], esz,
+			  to_dev, s->h_u16);
 }
 
 static void cuda_from_host(struct gpt2_model *m)
@@ -604,6 +597,10 @@ static int cuda_info(const struct gpt2_model *m, struct gpt2_device_info *i)
 		i->mem_used = s->alloc_bytes;
 		i->mem_peak = s->peak_bytes;
 	}
+	// generation's weights and states (infer.cu), held apart from training's
+	i->mem_used += cuda_kv_bytes(m);
+	if (i->mem_peak < i->mem_used)
+		i->mem_peak = i->mem_used;
 	return 0;
 }
 
@@ -651,11 +648,10 @@ extern "C" const struct gpt2_backend gpt2_cuda_backend = {
 	.from_host = cuda_from_host,
 	.release = cuda_release,
 	.info = cuda_info,
-	// generation runs on the host's copy of the model (the CPU backend's kernels) for now
-	.kv_new = gpt2_cpu_kv_new,
-	.kv_free = gpt2_cpu_kv_free,
-	.kv_reset = gpt2_cpu_kv_reset,
-	.kv_len = gpt2_cpu_kv_len,
-	.kv_copy_row = gpt2_cpu_kv_copy_row,
-	.kv_forward = gpt2_cpu_kv_forward,
+	.kv_new = cuda_kv_new,
+	.kv_free = cuda_kv_free,
+	.kv_reset = cuda_kv_reset,
+	.kv_len = cuda_kv_len,
+	.kv_copy_row = cuda_kv_copy_row,
+	.kv_forward = cuda_kv_forward,
 };

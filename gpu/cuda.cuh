@@ -28,4 +28,17 @@ template <class T> __host__ __device__ __forceinline__ T cp_st(float x);
 template <> __host__ __device__ __forceinline__ float cp_st<float>(float x) { return x; }
 template <> __host__ __device__ __forceinline__ cp_bf16 cp_st<cp_bf16>(float x) { return cp_f32_to_bf16(x); }
 
+// the grid-stride loop every elementwise kernel uses, and its grid: blocks of THREADS over N
+// items, at most CUDA_MAXGRID of them
+#define CUDA_MAXGRID (1u << 20)
+#define FOR_EACH(i, n) \
+	for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
+	     i += (uint64_t)gridDim.x * blockDim.x)
+unsigned cuda_grid(uint64_t n, unsigned threads);
+
+// N fp32 values between host H and device D, which holds them as fp32 (ESZ 4) or bf16 (ESZ 2,
+// rounded to nearest on the way in, through TMP of CUDA_XFER_CHUNK elements), a chunk at a time
+#define CUDA_XFER_CHUNK ((uint64_t)1 << 22)
+void cuda_xfer(float *h, void *d, uint64_t n, size_t esz, int to_dev, uint16_t *tmp);
+
 #endif

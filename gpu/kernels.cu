@@ -8,7 +8,7 @@ extern "C" {
 #include "model/plan.h"
 }
 
-#define MAXGRID (1u << 20)
+#define MAXGRID CUDA_MAXGRID
 
 static __device__ __forceinline__ float warp_sum(float v)
 {
@@ -18,12 +18,7 @@ static __device__ __forceinline__ float warp_sum(float v)
 	return v;
 }
 
-// the grid-stride loop every elementwise kernel uses
-#define FOR_EACH(i, n) \
-	for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
-	     i += (uint64_t)gridDim.x * blockDim.x)
-
-static unsigned grid_for(uint64_t n, unsigned threads)
+unsigned cuda_grid(uint64_t n, unsigned threads)
 {
 	return cpg_blocks(n, threads, MAXGRID);
 }
@@ -44,7 +39,7 @@ __global__ void encoder_fwd_kernel(T *out, const int32_t *tok, const T *wte, con
 template <class T>
 void k_encoder_fwd(T *out, const int32_t *tok, const T *wte, const T *wpe, int BT, int Tlen, int C)
 {
-	encoder_fwd_kernel<T><<<grid_for((uint64_t)BT * C, 256), 256>>>(out, tok, wte, wpe, BT, Tlen, C);
+	encoder_fwd_kernel<T><<<cuda_grid((uint64_t)BT * C, 256), 256>>>(out, tok, wte, wpe, BT, Tlen, C);
 	cudaLaunchCheck();
 }
 
@@ -81,7 +76,7 @@ void k_encoder_bwd(T *dwte, T *dwpe, const T *dout, const uint32_t *ids, const u
 		encoder_bwd_wte_kernel<T><<<nids, 256>>>(dwte, dout, ids, start, pos, C);
 		cudaLaunchCheck();
 	}
-	encoder_bwd_wpe_kernel<T><<<grid_for((uint64_t)Tlen * C, 256), 256>>>(dwpe, dout, B, Tlen, C);
+	encoder_bwd_wpe_kernel<T><<<cuda_grid((uint64_t)Tlen * C, 256), 256>>>(dwpe, dout, B, Tlen, C);
 	cudaLaunchCheck();
 }
 
@@ -140,7 +135,7 @@ template <class T>
 void k_ln_apply(T *out, const T *x, const float *mean, const float *rstd, const T *w,
 		const T *bias, int BT, int C)
 {
-	ln_apply_kernel<T><<<grid_for((uint64_t)BT * C, 256), 256>>>(out, x, mean, rstd, w, bias, BT, C);
+	ln_apply_kernel<T><<<cuda_grid((uint64_t)BT * C, 256), 256>>>(out, x, mean, rstd, w, bias, BT, C);
 	cudaLaunchCheck();
 }
 
@@ -255,7 +250,7 @@ __global__ void gelu_fwd_kernel(T *out, const T *x, uint64_t n)
 template <class T>
 void k_gelu_fwd(T *out, const T *x, uint64_t n)
 {
-	gelu_fwd_kernel<T><<<grid_for(n, 256), 256>>>(out, x, n);
+	gelu_fwd_kernel<T><<<cuda_grid(n, 256), 256>>>(out, x, n);
 	cudaLaunchCheck();
 }
 
@@ -269,7 +264,7 @@ __global__ void gelu_bwd_kernel(T *d, const T *x, uint64_t n)
 template <class T>
 void k_gelu_bwd(T *d, const T *x, uint64_t n)
 {
-	gelu_bwd_kernel<T><<<grid_for(n, 256), 256>>>(d, x, n);
+	gelu_bwd_kernel<T><<<cuda_grid(n, 256), 256>>>(d, x, n);
 	cudaLaunchCheck();
 }
 
@@ -309,7 +304,7 @@ template <class T>
 void k_attn_fwd(T *out, float *lse, const T *qkv, int B, int Tlen, int C, int NH, float scale)
 {
 	uint64_t rows = (uint64_t)B * NH * Tlen;
-	attn_fwd_kernel<T><<<grid_for(rows, 128), 128>>>(out, lse, qkv, B, Tlen, C, NH, scale);
+	attn_fwd_kernel<T><<<cuda_grid(rows, 128), 128>>>(out, lse, qkv, B, Tlen, C, NH, scale);
 	cudaLaunchCheck();
 }
 
@@ -380,7 +375,7 @@ void k_attn_bwd(T *dqkv, const T *dout, const T *qkv, const T *out, const float 
 		int Tlen, int C, int NH, float scale)
 {
 	uint64_t R = (uint64_t)B * NH * Tlen;
-	attn_bwd_kernel<T><<<grid_for(2 * R, 128), 128>>>(dqkv, dout, qkv, out, lse, B, Tlen, C, NH, scale);
+	attn_bwd_kernel<T><<<cuda_grid(2 * R, 128), 128>>>(dqkv, dout, qkv, out, lse, B, Tlen, C, NH, scale);
 	cudaLaunchCheck();
 }
 
@@ -528,7 +523,7 @@ void k_adamw(T *param, float *master, const T *grad, float *mom, float *var, uin
 	     uint64_t idx0, uint64_t t, float lr, float decay, float gscale, uint64_t seed)
 {
 	struct cpg_adamw a = cpg_adamw_consts(t, lr);
-	adamw_kernel<T><<<grid_for(n, 256), 256>>>(param, master, grad, mom, var, n, idx0, a,
+	adamw_kernel<T><<<cuda_grid(n, 256), 256>>>(param, master, grad, mom, var, n, idx0, a,
 						    decay, gscale, seed, t);
 	cudaLaunchCheck();
 }
@@ -546,7 +541,7 @@ void k_round_params(T *param, const float *master, uint64_t n, uint64_t seed, ui
 {
 	if ((const void *)param == (const void *)master)
 		return;
-	round_params_kernel<T><<<grid_for(n, 256), 256>>>(param, master, n, seed, step);
+	round_params_kernel<T><<<cuda_grid(n, 256), 256>>>(param, master, n, seed, step);
 	cudaLaunchCheck();
 }
 

@@ -2,13 +2,25 @@
 # t6001: cp-complete --serve on the loopback, a random free port: /health, completions in
 # OpenAI's shape equal to the command line's, malformed and oversized requests answered 4xx,
 # concurrent requests beyond the limit answered 429, slow and idle clients bounded, and the
-# server still serving afterwards and exiting 0 on SIGTERM. Every wait is bounded.
+# server still serving afterwards and exiting 0 on SIGTERM; --device cuda refused where it
+# cannot be selected. Every wait is bounded.
 . "$(dirname "$0")/lib.sh"
 
 TOK=$(gpt2_tokenizer) || skip_all "$GPT2_MISSING"
 
 "$BUILD/tests/test-infer" hf-random M 50257 64 2 2 32 "$TOK" 3 || exit 1
 cp-complete -m M -N 8 --json "def f(x):" >cli.json || exit 1
+
+# on a device that cannot be selected the server says so and exits 1 (where it can, it serves
+# until the timeout: the GPU tests check its numbers)
+timeout 20 cp-complete -m M --device cuda --serve 127.0.0.1:0 >/dev/null 2>cuda.err
+s=$?
+if [ $s = 124 ]; then
+	skip "this build serves on cuda"
+else
+	is "$s" 1 "--serve with --device cuda where it cannot be selected exits 1"
+	like "$(cat cuda.err)" "device 'cuda'" "the message names the device"
+fi
 
 serve_start -m M -j 1 --max-concurrent 2 --max-body 2048 --max-n 4
 like "$port" '^[0-9]+$' "the server says which port it took"

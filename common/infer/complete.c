@@ -53,10 +53,21 @@ static int has_tokenizer(const char *dir)
 	       (exists(dir, "encoder.json") && exists(dir, "vocab.bpe"));
 }
 
+/* A backend with device copies of the weights (not host_memory) makes them with a model's
+ * first state and drops them with its last: a state held for the model's life makes that
+ * once, not once a batch (cp-humaneval makes hundreds). Made again when the weights change. */
+static void pin_weights(struct complete_model *cm)
+{
+	if (cm->pin)
+		cm->be->kv_free(cm->pin);
+	cm->pin = cm->be->host_memory ? NULL : cm->be->kv_new(&cm->m, 1, 1);
+}
+
 void complete_weights_bf16(struct complete_model *cm)
 {
 	if (!cm->m.infer_bf16)
 		cm->m.infer_bf16 = cpu_bf16_model_new(&cm->m);
+	pin_weights(cm);
 }
 
 int complete_load(struct complete_model *cm, const char *model, const char *tokenizer,
@@ -119,6 +130,7 @@ int complete_load(struct complete_model *cm, const char *model, const char *toke
 	for (uint32_t i = 0; i < V; i++)
 		cm->mask[i] = i < cm->tok.n_ids && cm->tok.len[i] != BPE_NONE ? 0 : -INFINITY;
 	free(tokdir);
+	pin_weights(cm);
 	return 0;
 fail:
 	free(tokdir);
@@ -128,6 +140,8 @@ fail:
 
 void complete_free(struct complete_model *cm)
 {
+	if (cm->pin)
+		cm->be->kv_free(cm->pin);
 	if (cm->m.params)
 		gpt2_free(&cm->m);
 	bpe_free(&cm->tok);

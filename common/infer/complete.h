@@ -16,6 +16,7 @@
 #include "model/gpt2.h"
 
 struct gpt2_backend;
+struct gpt2_kv;
 struct complete_result;
 
 struct complete_model {
@@ -25,6 +26,9 @@ struct complete_model {
 	float *mask;		/* [V]: 0, or -INFINITY for ids that are no token */
 	struct fim_ids fim;	/* with has_fim: the tokenizer's FIM tokens (cp-bpe --fim) */
 	int has_fim;
+	/* on a backend that copies the weights to its device: a one-token state kept while the
+	 * model is loaded, which keeps them there as batches and scores come and go */
+	struct gpt2_kv *pin;
 };
 
 /* Load MODEL: a cp-train run directory (its latest checkpoint), a checkpoint file, or a Hugging

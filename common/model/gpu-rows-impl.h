@@ -109,3 +109,42 @@ CP_HD static inline void CPG_NAME(attn_bwd_kv_row)(CPG_T *dk, CPG_T *dv, const C
 		dv[i] = CPG_ST(dvf[i]);
 	}
 }
+
+/* ---- generation: one query against a row's key/value cache (gpu/infer.cu) ----
+ * The cache holds a row's keys (and apart its values) of one head as rows HS elements apart
+ * (model/gpu-infer.h). The kernel gives each (token, head) a block: its threads score the keys
+ * with kv_score, take the scores' max and the sum of their exps in a tree, then add the
+ * weighted values; kv_attn_row is the same arithmetic on one thread, which the host tests run
+ * against the CPU backend's attention. */
+
+/* the scaled score of key K for query Q */
+CP_HD static inline float CPG_NAME(kv_score)(const CPG_T *q, const CPG_T *k, int hs, float scale)
+{
+	float s = 0.0f;
+	for (int i = 0; i < hs; i++)
+		s += CPG_LD(q[i]) * CPG_LD(k[i]);
+	return s * scale;
+}
+
+/* out = softmax(q k^T * scale) v over the N cached keys; A: scratch of N floats */
+CP_HD static inline void CPG_NAME(kv_attn_row)(CPG_T *out, float *a, const CPG_T *q,
+					       const CPG_T *k, const CPG_T *v, int n, int hs,
+					       float scale)
+{
+	float mx = -INFINITY, sum = 0.0f;
+	for (int u = 0; u < n; u++) {
+		a[u] = CPG_NAME(kv_score)(q, k + (uint64_t)u * hs, hs, scale);
+		mx = a[u] > mx ? a[u] : mx;
+	}
+	for (int u = 0; u < n; u++) {
+		a[u] = expf(a[u] - mx);
+		sum += a[u];
+	}
+	float inv = 1.0f / sum;
+	for (int i = 0; i < hs; i++) {
+		float acc = 0.0f;
+		for (int u = 0; u < n; u++)
+			acc += a[u] * inv * CPG_LD(v[(uint64_t)u * hs + i]);
+		out[i] = CPG_ST(acc);
+	}
+}

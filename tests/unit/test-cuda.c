@@ -7,17 +7,28 @@
  *     largest value), and 10 AdamW steps' losses within 0.05 of the CPU's;
  *   - resume: 10 steps straight equal 5, a copy of the host state into a new model, and 5 more,
  *     bit for bit (master weights and moments), and two runs equal each other;
- *   - the memory the backend holds equals cp-train --plan's total.
+ *   - the memory the backend holds equals cp-train --plan's total;
+ *   - generation (kv_*), fp32, on a random model with sharper logits than its initialisation's
+ *     (sharp_model): 256 greedy tokens equal the CPU backend's, with every step's
+ *     logits within 1e-5; rows prefilled apart, copied and stepped together give the CPU's
+ *     logits; 16 rows sampled (T 0.8, top-p 0.95) from the same seeds give the CPU's tokens;
+ *     a state holds what model/gpu-infer.h plans, and nothing once freed; bf16 (the model's
+ *     bf16 inference weights): the prompt's logits within 5% of the fp32 CPU's scale.
  * With --bench it prints instead the table scripts/gpu-check shows: tokens/s, MFU and peak
- * memory of GPT-2 124M at T=1024 and of the 1.5B shape at a small batch. */
+ * memory of GPT-2 124M at T=1024 and of the 1.5B shape at a small batch; then generation's
+ * tokens/s on 124M at batch 1, 16 and 200, sampling on the host included. */
 #include "tap.h"
 #include "base/die.h"
+#include "infer/sample.h"
 #include "model/backend.h"
+#include "model/cpu-bf16.h"
 #include "model/gpt2.h"
+#include "model/gpu-infer.h"
 #include "model/mfu.h"
 #include "model/plan.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,6 +279,254 @@ static void bench_shape(const char *preset, int B, int T, int recompute)
 	gpt2_free(&m);
 }
 
+/* ---- generation ---- */
+
+enum { GP = 9, GSTEPS = 256 };	/* prompt tokens, new tokens */
+
+static struct gpt2_config gen_config(void)
+{
+	struct gpt2_config c = small_config();
+	c.n_ctx = GP + GSTEPS + 8;
+	return c;
+}
+
+/* max |a - b| / max(1, max |b|) over N values, as backend.h's tolerance measures */
+static double logit_err(const float *a, const float *b, size_t n)
+{
+	double d = 0, s = 1;
+	for (size_t i = 0; i < n; i++) {
+		d = fmax(d, fabs(a[i] - b[i]));
+		s = fmax(s, fabs(b[i]));
+	}
+	return d / s;
+}
+
+/* A random model with its weights tripled: the initialisation's own logits are so flat that
+ * greedy decoding falls into a loop of two tokens; these take about 60 distinct ones in 256
+ * steps, the best two at least 1e-4 of the logits' scale apart (a margin of 100 over fp32's
+ * differences) */
+static void sharp_model(struct gpt2_model *m, const struct gpt2_config *c)
+{
+	new_model(m, c);
+	for (uint64_t i = 0; i < m->lay.total; i++)
+		m->params[i] *= 3;
+}
+
+static void gen_prompt(uint32_t *p, int n, uint32_t V, int seed)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint32_t)((i * 2654435761u + (uint32_t)seed * 40503u) % V);
+}
+
+/* B rows sampled with O from the prompt of NP tokens, as complete.c batches them: row 0
+ * prefilled, the others copies of it, then STEPS steps of one token a row, row b drawing from
+ * stream b of SEED; the tokens to OUT [B][STEPS], each step's logits to LOGITS [STEPS][B][V]
+ * (NULL: not kept); the seconds of the prefill and of the steps to *PRE and *DEC */
+static void gen_rows(const struct gpt2_backend *be, const struct gpt2_model *m, int B,
+		     const uint32_t *prompt, int np, int steps, const struct sample_opts *o,
+		     uint64_t seed, uint32_t *out, float *logits, double *pre, double *dec)
+{
+	uint32_t V = m->cfg.vocab_size;
+	struct gpt2_kv *kv = be->kv_new(m, B, np + steps);
+	float *l = malloc((size_t)B * V * sizeof(float));
+	int *rows = malloc((size_t)B * sizeof(int)), nth = omp_get_max_threads();
+	uint32_t *next = malloc((size_t)B * sizeof(uint32_t));
+	struct sample_rng *rng = malloc((size_t)B * sizeof(*rng));
+	struct sampler **sm = malloc((size_t)nth * sizeof(*sm));
+	for (int t = 0; t < nth; t++)
+		sm[t] = sampler_new(V);
+	double t0 = now();
+	int zero = 0;
+	be->kv_forward(kv, &zero, 1, prompt, np, l, 0);
+	for (int b = 0; b < B; b++) {
+		rows[b] = b;
+		sample_seed(&rng[b], seed, (uint64_t)b);
+		if (b) {
+			be->kv_copy_row(kv, b, 0);
+			memcpy(l + (size_t)b * V, l, V * sizeof(float));
+		}
+	}
+	double t1 = now();
+	for (int s = 0; s < steps; s++) {
+		if (logits)
+			memcpy(logits + (size_t)s * B * V, l, (size_t)B * V * sizeof(float));
+		#pragma omp parallel for schedule(dynamic, 1) if (B > 1)
+		for (int b = 0; b < B; b++)
+			next[b] = sample_token(sm[omp_get_thread_num()], l + (size_t)b * V, o, &rng[b]);
+		for (int b = 0; b < B; b++)
+			out[(size_t)b * steps + s] = next[b];
+		if (s + 1 < steps)
+			be->kv_forward(kv, rows, B, next, 1, l, 0);
+	}
+	*pre = t1 - t0;
+	*dec = now() - t1;
+	for (int t = 0; t < nth; t++)
+		sampler_free(sm[t]);
+	free(sm);
+	free(rng);
+	free(next);
+	free(rows);
+	free(l);
+	be->kv_free(kv);
+}
+
+static void test_greedy(void)
+{
+	struct gpt2_config c = gen_config();
+	struct gpt2_model m;
+	sharp_model(&m, &c);
+	uint32_t prompt[GP], tc[GSTEPS], tg[GSTEPS];
+	gen_prompt(prompt, GP, c.vocab_size, 1);
+	size_t nl = (size_t)GSTEPS * c.vocab_size;
+	float *lc = malloc(nl * sizeof(float)), *lg = malloc(nl * sizeof(float));
+	struct sample_opts greedy = { 0, 0, 1 };
+	double t0, t1;
+	gen_rows(&gpt2_cpu_backend, &m, 1, prompt, GP, GSTEPS, &greedy, 0, tc, lc, &t0, &t1);
+	gen_rows(cu, &m, 1, prompt, GP, GSTEPS, &greedy, 0, tg, lg, &t0, &t1);
+	int same = 0, distinct = 0;
+	while (same < GSTEPS && tc[same] == tg[same])
+		same++;
+	for (int i = 0; i < GSTEPS; i++) {
+		int j = 0;
+		while (j < i && tc[j] != tc[i])
+			j++;
+		distinct += j == i;
+	}
+	ok(same == GSTEPS, "generation fp32: %d greedy tokens (%d distinct) equal the CPU's (first "
+	   "%d agree)", GSTEPS, distinct, same);
+	/* logits compared while both saw the same tokens */
+	double e = logit_err(lg, lc, (size_t)(same < GSTEPS ? same + 1 : GSTEPS) * c.vocab_size);
+	ok(e <= 1e-5, "generation fp32: every step's logits within 1e-5 of the CPU's (%.2g)", e);
+	free(lc);
+	free(lg);
+	gpt2_free(&m);
+}
+
+/* rows prefilled apart (one with every position's logits), one copied, then stepped together */
+static void test_rows(void)
+{
+	struct gpt2_config c = gen_config();
+	struct gpt2_model m;
+	new_model(&m, &c);
+	uint32_t V = c.vocab_size, pa[12], pb[7], step[3 * 4];
+	gen_prompt(pa, 12, V, 2);
+	gen_prompt(pb, 7, V, 3);
+	for (int i = 0; i < 12; i++)
+		step[i] = (uint32_t)(i * 97 + 5) % V;
+	const struct gpt2_backend *bes[2] = { &gpt2_cpu_backend, cu };
+	float *out[2];
+	size_t n = (size_t)(7 + 4 * 3 + 1) * V;
+	for (int k = 0; k < 2; k++) {
+		const struct gpt2_backend *be = bes[k];
+		float *o = out[k] = calloc(n, sizeof(float));
+		struct gpt2_kv *kv = be->kv_new(&m, 4, 40);
+		int r0 = 0, r1 = 1, r3 = 3, rows[3] = { 3, 1, 0 };
+		be->kv_forward(kv, &r0, 1, pa, 12, NULL, 0);
+		be->kv_forward(kv, &r3, 1, pb, 7, o, 1);		/* [7][V] */
+		be->kv_copy_row(kv, r1, r0);
+		for (int s = 0; s < 4; s++)			/* [4][3][V] */
+			be->kv_forward(kv, rows, 3, step + 3 * s, 1, o + (size_t)(7 + 3 * s) * V, 0);
+		be->kv_reset(kv);
+		be->kv_forward(kv, &r1, 1, pa, 12, o + (size_t)19 * V, 0);	/* [1][V] */
+		ok(be->kv_len(kv, 1) == 12 && be->kv_len(kv, 0) == 0, "%s: rows' lengths after a reset",
+		   be->name);
+		be->kv_free(kv);
+	}
+	double e = logit_err(out[1], out[0], n);
+	ok(e <= 1e-5, "generation fp32: rows prefilled apart, copied, stepped together: the CPU's "
+	   "logits within 1e-5 (%.2g)", e);
+	free(out[0]);
+	free(out[1]);
+	gpt2_free(&m);
+}
+
+static void test_sampling(void)
+{
+	struct gpt2_config c = gen_config();
+	struct gpt2_model m;
+	sharp_model(&m, &c);
+	enum { SB = 16, SS = 64 };
+	uint32_t prompt[GP], *tc = malloc(SB * SS * 4), *tg = malloc(SB * SS * 4);
+	gen_prompt(prompt, GP, c.vocab_size, 4);
+	struct sample_opts o = { 0.8, 0, 0.95 };
+	double t0, t1;
+	gen_rows(&gpt2_cpu_backend, &m, SB, prompt, GP, SS, &o, 1234, tc, NULL, &t0, &t1);
+	gen_rows(cu, &m, SB, prompt, GP, SS, &o, 1234, tg, NULL, &t0, &t1);
+	int diff = 0;
+	for (int i = 0; i < SB * SS; i++)
+		diff += tc[i] != tg[i];
+	ok(!diff, "generation fp32: %d rows x %d sampled tokens (T 0.8, top-p 0.95) equal the CPU's "
+	   "from the same seeds (%d differ)", SB, SS, diff);
+	free(tc);
+	free(tg);
+	gpt2_free(&m);
+}
+
+static void test_kv_memory_bf16(void)
+{
+	struct gpt2_config c = gen_config();
+	struct gpt2_model m;
+	new_model(&m, &c);
+	struct gpt2_kv_plan pl;
+	struct gpt2_device_info d;
+	gpt2_plan_kv(&c, 5, 200, GPT2_FP32, &pl);
+	struct gpt2_kv *kv = cu->kv_new(&m, 5, 200);
+	ok(!cu->info(&m, &d) && d.mem_used == pl.total, "generation: a state holds %llu bytes, "
+	   "the plan says %llu", (unsigned long long)d.mem_used, (unsigned long long)pl.total);
+	cu->kv_free(kv);
+	ok(!cu->info(&m, &d) && d.mem_used == 0, "generation: nothing held once freed (%llu)",
+	   (unsigned long long)d.mem_used);
+	/* bf16: the prompt's logits against the fp32 CPU's */
+	uint32_t prompt[GP];
+	gen_prompt(prompt, GP, c.vocab_size, 5);
+	float *lc = malloc((size_t)GP * c.vocab_size * sizeof(float));
+	float *lg = malloc((size_t)GP * c.vocab_size * sizeof(float));
+	int zero = 0;
+	kv = gpt2_cpu_backend.kv_new(&m, 1, GP);
+	gpt2_cpu_backend.kv_forward(kv, &zero, 1, prompt, GP, lc, 1);
+	gpt2_cpu_backend.kv_free(kv);
+	m.infer_bf16 = cpu_bf16_model_new(&m);
+	kv = cu->kv_new(&m, 1, GP);
+	cu->kv_forward(kv, &zero, 1, prompt, GP, lg, 1);
+	cu->kv_free(kv);
+	double e = logit_err(lg, lc, (size_t)GP * c.vocab_size);
+	ok(e <= 0.05, "generation bf16: the prompt's logits within 5%% of the fp32 CPU's (%.2g)", e);
+	free(lc);
+	free(lg);
+	gpt2_free(&m);
+}
+
+/* tokens/s of B rows of 256 tokens after a 128-token prompt, greedy (the device's rate) and
+ * sampled with T 0.8 and top-p 0.95 on the host (random weights spread the nucleus over most
+ * of the vocabulary, the sampler's slowest case: a trained model's is far smaller) */
+static void bench_generate(int B, int bf16)
+{
+	struct gpt2_config c;
+	gpt2_preset("gpt2", &c);
+	struct gpt2_model m;
+	gpt2_create(&m, &c);
+	gpt2_init_weights(&m, 1);
+	if (bf16)
+		m.infer_bf16 = cpu_bf16_model_new(&m);
+	enum { NP = 128, NS = 256 };
+	uint32_t prompt[NP], *out = malloc((size_t)B * NS * sizeof(uint32_t));
+	gen_prompt(prompt, NP, c.vocab_size, 6);
+	struct gpt2_kv_plan pl;
+	gpt2_plan_kv(&c, (uint64_t)B, NP + NS, bf16 ? GPT2_BF16 : GPT2_FP32, &pl);
+	const struct sample_opts opts[2] = { { 0, 0, 1 }, { 0.8, 0, 0.95 } };
+	for (int k = 0; k < 2; k++) {
+		double pre, dec;
+		gen_rows(cu, &m, B, prompt, NP, NS, &opts[k], 7, out, NULL, &pre, &dec);
+		printf("generate gpt2 %s B=%-3d %d+%d %-16s prefill %8.0f tok/s  decode %8.0f tok/s  "
+		       "(%.2f GiB planned)\n", bf16 ? "bf16" : "fp32", B, NP, NS,
+		       k ? "T 0.8 top-p 0.95" : "greedy", NP / pre, (double)B * (NS - 1) / dec,
+		       pl.total / 1073741824.0);
+		fflush(stdout);
+	}
+	free(out);
+	gpt2_free(&m);
+}
+
 /* What holds without a GPU: the table the tools select, and the refusals. */
 static void test_table(void)
 {
@@ -275,10 +534,13 @@ static void test_table(void)
 	ok(gpt2_backend_find("cuda") == cu, "the built-in table has it");
 	ok(cu->open && cu->set_precision && cu->setup && cu->forward && cu->backward &&
 	   cu->zero_grad && cu->allreduce_grads && cu->grad_norm && cu->adamw && cu->to_host &&
-	   cu->from_host && cu->release && cu->info && cu->kv_new && cu->kv_forward,
+	   cu->from_host && cu->release && cu->info && cu->kv_new && cu->kv_free && cu->kv_reset &&
+	   cu->kv_len && cu->kv_copy_row && cu->kv_forward,
 	   "every function a trainer and a generator call is there");
 	ok(!cu->host_memory && !cu->adamw_range && cu->tolerance > 0,
 	   "device memory, no ZeRO shard step, a tolerance against cpu");
+	ok(cu->kv_new != gpt2_cpu_backend.kv_new && cu->kv_forward != gpt2_cpu_backend.kv_forward,
+	   "generation is the device's own, not the CPU backend's");
 	char *err = NULL;
 	const struct gpt2_backend *b = gpt2_backend_select("cuda:1023", &err);
 	ok(!b && err && strstr(err, "device 'cuda:1023'"), "cuda:1023 refused, named: %s",
@@ -316,6 +578,10 @@ int main(int argc, char **argv)
 		bench_shape("gpt2", 16, 1024, 0);
 		bench_shape("gpt2", 32, 1024, 0);
 		bench_shape("codeparrot", 4, 1024, 1);
+		int batches[] = { 1, 16, 200 };
+		for (int p = 0; p < 2; p++)
+			for (int i = 0; i < 3; i++)
+				bench_generate(batches[i], p);
 		return 0;
 	}
 	one_step(GPT2_FP32, 0, NULL);
@@ -331,5 +597,9 @@ int main(int argc, char **argv)
 	free(g1);
 	test_steps();
 	test_memory();
+	test_greedy();
+	test_rows();
+	test_sampling();
+	test_kv_memory_bf16();
 	return done_testing();
 }

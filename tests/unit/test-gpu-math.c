@@ -11,10 +11,16 @@
  *   - the row-major to column-major product mapping for the four transposes, run through a
  *     column-major product written here, against a row-major product;
  *   - token buckets: every position once, grouped by token in increasing order;
- *   - the activation arena (plan_arena): aligned, disjoint, summing to the plan. */
+ *   - the activation arena (plan_arena): aligned, disjoint, summing to the plan;
+ *   - generation (model/gpu-infer.h): the key/value cache's offsets one-to-one onto the cache,
+ *     a head's positions contiguous; one query over a cache in that layout against the CPU
+ *     backend's attention (fp32) and within bf16's rounding (bf16); a call's tokens, rows and
+ *     positions; the rows the output layer reads; the planned memory of 124M and 1.5B states
+ *     of 200 rows x 384 tokens against the counts written out here. */
 #include "tap.h"
 #include "model/gpt2.h"
 #include "model/gpu-host.h"
+#include "model/gpu-infer.h"
 #include "model/gpu-math.h"
 #include "model/kernels.h"
 #include "model/plan.h"
@@ -421,6 +427,121 @@ static void test_arena(void)
 	   "launch shapes: at least one block, rounded up, capped");
 }
 
+/* every (layer, row, head, position) of a small cache a distinct run of hs elements, all of
+ * them covered, and a head's positions one after another */
+static void test_kv_layout(void)
+{
+	enum { L = 3, B = 4, NH = 2, T = 5, HS = 3 };
+	static unsigned char seen[L * B * NH * T * HS];
+	int bad = 0;
+	for (int l = 0; l < L; l++)
+		for (int b = 0; b < B; b++)
+			for (int h = 0; h < NH; h++)
+				for (int t = 0; t < T; t++) {
+					uint64_t o = cpg_kv_off(l, b, h, t, B, NH, T, HS);
+					if (t && o != cpg_kv_off(l, b, h, t - 1, B, NH, T, HS) + HS)
+						bad++;
+					for (int i = 0; i < HS; i++)
+						if (o + i >= sizeof(seen) || seen[o + i]++)
+							bad++;
+				}
+	for (size_t i = 0; i < sizeof(seen); i++)
+		bad += seen[i] != 1;
+	ok(!bad, "kv cache: offsets one-to-one onto [L][B][NH][T][hs], positions contiguous");
+}
+
+/* one new query over a row's cache: the CPU backend's attention on the same cache */
+static void test_kv_attention(void)
+{
+	enum { B = 3, NH = 2, T = 40, HS = 16, L = 2 };
+	size_t n = (size_t)L * B * NH * T * HS;
+	float *kc = malloc(n * sizeof(float)), *vc = malloc(n * sizeof(float)), a[T];
+	cp_bf16 *hk = malloc(n * sizeof(cp_bf16)), *hv = malloc(n * sizeof(cp_bf16));
+	for (size_t i = 0; i < n; i++) {
+		hk[i] = cp_f32_to_bf16(2 * frand());
+		hv[i] = cp_f32_to_bf16(frand());
+		kc[i] = cp_bf16_to_f32(hk[i]);
+		vc[i] = cp_bf16_to_f32(hv[i]);
+	}
+	double worst = 0, worst_b = 0;
+	for (int l = 0; l < L; l++)
+		for (int b = 0; b < B; b++)
+			for (int h = 0; h < NH; h++) {
+				float q[HS], got[HS], want[HS];
+				cp_bf16 hq[HS], gb[HS];
+				for (int i = 0; i < HS; i++) {
+					hq[i] = cp_f32_to_bf16(2 * frand());
+					q[i] = cp_bf16_to_f32(hq[i]);
+				}
+				int len = 1 + (int)(urand() * T);
+				uint64_t o = cpg_kv_off(l, b, h, 0, B, NH, T, HS);
+				float scale = 1.0f / sqrtf((float)HS) / (float)(l + 1);
+				cpg_f32_kv_attn_row(got, a, q, kc + o, vc + o, len, HS, scale);
+				gpt2_k_attn_row(want, a, q, kc + o, vc + o, HS, (size_t)len, HS, scale);
+				cpg_bf16_kv_attn_row(gb, a, hq, hk + o, hv + o, len, HS, scale);
+				double wd[HS];
+				for (int i = 0; i < HS; i++) {
+					wd[i] = want[i];
+					worst_b = fmax(worst_b, fabs(cp_bf16_to_f32(gb[i]) - want[i]) /
+								(1e-3 + fabs(want[i])));
+				}
+				worst = fmax(worst, rel_err(got, wd, HS));
+			}
+	ok(worst < 1e-6, "kv attention: one query over the cache within 1e-6 of the CPU's (%.2g)", worst);
+	ok(worst_b <= 1.0 / 128, "kv attention bf16: within bf16's rounding of the CPU's (%.2g)", worst_b);
+	free(kc);
+	free(vc);
+	free(hk);
+	free(hv);
+}
+
+/* two rows of three tokens, rows 2 and 0 holding 5 and 0: tokens, rows, positions in order */
+static void test_kv_prepare(void)
+{
+	int len[3] = { 0, 7, 5 }, rows[2] = { 2, 0 };
+	uint32_t toks[6] = { 10, 11, 12, 20, 21, 22 };
+	int32_t ids[18];
+	gpu_kv_prepare(ids, len, 3, 9, 100, rows, 2, toks, 3);
+	const int32_t want[18] = { 10, 11, 12, 20, 21, 22, 2, 2, 2, 0, 0, 0, 5, 6, 7, 0, 1, 2 };
+	ok(!memcmp(ids, want, sizeof(want)), "kv call: tokens, then rows, then positions from each row's length");
+	uint64_t first, ld;
+	uint64_t n = gpu_kv_logit_rows(4, 3, 0, 8, &first, &ld);
+	int good = n == 4;
+	for (uint64_t r = 0; r < n; r++)	/* row r's last token is row r * 3 + 2 of the output */
+		good &= first + r * ld == (r * 3 + 2) * 8;
+	ok(good, "kv output layer: each row's last token (first %llu, every %llu)",
+	   (unsigned long long)first, (unsigned long long)ld);
+	n = gpu_kv_logit_rows(4, 3, 1, 8, &first, &ld);
+	ok(n == 12 && first == 0 && ld == 8, "kv output layer: every token with all");
+}
+
+/* The plan of a state, written out: weights (padded parameters x bytes), keys and values
+ * (2 L B T C x bytes), scratch for max(B, T) tokens (15 C of activations x bytes, 2 floats of
+ * LayerNorm statistics, 3 int32 ids and the padded vocabulary's fp32 logits a token), 32 MiB
+ * of cuBLASLt workspace. */
+static void test_kv_plan(void)
+{
+	struct gpt2_config c;
+	struct gpt2_kv_plan p;
+	gpt2_preset("gpt2", &c);
+	gpt2_plan_kv(&c, 200, 384, GPT2_FP32, &p);
+	/* 124475904 x 4; 2 x 12 x 200 x 384 x 768 x 4; (15 x 768 x 4 + 8 + 12 + 4 x 50304) x 384 */
+	ok(p.tokens == 384 && p.bytes[PLAN_KV_WEIGHTS] == 497903616ull &&
+	   p.bytes[PLAN_KV_CACHE] == 5662310400ull && p.bytes[PLAN_KV_SCRATCH] == 94969344ull &&
+	   p.bytes[PLAN_KV_WORKSPACE] == 33554432ull && p.total == 6288737792ull,
+	   "kv plan: 124M fp32, 200 x 384: %llu bytes", (unsigned long long)p.total);
+	gpt2_plan_kv(&c, 200, 384, GPT2_BF16, &p);
+	ok(p.bytes[PLAN_KV_CACHE] == 2831155200ull, "kv plan: 124M bf16 cache half of fp32's");
+	gpt2_preset("codeparrot", &c);
+	gpt2_plan_kv(&c, 200, 384, GPT2_BF16, &p);
+	/* 1529628800 x 2; 2 x 48 x 200 x 384 x 1600 x 2; (15 x 1600 x 2 + 20 + 4 x 32768) x 384 */
+	ok(p.bytes[PLAN_KV_WEIGHTS] == 3059257600ull && p.bytes[PLAN_KV_CACHE] == 23592960000ull &&
+	   p.bytes[PLAN_KV_SCRATCH] == 68771328ull && p.total == 26754543360ull,
+	   "kv plan: 1.5B bf16, 200 x 384: %llu bytes", (unsigned long long)p.total);
+	gpt2_plan_kv(&c, 1, 1024, GPT2_BF16, &p);
+	ok(p.tokens == 1024, "kv plan: one row's prompt of T tokens sizes the scratch");
+}
+
 int main(void)
 {
 	test_attention();
@@ -430,5 +551,9 @@ int main(void)
 	test_gemm_map();
 	test_buckets();
 	test_arena();
+	test_kv_layout();
+	test_kv_attention();
+	test_kv_prepare();
+	test_kv_plan();
 	return done_testing();
 }
