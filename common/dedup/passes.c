@@ -496,12 +496,24 @@ static int write_input(struct dedup_input *in, struct shard_writer *w)
 	return ret < 0 ? -1 : 0;
 }
 
+struct shard_writer *dedup_open_output(const char *path, const uint64_t param[2],
+				       const struct dedup_cfg *c, int threads)
+{
+	struct shard_writer *w;
+	#pragma omp critical(shard_live)
+	w = shard_create(path, SHARD_DOCS, param);
+	if (w) {
+		shard_set_level(w, shard_auto_level(path, c->level, DEDUP_LEVEL));
+		shard_set_threads(w, threads);
+	}
+	return w;
+}
+
 static int write_stdout(struct dedup_input *ins, size_t n, const struct dedup_cfg *c)
 {
-	struct shard_writer *w = shard_create("-", SHARD_DOCS, n ? ins[0].param : NULL);
+	struct shard_writer *w = dedup_open_output("-", n ? ins[0].param : NULL, c, c->threads);
 	if (!w)
 		return -1;
-	shard_set_level(w, shard_auto_level("-", c->level, 3));
 	for (size_t i = 0; i < n; i++)
 		if (write_input(&ins[i], w)) {
 			shard_abort(w);
@@ -516,15 +528,13 @@ int dedup_write_outputs(struct dedup_input *ins, size_t n, const struct dedup_cf
 	if (!strcmp(c->outdir, "-"))
 		return write_stdout(ins, n, c);
 	int failed = 0;
+	/* fewer parts than threads: the rest compress their blocks */
+	int per = n && n < (size_t)c->threads ? c->threads / (int)n : 1;
 	#pragma omp parallel for schedule(dynamic, 1) num_threads(c->threads)
 	for (size_t i = 0; i < n; i++) {
 		if (failed)
 			continue;
-		struct shard_writer *w;
-		#pragma omp critical(shard_live)
-		w = shard_create(stage->paths[i], SHARD_DOCS, ins[i].param);
-		if (w)
-			shard_set_level(w, shard_auto_level(stage->paths[i], c->level, 3));
+		struct shard_writer *w = dedup_open_output(stage->paths[i], ins[i].param, c, per);
 		int e = !w || write_input(&ins[i], w);
 		#pragma omp critical(shard_live)
 		{
