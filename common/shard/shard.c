@@ -350,7 +350,7 @@ static struct blk_pool *pool_new(int threads, int level)
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->done, NULL);
 	p->level = level;
-	p->depth = 2 * (unsigned)threads;	/* a block for each worker and one waiting */
+	p->depth = (unsigned)threads + 2;	/* a block for each worker, two waiting */
 	p->slot = xcalloc(p->depth, sizeof *p->slot);
 	p->th = xcalloc((size_t)threads, sizeof *p->th);
 	for (; p->n_threads < (unsigned)threads; p->n_threads++) {
