@@ -121,6 +121,9 @@ cp "$tmp/cp.json" "$tmp/pipe.json"
 m_pipecn=$(run_pipe_content "$JOBS" no)
 same_pipe=$(cmp_reports "$tmp/pipe.json" "$tmp/cp.json")
 m_full=$(run_pipe_write "$JOBS" no)
+# what the clean corpus takes on disk at cp-dedup's default level, against its documents' bytes
+clean=$(cat "$tmp"/out/*.shard | wc -c)
+clean_docs=$(field "$tmp/cp.json" "r['bytes_out']")
 bytes=$(field "$tmp/cp1.json" "r['bytes_in']")
 cc -O2 -o "$tmp/read-floor" "$here/read-floor.c"
 m_floor=$(measure "'$tmp/read-floor' $corpus >/dev/null")
@@ -137,6 +140,7 @@ row "  the same, bytes through the pipe" "$m_pipecn" "$m_py"
 row "reading the files alone (read-floor, C)" "$m_floor" "$m_py"
 echo "agreement with the reference (--drop-prob 1): $same"
 echo "report-only pipe: cp-hash --no-content against the bytes through the pipe: $same_pipe"
+echo "clean corpus: $("$PYTHON" -c "print('%.1f MB of shards for %.1f MB of documents (%.2fx)' % ($clean / 1e6, $clean_docs / 1e6, $clean_docs / $clean))")"
 echo "docs in/out: $(field "$tmp/cp1.json" "r['docs_in'], r['docs_out']"); exact duplicates: $(field "$tmp/cp1.json" "r['exact_duplicates']"); removed: $(field "$tmp/cp1.json" "r['removed']")"
 echo "top_unique_share: $(field "$tmp/cp1.json" "r['top_unique_share']")"
 echo

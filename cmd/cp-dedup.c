@@ -39,7 +39,7 @@ static const char usage_text[] =
 	"  -j threads       threads for reading and writing shards (default: all CPUs)\n"
 	"  -o OUTDIR        directory for the clean shards, or '-' for standard output (default)\n"
 	"  -L, --level N    zstd level of the clean shards, -7 to 19, 0: store uncompressed\n"
-	"                   (default 3; 0 when standard output is a pipe)\n"
+	"                   (default 1; 0 when standard output is a pipe)\n"
 	"  -n, --dry-run    decide and report only: write no shards and no index\n"
 	"  --report FILE    write the report as JSON to FILE ('-': standard output)\n"
 	"  --no-near        skip near-duplicate removal\n"
@@ -253,6 +253,8 @@ static int write_and_commit(struct dedup_state *s, struct dedup_input *ins, size
 			return -1;
 	} else if (c->dry_run) {
 		dedup_dry_run_totals(ins, n);
+	} else if (c->stream) {
+		t2 -= *secs;	/* written in pass 1 (dedup_stream) */
 	} else if (dedup_write_outputs(ins, n, c, &stage)) {
 		return -1;
 	}
@@ -339,15 +341,19 @@ int main(int argc, char **argv)
 		setup_outdir(&c, n);
 	if (dist && !c.dry_run && strcmp(c.outdir, "-"))
 		dedup_dist_stage(&stage, n);
-	if (n_stdin && !c.dry_run)
+	/* standard input alone for exact dedup: decided and written as it is read */
+	c.stream = !dist && !c.near && !c.dry_run && n == 1 && !strcmp(ins[0].path, "-");
+	if (n_stdin && !c.dry_run && !c.stream)
 		c.spool = spool_path = xasprintf("%s/.cp-dedup-stdin-%ld.shard", stage.dir ? stage.dir :
 						 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (long)getpid());
 
 	struct dedup_state s;
 	struct buf names = { 0 };
-	double secs[4];
+	double secs[4] = { 0 };
+	const char *out = !c.stream ? NULL : strcmp(c.outdir, "-") ? stage.paths[0] : "-";
 	if ((dist ? dedup_dist_init(&s, &c, n, c.max_mem) || dedup_dist_decide(&s, ins, n)
-		  : dedup_state_init(&s, &c, expect) || dedup_decide(&s, ins, n)) ||
+		  : dedup_state_init(&s, &c, expect) ||
+		    (c.stream ? dedup_stream(&s, ins, out, &secs[3]) : dedup_decide(&s, ins, n))) ||
 	    write_and_commit(&s, ins, n, &names, &secs[3]))
 		goto fail;
 	secs[0] = s.t_read;

@@ -173,6 +173,12 @@ for i in range(4500):
 cp-hash -q -j 1 -o m1.shard many && cp-hash -q -j 2 -o m2.shard many
 cmp -s m1.shard m2.shard
 _tap $? "4500 files over two batches: -j 1 and -j 2 write the same bytes"
+# a directory's shards, their blocks compressed on the -j threads: the same bytes
+cp-hash -q -j 1 -L 3 --shard-bytes 400000 -o md1/ many && cp-hash -q -j 3 -L 3 --shard-bytes 400000 -o md3/ many
+same=0
+for f in md1/*.shard; do cmp -s "$f" "md3/${f#md1/}" || same=1; done
+[ "$(ls md1 | wc -l)" -gt 1 ] && [ "$(ls md1)" = "$(ls md3)" ] || same=1
+_tap $same "... and so do -j 1 and -j 3 into a directory of shards"
 is "$(origins m2.shard | sed -n '1p;4500p' | tr '\n' ' ')" "many/f0000.py many/f4499.py " "... in order"
 
 # --- --jsonl: JSON lines from a pipe, whatever the name

@@ -99,6 +99,29 @@ _tap $same "... byte for byte the same with -j1 and -j2"
 cp-hash -q -o - tree | cp-dedup -o - --no-filters 2>/dev/null >piped.shard
 is "$(survivors piped.shard)" "$(cat expect.txt)" "cp-hash | cp-dedup -o - | cp-cat: same survivors"
 ok "no staging or spool left behind" test -z "$(ls -A out1 | grep -v '^docs-\|^\.set$')"
+# standard input: copied into memory, or spilled to a file beyond CP_DEDUP_SPOOL_MEM; alone
+# without near dedup, decided and written in one pass: the same bytes as from the file
+cp-dedup -j1 -o file1 --no-filters all.shard 2>/dev/null
+for mem in 0 30000; do
+	CP_DEDUP_SPOOL_MEM=$mem cp-dedup -j2 -o mem$mem --no-filters - <all.shard 2>/dev/null
+	ok "stdin with $mem bytes of it in memory: the shard read from a file" \
+		cmp -s file1/docs-00000.shard mem$mem/docs-00000.shard
+	ok "... and no spool left behind" test -z "$(ls -A mem$mem | grep -v '^docs-\|^\.set$')"
+done
+for lvl in 0 1 3; do
+	cp-dedup -j1 -L$lvl -o sf$lvl --no-near --drop-prob 1 --report rf$lvl.json all.shard 2>/dev/null
+	cp-dedup -j2 -L$lvl -o ss$lvl --no-near --drop-prob 1 --report rs$lvl.json - <all.shard 2>/dev/null
+	ok "one pass from stdin at level $lvl: the bytes of two passes over the file" \
+		cmp -s sf$lvl/docs-00000.shard ss$lvl/docs-00000.shard
+done
+is "$("$PYTHON" -c "import json; a, b = (json.load(open(p)) for p in ('rf1.json', 'rs1.json')); print([k for k in a if k not in ('seconds', 'outputs', 'exact_bytes_per_unique') and a[k] != b[k]])")" \
+	"[]" "... and the same report (but for the memory its exact set took)"
+cp-dedup -j1 -o - --no-near --drop-prob 1 - <all.shard 2>/dev/null >stream.shard
+cp-dedup -j1 -o - --no-near --drop-prob 1 all.shard 2>/dev/null >twopass.shard
+ok "... also to standard output" cmp -s stream.shard twopass.shard
+head -c 3000 all.shard >cut.shard
+exit_is 1 "one pass from a cut stdin fails" cp-dedup -o cutout --no-near - <cut.shard
+ok "... and leaves no shard" test -z "$(ls -A cutout 2>/dev/null)"
 
 # without near dedup, near duplicates stay; with the filters, the short files go
 cp-dedup -o out4 --no-near --no-filters all.shard 2>/dev/null

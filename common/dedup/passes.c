@@ -86,6 +86,7 @@ void dedup_inputs_free(struct dedup_input *ins, size_t n)
 		free(ins[i].sigs);
 		free(ins[i].has_sig);
 		buf_free(&ins[i].origins);
+		buf_free(&ins[i].mem);
 	}
 	free(ins);
 }
@@ -136,25 +137,33 @@ static int keep_doc(struct dedup_input *in, const struct dedup_cfg *c, const str
 	return 0;
 }
 
+int dedup_take_record(struct dedup_input *in, const struct dedup_cfg *c, const void *rec,
+		      size_t len, struct doc *d, size_t *nsig)
+{
+	if (doc_decode(rec, len, d))
+		return error("'%s': record %llu is not a valid document", in->path,
+			     (unsigned long long)(in->start + in->n_docs));
+	if ((d->st.flags & DOC_NO_CONTENT) && !c->dry_run)
+		return error("'%s': record %llu carries no content (cp-hash --no-content): "
+			     "only a dry run (-n) can read it", in->path,
+			     (unsigned long long)(in->start + in->n_docs));
+	return keep_doc(in, c, d, nsig);
+}
+
+struct spool;
+static int spool_put(struct spool *sp, const void *rec, size_t len);
+
 /* Read R's records of the part into IN (and SPOOL). 0 or -1. */
 static int read_records(struct dedup_input *in, const struct dedup_cfg *c,
-			struct shard_reader *r, struct shard_writer *spool)
+			struct shard_reader *r, struct spool *spool)
 {
 	const void *rec;
 	size_t len, nsig = 0;
 	int ret = 0;
 	while (in->n_docs < in->limit && (ret = shard_next(r, &rec, &len)) == 1) {
 		struct doc d;
-		if (doc_decode(rec, len, &d))
-			return error("'%s': record %llu is not a valid document", in->path,
-				     (unsigned long long)(in->start + in->n_docs));
-		if ((d.st.flags & DOC_NO_CONTENT) && !c->dry_run)
-			return error("'%s': record %llu carries no content (cp-hash --no-content): "
-				     "only a dry run (-n) can read it", in->path,
-				     (unsigned long long)(in->start + in->n_docs));
-		if (spool && shard_write(spool, rec, len))
-			return -1;
-		if (keep_doc(in, c, &d, &nsig))
+		if (dedup_take_record(in, c, rec, len, &d, &nsig) ||
+		    (spool && spool_put(spool, rec, len)))
 			return -1;
 	}
 	if (ret < 0)
@@ -166,8 +175,48 @@ static int read_records(struct dedup_input *in, const struct dedup_cfg *c,
 	return 0;
 }
 
-/* Standard input is read twice: pass 1 copies it (uncompressed: read back once, by us, at
- * once) to C->spool, kept open for pass 2 with its name let go at once. */
+/* Standard input is read twice: pass 1 copies it to IN->mem while it fits in SPOOL_MEM
+ * bytes (CP_DEDUP_SPOOL_MEM for tests), where pass 2 takes the records as they lie; a larger
+ * one goes on (uncompressed: read back once, by us, at once) to C->spool, kept open for pass
+ * 2 with its name let go at once. */
+#define SPOOL_MEM (1ull << 30)
+struct spool {
+	struct dedup_input *in;
+	const struct dedup_cfg *c;
+	struct shard_writer *w;	/* C->spool, once the memory is full */
+	uint64_t limit;
+};
+static struct shard_writer *spool_create(const struct dedup_cfg *c, const uint64_t param[2]);
+
+/* What memory holds goes to a new C->spool, and the rest follows it. */
+static int spool_spill(struct spool *sp)
+{
+	struct buf *m = &sp->in->mem;
+	if (!(sp->w = spool_create(sp->c, sp->in->param)))
+		return -1;
+	struct cursor cu = { m->p, m->p + m->len, 0 };
+	while (cu.p < cu.end) {
+		size_t n = (size_t)cur_varint(&cu);
+		if (shard_write(sp->w, cur_bytes(&cu, n), n))
+			return -1;
+	}
+	buf_free(m);
+	return 0;
+}
+
+static int spool_put(struct spool *sp, const void *rec, size_t len)
+{
+	struct buf *m = &sp->in->mem;
+	if (!sp->w && m->len + len + 10 <= sp->limit) {
+		buf_put_varint(m, len);
+		buf_put(m, rec, len);
+		return 0;
+	}
+	if (!sp->w && spool_spill(sp))
+		return -1;
+	return shard_write(sp->w, rec, len);
+}
+
 static struct shard_writer *spool_create(const struct dedup_cfg *c, const uint64_t param[2])
 {
 	struct shard_writer *spool;
@@ -196,29 +245,35 @@ static int spool_finish(struct dedup_input *in, const struct dedup_cfg *c,
 	return in->spool ? 0 : -1;
 }
 
-int dedup_read_input(struct dedup_input *in, const struct dedup_cfg *c)
+struct shard_reader *dedup_open_input(struct dedup_input *in)
 {
 	struct shard_reader *r = shard_open(in->path, SHARD_DOCS);
 	if (!r)
-		return -1;
+		return NULL;
 	const struct shard_info *info = shard_get_info(r);
 	in->param[0] = info->param[0];
 	in->param[1] = info->param[1];
 	if (in->start && shard_seek(r, in->start)) {
 		shard_close_reader(r);
+		return NULL;
+	}
+	return r;
+}
+
+int dedup_read_input(struct dedup_input *in, const struct dedup_cfg *c)
+{
+	struct shard_reader *r = dedup_open_input(in);
+	if (!r)
 		return -1;
-	}
-	struct shard_writer *spool = NULL;
-	if (!strcmp(in->path, "-") && !c->dry_run) {	/* pass 2 needs it again */
-		spool = spool_create(c, in->param);
-		if (!spool) {
-			shard_close_reader(r);
-			return -1;
-		}
-	}
-	int ret = read_records(in, c, r, spool);
+	const char *env = getenv("CP_DEDUP_SPOOL_MEM");
+	struct spool sp = { in, c, NULL, env ? opt_u64("CP_DEDUP_SPOOL_MEM", env, 0, UINT64_MAX)
+					     : SPOOL_MEM };
+	int stdin_again = !strcmp(in->path, "-") && !c->dry_run;	/* pass 2 needs it */
+	if (stdin_again)
+		buf_grow(&in->mem, 1);	/* in->mem.p says where pass 2 finds it */
+	int ret = read_records(in, c, r, stdin_again ? &sp : NULL);
 	shard_close_reader(r);
-	if (spool && spool_finish(in, c, spool, ret < 0))
+	if (sp.w && spool_finish(in, c, sp.w, ret < 0))
 		return -1;
 	return ret;
 }
@@ -271,6 +326,11 @@ void dedup_merge_input(struct dedup_state *s, struct dedup_input *in)
 		}
 	}
 	s->t_dedup += mono_now() - t0;
+	dedup_scratch_free(in);
+}
+
+void dedup_scratch_free(struct dedup_input *in)
+{
 	free(in->hash);
 	free(in->reason);
 	free(in->sigs);
@@ -454,12 +514,27 @@ int dedup_merge_indexes(int argc, char **argv)
 
 /* ---- pass 2 ---- */
 
+/* The next record of IN for pass 2: from R, or from the copy in memory at MEM (R NULL). */
+static int next_record(struct dedup_input *in, struct shard_reader *r, struct cursor *mem,
+		       const void **rec, size_t *len)
+{
+	if (r)
+		return shard_next(r, rec, len);
+	if (mem->p == mem->end)
+		return 0;
+	*len = (size_t)cur_varint(mem);
+	*rec = cur_bytes(mem, *len);
+	return mem->err ? error("'%s': its copy in memory is corrupt", in->path) : 1;
+}
+
 static int write_input(struct dedup_input *in, struct shard_writer *w)
 {
-	struct shard_reader *r = in->spool ? in->spool : shard_open(in->path, SHARD_DOCS);
-	if (!r)
+	struct cursor mem = { in->mem.p, in->mem.p + in->mem.len, 0 };
+	struct shard_reader *r = in->spool ? in->spool
+			       : in->mem.p ? NULL : shard_open(in->path, SHARD_DOCS);
+	if (!r && !in->mem.p)
 		return -1;
-	if (in->start && shard_seek(r, in->start)) {
+	if (r && in->start && shard_seek(r, in->start)) {
 		shard_close_reader(r);
 		return -1;
 	}
@@ -467,7 +542,8 @@ static int write_input(struct dedup_input *in, struct shard_writer *w)
 	size_t len;
 	int ret = 0;
 	uint64_t k = 0;
-	while ((in->limit == UINT64_MAX || k < in->n_docs) && (ret = shard_next(r, &rec, &len)) == 1) {
+	while ((in->limit == UINT64_MAX || k < in->n_docs) &&
+	       (ret = next_record(in, r, &mem, &rec, &len)) == 1) {
 		if (k == in->n_docs) {
 			ret = error("'%s': more documents than on the first reading", in->path);
 			break;
@@ -493,15 +569,28 @@ static int write_input(struct dedup_input *in, struct shard_writer *w)
 		ret = error("'%s': fewer documents than on the first reading", in->path);
 	shard_close_reader(r);
 	in->spool = NULL;
+	buf_free(&in->mem);
 	return ret < 0 ? -1 : 0;
+}
+
+struct shard_writer *dedup_open_output(const char *path, const uint64_t param[2],
+				       const struct dedup_cfg *c, int threads)
+{
+	struct shard_writer *w;
+	#pragma omp critical(shard_live)
+	w = shard_create(path, SHARD_DOCS, param);
+	if (w) {
+		shard_set_level(w, shard_auto_level(path, c->level, DEDUP_LEVEL));
+		shard_set_threads(w, threads);
+	}
+	return w;
 }
 
 static int write_stdout(struct dedup_input *ins, size_t n, const struct dedup_cfg *c)
 {
-	struct shard_writer *w = shard_create("-", SHARD_DOCS, n ? ins[0].param : NULL);
+	struct shard_writer *w = dedup_open_output("-", n ? ins[0].param : NULL, c, c->threads);
 	if (!w)
 		return -1;
-	shard_set_level(w, shard_auto_level("-", c->level, 3));
 	for (size_t i = 0; i < n; i++)
 		if (write_input(&ins[i], w)) {
 			shard_abort(w);
@@ -516,15 +605,13 @@ int dedup_write_outputs(struct dedup_input *ins, size_t n, const struct dedup_cf
 	if (!strcmp(c->outdir, "-"))
 		return write_stdout(ins, n, c);
 	int failed = 0;
+	/* fewer parts than threads: the rest compress their blocks */
+	int per = n && n < (size_t)c->threads ? c->threads / (int)n : 1;
 	#pragma omp parallel for schedule(dynamic, 1) num_threads(c->threads)
 	for (size_t i = 0; i < n; i++) {
 		if (failed)
 			continue;
-		struct shard_writer *w;
-		#pragma omp critical(shard_live)
-		w = shard_create(stage->paths[i], SHARD_DOCS, ins[i].param);
-		if (w)
-			shard_set_level(w, shard_auto_level(stage->paths[i], c->level, 3));
+		struct shard_writer *w = dedup_open_output(stage->paths[i], ins[i].param, c, per);
 		int e = !w || write_input(&ins[i], w);
 		#pragma omp critical(shard_live)
 		{

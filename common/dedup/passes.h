@@ -32,6 +32,7 @@ struct dedup_cfg {
 	const char *outdir;	/* "-": standard output */
 	const char *report, *index, *pairs;
 	const char *spool;	/* where standard input is copied for pass 2 (not with dry_run) */
+	int stream;		/* standard input alone, exact dedup: one pass (dedup_stream) */
 	uint64_t max_mem;	/* over ranks (dist.h): a rank's bytes at most; 0: no limit */
 };
 
@@ -39,6 +40,7 @@ struct dedup_cfg {
 struct dedup_input {
 	const char *path;	/* the shard, as given (also in messages) */
 	struct shard_reader *spool;	/* stdin's copy, opened and unlinked */
+	struct buf mem;		/* stdin's copy while it fits in memory: LEB128 length, record */
 	uint64_t start, limit;	/* the part: records [start, start + limit); UINT64_MAX: all */
 	uint64_t n_docs, bytes_in, bytes_out, docs_out;
 	uint64_t param[2];
@@ -106,13 +108,34 @@ void dedup_state_free(struct dedup_state *s);
 
 /* Pass 1 over INS[0..N): every document's status. 0, or -1 after an error. */
 int dedup_decide(struct dedup_state *s, struct dedup_input *ins, size_t n);
+/* IN's shard opened at the part's first record, its params taken; NULL after an error. */
+struct shard_reader *dedup_open_input(struct dedup_input *in);
 /* Read one part and keep what pass 1 needs (its thread's share of dedup_decide). */
 int dedup_read_input(struct dedup_input *in, const struct dedup_cfg *c);
+/* Check record REC of LEN bytes, the next of IN, decoded into D, and keep what pass 1 needs
+ * of it (*NSIG counts the signatures kept). 0, or -1 after an error naming it. */
+int dedup_take_record(struct dedup_input *in, const struct dedup_cfg *c, const void *rec,
+		      size_t len, struct doc *d, size_t *nsig);
 /* Fold a read part into the decisions, in input order. */
 void dedup_merge_input(struct dedup_state *s, struct dedup_input *in);
+/* Free what pass 1 kept of IN for the decisions, once they are made. */
+void dedup_scratch_free(struct dedup_input *in);
+/* One pass for standard input alone without near dedup (C->stream): every document's fate is
+ * known once it is read, so the kept ones go to OUT (a staged shard, or "-") as they come,
+ * their records as they lie, and nothing is spooled or read twice. *WRITE_SECS: the time
+ * spent writing. 0, or -1 after an error (OUT's shard then unfinished: a reader refuses it). */
+int dedup_stream(struct dedup_state *s, struct dedup_input *in, const char *out,
+		 double *write_secs);
 /* Near-duplicate clusters keep their first document only; once every document is in. */
 void dedup_near_decide(struct dedup_state *s, struct dedup_input *ins, size_t n);
 
+/* The clean shards' zstd level unless -L: level 1 compresses about twice as fast as 3, for
+ * shards some 8% larger. */
+#define DEDUP_LEVEL 1
+/* A writer of clean documents to PATH ("-": standard output) with C's level and THREADS
+ * compressing. NULL after an error. */
+struct shard_writer *dedup_open_output(const char *path, const uint64_t param[2],
+				       const struct dedup_cfg *c, int threads);
 /* Dry run: what pass 2 would write, counted from pass 1's lengths. */
 void dedup_dry_run_totals(struct dedup_input *ins, size_t n);
 /* Pass 2: the kept documents of each part to standard output (C->outdir "-") or to staged

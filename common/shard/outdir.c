@@ -238,8 +238,10 @@ static int writer_next(struct outdir_writer *ow)
 		free(base);
 	}
 	ow->w = shard_create(path, ow->kind, ow->param);
-	if (ow->w)
+	if (ow->w) {
 		shard_set_level(ow->w, shard_auto_level(path, ow->level, ow->dflt_level));
+		shard_set_threads(ow->w, ow->threads);
+	}
 	free(name);
 	ow->n = ow->bytes = 0;
 	return ow->w ? 0 : -1;

@@ -60,6 +60,7 @@ struct outdir_writer {
 	uint32_t kind;
 	uint64_t param[2];
 	int level, dflt_level;		/* shard_auto_level's */
+	int threads;			/* shard_set_threads' for each shard (0: 1) */
 	uint64_t max_docs, max_bytes;	/* OUTDIR_DIR: a new shard after this many (0: no limit) */
 	struct shard_writer *w;
 	struct shardset_stage *stage;	/* OUTDIR_DIR: DIR/.stage-PID until the set is whole */
@@ -68,8 +69,8 @@ struct outdir_writer {
 /* OUT: "-" (standard output, refused when a terminal), a directory (ends in '/' or exists;
  * created with its parents; the shards are staged in it and committed as one set by
  * outdir_writer_finish, shard/set.h) or a shard file. Shards of KIND and PARAM named PREFIX-NNNNN.shard
- * in a directory; LEVEL and DFLT_LEVEL as shard_auto_level takes them. Then set max_docs and
- * max_bytes. 0, or -1 after an error. */
+ * in a directory; LEVEL and DFLT_LEVEL as shard_auto_level takes them. Then set max_docs,
+ * max_bytes and threads. 0, or -1 after an error. */
 int outdir_writer_open(struct outdir_writer *ow, const char *out, const char *prefix,
 		       uint32_t kind, const uint64_t param[2], int level, int dflt_level);
 /* One more record; in a directory the next shard begins when the open one is full. 0 or -1. */

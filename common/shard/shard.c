@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,8 @@ static void pipe_widen(int fd)
 
 /* ------------------------------------------------------------------ writer */
 
+struct blk_pool;
+
 struct shard_writer {
 	char *path;
 	struct atomic_file out;	/* the temporary of a named file (out.tmp NULL for stdout) */
@@ -77,12 +80,14 @@ struct shard_writer {
 	struct buf raw;		/* records of the block being filled */
 	uint32_t blk_records;
 	size_t block_size;
-	int level;
+	int level, threads;
 	ZSTD_CCtx *cctx;
 	struct buf comp;
+	struct blk_pool *pool;	/* threads > 1: blocks compressed on workers */
 	struct buf index;	/* u64 offset, u64 first record, per block */
 	XXH3_state_t *chain;	/* over every block checksum, in order */
 	uint64_t offset;
+	uint64_t flushed;	/* a file's bytes up to here are on their way to the disk */
 	int failed;
 };
 
@@ -113,6 +118,7 @@ struct shard_writer *shard_create(const char *path, uint32_t kind, const uint64_
 	}
 	w->block_size = 1 << 20;
 	w->level = 3;
+	w->threads = 1;
 	raw_start(w);
 	w->chain = XXH3_createState();
 	XXH3_64bits_reset(w->chain);
@@ -137,6 +143,12 @@ void shard_set_level(struct shard_writer *w, int level)
 	w->level = level;
 }
 
+void shard_set_threads(struct shard_writer *w, int threads)
+{
+	if (!w->pool)
+		w->threads = threads < 1 ? 1 : threads > 64 ? 64 : threads;
+}
+
 int shard_auto_level(const char *path, int given, int dflt)
 {
 	struct stat st;
@@ -152,6 +164,10 @@ uint64_t shard_written(const struct shard_writer *w)
 	return w->info.n_records;
 }
 
+/* A file's written bytes are handed to the disk every WRITEBACK bytes (without waiting), so
+ * that shard_close's fsync finds little left to wait for. */
+#define WRITEBACK (8u << 20)
+
 static int emit(struct shard_writer *w, const void *p, size_t n)
 {
 	if (w->failed)
@@ -161,6 +177,12 @@ static int emit(struct shard_writer *w, const void *p, size_t n)
 		return error_errno("cannot write '%s'", w->out.tmp ? w->out.tmp : "standard output");
 	}
 	w->offset += n;
+	if (w->seekable && w->offset - w->flushed >= WRITEBACK) {
+		/* advice only: a file system that cannot start it early syncs all at the end */
+		(void)sync_file_range(w->fd, (off_t)w->flushed, (off_t)(w->offset - w->flushed),
+				      SYNC_FILE_RANGE_WRITE);
+		w->flushed = w->offset;
+	}
 	return 0;
 }
 
@@ -234,51 +256,221 @@ static void store_head(unsigned char *f, size_t n)
 	f[11] = (unsigned char)(bh >> 16);
 }
 
+/* Fill in the header at HDR of a block whose frame (CLEN bytes) follows it. */
+static void blk_head(unsigned char *hdr, uint32_t n_records, uint64_t first, size_t raw,
+		     size_t clen)
+{
+	wr_u32le(hdr, BLK_MAGIC);
+	wr_u32le(hdr + 4, n_records);
+	wr_u64le(hdr + 8, first);
+	wr_u32le(hdr + 16, (uint32_t)raw);
+	wr_u32le(hdr + 20, (uint32_t)clen);
+	wr_u64le(hdr + 24, XXH3_64bits_withSeed(hdr + BLK_HDR_SIZE, clen, XXH3_64bits(hdr, 24)));
+}
+
+/* The block of RAW's records (after RAW_HEAD) compressed at LEVEL into COMP, header and frame:
+ * 0, or zstd's error code. The same bytes on any thread and with any CCTX. */
+static size_t blk_compress(ZSTD_CCtx *cctx, int level, const struct buf *raw, uint32_t n_records,
+			   uint64_t first, struct buf *comp)
+{
+	size_t n = raw->len - RAW_HEAD, bound = ZSTD_compressBound(n);
+	buf_reset(comp);
+	buf_grow(comp, BLK_HDR_SIZE + bound);
+	size_t clen = ZSTD_compressCCtx(cctx, comp->p + BLK_HDR_SIZE, bound, raw->p + RAW_HEAD, n,
+					level);
+	if (ZSTD_isError(clen))
+		return clen;
+	blk_head(comp->p, n_records, first, n, clen);
+	comp->len = BLK_HDR_SIZE + clen;
+	return 0;
+}
+
+/* Write the finished block at HDR (TOTAL bytes, header included), the next in order. */
+static int blk_emit(struct shard_writer *w, const unsigned char *hdr, size_t total)
+{
+	XXH3_64bits_update(w->chain, hdr + 24, 8);
+	buf_put_u64le(&w->index, w->offset);
+	buf_put_u64le(&w->index, rd_u64le(hdr + 8));
+	if (emit(w, hdr, total))
+		return -1;
+	w->info.n_blocks++;
+	return 0;
+}
+
+/* ---- blocks compressed on worker threads (shard_set_threads) ----
+ * The writer hands each full block to a ring of slots and goes on filling the next; the
+ * workers compress slots in the order they came, and the writer writes them out in that
+ * order as they are done. Each block is compressed on its own, so the bytes are the same as
+ * one thread's. */
+struct blk_slot {
+	struct buf raw, comp;
+	uint32_t n_records;
+	uint64_t first;
+	size_t err;	/* zstd's error code, or 0 */
+	int done;
+};
+
+struct blk_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t work, done;
+	struct blk_slot *slot;
+	unsigned depth, n_threads;
+	uint64_t queued, taken, emitted;	/* blocks handed in, taken by a worker, written */
+	int level, stop;
+	pthread_t *th;
+};
+
+static void *pool_worker(void *arg)
+{
+	struct blk_pool *p = arg;
+	ZSTD_CCtx *cctx = ZSTD_createCCtx();
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (p->taken == p->queued && !p->stop)
+			pthread_cond_wait(&p->work, &p->mu);
+		if (p->taken == p->queued)
+			break;
+		struct blk_slot *b = &p->slot[p->taken++ % p->depth];
+		pthread_mutex_unlock(&p->mu);
+		b->err = cctx ? blk_compress(cctx, p->level, &b->raw, b->n_records, b->first, &b->comp)
+			      : (size_t)-1;
+		pthread_mutex_lock(&p->mu);
+		b->done = 1;
+		pthread_cond_signal(&p->done);
+	}
+	pthread_mutex_unlock(&p->mu);
+	ZSTD_freeCCtx(cctx);
+	return NULL;
+}
+
+static struct blk_pool *pool_new(int threads, int level)
+{
+	struct blk_pool *p = xcalloc(1, sizeof *p);
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->done, NULL);
+	p->level = level;
+	p->depth = (unsigned)threads + 2;	/* a block for each worker, two waiting */
+	p->slot = xcalloc(p->depth, sizeof *p->slot);
+	p->th = xcalloc((size_t)threads, sizeof *p->th);
+	for (; p->n_threads < (unsigned)threads; p->n_threads++) {
+		int e = pthread_create(&p->th[p->n_threads], NULL, pool_worker, p);
+		if (e)
+			die("cannot start a thread: %s", strerror(e));
+	}
+	return p;
+}
+
+static void pool_free(struct blk_pool *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->mu);
+	for (unsigned i = 0; i < p->n_threads; i++)
+		pthread_join(p->th[i], NULL);
+	for (unsigned i = 0; i < p->depth; i++) {
+		buf_free(&p->slot[i].raw);
+		buf_free(&p->slot[i].comp);
+	}
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->work);
+	pthread_cond_destroy(&p->done);
+	free(p->slot);
+	free(p->th);
+	free(p);
+}
+
+/* Write the compressed blocks that are next in order, waiting for the workers until UNTIL
+ * blocks are out (0: write what is done and return). */
+static int pool_drain(struct shard_writer *w, uint64_t until)
+{
+	struct blk_pool *p = w->pool;
+	int ret = 0;
+	pthread_mutex_lock(&p->mu);
+	while (p->emitted < p->queued) {
+		struct blk_slot *b = &p->slot[p->emitted % p->depth];
+		if (!b->done) {
+			if (p->emitted >= until)
+				break;
+			pthread_cond_wait(&p->done, &p->mu);
+			continue;
+		}
+		pthread_mutex_unlock(&p->mu);
+		if (ret || w->failed)
+			ret = -1;
+		else if (b->err && (w->failed = 1))
+			ret = error("zstd compression failed for '%s': %s", w->path,
+				    ZSTD_getErrorName(b->err));
+		else
+			ret = blk_emit(w, b->comp.p, b->comp.len);
+		pthread_mutex_lock(&p->mu);
+		b->done = 0;
+		p->emitted++;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return ret;
+}
+
+/* Hand the block in w->raw to the workers; w->raw gets a free slot's buffer. */
+static int pool_submit(struct shard_writer *w, uint64_t first)
+{
+	if (!w->pool)
+		w->pool = pool_new(w->threads, w->level);
+	struct blk_pool *p = w->pool;
+	if (p->queued - p->emitted == p->depth && pool_drain(w, p->emitted + 1))
+		return -1;
+	/* the slot is no worker's until queued counts it */
+	struct blk_slot *b = &p->slot[p->queued % p->depth];
+	struct buf t = b->raw;
+	b->raw = w->raw;
+	w->raw = t;
+	b->n_records = w->blk_records;
+	b->first = first;
+	pthread_mutex_lock(&p->mu);
+	p->queued++;
+	pthread_cond_signal(&p->work);
+	pthread_mutex_unlock(&p->mu);
+	return pool_drain(w, 0);
+}
+
 static int flush_block(struct shard_writer *w)
 {
 	if (!w->blk_records)
 		return 0;
 	const unsigned char *data = w->raw.p + RAW_HEAD;
-	size_t n = raw_len(w), clen;
-	unsigned char *hdr;
-	if (w->level == SHARD_LEVEL_STORE && n <= STORE_BLOCK) {
-		hdr = w->raw.p;
-		store_head(hdr + BLK_HDR_SIZE, n);
-		clen = FRAME_HEAD + n;
-	} else {
-		size_t bound = w->level == SHARD_LEVEL_STORE ? store_bound(n) : ZSTD_compressBound(n);
-		buf_reset(&w->comp);
-		buf_grow(&w->comp, BLK_HDR_SIZE + bound);
-		hdr = w->comp.p;
-		if (w->level == SHARD_LEVEL_STORE) {
-			clen = zstd_store(hdr + BLK_HDR_SIZE, data, n);
-		} else {
-			if (!w->cctx)
-				w->cctx = ZSTD_createCCtx();
-			clen = ZSTD_compressCCtx(w->cctx, hdr + BLK_HDR_SIZE, bound, data, n,
-						 w->level);
-			if (ZSTD_isError(clen))
-				return error("zstd compression failed for '%s': %s", w->path,
-					     ZSTD_getErrorName(clen));
-		}
-	}
+	size_t n = raw_len(w);
 	uint64_t first = w->info.n_records - w->blk_records;
-	wr_u32le(hdr, BLK_MAGIC);
-	wr_u32le(hdr + 4, w->blk_records);
-	wr_u64le(hdr + 8, first);
-	wr_u32le(hdr + 16, (uint32_t)n);
-	wr_u32le(hdr + 20, (uint32_t)clen);
-	uint64_t sum = XXH3_64bits_withSeed(hdr + BLK_HDR_SIZE, clen, XXH3_64bits(hdr, 24));
-	wr_u64le(hdr + 24, sum);
-	XXH3_64bits_update(w->chain, hdr + 24, 8);
-	buf_put_u64le(&w->index, w->offset);
-	buf_put_u64le(&w->index, first);
-	if (emit(w, hdr, BLK_HDR_SIZE + clen))
-		return -1;
-	w->info.n_blocks++;
+	int ret;
+	if (w->level == SHARD_LEVEL_STORE) {
+		unsigned char *hdr;
+		size_t clen;
+		if (n <= STORE_BLOCK) {
+			hdr = w->raw.p;
+			store_head(hdr + BLK_HDR_SIZE, n);
+			clen = FRAME_HEAD + n;
+		} else {
+			buf_reset(&w->comp);
+			buf_grow(&w->comp, BLK_HDR_SIZE + store_bound(n));
+			hdr = w->comp.p;
+			clen = zstd_store(hdr + BLK_HDR_SIZE, data, n);
+		}
+		blk_head(hdr, w->blk_records, first, n, clen);
+		ret = blk_emit(w, hdr, BLK_HDR_SIZE + clen);
+	} else if (w->threads > 1) {
+		ret = pool_submit(w, first);
+	} else {
+		if (!w->cctx)
+			w->cctx = ZSTD_createCCtx();
+		size_t e = blk_compress(w->cctx, w->level, &w->raw, w->blk_records, first, &w->comp);
+		ret = e ? error("zstd compression failed for '%s': %s", w->path, ZSTD_getErrorName(e))
+			: blk_emit(w, w->comp.p, w->comp.len);
+	}
 	w->blk_records = 0;
 	raw_start(w);
-	return 0;
+	return ret;
 }
 
 int shard_write(struct shard_writer *w, const void *rec, size_t len)
@@ -303,6 +495,7 @@ int shard_write(struct shard_writer *w, const void *rec, size_t len)
 
 static void writer_free(struct shard_writer *w)
 {
+	pool_free(w->pool);
 	ZSTD_freeCCtx(w->cctx);
 	XXH3_freeState(w->chain);
 	buf_free(&w->raw);
@@ -338,6 +531,8 @@ static int write_tail(struct shard_writer *w)
 int shard_close(struct shard_writer *w)
 {
 	int ret = flush_block(w);
+	if (w->pool && pool_drain(w, w->pool->queued))
+		ret = -1;
 	if (!ret)
 		ret = write_tail(w);
 	if (!ret && w->seekable) {

@@ -30,13 +30,17 @@ static void make_record(unsigned i, unsigned char *buf, size_t *len)
 		buf[k] = (unsigned char)(i * 31 + k);
 }
 
-static int write_shard(const char *path, unsigned n, size_t block, uint32_t kind)
+/* Records 0..N-1 in blocks of about BLOCK bytes at LEVEL, compressed on THREADS threads. */
+static int write_shard_at(const char *path, unsigned n, size_t block, uint32_t kind, int level,
+			  int threads)
 {
 	uint64_t param[2] = { 42, 7 };
 	struct shard_writer *w = shard_create(path, kind, param);
 	if (!w)
 		return -1;
 	shard_set_block_size(w, block);
+	shard_set_level(w, level);
+	shard_set_threads(w, threads);
 	unsigned char rec[300];
 	size_t len;
 	for (unsigned i = 0; i < n; i++) {
@@ -45,6 +49,11 @@ static int write_shard(const char *path, unsigned n, size_t block, uint32_t kind
 			return -1;
 	}
 	return shard_close(w);
+}
+
+static int write_shard(const char *path, unsigned n, size_t block, uint32_t kind)
+{
+	return write_shard_at(path, n, block, kind, 3, 1);
 }
 
 /* 1 when every record reads back in order and the end verifies */
@@ -125,6 +134,41 @@ static void set_header_field(unsigned char *h, int off, unsigned v)
 		h[56 + k] = (unsigned char)(sum >> (8 * k));
 }
 
+/* 1 when the files at A and B hold the same bytes */
+static int same_file(const char *a, const char *b)
+{
+	size_t na, nb;
+	unsigned char *pa = slurp(a, &na), *pb = slurp(b, &nb);
+	int same = pa && pb && na == nb && !memcmp(pa, pb, na);
+	free(pa);
+	free(pb);
+	return same;
+}
+
+/* Blocks compressed on worker threads: the bytes of one thread's, at each level, with the
+ * workers ahead of the writer or behind it (many small blocks, few large ones). */
+static void test_threads(void)
+{
+	static const int levels[] = { 1, 3, -2 };
+	static const size_t blocks[] = { 512, 100000 };
+	char one[256];
+	snprintf(one, sizeof one, "%s", path_of("one-thread.shard"));
+	for (size_t l = 0; l < sizeof levels / sizeof *levels; l++)
+		for (size_t b = 0; b < sizeof blocks / sizeof *blocks; b++) {
+			int same = !write_shard_at(one, 3000, blocks[b], SHARD_DOCS, levels[l], 1);
+			for (int t = 2; t <= 5; t += 3) {
+				const char *p = path_of("threads.shard");
+				same = same && !write_shard_at(p, 3000, blocks[b], SHARD_DOCS, levels[l], t) &&
+				       same_file(one, p) && read_all_ok(p, 3000);
+			}
+			ok(same, "level %d, %zu-byte blocks: 2 and 5 threads write one thread's bytes",
+			   levels[l], blocks[b]);
+		}
+	const char *p = path_of("threads-empty.shard");
+	ok(!write_shard_at(p, 0, 4096, SHARD_DOCS, 1, 4) && read_all_ok(p, 0),
+	   "an empty shard on 4 threads");
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir))
@@ -159,6 +203,7 @@ int main(void)
 	shard_close_reader(r);
 
 	ok(write_shard(empty, 0, 4096, SHARD_DOCS) == 0 && read_all_ok(empty, 0), "empty shard round trip");
+	test_threads();
 	ok(shard_open(empty, SHARD_TOKENS) == NULL, "wrong kind refused");
 
 	size_t n;
