@@ -9,7 +9,9 @@
 # whether every run decided as the one process did. Not a test.
 #   bench/dedup-ranks.sh [DOCS]    (default 200000; J threads per rank, default 1;
 #                                   SCHEME xxh3 (default) or datasketch; RANKS "1 2 4";
-#                                   PART input parts of PART bytes, default 8000000)
+#                                   PART input parts of PART bytes, default 8000000;
+#                                   KEEP=DIR: the hashed documents kept in DIR/docs-DOCS,
+#                                   and taken from there when a run made them before)
 set -eu
 cd "$(dirname "$0")/.."
 : "${BUILD:=$PWD/build}" "${PYTHON:=python3}" "${J:=1}" "${SCHEME:=xxh3}" "${RANKS:=1 2 4}"
@@ -18,12 +20,21 @@ export CP_DEDUP_PART_BYTES=$PART	# parts enough to share among the ranks
 DOCS=${1:-200000}
 T=$(mktemp -d "${TMPDIR:-/tmp}/bench-dedup-ranks.XXXXXX")
 trap 'rm -rf "$T"' EXIT
+D=$T/docs
+if [ -n "${KEEP:-}" ]; then
+	D=$KEEP/docs-$DOCS-$SCHEME
+	mkdir -p "$KEEP"
+fi
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 MPIRUN="mpirun --allow-run-as-root --oversubscribe --bind-to none"
 
 now() { date +%s.%N; }
 t0=$(now)
-"$PYTHON" - "$DOCS" <<'PY' | "$BUILD/bin/cp-hash" -q -j2 --minhash "$SCHEME" --jsonl -o "$T/docs/" /dev/stdin
+if [ -f "$D.made" ]; then
+	echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem/ {print $2}') GB; $DOCS documents ($SCHEME) hashed by an earlier run: $(du -sh "$D" | cut -f1) of shards in $D"
+else
+rm -rf "$D"
+"$PYTHON" - "$DOCS" <<'PY' | "$BUILD/bin/cp-hash" -q -j2 --minhash "$SCHEME" --jsonl -o "$D/" /dev/stdin
 import json, random, sys
 n = int(sys.argv[1])
 rng = random.Random(14)
@@ -54,13 +65,15 @@ for u in order:
     out.write(json.dumps({"content": text}) + "\n")
 PY
 t1=$(now)
-echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem/ {print $2}') GB; $DOCS documents made and hashed ($SCHEME) in $(echo "$t1 - $t0" | bc) s: $(du -sh "$T/docs" | cut -f1) of shards"
+echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem/ {print $2}') GB; $DOCS documents made and hashed ($SCHEME) in $(echo "$t1 - $t0" | bc) s: $(du -sh "$D" | cut -f1) of shards"
+[ -z "${KEEP:-}" ] || touch "$D.made"
+fi
 
 run() { # NAME CMD...
 	local name=$1 s
 	shift
 	s=$(now)
-	"$@" -j"$J" -n --report "$T/$name.json" "$T/docs" >"$T/$name.out" 2>"$T/$name.err" ||
+	"$@" -j"$J" -n --report "$T/$name.json" "$D" >"$T/$name.out" 2>"$T/$name.err" ||
 		{ echo "$name failed:"; tail -5 "$T/$name.err"; return 1; }
 	"$PYTHON" - "$T/$name.json" "$T/$name.err" "$name" "$(echo "$(now) - $s" | bc)" <<'PY'
 import json, re, sys

@@ -7,16 +7,11 @@
 # report gives each rank's bytes; --max-mem stops a rank that would need more, saying what
 # to change. Skips without mpirun.
 . "$(dirname "$0")/lib.sh"
-need_cmd mpirun
-# OpenMPI's runtime keeps allocations to the end: no leak reports from sanitizer builds
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
-mpirun --allow-run-as-root --oversubscribe -np 2 true >/dev/null 2>&1 ||
-	skip_all "mpirun cannot start 2 processes here"
+need_mpirun
 run() { # N TOOL ARGS...: TOOL on N ranks
 	local n=$1 t=$2
 	shift 2
-	mpirun --allow-run-as-root --oversubscribe -np "$n" "$BUILD/bin/$t" "$@"
+	ranks "$n" "$BUILD/bin/$t" "$@"
 }
 # small batches and parts, so that a small corpus is spread over every rank
 export CP_DOCPIPE_BATCH_ITEMS=7 CP_DEDUP_PART_BYTES=150000
