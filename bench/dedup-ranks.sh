@@ -4,7 +4,8 @@
 # make 15% of all files, 1% make 35%, 10% make 66%; the rest appear once) and near duplicates
 # (one singleton in 20 is a variant of an earlier unique file, 2 of its 60 tokens changed),
 # hashes them once (cp-hash --jsonl, MinHash SCHEME), then runs exact and near dedup (-n: decide
-# and report) by one process and on 1, 2 and 4 ranks, printing the seconds, each rank's bytes
+# and report) by one process and on 1, 2 and 4 ranks, printing the seconds (and the CPU
+# seconds of all its processes, user + system: the machine may be shared), each rank's bytes
 # of exact set and LSH index (the report's) and its peak RSS, and the duplicates found; and
 # whether every run decided as the one process did. Not a test.
 #   bench/dedup-ranks.sh [DOCS]    (default 200000; J threads per rank, default 1;
@@ -78,21 +79,23 @@ run() { # NAME CMD...
 	"$PYTHON" - "$T/$name.json" "$T/$name.err" "$name" "$(echo "$(now) - $s" | bc)" <<'PY'
 import json, re, sys
 r = json.load(open(sys.argv[1]))
-rss = re.findall(r"RSS (\d+) KB", open(sys.argv[2]).read())
+err = open(sys.argv[2]).read()
+rss = re.findall(r"RSS (\d+) KB", err)
+cpu = sum(float(u) + float(s) for u, s in re.findall(r"CPU ([0-9.]+) ([0-9.]+) s", err))
 ranks = r.get("ranks", [])
-print("%-8s %7.2f s  exact %d, near %d of %d in" % (sys.argv[3], float(sys.argv[4]),
-      r["exact_duplicates"], r["near_duplicates"], r["docs_in"]))
+print("%-8s %7.2f s, CPU %.2f s  exact %d, near %d of %d in" % (sys.argv[3], float(sys.argv[4]),
+      cpu, r["exact_duplicates"], r["near_duplicates"], r["docs_in"]))
 for i, x in enumerate(ranks):
     print("         rank %d: exact set %.1f MB, LSH index %.1f MB" % (i, x["exact_bytes"] / 1e6,
           x["lsh_bytes"] / 1e6))
 print("         peak RSS of each process: %s MB" % ", ".join("%.0f" % (int(k) / 1e3) for k in rss))
 PY
 }
-TIME="/usr/bin/time -f RSS_%M"
-run one sh -c "$TIME $BUILD/bin/cp-dedup \"\$@\" 2>&1 | sed 's/^RSS_\([0-9]*\)/RSS \1 KB/' >&2" sh
+TIME="/usr/bin/time -f RSS_%M_%U_%S"
+run one sh -c "$TIME $BUILD/bin/cp-dedup \"\$@\" 2>&1 | sed 's/^RSS_\([0-9]*\)_\([0-9.]*\)_\([0-9.]*\)$/RSS \1 KB, CPU \2 \3 s/' >&2" sh
 for n in $RANKS; do
 	run "ranks$n" $MPIRUN -np "$n" sh -c \
-		"$TIME $BUILD/bin/cp-dedup \"\$@\" 2>&1 | sed 's/^RSS_\([0-9]*\)/RSS \1 KB/' >&2" sh
+		"$TIME $BUILD/bin/cp-dedup \"\$@\" 2>&1 | sed 's/^RSS_\([0-9]*\)_\([0-9.]*\)_\([0-9.]*\)$/RSS \1 KB, CPU \2 \3 s/' >&2" sh
 done
 "$PYTHON" - "$T" $RANKS <<'PY'
 import json, sys
