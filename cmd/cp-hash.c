@@ -228,6 +228,9 @@ int main(int argc, char **argv)
 		die_usage("'-' (paths on standard input) is read by one process: under mpirun, "
 			  "give the paths as arguments");
 	open_output(&h);
+	/* compressing everything costs rank 0 about what measuring costs a rank (level 1 and
+	 * MinHash): its turns would hold the others up, so it only writes */
+	h.o.rank0_writes = h.level != 0;
 
 	atomic_cleanup_on_signal(shardset_stage_remove_all);
 	h.o.progress = !h.quiet && isatty(STDERR_FILENO);

@@ -281,6 +281,16 @@ static void progress(struct pipe *x, int final)
 
 /* ------------------------------------------------------------------ ranks */
 
+/* The rank that measures the T-th batch (or part) that goes round the ranks */
+static int turn_owner(const struct docpipe_opts *o, uint64_t t)
+{
+	if (o->nranks <= 1)
+		return 0;
+	if (o->rank0_writes)
+		return 1 + (int)(t % (uint64_t)(o->nranks - 1));
+	return (int)(t % (uint64_t)o->nranks);
+}
+
 /* Whether this rank measures batch B */
 static int batch_is_mine(const struct pipe *x, const struct batch *b)
 {
@@ -472,7 +482,7 @@ static void flush_batch(struct pipe *x)
 		b->owner = x->o->rank;
 		b->tag = x->part_tag;
 	} else if (!b->remote) {
-		b->owner = (int)(x->shared % (uint64_t)(x->o->nranks > 1 ? x->o->nranks : 1));
+		b->owner = turn_owner(x->o, x->shared);
 		b->tag = x->shared++;
 	}
 	if (!x->async) {
@@ -496,7 +506,7 @@ static void *gather_thread(void *arg)
 	gather_all(x);
 	pthread_mutex_lock(&x->mu);
 	x->cur->seq = x->next_seq++;
-	x->cur->owner = (int)(x->shared % (uint64_t)(x->o->nranks > 1 ? x->o->nranks : 1));
+	x->cur->owner = turn_owner(x->o, x->shared);
 	x->cur->tag = x->shared++;
 	x->ready[x->n_ready++] = x->cur;	/* the last, maybe empty */
 	x->gathered = 1;
@@ -633,11 +643,11 @@ static void read_jsonl(struct pipe *x, const char *path)
  * last of each marked); rank 0 stands a REMOTE batch in for each of the others'. */
 static void read_parts(struct pipe *x, const char *path, const struct split *sp)
 {
-	int n = x->o->nranks, me = x->o->rank;
+	int me = x->o->rank;
 	if (x->cur->n_items)	/* the shared batch before: sealed on every rank alike */
 		flush_batch(x);
 	for (uint64_t k = 0; k < sp->n; k++) {
-		int owner = (int)((sp->first + k) % (uint64_t)n);
+		int owner = turn_owner(x->o, sp->first + k);
 		uint64_t tag = PART_TAG | (sp->first + k);
 		if (owner != me) {
 			if (!me) {
@@ -775,7 +785,7 @@ static int plan_file(struct pipe *x, int fd, const char *path, uint64_t size, ui
 	}
 	uint64_t *v = xcalloc(2 * n + 1, sizeof *v);
 	for (uint64_t k = 0; k < n && !v[2 * n]; k++)
-		if ((sp->first + k) % (uint64_t)o->nranks == (uint64_t)o->rank &&
+		if (turn_owner(o, sp->first + k) == o->rank &&
 		    jsonl_span(fd, path, size, k * part, (k + 1) * part, &v[k], &v[n + k]))
 			v[2 * n] = 1;
 	o->sum(o->arg, v, 2 * n + 1);

@@ -44,7 +44,8 @@ struct docpipe_opts {
 	docpipe_write_fn write;
 	void *arg;
 	/* Over ranks (nranks > 1): every rank gathers the same batches from the same inputs and
-	 * measures every nranks-th (batch k on rank k % nranks); the others send theirs, measured
+	 * measures every nranks-th (batch k on rank k % nranks, or on 1 + k % (nranks - 1) with
+	 * RANK0_WRITES); the others send theirs, measured
 	 * and encoded, to rank 0, which writes every batch in order (WRITE is called there
 	 * alone, with the records a single process would give it). Pipes cannot be read by
 	 * every rank: they are refused. A JSON-lines file named in PATHS is not read by every
@@ -53,6 +54,9 @@ struct docpipe_opts {
 	 * go round the ranks, each read by its rank alone (the line numbers of the origins
 	 * found by the ranks counting the lines of theirs: SUM). */
 	int rank, nranks;
+	/* Rank 0 measures nothing, only writes: when writing (compressing) costs about what
+	 * measuring does, so that its turns would hold the others up. */
+	int rank0_writes;
 	docpipe_send_fn send;
 	docpipe_recv_fn recv;
 	docpipe_sum_fn sum;
