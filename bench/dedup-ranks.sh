@@ -4,12 +4,15 @@
 # make 15% of all files, 1% make 35%, 10% make 66%; the rest appear once) and near duplicates
 # (one singleton in 20 is a variant of an earlier unique file, 2 of its 60 tokens changed),
 # hashes them once (cp-hash --jsonl, MinHash SCHEME), then runs exact and near dedup (-n: decide
-# and report) by one process and on 1, 2 and 4 ranks, printing the seconds, each rank's bytes
+# and report) by one process and on 1, 2 and 4 ranks, printing the seconds (and the CPU
+# seconds of all its processes, user + system: the machine may be shared), each rank's bytes
 # of exact set and LSH index (the report's) and its peak RSS, and the duplicates found; and
 # whether every run decided as the one process did. Not a test.
 #   bench/dedup-ranks.sh [DOCS]    (default 200000; J threads per rank, default 1;
 #                                   SCHEME xxh3 (default) or datasketch; RANKS "1 2 4";
-#                                   PART input parts of PART bytes, default 8000000)
+#                                   PART input parts of PART bytes, default 8000000;
+#                                   KEEP=DIR: the hashed documents kept in DIR/docs-DOCS,
+#                                   and taken from there when a run made them before)
 set -eu
 cd "$(dirname "$0")/.."
 : "${BUILD:=$PWD/build}" "${PYTHON:=python3}" "${J:=1}" "${SCHEME:=xxh3}" "${RANKS:=1 2 4}"
@@ -18,12 +21,21 @@ export CP_DEDUP_PART_BYTES=$PART	# parts enough to share among the ranks
 DOCS=${1:-200000}
 T=$(mktemp -d "${TMPDIR:-/tmp}/bench-dedup-ranks.XXXXXX")
 trap 'rm -rf "$T"' EXIT
+D=$T/docs
+if [ -n "${KEEP:-}" ]; then
+	D=$KEEP/docs-$DOCS-$SCHEME
+	mkdir -p "$KEEP"
+fi
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 MPIRUN="mpirun --allow-run-as-root --oversubscribe --bind-to none"
 
 now() { date +%s.%N; }
 t0=$(now)
-"$PYTHON" - "$DOCS" <<'PY' | "$BUILD/bin/cp-hash" -q -j2 --minhash "$SCHEME" --jsonl -o "$T/docs/" /dev/stdin
+if [ -f "$D.made" ]; then
+	echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem/ {print $2}') GB; $DOCS documents ($SCHEME) hashed by an earlier run: $(du -sh "$D" | cut -f1) of shards in $D"
+else
+rm -rf "$D"
+"$PYTHON" - "$DOCS" <<'PY' | "$BUILD/bin/cp-hash" -q -j2 --minhash "$SCHEME" --jsonl -o "$D/" /dev/stdin
 import json, random, sys
 n = int(sys.argv[1])
 rng = random.Random(14)
@@ -54,32 +66,36 @@ for u in order:
     out.write(json.dumps({"content": text}) + "\n")
 PY
 t1=$(now)
-echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem/ {print $2}') GB; $DOCS documents made and hashed ($SCHEME) in $(echo "$t1 - $t0" | bc) s: $(du -sh "$T/docs" | cut -f1) of shards"
+echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem/ {print $2}') GB; $DOCS documents made and hashed ($SCHEME) in $(echo "$t1 - $t0" | bc) s: $(du -sh "$D" | cut -f1) of shards"
+[ -z "${KEEP:-}" ] || touch "$D.made"
+fi
 
 run() { # NAME CMD...
 	local name=$1 s
 	shift
 	s=$(now)
-	"$@" -j"$J" -n --report "$T/$name.json" "$T/docs" >"$T/$name.out" 2>"$T/$name.err" ||
+	"$@" -j"$J" -n --report "$T/$name.json" "$D" >"$T/$name.out" 2>"$T/$name.err" ||
 		{ echo "$name failed:"; tail -5 "$T/$name.err"; return 1; }
 	"$PYTHON" - "$T/$name.json" "$T/$name.err" "$name" "$(echo "$(now) - $s" | bc)" <<'PY'
 import json, re, sys
 r = json.load(open(sys.argv[1]))
-rss = re.findall(r"RSS (\d+) KB", open(sys.argv[2]).read())
+err = open(sys.argv[2]).read()
+rss = re.findall(r"RSS (\d+) KB", err)
+cpu = sum(float(u) + float(s) for u, s in re.findall(r"CPU ([0-9.]+) ([0-9.]+) s", err))
 ranks = r.get("ranks", [])
-print("%-8s %7.2f s  exact %d, near %d of %d in" % (sys.argv[3], float(sys.argv[4]),
-      r["exact_duplicates"], r["near_duplicates"], r["docs_in"]))
+print("%-8s %7.2f s, CPU %.2f s  exact %d, near %d of %d in" % (sys.argv[3], float(sys.argv[4]),
+      cpu, r["exact_duplicates"], r["near_duplicates"], r["docs_in"]))
 for i, x in enumerate(ranks):
     print("         rank %d: exact set %.1f MB, LSH index %.1f MB" % (i, x["exact_bytes"] / 1e6,
           x["lsh_bytes"] / 1e6))
 print("         peak RSS of each process: %s MB" % ", ".join("%.0f" % (int(k) / 1e3) for k in rss))
 PY
 }
-TIME="/usr/bin/time -f RSS_%M"
-run one sh -c "$TIME $BUILD/bin/cp-dedup \"\$@\" 2>&1 | sed 's/^RSS_\([0-9]*\)/RSS \1 KB/' >&2" sh
+TIME="/usr/bin/time -f RSS_%M_%U_%S"
+run one sh -c "$TIME $BUILD/bin/cp-dedup \"\$@\" 2>&1 | sed 's/^RSS_\([0-9]*\)_\([0-9.]*\)_\([0-9.]*\)$/RSS \1 KB, CPU \2 \3 s/' >&2" sh
 for n in $RANKS; do
 	run "ranks$n" $MPIRUN -np "$n" sh -c \
-		"$TIME $BUILD/bin/cp-dedup \"\$@\" 2>&1 | sed 's/^RSS_\([0-9]*\)/RSS \1 KB/' >&2" sh
+		"$TIME $BUILD/bin/cp-dedup \"\$@\" 2>&1 | sed 's/^RSS_\([0-9]*\)_\([0-9.]*\)_\([0-9.]*\)$/RSS \1 KB, CPU \2 \3 s/' >&2" sh
 done
 "$PYTHON" - "$T" $RANKS <<'PY'
 import json, sys

@@ -160,6 +160,12 @@ static void recv_batch(void *arg, int from, struct buf *b)
 	ranks_recv(from, b);
 }
 
+static void sum_counts(void *arg, uint64_t *v, size_t n)
+{
+	(void)arg;
+	ranks_sum_u64(v, n);
+}
+
 /* Under mpirun: rank 0 writes what all measure (input/docpipe.h); the others say nothing,
  * since what they gather rank 0 gathers too, and what they measure goes to it. */
 static void join_ranks(struct hash_run *h, int *argc, char ***argv)
@@ -170,6 +176,7 @@ static void join_ranks(struct hash_run *h, int *argc, char ***argv)
 	h->o.nranks = ranks_count();
 	h->o.send = send_batch;
 	h->o.recv = recv_batch;
+	h->o.sum = sum_counts;
 	if (h->o.rank)
 		cp_quiet = 1;
 }
@@ -222,6 +229,9 @@ int main(int argc, char **argv)
 		die_usage("'-' (paths on standard input) is read by one process: under mpirun, "
 			  "give the paths as arguments");
 	open_output(&h);
+	/* compressing everything costs rank 0 about what measuring costs a rank (level 1 and
+	 * MinHash): its turns would hold the others up, so it only writes */
+	h.o.rank0_writes = h.level != 0;
 
 	atomic_cleanup_on_signal(shardset_stage_remove_all);
 	h.o.progress = !h.quiet && isatty(STDERR_FILENO);

@@ -62,6 +62,17 @@ _need() { # REASON [N]: the prerequisite is missing
 	return 1
 }
 need_cmd() { command -v "$1" >/dev/null 2>&1 || _need "'$1' not found on the PATH" "${2:-}"; }
+# need_mpirun: mpirun, able to start 2 processes here (oversubscribed, as root too), with
+# OpenMPI's settings for the tests (its runtime keeps allocations to the end: no leak
+# reports from sanitizer builds); ranks N CMD...: CMD on N ranks
+need_mpirun() {
+	need_cmd mpirun
+	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+	export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
+	mpirun --allow-run-as-root --oversubscribe -np 2 true >/dev/null 2>&1 ||
+		skip_all "mpirun cannot start 2 processes here"
+}
+ranks() { local n=$1; shift; mpirun --allow-run-as-root --oversubscribe -np "$n" "$@"; }
 need_file() { [ -e "$1" ] || _need "no file '$1'" "${2:-}"; }
 need_python_module() {
 	have_python_module "$1" || _need "python module '$1' not installed (for $PYTHON)" "${2:-}"

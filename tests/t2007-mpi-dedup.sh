@@ -7,16 +7,11 @@
 # report gives each rank's bytes; --max-mem stops a rank that would need more, saying what
 # to change. Skips without mpirun.
 . "$(dirname "$0")/lib.sh"
-need_cmd mpirun
-# OpenMPI's runtime keeps allocations to the end: no leak reports from sanitizer builds
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
-mpirun --allow-run-as-root --oversubscribe -np 2 true >/dev/null 2>&1 ||
-	skip_all "mpirun cannot start 2 processes here"
+need_mpirun
 run() { # N TOOL ARGS...: TOOL on N ranks
 	local n=$1 t=$2
 	shift 2
-	mpirun --allow-run-as-root --oversubscribe -np "$n" "$BUILD/bin/$t" "$@"
+	ranks "$n" "$BUILD/bin/$t" "$@"
 }
 # small batches and parts, so that a small corpus is spread over every rank
 export CP_DOCPIPE_BATCH_ITEMS=7 CP_DEDUP_PART_BYTES=150000
@@ -64,6 +59,22 @@ for g in range(12):
         f.write(text([w if rng.random() < 0.7 else word() for w in base]))
 PY
 ok "cp-hash the tree" cp-hash -q -o planted/ --shard-docs 9 tree
+# a chain of near duplicates over every rank: each file 3 words from the one before, the
+# ends far apart, one cluster only through all the links (rounds of the labels' joining)
+setup "a chain" "$PYTHON" - <<'PY'
+import os, random
+rng = random.Random(2014)
+word = lambda: "".join(rng.choice("abcdefghijklmnop") for _ in range(7))
+os.makedirs("chain-tree", exist_ok=True)
+toks = [word() for _ in range(400)]
+for i in range(30):
+    for k in rng.sample(range(len(toks)), 3):
+        toks[k] = word()
+    with open("chain-tree/c%02d.py" % (i * 7 % 30), "w") as f:	# the links out of order
+        f.write("def g():\n" + "".join("    %s = %s(%s, %s)\n" % tuple(toks[j:j + 4])
+                                       for j in range(0, 400, 4)))
+PY
+ok "cp-hash the chain" cp-hash -q -o chain/ --shard-docs 3 chain-tree
 
 # same_run TAG N: run N's outputs equal the one process's
 same_run() {
@@ -97,7 +108,7 @@ dedup() {
 	fi
 }
 
-for corpus in "corpus again" planted; do
+for corpus in "corpus again" planted chain; do
 	tag=$(echo "$corpus" | cut -c1-4)
 	ok "$tag: cp-dedup, one process" dedup "$tag" 1 $corpus
 	for n in m1 2 3 4; do
@@ -112,6 +123,8 @@ r=$(json_field plan-1/report.json '(r["exact_duplicates"], r["near_duplicates"] 
 is "$r" "(12, True)" "planted: 12 exact copies, the near duplicates found"
 is "$(grep -c jaccard plan-1/pairs)" "$(json_field plan-1/report.json 'r["near_duplicates"]')" \
 	"planted: a pair for each near duplicate"
+r=$(json_field chai-1/report.json '(r["near_duplicates"], r["docs_out"])')
+is "$r" "(29, 1)" "the chain: one cluster, its first file kept"
 r=$(json_field plan-3/report.json '[sorted(x) for x in r["ranks"]]')
 is "$r" "[['exact_bytes', 'lsh_bytes'], ['exact_bytes', 'lsh_bytes'], ['exact_bytes', 'lsh_bytes']]" \
 	"the report gives each rank's bytes of exact set and LSH index"

@@ -61,11 +61,22 @@ static int sig_rank(const struct owners *o, uint64_t id)
 	return id < o->n_old ? range_rank(o->oldb, o->n, id) : range_rank(o->newb, o->n, id);
 }
 
-/* This rank's signature of ID (one it holds). */
+/* Where this rank keeps what it holds of ID (one it holds): its signature, its label */
+static size_t own_at(const struct dedup_dist *d, uint64_t id)
+{
+	return (size_t)(id < d->new_lo ? id - d->old_lo : (d->old_hi - d->old_lo) + id - d->new_lo);
+}
+
+/* The id of what this rank keeps at I */
+static uint32_t own_id(const struct dedup_dist *d, size_t i)
+{
+	uint64_t held_old = d->old_hi - d->old_lo;
+	return (uint32_t)(i < held_old ? d->old_lo + i : d->new_lo + (i - held_old));
+}
+
 static const uint16_t *own_sig(const struct dedup_dist *d, uint64_t id)
 {
-	uint64_t i = id < d->new_lo ? id - d->old_lo : (d->old_hi - d->old_lo) + id - d->new_lo;
-	return d->sig + i * NPERM;
+	return d->sig + own_at(d, id) * NPERM;
 }
 
 static int owns(const struct dedup_dist *d, uint64_t id)
@@ -441,12 +452,14 @@ out:
 	return ret;
 }
 
-/* The signatures of the ids NEED[0..k) (ascending, none this rank's) from their ranks, into
- * GOT (k signatures, in NEED's order). */
-static void fetch_sigs(const struct dedup_state *s, const struct owners *o, const uint32_t *need,
-		       size_t k, uint16_t *got)
+/* What the owner of an id says of it: WIDTH bytes into DST. */
+typedef void (*answer_fn)(const struct dedup_dist *d, const void *ctx, uint32_t id, void *dst);
+
+/* For the ids NEED[0..k), WIDTH bytes each from their ranks' ANSWER, into GOT in NEED's
+ * order (all ranks ask at once). */
+static void ask_owners(const struct dedup_dist *d, const struct owners *o, const uint32_t *need,
+		       size_t k, size_t width, answer_fn answer, const void *ctx, void *got)
 {
-	const struct dedup_dist *d = s->dist;
 	int n = d->ranks;
 	struct buf *out = bufs(n), *in = bufs(n);
 	for (size_t i = 0; i < k; i++)
@@ -454,22 +467,30 @@ static void fetch_sigs(const struct dedup_state *s, const struct owners *o, cons
 	ranks_alltoallv(out, in);
 	for (int j = 0; j < n; j++) {
 		buf_reset(&out[j]);
+		buf_grow(&out[j], in[j].len / 4 * width + 1);
 		for (size_t p = 0; p < in[j].len; p += 4) {
 			uint32_t id;
 			memcpy(&id, in[j].p + p, 4);
-			buf_put(&out[j], own_sig(d, id), SIG_BYTES);
+			answer(d, ctx, id, out[j].p + out[j].len);
+			out[j].len += width;
 		}
 	}
 	ranks_alltoallv(out, in);
 	size_t *pos = xcalloc((size_t)n, sizeof *pos);
 	for (size_t i = 0; i < k; i++) {
 		int r = sig_rank(o, need[i]);
-		memcpy(got + i * NPERM, in[r].p + pos[r], SIG_BYTES);
-		pos[r] += SIG_BYTES;
+		memcpy((unsigned char *)got + i * width, in[r].p + pos[r], width);
+		pos[r] += width;
 	}
 	free(pos);
 	bufs_free(out, n);
 	bufs_free(in, n);
+}
+
+static void answer_sig(const struct dedup_dist *d, const void *ctx, uint32_t id, void *dst)
+{
+	(void)ctx;
+	memcpy(dst, own_sig(d, id), SIG_BYTES);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -502,7 +523,7 @@ static void confirm_step(const struct dedup_state *s, const struct owners *o, st
 		if (!kk || need[i] != need[kk - 1])
 			need[kk++] = need[i];
 	uint16_t *got = xreallocarray(NULL, kk * NPERM + 1, sizeof *got);
-	fetch_sigs(s, o, need, kk, got);
+	ask_owners(d, o, need, kk, SIG_BYTES, answer_sig, NULL, got);
 	for (size_t i = 0; i < u; i++) {
 		const uint16_t *a;
 		if (owns(d, c[i].c)) {
@@ -538,36 +559,136 @@ static void add_pair(struct dedup_state *s, uint32_t a, uint32_t b, double j)
 	s->pairs[s->n_pairs++] = (struct dedup_pair){ a, b, j };
 }
 
-/* Rank 0: the clusters joined as one process joins them (lsh.c's scan_chain), the pairs
- * kept; into NEAR[r], the ids of rank r's documents that are not first of their cluster. */
-static void join_clusters(struct dedup_state *s, const struct owners *o, struct buf *all,
-			  struct buf *near)
+/* The clusters are joined by labels: every held document's label is a document of its
+ * cluster, no later than itself, at first itself. A round hooks, for every edge whose ends'
+ * labels differ, the later label onto the earlier (the label of a label lowered), then
+ * labels jump to their labels' labels until none changes; when no edge's ends differ, each
+ * cluster's label is its first document, as one process's union-find finds it. */
+struct labels {
+	const struct owners *o;
+	uint32_t *lab;		/* per held document (own_at) */
+	size_t held;
+};
+
+static void answer_label(const struct dedup_dist *d, const void *ctx, uint32_t id, void *dst)
 {
-	size_t m = all->len / sizeof(struct edge);
-	struct edge *e = (struct edge *)all->p;
-	if (m)
-		qsort(e, m, sizeof *e, cmp_edge);
-	uint64_t total = o->newb[o->n];
-	uint32_t *parent = xreallocarray(NULL, total + 1, sizeof *parent);
-	for (uint64_t i = 0; i < total; i++)
-		parent[i] = (uint32_t)i;
+	const struct labels *l = ctx;
+	memcpy(dst, &l->lab[own_at(d, id)], 4);
+}
+
+struct hook { uint32_t x, to; };
+
+/* One hooking over the edges E[0..m) this rank confirmed; 1 on every rank when a label
+ * changed on any. */
+static int hook_round(const struct dedup_dist *d, struct labels *l, const struct edge *e, size_t m)
+{
+	int n = d->ranks, changed = 0;
+	uint32_t *need = xreallocarray(NULL, 2 * m + 1, sizeof *need), *lc = need + m;
+	for (size_t i = 0; i < m; i++)
+		need[i] = e[i].c;
+	ask_owners(d, l->o, need, m, 4, answer_label, l, lc);
+	struct buf *out = bufs(n), *in = bufs(n);
 	for (size_t i = 0; i < m; i++) {
-		uint32_t rc = find(parent, e[i].c), rd = find(parent, e[i].d);
-		if (rc == rd)
+		uint32_t a = lc[i], b = l->lab[own_at(d, e[i].d)];
+		if (a == b)
 			continue;
-		if (rc < rd)
-			parent[rd] = rc;
-		else
-			parent[rc] = rd;
-		if (s->cfg.pairs)
-			add_pair(s, e[i].c, e[i].d, e[i].j);
+		struct hook h = { a > b ? a : b, a > b ? b : a };
+		buf_put(&out[sig_rank(l->o, h.x)], &h, sizeof h);
 	}
-	for (uint64_t id = o->n_old; id < total; id++)
-		if (find(parent, (uint32_t)id) != id) {
-			uint32_t v = (uint32_t)id;
-			buf_put(&near[sig_rank(o, id)], &v, 4);
+	free(need);
+	ranks_alltoallv(out, in);
+	for (int j = 0; j < n; j++)
+		for (size_t p = 0; p < in[j].len; p += sizeof(struct hook)) {
+			struct hook h;
+			memcpy(&h, in[j].p + p, sizeof h);
+			uint32_t *x = &l->lab[own_at(d, h.x)];
+			if (h.to < *x) {
+				*x = h.to;
+				changed = 1;
+			}
 		}
-	free(parent);
+	bufs_free(out, n);
+	bufs_free(in, n);
+	return ranks_any(changed);
+}
+
+/* Labels to their labels' labels until none changes anywhere. */
+static void jump_labels(const struct dedup_dist *d, struct labels *l)
+{
+	size_t *at = xreallocarray(NULL, l->held + 1, sizeof *at);
+	uint32_t *need = xreallocarray(NULL, 2 * l->held + 1, sizeof *need), *got = need + l->held;
+	for (int changed = 1; changed;) {
+		size_t k = 0;
+		for (size_t i = 0; i < l->held; i++)
+			if (l->lab[i] != own_id(d, i)) {
+				at[k] = i;
+				need[k++] = l->lab[i];
+			}
+		ask_owners(d, l->o, need, k, 4, answer_label, l, got);
+		changed = 0;
+		for (size_t i = 0; i < k; i++)
+			if (got[i] < l->lab[at[i]]) {
+				l->lab[at[i]] = got[i];
+				changed = 1;
+			}
+		changed = ranks_any(changed);
+	}
+	free(at);
+	free(need);
+}
+
+/* --pairs: the edges of each cluster at its label's rank, joined there in one process's
+ * order (a cluster's own edges alone decide which of them join it); the joining ones to
+ * rank 0, as one process reports them. */
+static void cluster_pairs(struct dedup_state *s, const struct labels *l, const struct edge *e,
+			  size_t m)
+{
+	const struct dedup_dist *d = s->dist;
+	int n = d->ranks;
+	struct buf *out = bufs(n), *in = bufs(n), all = { 0 }, joined = { 0 };
+	for (size_t i = 0; i < m; i++)
+		buf_put(&out[sig_rank(l->o, l->lab[own_at(d, e[i].d)])], &e[i], sizeof e[i]);
+	ranks_alltoallv(out, in);
+	concat(in, n, &all);
+	bufs_free(out, n);
+	bufs_free(in, n);
+	size_t k = all.len / sizeof(struct edge), u = 0;
+	struct edge *c = (struct edge *)all.p;
+	if (k)
+		qsort(c, k, sizeof *c, cmp_edge);
+	uint32_t *ids = xreallocarray(NULL, 4 * k + 1, sizeof *ids), *parent = ids + 2 * k;
+	for (size_t i = 0; i < k; i++) {
+		ids[2 * i] = c[i].c;
+		ids[2 * i + 1] = c[i].d;
+	}
+	if (k)
+		qsort(ids, 2 * k, sizeof *ids, cmp_u32);
+	for (size_t i = 0; i < 2 * k; i++)
+		if (!u || ids[i] != ids[u - 1])
+			ids[u++] = ids[i];
+	for (size_t i = 0; i < u; i++)
+		parent[i] = (uint32_t)i;	/* by rank among the ids: the earlier is the lower */
+	for (size_t i = 0; i < k; i++) {
+		uint32_t a = (uint32_t)((uint32_t *)bsearch(&c[i].c, ids, u, 4, cmp_u32) - ids);
+		uint32_t b = (uint32_t)((uint32_t *)bsearch(&c[i].d, ids, u, 4, cmp_u32) - ids);
+		uint32_t ra = find(parent, a), rb = find(parent, b);
+		if (ra == rb)
+			continue;
+		parent[ra > rb ? ra : rb] = ra > rb ? rb : ra;
+		buf_put(&joined, &c[i], sizeof c[i]);
+	}
+	free(ids);
+	ranks_gather(joined.p, joined.len, &all, NULL);
+	if (!ranks_me()) {
+		k = all.len / sizeof(struct edge);
+		c = (struct edge *)all.p;
+		if (k)
+			qsort(c, k, sizeof *c, cmp_edge);
+		for (size_t i = 0; i < k; i++)
+			add_pair(s, c[i].c, c[i].d, c[i].j);
+	}
+	buf_free(&joined);
+	buf_free(&all);
 }
 
 /* --pairs: the origins of the documents near dedup saw, in id order, on rank 0. */
@@ -585,39 +706,35 @@ static void gather_origins(struct dedup_state *s, struct buf *origins)
 	}
 }
 
-/* The confirmed pairs to rank 0, which joins the clusters; each rank's documents that are
- * not the first of theirs marked. */
+/* The clusters joined over the ranks (struct labels); each rank's documents that are not
+ * the first of theirs marked. */
 static int join_step(struct dedup_state *s, struct dedup_input *ins, const struct owners *o,
 		     struct buf *edges)
 {
 	struct dedup_dist *d = s->dist;
-	int n = d->ranks;
-	uint64_t total = edges->len;
-	ranks_sum_u64(&total, 1);
-	if (!ranks_me()) {	/* rank 0 holds them all, and a union-find over every document */
-		uint64_t held = total + 4 * d->near_docs;
-		d->lsh_mine = held > d->lsh_mine ? held : d->lsh_mine;
-	}
-	if (over_budget(s, ranks_me() ? 0 : d->exact_mine + d->lsh_mine,
-			"the confirmed pairs gathered on rank 0"))
+	struct labels l = { o, NULL, (size_t)(d->old_hi - d->old_lo + d->n_new) };
+	size_t m = edges->len / sizeof(struct edge);
+	/* the edges, a label per document, and what a jump asks and answers */
+	uint64_t held = edges->len + 4 * (uint64_t)l.held + 16 * (uint64_t)l.held;
+	d->lsh_mine = held > d->lsh_mine ? held : d->lsh_mine;
+	if (over_budget(s, d->exact_mine + held, "the clusters' labels"))
 		return -1;
-	struct buf all = { 0 }, *out = bufs(n), *in = bufs(n);
-	ranks_gather(edges->p, edges->len, &all, NULL);
-	buf_free(edges);
-	if (!ranks_me())
-		join_clusters(s, o, &all, out);
-	buf_free(&all);
-	ranks_alltoallv(out, in);
-	const uint32_t *v = (const uint32_t *)in[0].p;
-	size_t nv = in[0].len / 4, p = 0;
-	for (size_t i = d->lo; i < d->hi; i++)	/* both in id order */
-		for (uint64_t k = 0; k < ins[i].n_docs && p < nv; k++)
-			if (ins[i].lshid[k] == v[p]) {
+	l.lab = xreallocarray(NULL, l.held + 1, sizeof *l.lab);
+	for (size_t i = 0; i < l.held; i++)
+		l.lab[i] = own_id(d, i);
+	const struct edge *e = (const struct edge *)edges->p;
+	while (hook_round(d, &l, e, m))
+		jump_labels(d, &l);
+	for (size_t i = d->lo; i < d->hi; i++)
+		for (uint64_t k = 0; k < ins[i].n_docs; k++) {
+			uint32_t id = ins[i].lshid[k];
+			if (id != NO_ID && l.lab[own_at(d, id)] != id)
 				ins[i].status[k] = DEDUP_NEAR;
-				p++;
-			}
-	bufs_free(out, n);
-	bufs_free(in, n);
+		}
+	if (s->cfg.pairs)
+		cluster_pairs(s, &l, e, m);
+	free(l.lab);
+	buf_free(edges);
 	return 0;
 }
 

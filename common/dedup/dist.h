@@ -8,10 +8,13 @@
  * index's signatures first); each rank keeps the signatures of its own and sends every band
  * key to the key's rank, which pairs the documents of each bucket; a pair is confirmed at the
  * rank of its later document, which fetches the earlier signature from its rank. The
- * confirmed edges are gathered to rank 0, which joins the clusters (union-find) in the order
- * one process would meet them (by document, band, then the earlier document from the newest),
- * so the clusters, their first members and the pairs it reports are one process's; it sends
- * each rank which of its documents are not the first of their cluster.
+ * clusters are joined where the edges are, by labels (a distributed union-find): each
+ * document's label, kept by its rank, starts as itself; rounds hook the later label of an
+ * edge's two onto the earlier and let labels jump to their labels' labels (all-to-alls),
+ * until every edge's ends agree: then each cluster's label is its first document, which is
+ * kept, as one process keeps it. For --pairs, each cluster's edges meet at its label's rank,
+ * which joins them in the order one process meets them (by document, band, then the earlier
+ * document from the newest), so the pairs rank 0 reports are one process's.
  *
  * Every function is collective: all ranks call it, and it fails on all when on any. */
 #ifndef CP_DEDUP_DIST_H

@@ -50,7 +50,15 @@ struct batch {
 	struct buf *out;
 	uint64_t bytes;
 	uint64_t seq;			/* its number in input order, once full; UNSEALED before */
+	/* Over ranks: the rank that measures it and its tag, the same on every rank: the count
+	 * of shared batches before it, or its part's number (PART_TAG), when it holds lines of
+	 * a part of a JSON-lines file (the owner's alone; LAST: the part's last). REMOTE: on
+	 * rank 0, where the owner's batches of that part are to be written. */
+	int owner, last, remote;
+	uint64_t tag;
 };
+
+#define PART_TAG ((uint64_t)1 << 63)
 
 #define UNSEALED UINT64_MAX
 
@@ -79,9 +87,29 @@ struct pipe {
 	char *const *paths;
 	int n_paths;
 	uint64_t next_seq;	/* the gathering side's */
+	uint64_t shared;	/* shared batches sealed */
+	int in_part;		/* gathering this rank's part of a file: its tag */
+	uint64_t part_tag;
+	struct split *splits;	/* per path: its parts, or n == 0 */
+	struct docpipe_counts pc;	/* counted while gathering parts: this rank's alone */
+	int perrors, ptorn;
 	size_t batch_items;	/* BATCH_ITEMS, or CP_DOCPIPE_BATCH_ITEMS (tests) */
 	struct buf wire;	/* a batch to or from another rank */
 };
+
+/* A JSON-lines file named on the command line, cut into parts for the ranks: part k is the
+ * lines that start in bytes [k * PART_BYTES, (k + 1) * PART_BYTES), at[k] to at[k + 1], the
+ * first numbered line0[k] + 1; part k is the (first + k)-th over all files, measured by rank
+ * (first + k) % nranks. A compressed file is one part (it is read from its start). */
+struct split {
+	uint64_t first, n;
+	uint64_t *at, *line0;
+	int whole;
+};
+
+/* About a batch each, so that the ranks take turns as with shared batches (a rank sends a
+ * part's batches as it measures them: rank 0 takes them when its turn comes). */
+#define PART_BYTES ((uint64_t)4 << 20)
 
 #define BATCH_ITEMS 4096
 /* Small enough that the records' buffers, kept from batch to batch, are soon all reused
@@ -253,10 +281,20 @@ static void progress(struct pipe *x, int final)
 
 /* ------------------------------------------------------------------ ranks */
 
-/* Whether this rank measures batch B: each measures every nranks-th */
+/* The rank that measures the T-th batch (or part) that goes round the ranks */
+static int turn_owner(const struct docpipe_opts *o, uint64_t t)
+{
+	if (o->nranks <= 1)
+		return 0;
+	if (o->rank0_writes)
+		return 1 + (int)(t % (uint64_t)(o->nranks - 1));
+	return (int)(t % (uint64_t)o->nranks);
+}
+
+/* Whether this rank measures batch B */
 static int batch_is_mine(const struct pipe *x, const struct batch *b)
 {
-	return x->o->nranks <= 1 || b->seq % (uint64_t)x->o->nranks == (uint64_t)x->o->rank;
+	return x->o->nranks <= 1 || b->owner == x->o->rank;
 }
 
 /* B measured, for rank 0: per item its status, content length, message and record. */
@@ -264,7 +302,8 @@ static void send_batch(struct pipe *x, struct batch *b)
 {
 	struct buf *w = &x->wire;
 	buf_reset(w);
-	buf_put_varint(w, b->seq);
+	buf_put_varint(w, b->tag);
+	buf_put_varint(w, (uint64_t)b->last);
 	buf_put_varint(w, b->n_items);
 	for (size_t i = 0; i < b->n_items; i++) {
 		const struct item *it = &b->items[i];
@@ -281,17 +320,34 @@ static void send_batch(struct pipe *x, struct batch *b)
 	x->o->send(x->o->arg, w->p, w->len);
 }
 
-/* Rank FROM's measuring of B (gathered here too, not measured) put into B's items. */
-static void recv_batch(struct pipe *x, struct batch *b, int from)
+static void grow_items(struct batch *b, size_t n)
+{
+	if (n <= b->cap_items)
+		return;
+	size_t ncap = b->cap_items ? 2 * b->cap_items : 256;
+	ncap = ncap < n ? n : ncap;
+	b->items = xreallocarray(b->items, ncap, sizeof *b->items);
+	memset(b->items + b->cap_items, 0, (ncap - b->cap_items) * sizeof *b->items);
+	b->cap_items = ncap;
+}
+
+/* Rank FROM's measuring of B put into B's items: those gathered here too (a shared batch),
+ * or, for REMOTE, items of its own (a batch of a part, gathered there alone). 1 when it was
+ * the part's last. */
+static int recv_batch(struct pipe *x, struct batch *b, int from)
 {
 	struct buf *w = &x->wire;
 	x->o->recv(x->o->arg, from, w);
 	struct cursor c = { w->p, w->p + w->len, 0 };
-	uint64_t seq = cur_varint(&c), n = cur_varint(&c);
-	if (c.err || seq != b->seq || n != b->n_items)
-		die("rank %d measured batch %llu of %llu documents, this rank gathered batch %llu of "
+	uint64_t tag = cur_varint(&c), last = cur_varint(&c), n = cur_varint(&c);
+	if (!c.err && b->remote && n < SIZE_MAX / sizeof *b->items) {
+		grow_items(b, (size_t)n);
+		b->n_items = (size_t)n;
+	}
+	if (c.err || tag != b->tag || n != b->n_items)
+		die("rank %d measured batch %llx of %llu documents, this rank gathered batch %llx of "
 		    "%zu: did the inputs change while the ranks read them?", from,
-		    (unsigned long long)seq, (unsigned long long)n, (unsigned long long)b->seq,
+		    (unsigned long long)tag, (unsigned long long)n, (unsigned long long)b->tag,
 		    b->n_items);
 	struct buf *out = &b->out[0];
 	for (size_t i = 0; i < b->n_items && !c.err; i++) {
@@ -316,6 +372,7 @@ static void recv_batch(struct pipe *x, struct batch *b, int from)
 	}
 	if (c.err || c.p != c.end)
 		die("rank %d sent a batch this rank cannot read", from);
+	return last != 0;
 }
 
 /* B written: empty, for gathering again. */
@@ -328,6 +385,8 @@ static void batch_reset(struct pipe *x, struct batch *b)
 	b->n_items = 0;
 	b->bytes = 0;
 	b->seq = UNSEALED;
+	b->owner = b->last = b->remote = 0;
+	b->tag = 0;
 	buf_reset(&b->arena);
 	for (int t = 0; t < x->threads; t++)
 		buf_reset(&b->out[t]);
@@ -335,21 +394,8 @@ static void batch_reset(struct pipe *x, struct batch *b)
 
 /* ------------------------------------------------------------------ writing */
 
-/* Write a measured batch in input order: messages, counts, records. Over ranks, rank 0 does
- * it for every batch, having the others' measuring sent; the others send theirs. */
-static void write_batch(struct pipe *x, struct batch *b)
+static void write_items(struct pipe *x, struct batch *b)
 {
-	if (x->o->nranks > 1 && b->seq != UNSEALED) {
-		int from = (int)(b->seq % (uint64_t)x->o->nranks);
-		if (x->o->rank) {
-			if (from == x->o->rank)
-				send_batch(x, b);
-			batch_reset(x, b);
-			return;
-		}
-		if (from)
-			recv_batch(x, b, from);
-	}
 	for (size_t i = 0; i < b->n_items; i++) {
 		struct item *it = &b->items[i];
 		if (it->msg) {
@@ -375,6 +421,35 @@ static void write_batch(struct pipe *x, struct batch *b)
 		case ST_UNREADABLE: x->c.unreadable++; x->errors = 1; break;
 		}
 	}
+}
+
+/* Write a measured batch in input order: messages, counts, records. Over ranks, rank 0 does
+ * it for every batch, having the others' measuring sent (a part's batches, one after the
+ * other, in place of the REMOTE batch that stands for it); the others send theirs. */
+static void write_batch(struct pipe *x, struct batch *b)
+{
+	if (x->o->nranks > 1 && b->seq != UNSEALED) {
+		if (x->o->rank) {
+			if (b->owner == x->o->rank)
+				send_batch(x, b);
+			batch_reset(x, b);
+			return;
+		}
+		if (b->remote) {
+			for (int last = 0; !last;) {
+				last = recv_batch(x, b, b->owner);
+				write_items(x, b);
+				buf_reset(&b->out[0]);
+			}
+			b->n_items = 0;
+			batch_reset(x, b);
+			progress(x, 0);
+			return;
+		} else if (b->owner) {
+			recv_batch(x, b, b->owner);
+		}
+	}
+	write_items(x, b);
 	batch_reset(x, b);
 	progress(x, 0);
 }
@@ -401,7 +476,15 @@ static struct batch *measure_batch(struct pipe *x, struct batch *b)
  * and wait for an empty batch to go on with. */
 static void flush_batch(struct pipe *x)
 {
-	x->cur->seq = x->next_seq++;
+	struct batch *b = x->cur;
+	b->seq = x->next_seq++;
+	if (x->in_part) {
+		b->owner = x->o->rank;
+		b->tag = x->part_tag;
+	} else if (!b->remote) {
+		b->owner = turn_owner(x->o, x->shared);
+		b->tag = x->shared++;
+	}
 	if (!x->async) {
 		x->cur = measure_batch(x, x->cur);
 		return;
@@ -423,6 +506,8 @@ static void *gather_thread(void *arg)
 	gather_all(x);
 	pthread_mutex_lock(&x->mu);
 	x->cur->seq = x->next_seq++;
+	x->cur->owner = turn_owner(x->o, x->shared);
+	x->cur->tag = x->shared++;
 	x->ready[x->n_ready++] = x->cur;	/* the last, maybe empty */
 	x->gathered = 1;
 	pthread_cond_broadcast(&x->cv);
@@ -473,12 +558,7 @@ static struct item *add_item(struct pipe *x, enum item_kind kind, const char *or
 		flush_batch(x);
 		b = x->cur;
 	}
-	if (b->n_items == b->cap_items) {
-		size_t ncap = b->cap_items ? 2 * b->cap_items : 256;
-		b->items = xreallocarray(b->items, ncap, sizeof *b->items);
-		memset(b->items + b->cap_items, 0, (ncap - b->cap_items) * sizeof *b->items);
-		b->cap_items = ncap;
-	}
+	grow_items(b, b->n_items + 1);
 	struct item *it = &b->items[b->n_items++];
 	it->kind = kind;
 	it->status = ST_OK;
@@ -509,16 +589,10 @@ static int is_jsonl_name(const char *path)
 	return 0;
 }
 
-static void read_jsonl(struct pipe *x, const char *path)
+/* The lines of R (of PATH) as documents; what fails counted into C, ERRORS and TORN. */
+static void read_lines(struct pipe *x, struct jsonl_reader *r, const char *path,
+		       struct docpipe_counts *c, int *errors, int *torn)
 {
-	struct jsonl_reader *r = jsonl_open(path, x->o->max_line);
-	if (!r) {
-		if (x->o->strict)
-			fatal("cannot open a JSON-lines file");
-		x->gc.unreadable++;
-		x->gerrors = 1;
-		return;
-	}
 	size_t plen = strlen(path);
 	char *origin = xmalloc(plen + 24);
 	memcpy(origin, path, plen);
@@ -531,9 +605,8 @@ static void read_jsonl(struct pipe *x, const char *path)
 		if (k < 0) {
 			if (x->o->strict)
 				fatal("cannot read a JSON-lines file");
-			x->gc.unreadable++;
-			x->gerrors = 1;
-			x->gtorn = 1;
+			c->unreadable++;
+			*errors = *torn = 1;
 			break;
 		}
 		int on = snprintf(origin + plen, 24, ":%llu", (unsigned long long)jsonl_lineno(r));
@@ -551,6 +624,56 @@ static void read_jsonl(struct pipe *x, const char *path)
 	}
 	free(origin);
 	jsonl_close(r);
+}
+
+static void read_jsonl(struct pipe *x, const char *path)
+{
+	struct jsonl_reader *r = jsonl_open(path, x->o->max_line);
+	if (!r) {
+		if (x->o->strict)
+			fatal("cannot open a JSON-lines file");
+		x->gc.unreadable++;
+		x->gerrors = 1;
+		return;
+	}
+	read_lines(x, r, path, &x->gc, &x->gerrors, &x->gtorn);
+}
+
+/* The parts of a file cut for the ranks: this rank's read, as batches of their own (the
+ * last of each marked); rank 0 stands a REMOTE batch in for each of the others'. */
+static void read_parts(struct pipe *x, const char *path, const struct split *sp)
+{
+	int me = x->o->rank;
+	if (x->cur->n_items)	/* the shared batch before: sealed on every rank alike */
+		flush_batch(x);
+	for (uint64_t k = 0; k < sp->n; k++) {
+		int owner = turn_owner(x->o, sp->first + k);
+		uint64_t tag = PART_TAG | (sp->first + k);
+		if (owner != me) {
+			if (!me) {
+				x->cur->remote = 1;
+				x->cur->owner = owner;
+				x->cur->tag = tag;
+				flush_batch(x);
+			}
+			continue;
+		}
+		x->in_part = 1;
+		x->part_tag = tag;
+		struct jsonl_reader *r = sp->whole ? jsonl_open(path, x->o->max_line)
+			: jsonl_open_range(path, x->o->max_line, sp->at[k], sp->at[k + 1], sp->line0[k]);
+		if (r) {
+			read_lines(x, r, path, &x->pc, &x->perrors, &x->ptorn);
+		} else {
+			if (x->o->strict)
+				fatal("cannot open a JSON-lines file");
+			x->pc.unreadable++;
+			x->perrors = 1;
+		}
+		x->cur->last = 1;
+		flush_batch(x);
+		x->in_part = 0;
+	}
 }
 
 static void add_file(struct pipe *x, const char *path, const struct stat *st)
@@ -630,11 +753,95 @@ static void add_paths_from_stdin(struct pipe *x)
 static void gather_all(struct pipe *x)
 {
 	for (int i = 0; i < x->n_paths; i++) {
-		if (!strcmp(x->paths[i], "-"))
+		if (x->splits && x->splits[i].n)
+			read_parts(x, x->paths[i], &x->splits[i]);
+		else if (!strcmp(x->paths[i], "-"))
 			add_paths_from_stdin(x);
 		else
 			add_path(x, x->paths[i]);
 	}
+}
+
+/* ------------------------------------------------------------------ parts for the ranks */
+
+/* 1 when the JSON-lines file PATH (SIZE bytes, open as FD) is compressed; each rank finds
+ * the boundaries of its parts and counts their lines, and the sums tell every rank all.
+ * -1 (on every rank alike) when it cannot be read: then it is not cut. */
+static int plan_file(struct pipe *x, int fd, const char *path, uint64_t size, uint64_t part,
+		     struct split *sp)
+{
+	const struct docpipe_opts *o = x->o;
+	uint64_t n = (size + part - 1) / part, z[2] = { 0, 0 };
+	int c = fd < 0 ? -1 : jsonl_compressed(fd);
+	z[0] = c < 0;
+	z[1] = c > 0;
+	o->sum(o->arg, z, 2);
+	if (z[0])
+		return -1;
+	if (z[1]) {
+		sp->whole = 1;
+		sp->n = 1;
+		return 1;
+	}
+	uint64_t *v = xcalloc(2 * n + 1, sizeof *v);
+	for (uint64_t k = 0; k < n && !v[2 * n]; k++)
+		if (turn_owner(o, sp->first + k) == o->rank &&
+		    jsonl_span(fd, path, size, k * part, (k + 1) * part, &v[k], &v[n + k]))
+			v[2 * n] = 1;
+	o->sum(o->arg, v, 2 * n + 1);
+	if (v[2 * n]) {
+		free(v);
+		return -1;
+	}
+	sp->n = n;
+	sp->at = xreallocarray(NULL, 2 * n + 1, sizeof *sp->at);
+	sp->line0 = sp->at + n + 1;
+	for (uint64_t k = 0; k < n; k++) {
+		sp->at[k] = v[k];
+		sp->line0[k] = k ? sp->line0[k - 1] + v[n + k - 1] : 0;
+	}
+	sp->at[n] = size;
+	free(v);
+	return 0;
+}
+
+/* Over ranks, the JSON-lines files named in the paths cut into parts (struct split). */
+static void plan_splits(struct pipe *x)
+{
+	const struct docpipe_opts *o = x->o;
+	if (o->nranks <= 1 || !o->sum)
+		return;
+	const char *env = getenv("CP_DOCPIPE_PART_BYTES");
+	uint64_t part = env ? opt_u64("CP_DOCPIPE_PART_BYTES", env, 1, UINT64_MAX) : PART_BYTES;
+	x->splits = xcalloc((size_t)x->n_paths + 1, sizeof *x->splits);
+	uint64_t first = 0;
+	for (int i = 0; i < x->n_paths; i++) {
+		const char *path = x->paths[i];
+		struct stat st;
+		if (!strcmp(path, "-") || stat(path, &st) || !S_ISREG(st.st_mode) || !st.st_size ||
+		    !(o->jsonl || is_jsonl_name(path)))
+			continue;	/* the same on every rank */
+		struct split *sp = &x->splits[i];
+		sp->first = first;
+		int fd = open(path, O_RDONLY);
+		if (plan_file(x, fd, path, (uint64_t)st.st_size, part, sp) < 0)
+			sp->n = 0;	/* read as before, its error said then */
+		first += sp->n;
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+/* What went wrong reading this rank's parts, told rank 0 (which reports). */
+static void sum_part_counts(struct pipe *x)
+{
+	if (!x->splits)
+		return;
+	uint64_t v[3] = { x->pc.unreadable, (uint64_t)x->perrors, (uint64_t)x->ptorn };
+	x->o->sum(x->o->arg, v, 3);
+	x->gc.unreadable += v[0];
+	x->gerrors |= v[1] != 0;
+	x->gtorn |= v[2] != 0;
 }
 
 /* ------------------------------------------------------------------ the run */
@@ -681,6 +888,9 @@ static void pipe_free(struct pipe *x)
 	free(x->workers);
 	buf_free(&x->wire);
 	walk_free(x->walker);
+	for (int i = 0; x->splits && i < x->n_paths; i++)
+		free(x->splits[i].at);
+	free(x->splits);
 	pthread_mutex_destroy(&x->mu);
 	pthread_cond_destroy(&x->cv);
 }
@@ -689,7 +899,9 @@ int docpipe_run(const struct docpipe_opts *o, char *const *paths, int n, struct 
 {
 	struct pipe x;
 	pipe_init(&x, o, paths, n);
+	plan_splits(&x);
 	run_batches(&x);
+	sum_part_counts(&x);
 	progress(&x, 1);
 	const struct walk_counts *wc = walk_get_counts(x.walker);
 	x.c.too_large += wc->too_large + x.gc.too_large;

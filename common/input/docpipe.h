@@ -26,6 +26,8 @@ typedef void (*docpipe_write_fn)(void *arg, const void *rec, size_t len);
 /* Ranks (base/ranks.h, wired by the caller): N bytes to rank 0; what rank FROM sent, into B. */
 typedef void (*docpipe_send_fn)(void *arg, const void *p, size_t n);
 typedef void (*docpipe_recv_fn)(void *arg, int from, struct buf *b);
+/* V[0..N) summed over the ranks, in place, on every rank. */
+typedef void (*docpipe_sum_fn)(void *arg, uint64_t *v, size_t n);
 
 struct docpipe_opts {
 	int threads;
@@ -42,13 +44,22 @@ struct docpipe_opts {
 	docpipe_write_fn write;
 	void *arg;
 	/* Over ranks (nranks > 1): every rank gathers the same batches from the same inputs and
-	 * measures every nranks-th (batch k on rank k % nranks); the others send theirs, measured
+	 * measures every nranks-th (batch k on rank k % nranks, or on 1 + k % (nranks - 1) with
+	 * RANK0_WRITES); the others send theirs, measured
 	 * and encoded, to rank 0, which writes every batch in order (WRITE is called there
 	 * alone, with the records a single process would give it). Pipes cannot be read by
-	 * every rank: they are refused. */
+	 * every rank: they are refused. A JSON-lines file named in PATHS is not read by every
+	 * rank: a plain one is cut into parts at line boundaries (the lines that start in each
+	 * 4 MiB, CP_DOCPIPE_PART_BYTES for tests), a compressed one is one part, and the parts
+	 * go round the ranks, each read by its rank alone (the line numbers of the origins
+	 * found by the ranks counting the lines of theirs: SUM). */
 	int rank, nranks;
+	/* Rank 0 measures nothing, only writes: when writing (compressing) costs about what
+	 * measuring does, so that its turns would hold the others up. */
+	int rank0_writes;
 	docpipe_send_fn send;
 	docpipe_recv_fn recv;
+	docpipe_sum_fn sum;
 };
 
 struct docpipe_counts {

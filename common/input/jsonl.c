@@ -27,6 +27,7 @@ struct jsonl_reader {
 	size_t in_pos, in_len;
 	int in_eof;
 	uint64_t raw_off;		/* raw bytes read so far, for messages */
+	uint64_t raw_left;		/* a range's bytes not yet read (UINT64_MAX: to the end) */
 	z_stream zs;
 	int z_ready, z_ended;
 	ZSTD_DCtx *zd;
@@ -43,6 +44,7 @@ static struct jsonl_reader *reader_new(const char *name, size_t max_line)
 	struct jsonl_reader *r = xcalloc(1, sizeof *r);
 	r->name = xstrdup(name);
 	r->fd = -1;
+	r->raw_left = UINT64_MAX;
 	r->in = xmalloc(IN_CHUNK);
 	r->cap = DATA_MIN;
 	r->data = xmalloc(r->cap);
@@ -61,10 +63,15 @@ static long raw_read(struct jsonl_reader *r, unsigned char *dst, size_t n)
 		r->mem_pos += k;
 		return (long)k;
 	}
+	if (n > r->raw_left)
+		n = (size_t)r->raw_left;
 	for (;;) {
-		ssize_t k = read(r->fd, dst, n);
-		if (k >= 0)
+		ssize_t k = n ? read(r->fd, dst, n) : 0;
+		if (k >= 0) {
+			if (r->raw_left != UINT64_MAX)
+				r->raw_left -= (uint64_t)k;
 			return (long)k;
+		}
 		if (errno != EINTR) {
 			error_errno("cannot read '%s'", r->name);
 			return -1;
@@ -88,20 +95,29 @@ static int fill_in(struct jsonl_reader *r)
 	return 0;
 }
 
+/* What the first N bytes at P say the data is */
+static int magic_mode(const unsigned char *p, size_t n)
+{
+	if (n >= 2 && p[0] == 0x1f && p[1] == 0x8b)
+		return SRC_GZIP;
+	if (n >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd)
+		return SRC_ZSTD;
+	return SRC_PLAIN;
+}
+
 static int detect(struct jsonl_reader *r)
 {
 	if (fill_in(r))
 		return -1;
-	const unsigned char *p = r->in;
-	size_t n = r->in_len;
-	if (n >= 2 && p[0] == 0x1f && p[1] == 0x8b) {
+	int mode = magic_mode(r->in, r->in_len);
+	if (mode == SRC_GZIP) {
 		r->mode = SRC_GZIP;
 		if (inflateInit2(&r->zs, 15 + 16) != Z_OK) {
 			error("cannot start gzip decompression for '%s'", r->name);
 			return -1;
 		}
 		r->z_ready = 1;
-	} else if (n >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd) {
+	} else if (mode == SRC_ZSTD) {
 		r->mode = SRC_ZSTD;
 		r->zd = ZSTD_createDCtx();
 		if (!r->zd) {
@@ -112,7 +128,7 @@ static int detect(struct jsonl_reader *r)
 	return 0;
 }
 
-struct jsonl_reader *jsonl_open(const char *path, size_t max_line)
+static struct jsonl_reader *open_file(const char *path, size_t max_line)
 {
 	int fd = open(path, O_RDONLY);
 	if (fd < 0) {
@@ -121,10 +137,98 @@ struct jsonl_reader *jsonl_open(const char *path, size_t max_line)
 	}
 	struct jsonl_reader *r = reader_new(path, max_line);
 	r->fd = fd;
-	if (detect(r)) {
+	return r;
+}
+
+struct jsonl_reader *jsonl_open(const char *path, size_t max_line)
+{
+	struct jsonl_reader *r = open_file(path, max_line);
+	if (r && detect(r)) {
 		jsonl_close(r);
 		return NULL;
 	}
+	return r;
+}
+
+struct jsonl_reader *jsonl_open_range(const char *path, size_t max_line, uint64_t from,
+				      uint64_t to, uint64_t line0)
+{
+	struct jsonl_reader *r = open_file(path, max_line);
+	if (!r)
+		return NULL;
+	r->raw_left = to - from;
+	r->raw_off = from;
+	r->lineno = line0;
+	if (lseek(r->fd, (off_t)from, SEEK_SET) < 0) {
+		error_errno("cannot seek in '%s'", path);
+		jsonl_close(r);
+		return NULL;
+	}
+	return r;	/* plain: no magic to look for in the middle */
+}
+
+int jsonl_compressed(int fd)
+{
+	unsigned char p[4];
+	ssize_t k;
+	while ((k = pread(fd, p, sizeof p, 0)) < 0 && errno == EINTR)
+		;
+	return k < 0 ? -1 : magic_mode(p, (size_t)k) != SRC_PLAIN;
+}
+
+/* Where the first line at or after byte FROM of FD starts (SIZE when none does). */
+static int span_start(int fd, const char *path, uint64_t size, uint64_t from, uint64_t *at,
+		      unsigned char *blk)
+{
+	if (!from || from >= size) {
+		*at = from < size ? 0 : size;
+		return 0;
+	}
+	for (uint64_t off = from - 1; off < size;) {	/* a line starts after a '\n' */
+		ssize_t k = pread(fd, blk, IN_CHUNK, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			error_errno("cannot read '%s'", path);
+			return -1;
+		}
+		const unsigned char *p = memchr(blk, '\n', (size_t)k);
+		if (p) {
+			*at = off + (uint64_t)(p - blk) + 1;
+			return 0;
+		}
+		off += (uint64_t)k;
+	}
+	*at = size;
+	return 0;
+}
+
+int jsonl_span(int fd, const char *path, uint64_t size, uint64_t from, uint64_t to,
+	       uint64_t *at, uint64_t *nl)
+{
+	unsigned char *blk = xmalloc(IN_CHUNK);
+	uint64_t end, n = 0;
+	int r = -1;
+	if (span_start(fd, path, size, from, at, blk) || span_start(fd, path, size, to, &end, blk))
+		goto out;
+	for (uint64_t off = *at; off < end;) {
+		size_t want = end - off < IN_CHUNK ? (size_t)(end - off) : IN_CHUNK;
+		ssize_t k = pread(fd, blk, want, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			error_errno("cannot read '%s'", path);
+			goto out;
+		}
+		for (const unsigned char *p = blk, *e = blk + k; (p = memchr(p, '\n', (size_t)(e - p)));
+		     p++)
+			n++;
+		off += (uint64_t)k;
+	}
+	*nl = n;
+	r = 0;
+out:
+	free(blk);
 	return r;
 }
 

@@ -20,6 +20,18 @@ struct jsonl_reader;
 /* Open PATH; gzip and zstd are recognised by their magic bytes, anything else is read as
  * is. NULL after an error naming the file. */
 struct jsonl_reader *jsonl_open(const char *path, size_t max_line);
+/* Bytes [FROM, TO) of the plain file PATH, where lines start at both ends (jsonl_span's),
+ * its lines numbered from LINE0 + 1: a part of a file, read on its own (ranks share one). */
+struct jsonl_reader *jsonl_open_range(const char *path, size_t max_line, uint64_t from,
+				      uint64_t to, uint64_t line0);
+/* Whether the file open as FD is compressed (gzip or zstd: it cannot be cut into ranges):
+ * 1 or 0; -1 when it cannot be read (nothing printed). */
+int jsonl_compressed(int fd);
+/* Of the plain file open as FD (SIZE bytes, named PATH in messages): *AT, where the first
+ * line that starts at or after byte FROM starts (SIZE when none does), and *NL, the '\n'
+ * from there to where the first line at or after TO starts. 0, or -1 after an error. */
+int jsonl_span(int fd, const char *path, uint64_t size, uint64_t from, uint64_t to,
+	       uint64_t *at, uint64_t *nl);
 /* Read from memory instead (tests, fuzzing); NAME is used in messages. */
 struct jsonl_reader *jsonl_open_mem(const void *data, size_t len, const char *name,
 				    size_t max_line);
