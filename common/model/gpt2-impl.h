@@ -16,6 +16,7 @@
 
 #include "base/die.h"
 #include "model/kernels-impl.h"
+#include "model/prof.h"
 
 typedef GPT2_REAL real;
 #define MODEL struct GPT2_NAME(model)
@@ -337,22 +338,23 @@ static void layer_fwd(MODEL *m, int l, LACTS *a)
 	size_t B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head;
 	size_t BT = B * T, BTC = BT * C;
 	real *inp = m->resid + l * BTC, *out = m->resid + (l + 1) * BTC;
-	K(layernorm)(a->ln1, a->ln1_mean, a->ln1_rstd, inp, tens(m, GPT2_LN1W, l),
-		     tens(m, GPT2_LN1B, l), BT, C);
-	K(linear)(a->qkv, a->ln1, tens(m, GPT2_QKVW, l), tens(m, GPT2_QKVB, l), BT, C, 3 * C, 0,
-		  NULL);
-	K(attn_fwd)(a->atty, a->att, a->qkv, B, T, C, NH, attn_scale(m, l));
-	memcpy(a->res2, inp, BTC * sizeof(real));
-	K(linear)(a->res2, a->atty, tens(m, GPT2_ATTPROJW, l), tens(m, GPT2_ATTPROJB, l), BT, C, C,
-		  1, NULL);
-	K(layernorm)(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, tens(m, GPT2_LN2W, l),
-		     tens(m, GPT2_LN2B, l), BT, C);
-	K(linear)(a->fch, a->ln2, tens(m, GPT2_FCW, l), tens(m, GPT2_FCB, l), BT, C, 4 * C, 0,
-		  NULL);
-	K(gelu)(a->fch_gelu, a->fch, BT * 4 * C);
-	memcpy(out, a->res2, BTC * sizeof(real));
-	K(linear)(out, a->fch_gelu, tens(m, GPT2_FCPROJW, l), tens(m, GPT2_FCPROJB, l), BT, 4 * C,
-		  C, 1, NULL);
+	GPT2_PROF(GPT2_PROF_LN, K(layernorm)(a->ln1, a->ln1_mean, a->ln1_rstd, inp,
+					     tens(m, GPT2_LN1W, l), tens(m, GPT2_LN1B, l), BT, C));
+	GPT2_PROF(GPT2_PROF_QKV, K(linear)(a->qkv, a->ln1, tens(m, GPT2_QKVW, l),
+					   tens(m, GPT2_QKVB, l), BT, C, 3 * C, 0, NULL));
+	GPT2_PROF(GPT2_PROF_ATTN, K(attn_fwd)(a->atty, a->att, a->qkv, B, T, C, NH,
+					      attn_scale(m, l)));
+	GPT2_PROF(GPT2_PROF_RESID, memcpy(a->res2, inp, BTC * sizeof(real)));
+	GPT2_PROF(GPT2_PROF_ATTPROJ, K(linear)(a->res2, a->atty, tens(m, GPT2_ATTPROJW, l),
+					       tens(m, GPT2_ATTPROJB, l), BT, C, C, 1, NULL));
+	GPT2_PROF(GPT2_PROF_LN, K(layernorm)(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2,
+					     tens(m, GPT2_LN2W, l), tens(m, GPT2_LN2B, l), BT, C));
+	GPT2_PROF(GPT2_PROF_FC, K(linear)(a->fch, a->ln2, tens(m, GPT2_FCW, l),
+					  tens(m, GPT2_FCB, l), BT, C, 4 * C, 0, NULL));
+	GPT2_PROF(GPT2_PROF_GELU, K(gelu)(a->fch_gelu, a->fch, BT * 4 * C));
+	GPT2_PROF(GPT2_PROF_RESID, memcpy(out, a->res2, BTC * sizeof(real)));
+	GPT2_PROF(GPT2_PROF_FCPROJ, K(linear)(out, a->fch_gelu, tens(m, GPT2_FCPROJW, l),
+					      tens(m, GPT2_FCPROJB, l), BT, 4 * C, C, 1, NULL));
 }
 
 /* m->dres holds d(layer output) on entry and d(layer input) on return */
@@ -361,21 +363,28 @@ static void layer_bwd(MODEL *m, int l, LACTS *a)
 	size_t B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head;
 	size_t BT = B * T, BTC = BT * C;
 	real *inp = m->resid + l * BTC;
-	linear_bwd(m->dbig, gtens(m, GPT2_FCPROJW, l), gtens(m, GPT2_FCPROJB, l), m->dres,
-		   a->fch_gelu, tens(m, GPT2_FCPROJW, l), BT, 4 * C, C);
-	gelu_bwd(m->dbig, a->fch, m->dbig, BT * 4 * C);
-	linear_bwd(m->dsmall, gtens(m, GPT2_FCW, l), gtens(m, GPT2_FCB, l), m->dbig, a->ln2,
-		   tens(m, GPT2_FCW, l), BT, C, 4 * C);
-	ln_bwd(m->dres, gtens(m, GPT2_LN2W, l), gtens(m, GPT2_LN2B, l), m->dsmall, a->res2,
-	       tens(m, GPT2_LN2W, l), a->ln2_mean, a->ln2_rstd, BT, C);
-	linear_bwd(m->dsmall, gtens(m, GPT2_ATTPROJW, l), gtens(m, GPT2_ATTPROJB, l), m->dres,
-		   a->atty, tens(m, GPT2_ATTPROJW, l), BT, C, C);
-	K(zero)(m->dbig, 3 * BTC);
-	attn_bwd(m->dbig, m->datt, m->dsmall, a->qkv, a->att, B, T, C, NH, attn_scale(m, l));
-	linear_bwd(m->dsmall, gtens(m, GPT2_QKVW, l), gtens(m, GPT2_QKVB, l), m->dbig, a->ln1,
-		   tens(m, GPT2_QKVW, l), BT, C, 3 * C);
-	ln_bwd(m->dres, gtens(m, GPT2_LN1W, l), gtens(m, GPT2_LN1B, l), m->dsmall, inp,
-	       tens(m, GPT2_LN1W, l), a->ln1_mean, a->ln1_rstd, BT, C);
+	GPT2_PROF(GPT2_PROF_FCPROJ_BWD,
+		  linear_bwd(m->dbig, gtens(m, GPT2_FCPROJW, l), gtens(m, GPT2_FCPROJB, l),
+			     m->dres, a->fch_gelu, tens(m, GPT2_FCPROJW, l), BT, 4 * C, C));
+	GPT2_PROF(GPT2_PROF_GELU_BWD, gelu_bwd(m->dbig, a->fch, m->dbig, BT * 4 * C));
+	GPT2_PROF(GPT2_PROF_FC_BWD,
+		  linear_bwd(m->dsmall, gtens(m, GPT2_FCW, l), gtens(m, GPT2_FCB, l), m->dbig,
+			     a->ln2, tens(m, GPT2_FCW, l), BT, C, 4 * C));
+	GPT2_PROF(GPT2_PROF_LN_BWD,
+		  ln_bwd(m->dres, gtens(m, GPT2_LN2W, l), gtens(m, GPT2_LN2B, l), m->dsmall,
+			 a->res2, tens(m, GPT2_LN2W, l), a->ln2_mean, a->ln2_rstd, BT, C));
+	GPT2_PROF(GPT2_PROF_ATTPROJ_BWD,
+		  linear_bwd(m->dsmall, gtens(m, GPT2_ATTPROJW, l), gtens(m, GPT2_ATTPROJB, l),
+			     m->dres, a->atty, tens(m, GPT2_ATTPROJW, l), BT, C, C));
+	GPT2_PROF(GPT2_PROF_ATTN_BWD, K(zero)(m->dbig, 3 * BTC);
+		  attn_bwd(m->dbig, m->datt, m->dsmall, a->qkv, a->att, B, T, C, NH,
+			   attn_scale(m, l)));
+	GPT2_PROF(GPT2_PROF_QKV_BWD,
+		  linear_bwd(m->dsmall, gtens(m, GPT2_QKVW, l), gtens(m, GPT2_QKVB, l), m->dbig,
+			     a->ln1, tens(m, GPT2_QKVW, l), BT, C, 3 * C));
+	GPT2_PROF(GPT2_PROF_LN_BWD,
+		  ln_bwd(m->dres, gtens(m, GPT2_LN1W, l), gtens(m, GPT2_LN1B, l), m->dsmall, inp,
+			 tens(m, GPT2_LN1W, l), a->ln1_mean, a->ln1_rstd, BT, C));
 }
 
 real GPT2_NAME(forward)(MODEL *m, const uint32_t *tokens, int B, int T)
@@ -384,6 +393,7 @@ real GPT2_NAME(forward)(MODEL *m, const uint32_t *tokens, int B, int T)
 		die("forward: batch %d x %d exceeds the %d x %d set up", B, T, m->maxB, m->maxT);
 	size_t C = m->cfg.n_embd, V = m->cfg.vocab_size, L = m->cfg.n_layer;
 	size_t BT = (size_t)B * T;
+	double t0 = gpt2_prof_start();
 	for (size_t i = 0; i < BT; i++)
 		if (tokens[i] >= V)
 			die("token id %u at batch position %zu is outside the vocabulary (%zu)",
@@ -392,13 +402,17 @@ real GPT2_NAME(forward)(MODEL *m, const uint32_t *tokens, int B, int T)
 	m->B = B;
 	m->T = T;
 	K(embed)(m->resid, tokens, NULL, T, tens(m, GPT2_WTE, 0), tens(m, GPT2_WPE, 0), BT, C);
+	gpt2_prof_stop(GPT2_PROF_EMBED, t0);
 	for (size_t l = 0; l < L; l++)
 		layer_fwd(m, (int)l, acts_of(m, (int)l));
-	K(layernorm)(m->lnf, m->lnf_mean, m->lnf_rstd, m->resid + L * BT * C,
-		     tens(m, GPT2_LNFW, 0), tens(m, GPT2_LNFB, 0), BT, C);
-	mm(0, 1, BT, V, C, m->lnf, C, tens(m, GPT2_WTE, 0), C, 0, m->logits, V);
+	GPT2_PROF(GPT2_PROF_LN, K(layernorm)(m->lnf, m->lnf_mean, m->lnf_rstd,
+					     m->resid + L * BT * C, tens(m, GPT2_LNFW, 0),
+					     tens(m, GPT2_LNFB, 0), BT, C));
+	GPT2_PROF(GPT2_PROF_LMHEAD, mm(0, 1, BT, V, C, m->lnf, C, tens(m, GPT2_WTE, 0), C, 0,
+				       m->logits, V));
 	m->logits_valid = 1;
 
+	t0 = gpt2_prof_start();
 	#pragma omp parallel for schedule(dynamic, 4)
 	for (size_t r = 0; r < BT; r++) {
 		size_t t = r % T;
@@ -412,12 +426,11 @@ real GPT2_NAME(forward)(MODEL *m, const uint32_t *tokens, int B, int T)
 		m->lse[r] = lse;
 		m->losses[r] = lse - x[tokens[r + 1]];
 	}
-	if (T < 2)
-		return 0;
 	double sum = 0;
 	for (size_t r = 0; r < BT; r++)
 		sum += m->losses[r];
-	return (real)(sum / ((double)B * (T - 1)));
+	gpt2_prof_stop(GPT2_PROF_LOSS, t0);
+	return T < 2 ? 0 : (real)(sum / ((double)B * (T - 1)));
 }
 
 void GPT2_NAME(backward)(MODEL *m, real scale)
@@ -429,6 +442,7 @@ void GPT2_NAME(backward)(MODEL *m, real scale)
 	real s = T > 1 ? scale / (real)(B * (T - 1)) : 0;
 	const uint32_t *tok = m->tokens;
 	m->logits_valid = 0;
+	double t0 = gpt2_prof_start();
 	#pragma omp parallel for schedule(dynamic, 4)
 	for (size_t r = 0; r < BT; r++) {
 		real *x = m->logits + r * V;
@@ -441,18 +455,22 @@ void GPT2_NAME(backward)(MODEL *m, real scale)
 			x[v] = GPT2_EXP(x[v] - lse) * s;
 		x[tok[r + 1]] -= s;
 	}
-	mm(0, 0, BT, C, V, m->logits, V, tens(m, GPT2_WTE, 0), C, 0, m->dsmall, C);
-	mm(1, 0, V, C, BT, m->logits, V, m->lnf, C, 1, gtens(m, GPT2_WTE, 0), C);
-	K(zero)(m->dres, BT * C);
-	ln_bwd(m->dres, gtens(m, GPT2_LNFW, 0), gtens(m, GPT2_LNFB, 0), m->dsmall,
-	       m->resid + L * BT * C, tens(m, GPT2_LNFW, 0), m->lnf_mean, m->lnf_rstd, BT, C);
+	gpt2_prof_stop(GPT2_PROF_LOSS_BWD, t0);
+	GPT2_PROF(GPT2_PROF_LMHEAD_BWD,
+		  mm(0, 0, BT, C, V, m->logits, V, tens(m, GPT2_WTE, 0), C, 0, m->dsmall, C);
+		  mm(1, 0, V, C, BT, m->logits, V, m->lnf, C, 1, gtens(m, GPT2_WTE, 0), C));
+	GPT2_PROF(GPT2_PROF_LN_BWD, K(zero)(m->dres, BT * C);
+		  ln_bwd(m->dres, gtens(m, GPT2_LNFW, 0), gtens(m, GPT2_LNFB, 0), m->dsmall,
+			 m->resid + L * BT * C, tens(m, GPT2_LNFW, 0), m->lnf_mean, m->lnf_rstd,
+			 BT, C));
 	for (size_t l = L; l-- > 0;) {
 		LACTS *a = acts_of(m, (int)l);
 		if (m->recompute && l != L - 1)
 			layer_fwd(m, (int)l, a);
 		layer_bwd(m, (int)l, a);
 	}
-	encoder_bwd(gtens(m, GPT2_WTE, 0), gtens(m, GPT2_WPE, 0), m->dres, tok, BT, T, C);
+	GPT2_PROF(GPT2_PROF_EMBED_BWD, encoder_bwd(gtens(m, GPT2_WTE, 0), gtens(m, GPT2_WPE, 0),
+						   m->dres, tok, BT, T, C));
 }
 
 void GPT2_NAME(zero_grad)(MODEL *m)
