@@ -1,7 +1,8 @@
 /* gpt2-impl.h: GPT-2 forward, backward and AdamW, written once for any element type, on the
  * kernels of kernels-impl.h (included here). Included by gpt2.c (float) and gpt2-f64.c
  * (double) after defining GPT2_REAL, GPT2_NAME, GPT2_GEMM and GPT2_GEMV (cblas_[sd]gemm,
- * cblas_[sd]gemv) and GPT2_EXP/LOG/TANH/SQRT.
+ * cblas_[sd]gemv), GPT2_EXP and GPT2_SQRT. The element-wise loops carry omp simd, as in
+ * kernels-impl.h.
  *
  * Determinism: every reduction here runs in a fixed order that does not depend on the number
  * of threads (per-row work in parallel, per-column sums over fixed column blocks, the gradient
@@ -78,6 +79,7 @@ static void ln_bwd(real *dinp, real *dw, real *db, const real *dout, const real 
 		dm /= (real)C;
 		dnm /= (real)C;
 		real *di = dinp + r * C;
+		#pragma omp simd
 		for (size_t c = 0; c < C; c++) {
 			real n = (x[c] - mu) * rs;
 			di[c] += (d[c] * w[c] - dm - n * dnm) * rs;
@@ -89,6 +91,7 @@ static void ln_bwd(real *dinp, real *dw, real *db, const real *dout, const real 
 		for (size_t r = 0; r < BT; r++) {
 			const real *x = inp + r * C, *d = dout + r * C;
 			real mu = mean[r], rs = rstd[r];
+			#pragma omp simd
 			for (size_t c = cb; c < ce; c++) {
 				dw[c] += d[c] * (x[c] - mu) * rs;
 				db[c] += d[c];
@@ -108,6 +111,7 @@ static void linear_bwd(real *dinp, real *dw, real *db, const real *dout, const r
 		size_t ce = cb + COLBLOCK < OC ? cb + COLBLOCK : OC;
 		for (size_t r = 0; r < BT; r++) {
 			const real *d = dout + r * OC;
+			#pragma omp simd
 			for (size_t c = cb; c < ce; c++)
 				db[c] += d[c];
 		}
@@ -115,16 +119,20 @@ static void linear_bwd(real *dinp, real *dw, real *db, const real *dout, const r
 }
 
 
-/* d = dout * gelu'(inp); d may be dout */
+/* d = dout * gelu'(inp); d may be dout. With s = sigmoid(2y) (k_gelu), 0.5 (1 + tanh y) is s
+ * and 1 - tanh^2 y is 4 s (1 - s). */
 static void gelu_bwd(real *d, const real *inp, const real *dout, size_t n)
 {
-	#pragma omp parallel for schedule(dynamic, 4096)
-	for (size_t i = 0; i < n; i++) {
-		real x = inp[i];
-		real th = GPT2_TANH(GELU_K * (x + GELU_A * x * x * x));
-		real g = (real)0.5 * (1 + th) +
-			 (real)0.5 * x * (1 - th * th) * GELU_K * (1 + 3 * GELU_A * x * x);
-		d[i] = g * dout[i];
+	#pragma omp parallel for schedule(dynamic, 1)
+	for (size_t i0 = 0; i0 < n; i0 += 4096) {
+		size_t e = i0 + 4096 < n ? i0 + 4096 : n;
+		#pragma omp simd
+		for (size_t i = i0; i < e; i++) {
+			real x = inp[i];
+			real s = 1 / (1 + GPT2_EXP(-2 * GELU_K * (x + GELU_A * x * x * x)));
+			real g = s + 2 * x * s * (1 - s) * GELU_K * (1 + 3 * GELU_A * x * x);
+			d[i] = g * dout[i];
+		}
 	}
 }
 
@@ -451,6 +459,7 @@ void GPT2_NAME(backward)(MODEL *m, real scale)
 			continue;
 		}
 		real lse = m->lse[r];
+		#pragma omp simd
 		for (size_t v = 0; v < V; v++)
 			x[v] = GPT2_EXP(x[v] - lse) * s;
 		x[tok[r + 1]] -= s;
@@ -483,6 +492,7 @@ double GPT2_NAME(grad_norm)(MODEL *m)
 {
 	const uint64_t chunk = 1 << 16;
 	uint64_t n = m->lay.total, nc = (n + chunk - 1) / chunk;
+	const real *g = m->grads;
 	double *part = calloc(nc ? nc : 1, sizeof(double));
 	if (!part)
 		die("out of memory");
@@ -490,8 +500,9 @@ double GPT2_NAME(grad_norm)(MODEL *m)
 	for (uint64_t c = 0; c < nc; c++) {
 		uint64_t e = (c + 1) * chunk < n ? (c + 1) * chunk : n;
 		double s = 0;
+		#pragma omp simd reduction(+:s)
 		for (uint64_t i = c * chunk; i < e; i++)
-			s += (double)m->grads[i] * (double)m->grads[i];
+			s += (double)g[i] * (double)g[i];
 		part[c] = s;
 	}
 	double s = 0;
@@ -531,14 +542,18 @@ void GPT2_NAME(adamw_range)(MODEL *m, uint64_t t, real lr, real wd, real gscale,
 		a = a > lo ? a : lo;
 		e = e < hi ? e : hi;
 		real *p = m->params, *g = m->grads, *mo = m->mom, *va = m->var;
-		#pragma omp parallel for schedule(dynamic, 16384)
-		for (uint64_t i = a; i < e; i++) {
-			uint64_t j = i - lo;	/* the moments hold the range alone */
-			real gi = g[i] * gscale;
-			mo[j] = (real)b1 * mo[j] + (real)(1 - b1) * gi;
-			va[j] = (real)b2 * va[j] + (real)(1 - b2) * gi * gi;
-			real den = GPT2_SQRT(va[j]) / bc2s + eps;
-			p[i] = p[i] * decay - step * (mo[j] / den);
+		#pragma omp parallel for schedule(dynamic, 1)
+		for (uint64_t i0 = a; i0 < e; i0 += 16384) {
+			uint64_t i1 = i0 + 16384 < e ? i0 + 16384 : e;
+			#pragma omp simd
+			for (uint64_t i = i0; i < i1; i++) {
+				uint64_t j = i - lo;	/* the moments hold the range alone */
+				real gi = g[i] * gscale;
+				mo[j] = (real)b1 * mo[j] + (real)(1 - b1) * gi;
+				va[j] = (real)b2 * va[j] + (real)(1 - b2) * gi * gi;
+				real den = GPT2_SQRT(va[j]) / bc2s + eps;
+				p[i] = p[i] * decay - step * (mo[j] / den);
+			}
 		}
 	}
 }

@@ -1,7 +1,13 @@
 /* kernels-impl.h: the CPU kernels (model/kernels.h), written once for any element type.
  * Included by gpt2-impl.h, so by gpt2.c (float) and gpt2-f64.c (double), which include
  * model/kernels.h first, after GPT2_REAL,
- * GPT2_NAME, GPT2_GEMM, GPT2_GEMV (cblas_[sd]gemm, cblas_[sd]gemv) and GPT2_EXP/LOG/TANH/SQRT.
+ * GPT2_NAME, GPT2_GEMM, GPT2_GEMV (cblas_[sd]gemm, cblas_[sd]gemv), GPT2_EXP (an exp the
+ * compiler can vectorize in float: model/fexp.h) and GPT2_SQRT.
+ *
+ * The element-wise loops carry omp simd: without it GCC at -O2 leaves a loop whose pointers
+ * might alias scalar. Vector lanes change no bits of an element-wise result (no FMA
+ * contraction in ISO C mode); a reduction under omp simd sums in an order fixed by the
+ * binary, never by the thread count.
  *
  * As no result depends on which thread runs which iteration, the loops over tiles and rows
  * are scheduled dynamically: a thread the OS holds back (a busy shared machine) does not stall
@@ -102,6 +108,7 @@ void K(layernorm)(GPT2_REAL *out, GPT2_REAL *mean, GPT2_REAL *rstd, const GPT2_R
 			v += (x[c] - mu) * (x[c] - mu);
 		GPT2_REAL rs = 1 / GPT2_SQRT(v / (GPT2_REAL)C + (GPT2_REAL)GPT2_LN_EPS);
 		GPT2_REAL *o = out + r * C;
+		#pragma omp simd
 		for (size_t c = 0; c < C; c++)
 			o[c] = (x[c] - mu) * rs * w[c] + b[c];
 		if (mean)
@@ -153,9 +160,11 @@ void K(linear)(GPT2_REAL *out, const GPT2_REAL *inp, const GPT2_REAL *w, const G
 	#pragma omp parallel for schedule(dynamic, 16) if (M * OC >= PAR_MIN)
 	for (size_t r = 0; r < M; r++) {
 		GPT2_REAL *o = out + r * OC;
-		if (acc)
+		if (acc) {
+			#pragma omp simd
 			for (size_t c = 0; c < OC; c++)
 				o[c] += b[c];
+		}
 		else
 			memcpy(o, b, OC * sizeof(GPT2_REAL));
 	}
@@ -165,12 +174,19 @@ void K(linear)(GPT2_REAL *out, const GPT2_REAL *inp, const GPT2_REAL *w, const G
 #define GELU_K ((GPT2_REAL)0.7978845608028654)	/* sqrt(2/pi) */
 #define GELU_A ((GPT2_REAL)0.044715)
 
+/* 0.5 x (1 + tanh y) is x sigmoid(2y): one exp, no tanh, and no cancellation where tanh y
+ * nears -1 */
 void K(gelu)(GPT2_REAL *out, const GPT2_REAL *inp, size_t n)
 {
-	#pragma omp parallel for schedule(dynamic, 4096) if (n >= PAR_MIN / 16)
-	for (size_t i = 0; i < n; i++) {
-		GPT2_REAL x = inp[i];
-		out[i] = (GPT2_REAL)0.5 * x * (1 + GPT2_TANH(GELU_K * (x + GELU_A * x * x * x)));
+	#pragma omp parallel for schedule(dynamic, 1) if (n >= PAR_MIN / 16)
+	for (size_t i0 = 0; i0 < n; i0 += 4096) {
+		size_t e = i0 + 4096 < n ? i0 + 4096 : n;
+		#pragma omp simd
+		for (size_t i = i0; i < e; i++) {
+			GPT2_REAL x = inp[i];
+			GPT2_REAL y = GELU_K * (x + GELU_A * x * x * x);
+			out[i] = x / (1 + GPT2_EXP(-2 * y));
+		}
 	}
 }
 
@@ -190,10 +206,11 @@ void K(attn_row)(GPT2_REAL *out, GPT2_REAL *a, const GPT2_REAL *q, const GPT2_RE
 			mx = s;
 	}
 	GPT2_REAL sum = 0;
-	for (size_t u = 0; u < n; u++) {
+	#pragma omp simd
+	for (size_t u = 0; u < n; u++)
 		a[u] = GPT2_EXP(a[u] - mx);
+	for (size_t u = 0; u < n; u++)
 		sum += a[u];
-	}
 	GPT2_REAL inv = 1 / sum;
 	for (size_t u = 0; u < n; u++)
 		a[u] *= inv;
@@ -229,10 +246,11 @@ void K(attn_fwd)(GPT2_REAL *out, GPT2_REAL *att, const GPT2_REAL *qkv, size_t B,
 GPT2_REAL K(logsumexp)(const GPT2_REAL *x, size_t V)
 {
 	GPT2_REAL mx = -INFINITY;
+	#pragma omp simd reduction(max:mx)
 	for (size_t v = 0; v < V; v++)
-		if (x[v] > mx)
-			mx = x[v];
+		mx = x[v] > mx ? x[v] : mx;
 	double s = 0;
+	#pragma omp simd reduction(+:s)
 	for (size_t v = 0; v < V; v++)
 		s += GPT2_EXP(x[v] - mx);
 	return mx + (GPT2_REAL)log(s);
