@@ -414,7 +414,7 @@ static void train_prof_report(const struct train_prof *p)
 	if (!p->steps)
 		return;
 	double n = (double)p->steps, step = p->wall / n;
-	fprintf(stderr, "profile: %llu steps, %.4f s a step (wall), %.3f s CPU user, %.3f s "
+	fprintf(stderr, "profile: %llu steps, %.6f s a step (wall), %.3f s CPU user, %.3f s "
 		"system, %.0f minor page faults\n", (unsigned long long)p->steps, step, p->user / n,
 		p->sys / n, p->minflt / n);
 	fprintf(stderr, "%-24s %10s %7s\n", "op", "ms/step", "%step");
