@@ -2,14 +2,17 @@
  * which keeps the softmax, the loss and GELU scalar). Within 1 ulp of expf over [-87, 88]
  * (checked on every float there); below, it returns exp(-87) (about 1.6e-38) where expf goes subnormal, and
  * above 88 it returns exp(88): where the model uses it (softmax terms of at most 1, the
- * GELU's sigmoid) neither changes a result. NaN stays NaN. */
+ * GELU's sigmoid) neither changes a result. NaN stays NaN. __host__ __device__, so the
+ * CUDA kernels' GELU (model/gpu-math.h) is the CPU's. */
 #ifndef CP_FEXP_H
 #define CP_FEXP_H
 
 #include <stdint.h>
 #include <string.h>
 
-static inline float fexp(float x)
+#include "model/bf16.h"
+
+CP_HD static inline float fexp(float x)
 {
 	x = x < -87.0f ? -87.0f : x;
 	x = x > 88.0f ? 88.0f : x;
