@@ -450,6 +450,7 @@ void GPT2_NAME(backward)(MODEL *m, real scale)
 	real s = T > 1 ? scale / (real)(B * (T - 1)) : 0;
 	const uint32_t *tok = m->tokens;
 	m->logits_valid = 0;
+	m->grads_zeroed = NULL;
 	double t0 = gpt2_prof_start();
 	#pragma omp parallel for schedule(dynamic, 4)
 	for (size_t r = 0; r < BT; r++) {
@@ -484,8 +485,9 @@ void GPT2_NAME(backward)(MODEL *m, real scale)
 
 void GPT2_NAME(zero_grad)(MODEL *m)
 {
-	if (m->grads)
+	if (m->grads && m->grads_zeroed != m->grads)
 		K(zero)(m->grads, m->lay.total);
+	m->grads_zeroed = m->grads;
 }
 
 double GPT2_NAME(grad_norm)(MODEL *m)
@@ -512,9 +514,11 @@ double GPT2_NAME(grad_norm)(MODEL *m)
 	return sqrt(s);
 }
 
-/* In the order torch.optim.AdamW does it, so the two agree to rounding. */
-void GPT2_NAME(adamw_range)(MODEL *m, uint64_t t, real lr, real wd, real gscale, uint64_t lo,
-			    uint64_t hi)
+/* In the order torch.optim.AdamW does it, so the two agree to rounding. ZERO: each gradient
+ * is zeroed once read (the CPU backend's next zero_grad then has nothing to do: one pass over
+ * the gradients a step saved). */
+static void adamw_pass(MODEL *m, uint64_t t, real lr, real wd, real gscale, uint64_t lo,
+		       uint64_t hi, int zero)
 {
 	const double b1 = 0.9, b2 = 0.999;
 	const real eps = (real)1e-8;
@@ -545,17 +549,41 @@ void GPT2_NAME(adamw_range)(MODEL *m, uint64_t t, real lr, real wd, real gscale,
 		#pragma omp parallel for schedule(dynamic, 1)
 		for (uint64_t i0 = a; i0 < e; i0 += 16384) {
 			uint64_t i1 = i0 + 16384 < e ? i0 + 16384 : e;
-			#pragma omp simd
-			for (uint64_t i = i0; i < i1; i++) {
-				uint64_t j = i - lo;	/* the moments hold the range alone */
-				real gi = g[i] * gscale;
-				mo[j] = (real)b1 * mo[j] + (real)(1 - b1) * gi;
-				va[j] = (real)b2 * va[j] + (real)(1 - b2) * gi * gi;
-				real den = GPT2_SQRT(va[j]) / bc2s + eps;
-				p[i] = p[i] * decay - step * (mo[j] / den);
+/* one element; the moments hold the range alone (j = i - lo) */
+#define ADAMW_ELEM(i, j)                                                   \
+	do {                                                               \
+		real gi = g[i] * gscale;                                   \
+		mo[j] = (real)b1 * mo[j] + (real)(1 - b1) * gi;            \
+		va[j] = (real)b2 * va[j] + (real)(1 - b2) * gi * gi;       \
+		real den = GPT2_SQRT(va[j]) / bc2s + eps;                  \
+		p[i] = p[i] * decay - step * (mo[j] / den);                \
+	} while (0)
+			if (zero) {
+				#pragma omp simd
+				for (uint64_t i = i0; i < i1; i++) {
+					ADAMW_ELEM(i, i - lo);
+					g[i] = 0;
+				}
+			} else {
+				#pragma omp simd
+				for (uint64_t i = i0; i < i1; i++)
+					ADAMW_ELEM(i, i - lo);
 			}
+#undef ADAMW_ELEM
 		}
 	}
+}
+
+void GPT2_NAME(adamw_range)(MODEL *m, uint64_t t, real lr, real wd, real gscale, uint64_t lo,
+			    uint64_t hi)
+{
+	adamw_pass(m, t, lr, wd, gscale, lo, hi, 0);
+}
+
+void GPT2_NAME(adamw_zero)(MODEL *m, uint64_t t, real lr, real wd, real gscale)
+{
+	adamw_pass(m, t, lr, wd, gscale, 0, m->lay.total, 1);
+	m->grads_zeroed = m->grads;
 }
 
 void GPT2_NAME(adamw)(MODEL *m, uint64_t t, real lr, real wd, real gscale)

@@ -149,7 +149,7 @@ uint64_t gpt2_activation_bytes(const struct gpt2_config *c, int B, int T, int re
 
 static void cpu_adamw(struct gpt2_model *m, uint64_t t, float lr, float wd, float gscale)
 {
-	gpt2_adamw(m, t, lr, wd, gscale);
+	gpt2_adamw_zero(m, t, lr, wd, gscale);
 }
 
 static void cpu_allreduce_grads(struct gpt2_model *m, const struct gpt2_comm *c)
