@@ -150,44 +150,73 @@ static void K(linear_few)(GPT2_REAL *out, const GPT2_REAL *inp, const GPT2_REAL 
 	}
 }
 
-void K(linear)(GPT2_REAL *out, const GPT2_REAL *inp, const GPT2_REAL *w, const GPT2_REAL *b,
-	       size_t M, size_t IC, size_t OC, int acc, GPT2_REAL *part)
-{
-	if (part && M <= GPT2_FEW_ROWS) {
-		K(linear_few)(out, inp, w, b, M, IC, OC, acc, part);
-		return;
-	}
-	#pragma omp parallel for schedule(dynamic, 16) if (M * OC >= PAR_MIN)
-	for (size_t r = 0; r < M; r++) {
-		GPT2_REAL *o = out + r * OC;
-		if (acc) {
-			#pragma omp simd
-			for (size_t c = 0; c < OC; c++)
-				o[c] += b[c];
-		}
-		else
-			memcpy(o, b, OC * sizeof(GPT2_REAL));
-	}
-	K(mm)(0, 0, M, OC, IC, inp, IC, w, OC, 1, out, OC, 0);
-}
-
 #define GELU_K ((GPT2_REAL)0.7978845608028654)	/* sqrt(2/pi) */
 #define GELU_A ((GPT2_REAL)0.044715)
 
 /* 0.5 x (1 + tanh y) is x sigmoid(2y): one exp, no tanh, and no cancellation where tanh y
  * nears -1 */
+static inline void K(gelu_span)(GPT2_REAL *out, const GPT2_REAL *inp, size_t n)
+{
+	#pragma omp simd
+	for (size_t i = 0; i < n; i++) {
+		GPT2_REAL x = inp[i];
+		GPT2_REAL y = GELU_K * (x + GELU_A * x * x * x);
+		out[i] = x / (1 + GPT2_EXP(-2 * y));
+	}
+}
+
 void K(gelu)(GPT2_REAL *out, const GPT2_REAL *inp, size_t n)
 {
 	#pragma omp parallel for schedule(dynamic, 1) if (n >= PAR_MIN / 16)
-	for (size_t i0 = 0; i0 < n; i0 += 4096) {
-		size_t e = i0 + 4096 < n ? i0 + 4096 : n;
-		#pragma omp simd
-		for (size_t i = i0; i < e; i++) {
-			GPT2_REAL x = inp[i];
-			GPT2_REAL y = GELU_K * (x + GELU_A * x * x * x);
-			out[i] = x / (1 + GPT2_EXP(-2 * y));
+	for (size_t i0 = 0; i0 < n; i0 += 4096)
+		K(gelu_span)(out + i0, inp + i0, i0 + 4096 < n ? 4096 : n - i0);
+}
+
+/* k_linear's tiles (those of k_mm): each tile gets its bias, its product and, with GOUT, its
+ * GELU while it is still in cache, rather than a pass over the whole output for each. The
+ * arithmetic is k_mm's on an output holding the bias, so the bytes are the same either way. */
+static void K(linear_tiled)(GPT2_REAL *out, GPT2_REAL *gout, const GPT2_REAL *inp,
+			    const GPT2_REAL *w, const GPT2_REAL *b, size_t M, size_t IC,
+			    size_t OC, int acc)
+{
+	size_t nti = (M + MM_TM - 1) / MM_TM, ntj = (OC + MM_TN - 1) / MM_TN;
+	#pragma omp parallel for schedule(dynamic, 1) if (M * OC * IC >= PAR_MIN)
+	for (size_t t = 0; t < nti * ntj; t++) {
+		size_t i0 = (t / ntj) * MM_TM, j0 = (t % ntj) * MM_TN;
+		size_t m = M - i0 < MM_TM ? M - i0 : MM_TM, n = OC - j0 < MM_TN ? OC - j0 : MM_TN;
+		GPT2_REAL *c = out + i0 * OC + j0;
+		for (size_t r = 0; r < m; r++) {
+			GPT2_REAL *o = c + r * OC;
+			if (acc) {
+				#pragma omp simd
+				for (size_t k = 0; k < n; k++)
+					o[k] += b[j0 + k];
+			} else {
+				memcpy(o, b + j0, n * sizeof(GPT2_REAL));
+			}
 		}
+		GPT2_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n,
+			  (blasint)IC, 1, inp + i0 * IC, (blasint)IC, w + j0, (blasint)OC, 1, c,
+			  (blasint)OC);
+		if (gout)
+			for (size_t r = 0; r < m; r++)
+				K(gelu_span)(gout + (i0 + r) * OC + j0, c + r * OC, n);
 	}
+}
+
+void K(linear)(GPT2_REAL *out, const GPT2_REAL *inp, const GPT2_REAL *w, const GPT2_REAL *b,
+	       size_t M, size_t IC, size_t OC, int acc, GPT2_REAL *part)
+{
+	if (part && M <= GPT2_FEW_ROWS)
+		K(linear_few)(out, inp, w, b, M, IC, OC, acc, part);
+	else
+		K(linear_tiled)(out, NULL, inp, w, b, M, IC, OC, acc);
+}
+
+void K(linear_gelu)(GPT2_REAL *out, GPT2_REAL *gout, const GPT2_REAL *inp, const GPT2_REAL *w,
+		    const GPT2_REAL *b, size_t M, size_t IC, size_t OC)
+{
+	K(linear_tiled)(out, gout, inp, w, b, M, IC, OC, 0);
 }
 
 void K(attn_row)(GPT2_REAL *out, GPT2_REAL *a, const GPT2_REAL *q, const GPT2_REAL *k,

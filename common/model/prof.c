@@ -12,7 +12,6 @@ static const char *const prof_names[GPT2_PROF_N] = {
 	[GPT2_PROF_ATTN] = "fwd.attention",
 	[GPT2_PROF_ATTPROJ] = "fwd.matmul.attn_proj",
 	[GPT2_PROF_FC] = "fwd.matmul.fc",
-	[GPT2_PROF_GELU] = "fwd.gelu",
 	[GPT2_PROF_FCPROJ] = "fwd.matmul.fc_proj",
 	[GPT2_PROF_RESID] = "fwd.residual",
 	[GPT2_PROF_LMHEAD] = "fwd.lm_head",
