@@ -30,7 +30,8 @@ CP_HD static inline float fexp(float x)
 	p = p * r + 1.6666665459e-1f;
 	p = p * r + 5.0000001201e-1f;
 	p = p * r * r + r + 1.0f;
-	int32_t e = ((int32_t)n + 127) * (1 << 23);	/* 2^n's bits; n in [-126, 127] */
+	/* 2^n's bits, n in [-126, 127] (unsigned: a NaN's garbage n must not overflow) */
+	uint32_t e = (uint32_t)((int32_t)n + 127) << 23;
 	float s;
 	memcpy(&s, &e, sizeof(s));
 	return p * s;
