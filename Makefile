@@ -54,6 +54,10 @@ CFLAGS_mpi = $(if $(MPI_LIBS),-DCP_HAVE_MPI $(MPI_CFLAGS))
 LDLIBS_cp-train = $(MPI_LIBS)
 # cp-hash and cp-dedup share their work among ranks under mpirun (base/ranks.c)
 CFLAGS_ranks = $(CFLAGS_mpi)
+# the float model's element-wise loops vectorize only when a compare may be if-converted
+# (GELU, softmax) and sqrt need not set errno (AdamW): the model reads neither the
+# floating-point exception flags nor errno, and neither changes a result
+CFLAGS_gpt2 = -fno-trapping-math -fno-math-errno
 LDLIBS_cp-hash = $(MPI_LIBS)
 LDLIBS_cp-dedup = $(MPI_LIBS)
 LDLIBS_test-ranks = $(MPI_LIBS)

@@ -65,6 +65,7 @@ static const char usage_text[] =
 	"  --world N            with --plan: the ranks (GPUs) of the job (default 1)\n"
 	"  --stop-after N       stop after N steps in this run (checkpoint, then exit)\n"
 	"  --peak-gflops X      peak GFLOP/s per process for the mfu field\n"
+	"  --profile            print where the steps' time went (per op) on stderr at the end\n"
 	"  --resume             continue from RUNDIR's latest checkpoint\n"
 	"  --init-hf DIR        start from a Hugging Face GPT-2 (config.json, model.safetensors)\n"
 	"  --eval-only          evaluate the latest checkpoint on --valid; print one JSON line\n"
@@ -92,7 +93,7 @@ enum {
 	O_TRAIN = O_BATCH + TRAIN_OPT_N, O_VALID, O_MODEL, O_VOCAB, O_CTX, O_LAYERS, O_HEADS,
 	O_WIDTH, O_SCALEINV, O_REORDER, O_THREADS, O_DEVICE, O_RECOMPUTE, O_STOPAFTER, O_PEAK,
 	O_RESUME, O_INITHF, O_EVALONLY, O_EXPORTHF, O_TOKENIZER, O_PRECISION, O_PLAN, O_ZERO,
-	O_WORLD, O_TIMEOUT
+	O_WORLD, O_TIMEOUT, O_PROFILE
 };
 
 static const struct option long_opts[] = {
@@ -136,6 +137,7 @@ static const struct option long_opts[] = {
 	{ "zero", required_argument, NULL, O_ZERO },
 	{ "world", required_argument, NULL, O_WORLD },
 	{ "comm-timeout", required_argument, NULL, O_TIMEOUT },
+	{ "profile", no_argument, NULL, O_PROFILE },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 }
 };
@@ -232,6 +234,7 @@ static void parse_run_opt(struct opts *o, int c, const char *flag, const char *a
 	case O_ZERO: o->t.zero = (int)opt_u64(flag, arg, 0, 1); break;
 	case O_WORLD: o->world = opt_u64(flag, arg, 1, 1u << 20); break;
 	case O_TIMEOUT: comm_set_timeout(opt_double(flag, arg, 1, 1e7)); break;
+	case O_PROFILE: o->t.profile = 1; break;
 	case 'h': usage(0); break;
 	default: usage(EXIT_USAGE);
 	}

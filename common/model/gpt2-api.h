@@ -16,6 +16,9 @@ struct GPT2_NAME(model) {
 	struct gpt2_layout lay;
 	GPT2_REAL *params;	/* lay.total elements */
 	GPT2_REAL *grads;	/* NULL until gpt2_setup */
+	/* == grads while they are all zero since zero_grad or adamw_zero: zero_grad skips them
+	 * (backward, and anything writing grads behind the model's back, clears it) */
+	GPT2_REAL *grads_zeroed;
 	GPT2_REAL *mom, *var;	/* AdamW moments, NULL until the first update */
 	/* the elements mom and var hold: [opt_lo, opt_hi) of the parameters (ZeRO-1's shard);
 	 * opt_hi 0: all of them */
@@ -55,6 +58,10 @@ double GPT2_NAME(grad_norm)(struct GPT2_NAME(model) *m);
 /* AdamW step T (1-based), betas 0.9/0.999, eps 1e-8; decay WD on the tensors that decay */
 void GPT2_NAME(adamw)(struct GPT2_NAME(model) *m, uint64_t t, GPT2_REAL lr, GPT2_REAL wd,
 		      GPT2_REAL gscale);
+/* The same step, leaving the gradients zero (the next zero_grad has nothing to do): the CPU
+ * backend's, which reads and clears them in one pass. */
+void GPT2_NAME(adamw_zero)(struct GPT2_NAME(model) *m, uint64_t t, GPT2_REAL lr, GPT2_REAL wd,
+			   GPT2_REAL gscale);
 /* The same step on parameters [LO, HI) alone, the moments holding those elements only (made
  * so by the first call; a later call for another range dies): ZeRO-1's shard. */
 void GPT2_NAME(adamw_range)(struct GPT2_NAME(model) *m, uint64_t t, GPT2_REAL lr, GPT2_REAL wd,

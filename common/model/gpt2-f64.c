@@ -9,7 +9,5 @@
 #define GPT2_GEMM cblas_dgemm
 #define GPT2_GEMV cblas_dgemv
 #define GPT2_EXP exp
-#define GPT2_LOG log
-#define GPT2_TANH tanh
 #define GPT2_SQRT sqrt
 #include "model/gpt2-impl.h"

@@ -1,7 +1,8 @@
 /* gpt2-impl.h: GPT-2 forward, backward and AdamW, written once for any element type, on the
  * kernels of kernels-impl.h (included here). Included by gpt2.c (float) and gpt2-f64.c
  * (double) after defining GPT2_REAL, GPT2_NAME, GPT2_GEMM and GPT2_GEMV (cblas_[sd]gemm,
- * cblas_[sd]gemv) and GPT2_EXP/LOG/TANH/SQRT.
+ * cblas_[sd]gemv), GPT2_EXP and GPT2_SQRT. The element-wise loops carry omp simd, as in
+ * kernels-impl.h.
  *
  * Determinism: every reduction here runs in a fixed order that does not depend on the number
  * of threads (per-row work in parallel, per-column sums over fixed column blocks, the gradient
@@ -16,6 +17,7 @@
 
 #include "base/die.h"
 #include "model/kernels-impl.h"
+#include "model/prof.h"
 
 typedef GPT2_REAL real;
 #define MODEL struct GPT2_NAME(model)
@@ -77,6 +79,7 @@ static void ln_bwd(real *dinp, real *dw, real *db, const real *dout, const real 
 		dm /= (real)C;
 		dnm /= (real)C;
 		real *di = dinp + r * C;
+		#pragma omp simd
 		for (size_t c = 0; c < C; c++) {
 			real n = (x[c] - mu) * rs;
 			di[c] += (d[c] * w[c] - dm - n * dnm) * rs;
@@ -88,6 +91,7 @@ static void ln_bwd(real *dinp, real *dw, real *db, const real *dout, const real 
 		for (size_t r = 0; r < BT; r++) {
 			const real *x = inp + r * C, *d = dout + r * C;
 			real mu = mean[r], rs = rstd[r];
+			#pragma omp simd
 			for (size_t c = cb; c < ce; c++) {
 				dw[c] += d[c] * (x[c] - mu) * rs;
 				db[c] += d[c];
@@ -107,6 +111,7 @@ static void linear_bwd(real *dinp, real *dw, real *db, const real *dout, const r
 		size_t ce = cb + COLBLOCK < OC ? cb + COLBLOCK : OC;
 		for (size_t r = 0; r < BT; r++) {
 			const real *d = dout + r * OC;
+			#pragma omp simd
 			for (size_t c = cb; c < ce; c++)
 				db[c] += d[c];
 		}
@@ -114,16 +119,20 @@ static void linear_bwd(real *dinp, real *dw, real *db, const real *dout, const r
 }
 
 
-/* d = dout * gelu'(inp); d may be dout */
+/* d = dout * gelu'(inp); d may be dout. With s = sigmoid(2y) (k_gelu), 0.5 (1 + tanh y) is s
+ * and 1 - tanh^2 y is 4 s (1 - s). */
 static void gelu_bwd(real *d, const real *inp, const real *dout, size_t n)
 {
-	#pragma omp parallel for schedule(dynamic, 4096)
-	for (size_t i = 0; i < n; i++) {
-		real x = inp[i];
-		real th = GPT2_TANH(GELU_K * (x + GELU_A * x * x * x));
-		real g = (real)0.5 * (1 + th) +
-			 (real)0.5 * x * (1 - th * th) * GELU_K * (1 + 3 * GELU_A * x * x);
-		d[i] = g * dout[i];
+	#pragma omp parallel for schedule(dynamic, 1)
+	for (size_t i0 = 0; i0 < n; i0 += 4096) {
+		size_t e = i0 + 4096 < n ? i0 + 4096 : n;
+		#pragma omp simd
+		for (size_t i = i0; i < e; i++) {
+			real x = inp[i];
+			real s = 1 / (1 + GPT2_EXP(-2 * GELU_K * (x + GELU_A * x * x * x)));
+			real g = s + 2 * x * s * (1 - s) * GELU_K * (1 + 3 * GELU_A * x * x);
+			d[i] = g * dout[i];
+		}
 	}
 }
 
@@ -337,22 +346,23 @@ static void layer_fwd(MODEL *m, int l, LACTS *a)
 	size_t B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head;
 	size_t BT = B * T, BTC = BT * C;
 	real *inp = m->resid + l * BTC, *out = m->resid + (l + 1) * BTC;
-	K(layernorm)(a->ln1, a->ln1_mean, a->ln1_rstd, inp, tens(m, GPT2_LN1W, l),
-		     tens(m, GPT2_LN1B, l), BT, C);
-	K(linear)(a->qkv, a->ln1, tens(m, GPT2_QKVW, l), tens(m, GPT2_QKVB, l), BT, C, 3 * C, 0,
-		  NULL);
-	K(attn_fwd)(a->atty, a->att, a->qkv, B, T, C, NH, attn_scale(m, l));
-	memcpy(a->res2, inp, BTC * sizeof(real));
-	K(linear)(a->res2, a->atty, tens(m, GPT2_ATTPROJW, l), tens(m, GPT2_ATTPROJB, l), BT, C, C,
-		  1, NULL);
-	K(layernorm)(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, tens(m, GPT2_LN2W, l),
-		     tens(m, GPT2_LN2B, l), BT, C);
-	K(linear)(a->fch, a->ln2, tens(m, GPT2_FCW, l), tens(m, GPT2_FCB, l), BT, C, 4 * C, 0,
-		  NULL);
-	K(gelu)(a->fch_gelu, a->fch, BT * 4 * C);
-	memcpy(out, a->res2, BTC * sizeof(real));
-	K(linear)(out, a->fch_gelu, tens(m, GPT2_FCPROJW, l), tens(m, GPT2_FCPROJB, l), BT, 4 * C,
-		  C, 1, NULL);
+	GPT2_PROF(GPT2_PROF_LN, K(layernorm)(a->ln1, a->ln1_mean, a->ln1_rstd, inp,
+					     tens(m, GPT2_LN1W, l), tens(m, GPT2_LN1B, l), BT, C));
+	GPT2_PROF(GPT2_PROF_QKV, K(linear)(a->qkv, a->ln1, tens(m, GPT2_QKVW, l),
+					   tens(m, GPT2_QKVB, l), BT, C, 3 * C, 0, NULL));
+	GPT2_PROF(GPT2_PROF_ATTN, K(attn_fwd)(a->atty, a->att, a->qkv, B, T, C, NH,
+					      attn_scale(m, l)));
+	GPT2_PROF(GPT2_PROF_RESID, memcpy(a->res2, inp, BTC * sizeof(real)));
+	GPT2_PROF(GPT2_PROF_ATTPROJ, K(linear)(a->res2, a->atty, tens(m, GPT2_ATTPROJW, l),
+					       tens(m, GPT2_ATTPROJB, l), BT, C, C, 1, NULL));
+	GPT2_PROF(GPT2_PROF_LN, K(layernorm)(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2,
+					     tens(m, GPT2_LN2W, l), tens(m, GPT2_LN2B, l), BT, C));
+	/* the GELU fused into the product's tiles: timed with it */
+	GPT2_PROF(GPT2_PROF_FC, K(linear_gelu)(a->fch, a->fch_gelu, a->ln2, tens(m, GPT2_FCW, l),
+					       tens(m, GPT2_FCB, l), BT, C, 4 * C));
+	GPT2_PROF(GPT2_PROF_RESID, memcpy(out, a->res2, BTC * sizeof(real)));
+	GPT2_PROF(GPT2_PROF_FCPROJ, K(linear)(out, a->fch_gelu, tens(m, GPT2_FCPROJW, l),
+					      tens(m, GPT2_FCPROJB, l), BT, 4 * C, C, 1, NULL));
 }
 
 /* m->dres holds d(layer output) on entry and d(layer input) on return */
@@ -361,21 +371,28 @@ static void layer_bwd(MODEL *m, int l, LACTS *a)
 	size_t B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head;
 	size_t BT = B * T, BTC = BT * C;
 	real *inp = m->resid + l * BTC;
-	linear_bwd(m->dbig, gtens(m, GPT2_FCPROJW, l), gtens(m, GPT2_FCPROJB, l), m->dres,
-		   a->fch_gelu, tens(m, GPT2_FCPROJW, l), BT, 4 * C, C);
-	gelu_bwd(m->dbig, a->fch, m->dbig, BT * 4 * C);
-	linear_bwd(m->dsmall, gtens(m, GPT2_FCW, l), gtens(m, GPT2_FCB, l), m->dbig, a->ln2,
-		   tens(m, GPT2_FCW, l), BT, C, 4 * C);
-	ln_bwd(m->dres, gtens(m, GPT2_LN2W, l), gtens(m, GPT2_LN2B, l), m->dsmall, a->res2,
-	       tens(m, GPT2_LN2W, l), a->ln2_mean, a->ln2_rstd, BT, C);
-	linear_bwd(m->dsmall, gtens(m, GPT2_ATTPROJW, l), gtens(m, GPT2_ATTPROJB, l), m->dres,
-		   a->atty, tens(m, GPT2_ATTPROJW, l), BT, C, C);
-	K(zero)(m->dbig, 3 * BTC);
-	attn_bwd(m->dbig, m->datt, m->dsmall, a->qkv, a->att, B, T, C, NH, attn_scale(m, l));
-	linear_bwd(m->dsmall, gtens(m, GPT2_QKVW, l), gtens(m, GPT2_QKVB, l), m->dbig, a->ln1,
-		   tens(m, GPT2_QKVW, l), BT, C, 3 * C);
-	ln_bwd(m->dres, gtens(m, GPT2_LN1W, l), gtens(m, GPT2_LN1B, l), m->dsmall, inp,
-	       tens(m, GPT2_LN1W, l), a->ln1_mean, a->ln1_rstd, BT, C);
+	GPT2_PROF(GPT2_PROF_FCPROJ_BWD,
+		  linear_bwd(m->dbig, gtens(m, GPT2_FCPROJW, l), gtens(m, GPT2_FCPROJB, l),
+			     m->dres, a->fch_gelu, tens(m, GPT2_FCPROJW, l), BT, 4 * C, C));
+	GPT2_PROF(GPT2_PROF_GELU_BWD, gelu_bwd(m->dbig, a->fch, m->dbig, BT * 4 * C));
+	GPT2_PROF(GPT2_PROF_FC_BWD,
+		  linear_bwd(m->dsmall, gtens(m, GPT2_FCW, l), gtens(m, GPT2_FCB, l), m->dbig,
+			     a->ln2, tens(m, GPT2_FCW, l), BT, C, 4 * C));
+	GPT2_PROF(GPT2_PROF_LN_BWD,
+		  ln_bwd(m->dres, gtens(m, GPT2_LN2W, l), gtens(m, GPT2_LN2B, l), m->dsmall,
+			 a->res2, tens(m, GPT2_LN2W, l), a->ln2_mean, a->ln2_rstd, BT, C));
+	GPT2_PROF(GPT2_PROF_ATTPROJ_BWD,
+		  linear_bwd(m->dsmall, gtens(m, GPT2_ATTPROJW, l), gtens(m, GPT2_ATTPROJB, l),
+			     m->dres, a->atty, tens(m, GPT2_ATTPROJW, l), BT, C, C));
+	GPT2_PROF(GPT2_PROF_ATTN_BWD, K(zero)(m->dbig, 3 * BTC);
+		  attn_bwd(m->dbig, m->datt, m->dsmall, a->qkv, a->att, B, T, C, NH,
+			   attn_scale(m, l)));
+	GPT2_PROF(GPT2_PROF_QKV_BWD,
+		  linear_bwd(m->dsmall, gtens(m, GPT2_QKVW, l), gtens(m, GPT2_QKVB, l), m->dbig,
+			     a->ln1, tens(m, GPT2_QKVW, l), BT, C, 3 * C));
+	GPT2_PROF(GPT2_PROF_LN_BWD,
+		  ln_bwd(m->dres, gtens(m, GPT2_LN1W, l), gtens(m, GPT2_LN1B, l), m->dsmall, inp,
+			 tens(m, GPT2_LN1W, l), a->ln1_mean, a->ln1_rstd, BT, C));
 }
 
 real GPT2_NAME(forward)(MODEL *m, const uint32_t *tokens, int B, int T)
@@ -384,6 +401,7 @@ real GPT2_NAME(forward)(MODEL *m, const uint32_t *tokens, int B, int T)
 		die("forward: batch %d x %d exceeds the %d x %d set up", B, T, m->maxB, m->maxT);
 	size_t C = m->cfg.n_embd, V = m->cfg.vocab_size, L = m->cfg.n_layer;
 	size_t BT = (size_t)B * T;
+	double t0 = gpt2_prof_start();
 	for (size_t i = 0; i < BT; i++)
 		if (tokens[i] >= V)
 			die("token id %u at batch position %zu is outside the vocabulary (%zu)",
@@ -392,13 +410,17 @@ real GPT2_NAME(forward)(MODEL *m, const uint32_t *tokens, int B, int T)
 	m->B = B;
 	m->T = T;
 	K(embed)(m->resid, tokens, NULL, T, tens(m, GPT2_WTE, 0), tens(m, GPT2_WPE, 0), BT, C);
+	gpt2_prof_stop(GPT2_PROF_EMBED, t0);
 	for (size_t l = 0; l < L; l++)
 		layer_fwd(m, (int)l, acts_of(m, (int)l));
-	K(layernorm)(m->lnf, m->lnf_mean, m->lnf_rstd, m->resid + L * BT * C,
-		     tens(m, GPT2_LNFW, 0), tens(m, GPT2_LNFB, 0), BT, C);
-	mm(0, 1, BT, V, C, m->lnf, C, tens(m, GPT2_WTE, 0), C, 0, m->logits, V);
+	GPT2_PROF(GPT2_PROF_LN, K(layernorm)(m->lnf, m->lnf_mean, m->lnf_rstd,
+					     m->resid + L * BT * C, tens(m, GPT2_LNFW, 0),
+					     tens(m, GPT2_LNFB, 0), BT, C));
+	GPT2_PROF(GPT2_PROF_LMHEAD, mm(0, 1, BT, V, C, m->lnf, C, tens(m, GPT2_WTE, 0), C, 0,
+				       m->logits, V));
 	m->logits_valid = 1;
 
+	t0 = gpt2_prof_start();
 	#pragma omp parallel for schedule(dynamic, 4)
 	for (size_t r = 0; r < BT; r++) {
 		size_t t = r % T;
@@ -412,12 +434,11 @@ real GPT2_NAME(forward)(MODEL *m, const uint32_t *tokens, int B, int T)
 		m->lse[r] = lse;
 		m->losses[r] = lse - x[tokens[r + 1]];
 	}
-	if (T < 2)
-		return 0;
 	double sum = 0;
 	for (size_t r = 0; r < BT; r++)
 		sum += m->losses[r];
-	return (real)(sum / ((double)B * (T - 1)));
+	gpt2_prof_stop(GPT2_PROF_LOSS, t0);
+	return T < 2 ? 0 : (real)(sum / ((double)B * (T - 1)));
 }
 
 void GPT2_NAME(backward)(MODEL *m, real scale)
@@ -429,6 +450,8 @@ void GPT2_NAME(backward)(MODEL *m, real scale)
 	real s = T > 1 ? scale / (real)(B * (T - 1)) : 0;
 	const uint32_t *tok = m->tokens;
 	m->logits_valid = 0;
+	m->grads_zeroed = NULL;
+	double t0 = gpt2_prof_start();
 	#pragma omp parallel for schedule(dynamic, 4)
 	for (size_t r = 0; r < BT; r++) {
 		real *x = m->logits + r * V;
@@ -437,34 +460,41 @@ void GPT2_NAME(backward)(MODEL *m, real scale)
 			continue;
 		}
 		real lse = m->lse[r];
+		#pragma omp simd
 		for (size_t v = 0; v < V; v++)
 			x[v] = GPT2_EXP(x[v] - lse) * s;
 		x[tok[r + 1]] -= s;
 	}
-	mm(0, 0, BT, C, V, m->logits, V, tens(m, GPT2_WTE, 0), C, 0, m->dsmall, C);
-	mm(1, 0, V, C, BT, m->logits, V, m->lnf, C, 1, gtens(m, GPT2_WTE, 0), C);
-	K(zero)(m->dres, BT * C);
-	ln_bwd(m->dres, gtens(m, GPT2_LNFW, 0), gtens(m, GPT2_LNFB, 0), m->dsmall,
-	       m->resid + L * BT * C, tens(m, GPT2_LNFW, 0), m->lnf_mean, m->lnf_rstd, BT, C);
+	gpt2_prof_stop(GPT2_PROF_LOSS_BWD, t0);
+	GPT2_PROF(GPT2_PROF_LMHEAD_BWD,
+		  mm(0, 0, BT, C, V, m->logits, V, tens(m, GPT2_WTE, 0), C, 0, m->dsmall, C);
+		  mm(1, 0, V, C, BT, m->logits, V, m->lnf, C, 1, gtens(m, GPT2_WTE, 0), C));
+	GPT2_PROF(GPT2_PROF_LN_BWD, K(zero)(m->dres, BT * C);
+		  ln_bwd(m->dres, gtens(m, GPT2_LNFW, 0), gtens(m, GPT2_LNFB, 0), m->dsmall,
+			 m->resid + L * BT * C, tens(m, GPT2_LNFW, 0), m->lnf_mean, m->lnf_rstd,
+			 BT, C));
 	for (size_t l = L; l-- > 0;) {
 		LACTS *a = acts_of(m, (int)l);
 		if (m->recompute && l != L - 1)
 			layer_fwd(m, (int)l, a);
 		layer_bwd(m, (int)l, a);
 	}
-	encoder_bwd(gtens(m, GPT2_WTE, 0), gtens(m, GPT2_WPE, 0), m->dres, tok, BT, T, C);
+	GPT2_PROF(GPT2_PROF_EMBED_BWD, encoder_bwd(gtens(m, GPT2_WTE, 0), gtens(m, GPT2_WPE, 0),
+						   m->dres, tok, BT, T, C));
 }
 
 void GPT2_NAME(zero_grad)(MODEL *m)
 {
-	if (m->grads)
+	if (m->grads && m->grads_zeroed != m->grads)
 		K(zero)(m->grads, m->lay.total);
+	m->grads_zeroed = m->grads;
 }
 
 double GPT2_NAME(grad_norm)(MODEL *m)
 {
 	const uint64_t chunk = 1 << 16;
 	uint64_t n = m->lay.total, nc = (n + chunk - 1) / chunk;
+	const real *g = m->grads;
 	double *part = calloc(nc ? nc : 1, sizeof(double));
 	if (!part)
 		die("out of memory");
@@ -472,8 +502,9 @@ double GPT2_NAME(grad_norm)(MODEL *m)
 	for (uint64_t c = 0; c < nc; c++) {
 		uint64_t e = (c + 1) * chunk < n ? (c + 1) * chunk : n;
 		double s = 0;
+		#pragma omp simd reduction(+:s)
 		for (uint64_t i = c * chunk; i < e; i++)
-			s += (double)m->grads[i] * (double)m->grads[i];
+			s += (double)g[i] * (double)g[i];
 		part[c] = s;
 	}
 	double s = 0;
@@ -483,9 +514,11 @@ double GPT2_NAME(grad_norm)(MODEL *m)
 	return sqrt(s);
 }
 
-/* In the order torch.optim.AdamW does it, so the two agree to rounding. */
-void GPT2_NAME(adamw_range)(MODEL *m, uint64_t t, real lr, real wd, real gscale, uint64_t lo,
-			    uint64_t hi)
+/* In the order torch.optim.AdamW does it, so the two agree to rounding. ZERO: each gradient
+ * is zeroed once read (the CPU backend's next zero_grad then has nothing to do: one pass over
+ * the gradients a step saved). */
+static void adamw_pass(MODEL *m, uint64_t t, real lr, real wd, real gscale, uint64_t lo,
+		       uint64_t hi, int zero)
 {
 	const double b1 = 0.9, b2 = 0.999;
 	const real eps = (real)1e-8;
@@ -513,16 +546,44 @@ void GPT2_NAME(adamw_range)(MODEL *m, uint64_t t, real lr, real wd, real gscale,
 		a = a > lo ? a : lo;
 		e = e < hi ? e : hi;
 		real *p = m->params, *g = m->grads, *mo = m->mom, *va = m->var;
-		#pragma omp parallel for schedule(dynamic, 16384)
-		for (uint64_t i = a; i < e; i++) {
-			uint64_t j = i - lo;	/* the moments hold the range alone */
-			real gi = g[i] * gscale;
-			mo[j] = (real)b1 * mo[j] + (real)(1 - b1) * gi;
-			va[j] = (real)b2 * va[j] + (real)(1 - b2) * gi * gi;
-			real den = GPT2_SQRT(va[j]) / bc2s + eps;
-			p[i] = p[i] * decay - step * (mo[j] / den);
+		#pragma omp parallel for schedule(dynamic, 1)
+		for (uint64_t i0 = a; i0 < e; i0 += 16384) {
+			uint64_t i1 = i0 + 16384 < e ? i0 + 16384 : e;
+/* one element; the moments hold the range alone (j = i - lo) */
+#define ADAMW_ELEM(i, j)                                                   \
+	do {                                                               \
+		real gi = g[i] * gscale;                                   \
+		mo[j] = (real)b1 * mo[j] + (real)(1 - b1) * gi;            \
+		va[j] = (real)b2 * va[j] + (real)(1 - b2) * gi * gi;       \
+		real den = GPT2_SQRT(va[j]) / bc2s + eps;                  \
+		p[i] = p[i] * decay - step * (mo[j] / den);                \
+	} while (0)
+			if (zero) {
+				#pragma omp simd
+				for (uint64_t i = i0; i < i1; i++) {
+					ADAMW_ELEM(i, i - lo);
+					g[i] = 0;
+				}
+			} else {
+				#pragma omp simd
+				for (uint64_t i = i0; i < i1; i++)
+					ADAMW_ELEM(i, i - lo);
+			}
+#undef ADAMW_ELEM
 		}
 	}
+}
+
+void GPT2_NAME(adamw_range)(MODEL *m, uint64_t t, real lr, real wd, real gscale, uint64_t lo,
+			    uint64_t hi)
+{
+	adamw_pass(m, t, lr, wd, gscale, lo, hi, 0);
+}
+
+void GPT2_NAME(adamw_zero)(MODEL *m, uint64_t t, real lr, real wd, real gscale)
+{
+	adamw_pass(m, t, lr, wd, gscale, 0, m->lay.total, 1);
+	m->grads_zeroed = m->grads;
 }
 
 void GPT2_NAME(adamw)(MODEL *m, uint64_t t, real lr, real wd, real gscale)

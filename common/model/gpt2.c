@@ -5,6 +5,7 @@
 #include "model/kernels.h"
 #include "model/backend.h"
 #include "model/cpu-infer.h"
+#include "model/fexp.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -140,9 +141,7 @@ uint64_t gpt2_activation_bytes(const struct gpt2_config *c, int B, int T, int re
 #define GPT2_NAME(x) gpt2_##x
 #define GPT2_GEMM cblas_sgemm
 #define GPT2_GEMV cblas_sgemv
-#define GPT2_EXP expf
-#define GPT2_LOG logf
-#define GPT2_TANH tanhf
+#define GPT2_EXP fexp
 #define GPT2_SQRT sqrtf
 #include "model/gpt2-impl.h"
 
@@ -150,7 +149,7 @@ uint64_t gpt2_activation_bytes(const struct gpt2_config *c, int B, int T, int re
 
 static void cpu_adamw(struct gpt2_model *m, uint64_t t, float lr, float wd, float gscale)
 {
-	gpt2_adamw(m, t, lr, wd, gscale);
+	gpt2_adamw_zero(m, t, lr, wd, gscale);
 }
 
 static void cpu_allreduce_grads(struct gpt2_model *m, const struct gpt2_comm *c)

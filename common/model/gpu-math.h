@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "model/bf16.h"
+#include "model/fexp.h"
 
 #ifndef __CUDA_ARCH__
 #include <math.h>
@@ -23,18 +24,17 @@
 #define CPG_GELU_K 0.7978845608028654f	/* sqrt(2/pi) */
 #define CPG_GELU_A 0.044715f
 
-/* GPT-2's tanh GELU, as model/kernels-impl.h computes it */
+/* GPT-2's tanh GELU, as model/kernels-impl.h computes it: 0.5 x (1 + tanh y) = x sigmoid(2y) */
 CP_HD static inline float cpg_gelu(float x)
 {
-	return 0.5f * x * (1.0f + tanhf(CPG_GELU_K * (x + CPG_GELU_A * x * x * x)));
+	return x / (1.0f + fexp(-2.0f * (CPG_GELU_K * (x + CPG_GELU_A * x * x * x))));
 }
 
-/* d gelu(x) / dx times DOUT, as gpt2-impl.h's gelu_bwd */
+/* d gelu(x) / dx times DOUT, as gpt2-impl.h's gelu_bwd (s the sigmoid) */
 CP_HD static inline float cpg_gelu_bwd(float x, float dout)
 {
-	float th = tanhf(CPG_GELU_K * (x + CPG_GELU_A * x * x * x));
-	float g = 0.5f * (1.0f + th) +
-		  0.5f * x * (1.0f - th * th) * CPG_GELU_K * (1.0f + 3.0f * CPG_GELU_A * x * x);
+	float s = 1.0f / (1.0f + fexp(-2.0f * CPG_GELU_K * (x + CPG_GELU_A * x * x * x)));
+	float g = s + 2.0f * x * s * (1.0f - s) * CPG_GELU_K * (1.0f + 3.0f * CPG_GELU_A * x * x);
 	return g * dout;
 }
 

@@ -36,6 +36,13 @@ void GPT2_NAME(k_linear)(GPT2_REAL *out, const GPT2_REAL *inp, const GPT2_REAL *
 			 const GPT2_REAL *b, size_t M, size_t IC, size_t OC, int acc,
 			 GPT2_REAL *part);
 
+/* out = inp @ w + b as k_linear without PART, and GOUT = gelu(out) (the MLP's first
+ * product), each tile's GELU taken while the tile is in cache; the bytes of k_linear then
+ * k_gelu */
+void GPT2_NAME(k_linear_gelu)(GPT2_REAL *out, GPT2_REAL *gout, const GPT2_REAL *inp,
+			      const GPT2_REAL *w, const GPT2_REAL *b, size_t M, size_t IC,
+			      size_t OC);
+
 /* GPT-2's tanh GELU of N elements; OUT may be INP */
 void GPT2_NAME(k_gelu)(GPT2_REAL *out, const GPT2_REAL *inp, size_t n);
 

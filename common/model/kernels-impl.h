@@ -1,7 +1,13 @@
 /* kernels-impl.h: the CPU kernels (model/kernels.h), written once for any element type.
  * Included by gpt2-impl.h, so by gpt2.c (float) and gpt2-f64.c (double), which include
  * model/kernels.h first, after GPT2_REAL,
- * GPT2_NAME, GPT2_GEMM, GPT2_GEMV (cblas_[sd]gemm, cblas_[sd]gemv) and GPT2_EXP/LOG/TANH/SQRT.
+ * GPT2_NAME, GPT2_GEMM, GPT2_GEMV (cblas_[sd]gemm, cblas_[sd]gemv), GPT2_EXP (an exp the
+ * compiler can vectorize in float: model/fexp.h) and GPT2_SQRT.
+ *
+ * The element-wise loops carry omp simd: without it GCC at -O2 leaves a loop whose pointers
+ * might alias scalar. Vector lanes change no bits of an element-wise result (no FMA
+ * contraction in ISO C mode); a reduction under omp simd sums in an order fixed by the
+ * binary, never by the thread count.
  *
  * As no result depends on which thread runs which iteration, the loops over tiles and rows
  * are scheduled dynamically: a thread the OS holds back (a busy shared machine) does not stall
@@ -15,6 +21,12 @@
 
 #include "base/die.h"
 #include "base/xalloc.h"
+
+#ifdef __clang__
+/* omp simd asks, it does not require: where clang cannot vectorize a loop (libm's exp in the
+ * double instantiation, a max reduction) the scalar loop is as right */
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
 
 #define K(x) GPT2_NAME(k_##x)
 /* below this many multiply-adds a loop runs on one thread: waking the others costs more */
@@ -103,6 +115,7 @@ void K(layernorm)(GPT2_REAL *out, GPT2_REAL *mean, GPT2_REAL *rstd, const GPT2_R
 			v += (x[c] - mu) * (x[c] - mu);
 		GPT2_REAL rs = 1 / GPT2_SQRT(v / (GPT2_REAL)C + (GPT2_REAL)GPT2_LN_EPS);
 		GPT2_REAL *o = out + r * C;
+		#pragma omp simd
 		for (size_t c = 0; c < C; c++)
 			o[c] = (x[c] - mu) * rs * w[c] + b[c];
 		if (mean)
@@ -144,35 +157,73 @@ static void K(linear_few)(GPT2_REAL *out, const GPT2_REAL *inp, const GPT2_REAL 
 	}
 }
 
-void K(linear)(GPT2_REAL *out, const GPT2_REAL *inp, const GPT2_REAL *w, const GPT2_REAL *b,
-	       size_t M, size_t IC, size_t OC, int acc, GPT2_REAL *part)
-{
-	if (part && M <= GPT2_FEW_ROWS) {
-		K(linear_few)(out, inp, w, b, M, IC, OC, acc, part);
-		return;
-	}
-	#pragma omp parallel for schedule(dynamic, 16) if (M * OC >= PAR_MIN)
-	for (size_t r = 0; r < M; r++) {
-		GPT2_REAL *o = out + r * OC;
-		if (acc)
-			for (size_t c = 0; c < OC; c++)
-				o[c] += b[c];
-		else
-			memcpy(o, b, OC * sizeof(GPT2_REAL));
-	}
-	K(mm)(0, 0, M, OC, IC, inp, IC, w, OC, 1, out, OC, 0);
-}
-
 #define GELU_K ((GPT2_REAL)0.7978845608028654)	/* sqrt(2/pi) */
 #define GELU_A ((GPT2_REAL)0.044715)
 
-void K(gelu)(GPT2_REAL *out, const GPT2_REAL *inp, size_t n)
+/* 0.5 x (1 + tanh y) is x sigmoid(2y): one exp, no tanh, and no cancellation where tanh y
+ * nears -1 */
+static inline void K(gelu_span)(GPT2_REAL *out, const GPT2_REAL *inp, size_t n)
 {
-	#pragma omp parallel for schedule(dynamic, 4096) if (n >= PAR_MIN / 16)
+	#pragma omp simd
 	for (size_t i = 0; i < n; i++) {
 		GPT2_REAL x = inp[i];
-		out[i] = (GPT2_REAL)0.5 * x * (1 + GPT2_TANH(GELU_K * (x + GELU_A * x * x * x)));
+		GPT2_REAL y = GELU_K * (x + GELU_A * x * x * x);
+		out[i] = x / (1 + GPT2_EXP(-2 * y));
 	}
+}
+
+void K(gelu)(GPT2_REAL *out, const GPT2_REAL *inp, size_t n)
+{
+	#pragma omp parallel for schedule(dynamic, 1) if (n >= PAR_MIN / 16)
+	for (size_t i0 = 0; i0 < n; i0 += 4096)
+		K(gelu_span)(out + i0, inp + i0, i0 + 4096 < n ? 4096 : n - i0);
+}
+
+/* k_linear's tiles (those of k_mm): each tile gets its bias, its product and, with GOUT, its
+ * GELU while it is still in cache, rather than a pass over the whole output for each. The
+ * arithmetic is k_mm's on an output holding the bias, so the bytes are the same either way. */
+static void K(linear_tiled)(GPT2_REAL *out, GPT2_REAL *gout, const GPT2_REAL *inp,
+			    const GPT2_REAL *w, const GPT2_REAL *b, size_t M, size_t IC,
+			    size_t OC, int acc)
+{
+	size_t nti = (M + MM_TM - 1) / MM_TM, ntj = (OC + MM_TN - 1) / MM_TN;
+	#pragma omp parallel for schedule(dynamic, 1) if (M * OC * IC >= PAR_MIN)
+	for (size_t t = 0; t < nti * ntj; t++) {
+		size_t i0 = (t / ntj) * MM_TM, j0 = (t % ntj) * MM_TN;
+		size_t m = M - i0 < MM_TM ? M - i0 : MM_TM, n = OC - j0 < MM_TN ? OC - j0 : MM_TN;
+		GPT2_REAL *c = out + i0 * OC + j0;
+		for (size_t r = 0; r < m; r++) {
+			GPT2_REAL *o = c + r * OC;
+			if (acc) {
+				#pragma omp simd
+				for (size_t k = 0; k < n; k++)
+					o[k] += b[j0 + k];
+			} else {
+				memcpy(o, b + j0, n * sizeof(GPT2_REAL));
+			}
+		}
+		GPT2_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n,
+			  (blasint)IC, 1, inp + i0 * IC, (blasint)IC, w + j0, (blasint)OC, 1, c,
+			  (blasint)OC);
+		if (gout)
+			for (size_t r = 0; r < m; r++)
+				K(gelu_span)(gout + (i0 + r) * OC + j0, c + r * OC, n);
+	}
+}
+
+void K(linear)(GPT2_REAL *out, const GPT2_REAL *inp, const GPT2_REAL *w, const GPT2_REAL *b,
+	       size_t M, size_t IC, size_t OC, int acc, GPT2_REAL *part)
+{
+	if (part && M <= GPT2_FEW_ROWS)
+		K(linear_few)(out, inp, w, b, M, IC, OC, acc, part);
+	else
+		K(linear_tiled)(out, NULL, inp, w, b, M, IC, OC, acc);
+}
+
+void K(linear_gelu)(GPT2_REAL *out, GPT2_REAL *gout, const GPT2_REAL *inp, const GPT2_REAL *w,
+		    const GPT2_REAL *b, size_t M, size_t IC, size_t OC)
+{
+	K(linear_tiled)(out, gout, inp, w, b, M, IC, OC, 0);
 }
 
 void K(attn_row)(GPT2_REAL *out, GPT2_REAL *a, const GPT2_REAL *q, const GPT2_REAL *k,
@@ -191,10 +242,11 @@ void K(attn_row)(GPT2_REAL *out, GPT2_REAL *a, const GPT2_REAL *q, const GPT2_RE
 			mx = s;
 	}
 	GPT2_REAL sum = 0;
-	for (size_t u = 0; u < n; u++) {
+	#pragma omp simd
+	for (size_t u = 0; u < n; u++)
 		a[u] = GPT2_EXP(a[u] - mx);
+	for (size_t u = 0; u < n; u++)
 		sum += a[u];
-	}
 	GPT2_REAL inv = 1 / sum;
 	for (size_t u = 0; u < n; u++)
 		a[u] *= inv;
@@ -234,6 +286,7 @@ GPT2_REAL K(logsumexp)(const GPT2_REAL *x, size_t V)
 		if (x[v] > mx)
 			mx = x[v];
 	double s = 0;
+	#pragma omp simd reduction(+:s)
 	for (size_t v = 0; v < V; v++)
 		s += GPT2_EXP(x[v] - mx);
 	return mx + (GPT2_REAL)log(s);

@@ -25,6 +25,7 @@ struct train_opts {
 	uint64_t stop_after;		/* 0: none */
 	double peak_gflops;		/* 0: 96 per thread */
 	int recompute;
+	int profile;			/* --profile: where the steps' time went, on stderr */
 	int zero;			/* ZeRO stage: 0 or 1 (train/zero.h) */
 	/* enum gpt2_precision (model/plan.h); -1 until given or resolved: a resume takes the
 	 * checkpoint's, a new run its backend's default. Kept in the checkpoint's header. */

@@ -12,12 +12,15 @@
 #include "model/ckpt.h"
 #include "model/hf.h"
 #include "model/plan.h"
+#include "model/prof.h"
 #include "train/log.h"
 #include "train/lr-schedule.h"
 
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 
 void train_load_latest(struct train_run *r, const struct train_shape *shape, int moments,
 		       uint64_t data_vocab, const char *what)
@@ -217,6 +220,14 @@ double train_evaluate(struct train_run *r, uint64_t max_batches)
 	return acc[1] ? acc[0] / acc[1] : NAN;
 }
 
+/* The backend call started at T0 (the op counters then at OPS0) timed whole as OP, when the
+ * backend timed no op of its own inside it (the CPU model times its ops, a GPU's does not). */
+static void train_prof_whole(int op, double t0, double ops0)
+{
+	if (gpt2_prof.on && gpt2_prof.ops_total == ops0)
+		gpt2_prof_stop(op, t0);
+}
+
 /* Micro-batch A's backward pass. On a host-memory backend every micro-batch after the first
  * gets its own zeroed gradients, added to the sum so far afterwards: the sum is then
  * ((g0 + g1) + g2) + ..., what the ranks' rank-order reduction gives, so A micro-batches on
@@ -225,7 +236,9 @@ double train_evaluate(struct train_run *r, uint64_t max_batches)
 static void train_backward(struct train_run *r, uint64_t a, float scale)
 {
 	if (a == 0 || !r->be->host_memory) {
+		double t0 = gpt2_prof_start(), ops0 = gpt2_prof.ops_total;
 		r->be->backward(&r->m, scale);
+		train_prof_whole(GPT2_PROF_BACKWARD, t0, ops0);
 		return;
 	}
 	uint64_t n = r->m.lay.total;
@@ -233,12 +246,14 @@ static void train_backward(struct train_run *r, uint64_t a, float scale)
 		r->gscratch = xmalloc(n * sizeof(float));
 	float *sum = r->m.grads;
 	r->m.grads = r->gscratch;
-	r->be->zero_grad(&r->m);
+	GPT2_PROF(GPT2_PROF_ZERO_GRAD, r->be->zero_grad(&r->m));
 	r->be->backward(&r->m, scale);
 	r->m.grads = sum;
+	double t0 = gpt2_prof_start();
 	#pragma omp parallel for schedule(static)
 	for (uint64_t i = 0; i < n; i++)
 		sum[i] = sum[i] + r->gscratch[i];
+	gpt2_prof_stop(GPT2_PROF_ACCUM, t0);
 }
 
 float train_step(struct train_run *r, double *gnorm, double *lr)
@@ -246,29 +261,38 @@ float train_step(struct train_run *r, double *gnorm, double *lr)
 	const struct train_opts *o = &r->o;
 	const struct gpt2_comm *c = r->comm;
 	uint64_t B = o->batch, A = o->accum;
-	r->be->zero_grad(&r->m);
+	GPT2_PROF(GPT2_PROF_ZERO_GRAD, r->be->zero_grad(&r->m));
 	double lsum = 0;
 	for (uint64_t a = 0; a < A; a++) {
-		seqdata_batch(&r->train, r->data_pos + a * B, B, UINT64_MAX, c->rank, r->B_local,
-			      r->tokens, r->T);
+		GPT2_PROF(GPT2_PROF_DATA,
+			  seqdata_batch(&r->train, r->data_pos + a * B, B, UINT64_MAX, c->rank,
+					r->B_local, r->tokens, r->T));
+		double t0 = gpt2_prof_start(), ops0 = gpt2_prof.ops_total;
 		lsum += r->be->forward(&r->m, r->tokens, (int)r->B_local, (int)r->T);
+		train_prof_whole(GPT2_PROF_FORWARD, t0, ops0);
 		train_backward(r, a, 1.0f / (float)(A * (uint64_t)c->size));
 	}
 	double lm = lsum / (double)A;
+	double t0 = gpt2_prof_start();
 	c->allreduce_host(&lm, 1, 1);
 	float loss = (float)(lm / c->size);
 	if (o->zero) {
+		/* the sharded reduction computes the norm on the way */
 		*gnorm = zero_reduce_grads(&r->zero, &r->m);
+		gpt2_prof_stop(GPT2_PROF_ALLREDUCE, t0);
 	} else {
 		r->be->allreduce_grads(&r->m, c);
-		*gnorm = r->be->grad_norm(&r->m);
+		gpt2_prof_stop(GPT2_PROF_ALLREDUCE, t0);
+		GPT2_PROF(GPT2_PROF_GRAD_NORM, *gnorm = r->be->grad_norm(&r->m));
 	}
 	*lr = adamw_lr(o->sched, r->step, o->steps, o->warmup, o->lr, o->min_frac);
 	float gscale = (float)adamw_clip_scale(*gnorm, o->clip);
+	t0 = gpt2_prof_start();
 	if (o->zero)
 		zero_adamw(&r->zero, r->be, &r->m, r->step + 1, (float)*lr, (float)o->wd, gscale);
 	else
 		r->be->adamw(&r->m, r->step + 1, (float)*lr, (float)o->wd, gscale);
+	gpt2_prof_stop(GPT2_PROF_ADAMW, t0);
 	r->step++;
 	r->data_pos += A * B;
 	r->rng = mix64(r->rng);
@@ -347,6 +371,61 @@ static double train_peak_flops(const struct train_run *r, const struct gpt2_devi
 	return per * r->comm->size;
 }
 
+/* --profile's totals over the steps it counts */
+struct train_prof {
+	uint64_t steps;
+	double wall, user, sys, minflt;
+};
+
+static double tv_sec(struct timeval t)
+{
+	return (double)t.tv_sec + (double)t.tv_usec * 1e-6;
+}
+
+/* One step of the run, timed op by op with --profile. The first step of a run that has more
+ * faults the activations and moments in (and AdamW allocates them): left out. */
+static float train_prof_step(struct train_run *r, struct train_prof *p, double *gnorm,
+			     double *lr, int first_of_many)
+{
+	struct rusage a, b;
+	getrusage(RUSAGE_SELF, &a);
+	double t0 = mono_now();
+	gpt2_prof.on = 1;
+	float loss = train_step(r, gnorm, lr);
+	gpt2_prof.on = 0;
+	double dt = mono_now() - t0;
+	getrusage(RUSAGE_SELF, &b);
+	if (first_of_many) {
+		memset(gpt2_prof.sec, 0, sizeof(gpt2_prof.sec));
+		gpt2_prof.ops_total = 0;
+		return loss;
+	}
+	p->steps++;
+	p->wall += dt;
+	p->user += tv_sec(b.ru_utime) - tv_sec(a.ru_utime);
+	p->sys += tv_sec(b.ru_stime) - tv_sec(a.ru_stime);
+	p->minflt += (double)(b.ru_minflt - a.ru_minflt);
+	return loss;
+}
+
+/* the table of where the counted steps' time went, on stderr */
+static void train_prof_report(const struct train_prof *p)
+{
+	if (!p->steps)
+		return;
+	double n = (double)p->steps, step = p->wall / n;
+	fprintf(stderr, "profile: %llu steps, %.6f s a step (wall), %.3f s CPU user, %.3f s "
+		"system, %.0f minor page faults\n", (unsigned long long)p->steps, step, p->user / n,
+		p->sys / n, p->minflt / n);
+	fprintf(stderr, "%-24s %10s %7s\n", "op", "ms/step", "%step");
+	for (int op = 0; op < GPT2_PROF_N; op++)
+		if (gpt2_prof.sec[op] > 0)
+			fprintf(stderr, "%-24s %10.3f %7.2f\n", gpt2_prof_name(op),
+				1e3 * gpt2_prof.sec[op] / n, 100 * gpt2_prof.sec[op] / p->wall);
+	double rest = p->wall - gpt2_prof.ops_total;
+	fprintf(stderr, "%-24s %10.3f %7.2f\n", "untimed", 1e3 * rest / n, 100 * rest / p->wall);
+}
+
 void train_loop(struct train_run *r)
 {
 	const struct train_opts *o = &r->o;
@@ -364,9 +443,13 @@ void train_loop(struct train_run *r)
 	if (r->step == 0 && r->have_valid && o->eval_every)
 		last_val = train_first_eval(r, &b);
 	float loss = NAN;
+	struct train_prof prof = { 0 };
+	uint64_t first = r->step;
 	while (r->step < stop) {
 		double t0 = mono_now();
-		loss = train_step(r, &gnorm, &lr);
+		loss = o->profile ? train_prof_step(r, &prof, &gnorm, &lr,
+						    r->step == first && stop - first > 1)
+				  : train_step(r, &gnorm, &lr);
 		double dt = mono_now() - t0, tps = (double)tokens_per_step / dt;
 		buf_reset(&b);
 		train_log_step(&b, r->step, loss, lr, gnorm, tps, peak > 0 ? tps * flops_tok / peak : -1);
@@ -388,6 +471,8 @@ void train_loop(struct train_run *r)
 	}
 	if (tty)
 		fputc('\n', stderr);
+	if (r->comm->rank == 0)
+		train_prof_report(&prof);
 	train_report(r, &b, loss, last_val);
 	buf_free(&b);
 }
