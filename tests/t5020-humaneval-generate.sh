@@ -11,8 +11,10 @@ TOK=$(gpt2_tokenizer) || skip_all "$GPT2_MISSING"
 HE=$(humaneval_problems) || skip_all "$HUMANEVAL_MISSING"
 
 ok "make a tiny random model" "$BUILD/tests/test-infer" hf-random M 50257 512 2 2 32 "$TOK" 3
-# a flat distribution makes top-p sort most of the vocabulary: top-k keeps the test fast
-G="-m M --problems $HE --limit 3 -n 2 --max-tokens 32 --top-k 100"
+# a flat distribution makes top-p sort most of the vocabulary: top-k keeps the test fast; two
+# rows, a problem's two samples, as cp-complete -n 2 decodes them (in fp32 the products' last
+# bits depend on the rows a step holds)
+G="-m M --problems $HE --limit 3 -n 2 --max-tokens 32 --top-k 100 --batch-rows 2"
 
 ok "generate, 3 problems x 2 samples" cp-humaneval generate $G -o s.jsonl
 is "$(ls -a | grep -c '\.tmp')" 0 "no temporary file left"
@@ -43,7 +45,8 @@ assert c[0] != c[1] and c[2] != c[3], c'
 
 # each sample is cp-complete's on "<|endoftext|>" + prompt.strip(), with the stop strings and
 # the seed of batch c of problem p: mix(mix(mix(seed) ^ p) ^ c), mix = splitmix64's.
-# refs MODEL PROBLEMS N0 [N1]: cp-complete's command lines for batches 0 (N0 samples) and 1
+# refs MODEL PROBLEMS FLAGS N0 [N1]: cp-complete's command lines (with FLAGS) for batches 0
+# (N0 samples) and 1
 refs() {
 	"$PYTHON" - "$HE" "$@" <<'PYEOF'
 import gzip, json, shlex, sys
@@ -53,16 +56,16 @@ def mix(z):
     z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M
     z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M
     return z ^ (z >> 31)
-model, n = sys.argv[2], int(sys.argv[3])
+model, n, flags = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 probs = [json.loads(l) for l in gzip.open(sys.argv[1], "rt")][:n]
 stops = " ".join("--stop " + shlex.quote(s) for s in
                  ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif"))
 for p, pr in enumerate(probs):
     f = "%s-prompt%d.txt" % (model, p)
     open(f, "w").write("<|endoftext|>" + pr["prompt"].strip())
-    for c, k in enumerate(sys.argv[4:]):
-        print("cp-complete -m %s -n %s -N 32 -T 0.2 -p 0.95 -k 100 -s %d %s --json -f %s"
-              % (model, k, mix(mix(mix(0) ^ p) ^ c), stops, f))
+    for c, k in enumerate(sys.argv[5:]):
+        print("cp-complete -m %s %s -n %s -N 32 -T 0.2 -p 0.95 -k 100 -s %d %s --json -f %s"
+              % (model, flags, k, mix(mix(mix(0) ^ p) ^ c), stops, f))
 PYEOF
 }
 # same_texts REF SAMPLES N: the N completions of SAMPLES are the texts of cp-complete's REF
@@ -76,7 +79,7 @@ ref = [text(l) for l in open(sys.argv[1], "rb")]
 got = [json.loads(l)["completion"] for l in open(sys.argv[2])]
 assert len(ref) == int(sys.argv[3]) and ref == got, (ref, got)' "$@"
 }
-refs M 3 2 >ref.sh
+refs M 3 "" 2 >ref.sh
 ok "cp-complete on the same prompts and seeds" sh -c 'sh ref.sh >ref.jsonl'
 ok "samples equal cp-complete's texts" same_texts ref.jsonl s.jsonl 6
 
@@ -104,27 +107,28 @@ edit("transformer.wte.weight", lift)
 open(sys.argv[1], "wb").write(raw)
 PYEOF
 GS="-m S --problems $HE --limit 4 -n 6 --batch 4 --max-tokens 32 --top-k 100"
-ok "--batch-rows 1" cp-humaneval generate $GS --batch-rows 1 -o r1.jsonl
-ok "--batch-rows 7" cp-humaneval generate $GS --batch-rows 7 -o r7.jsonl
-ok "--batch-rows by default" cp-humaneval generate $GS -o r0.jsonl
+ok "rows decoded together by default" cp-humaneval generate $GS -o r0.jsonl
 ok "some samples stop early, others run to the budget" "$PYTHON" -c '
 import json
 c = [json.loads(l)["completion"] for l in open("r0.jsonl")]
 assert len(c) == 24 and min(map(len, c)) < 50 and max(map(len, c)) > 150, [len(x) for x in c]'
-ok "--batch-rows 1 and 7: the same bytes" cmp r1.jsonl r7.jsonl
-ok "--batch-rows 1 and the default: the same bytes" cmp r1.jsonl r0.jsonl
-ok "-j 1, 3 rows" cp-humaneval generate $GS --batch-rows 3 -j 1 -o r3j1.jsonl
-ok "-j 2, 3 rows" cp-humaneval generate $GS --batch-rows 3 -j 2 -o r3j2.jsonl
-ok "-j 1 and -j 2: the same bytes" cmp r3j1.jsonl r3j2.jsonl
-ok "and those of any --batch-rows" cmp r3j1.jsonl r1.jsonl
+# with --bf16 each row's products are its own, so the rows a step holds change no bit
 ok "--bf16 --batch-rows 1" cp-humaneval generate $GS --bf16 --batch-rows 1 -o b1.jsonl
-ok "--bf16 --batch-rows 5" cp-humaneval generate $GS --bf16 --batch-rows 5 -o b5.jsonl
+ok "--bf16 --batch-rows 7" cp-humaneval generate $GS --bf16 --batch-rows 7 -o b7.jsonl
 ok "--bf16, the default rows" cp-humaneval generate $GS --bf16 -o b0.jsonl
-ok "--bf16: the same bytes for 1, 5 and the default rows" sh -c 'cmp b1.jsonl b5.jsonl && cmp b1.jsonl b0.jsonl'
+ok "--batch-rows 1 and 7: the same bytes" cmp b1.jsonl b7.jsonl
+ok "--batch-rows 1 and the default: the same bytes" cmp b1.jsonl b0.jsonl
+ok "--bf16 -j 1" cp-humaneval generate $GS --bf16 -j 1 -o bj1.jsonl
+ok "--bf16 -j 2" cp-humaneval generate $GS --bf16 -j 2 -o bj2.jsonl
+ok "-j 1 and -j 2: the same bytes" cmp bj1.jsonl bj2.jsonl
+ok "and those of any --batch-rows" cmp bj1.jsonl b1.jsonl
+ok "fp32, 3 rows, -j 1" cp-humaneval generate $GS --batch-rows 3 -j 1 -o r3j1.jsonl
+ok "fp32, 3 rows, -j 2" cp-humaneval generate $GS --batch-rows 3 -j 2 -o r3j2.jsonl
+ok "fp32: -j 1 and -j 2 the same bytes" cmp r3j1.jsonl r3j2.jsonl
 # each is cp-complete's alone: problem p's samples 0-3 from the seed of batch 0, 4-5 of batch 1
-refs S 4 4 2 >refs.sh
-ok "cp-complete on the stopping model, batch by batch" sh -c 'sh refs.sh >refs.jsonl'
-ok "the continuous batch's samples equal cp-complete's" same_texts refs.jsonl r7.jsonl 24
+refs S 4 --bf16 4 2 >refs.sh
+ok "cp-complete --bf16 on the stopping model, batch by batch" sh -c 'sh refs.sh >refs.jsonl'
+ok "the continuous batch's samples equal cp-complete's" same_texts refs.jsonl b7.jsonl 24
 
 # determinism: threads, seeds
 ok "-j 1" cp-humaneval generate $G -j 1 -o j1.jsonl
@@ -139,7 +143,7 @@ ok "samples to standard output" cp-humaneval generate $G --seed 1 -o -
 cp "$TMP/.out" stdout.jsonl
 ok "the same bytes as the file" cmp stdout.jsonl seed1.jsonl
 
-ok "greedy" cp-humaneval generate $G -n 3 --temperature 0 -o greedy.jsonl
+ok "greedy" cp-humaneval generate $G -n 3 --temperature 0 --batch-rows 1 -o greedy.jsonl
 ok "greedy: the samples of a problem are identical, problems differ" "$PYTHON" -c '
 import json
 c = [json.loads(l)["completion"] for l in open("greedy.jsonl")]

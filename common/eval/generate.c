@@ -151,14 +151,13 @@ static int gen_row_len(const struct complete_model *cm, const struct gen_opts *o
 	return (int)(T < n_ctx ? T : n_ctx);
 }
 
-uint32_t gen_default_rows(int host, int cores, uint64_t mem, uint64_t row_bytes)
+uint32_t gen_default_rows(int host, uint64_t mem, uint64_t row_bytes)
 {
-	/* the CPU: 8 rows a core, which keeps each step's weights streamed once ahead of the
-	 * multiply-adds, up to 32 (past it the products leave their few-rows path); a device:
-	 * 256, enough to fill its cores. Either within a quarter of the memory. */
-	uint64_t r = host ? (uint64_t)(cores > 0 ? cores : 1) * 8 : 256;
-	if (host && r > 32)
-		r = 32;
+	/* the CPU: 32, where a step's multiply-adds outweigh streaming the weights once and the
+	 * products are still the kernels' few-rows ones; a device: 256, enough to fill its cores.
+	 * Either within a quarter of the memory. Not the thread count: in fp32 the rows change
+	 * the products' rounding, and -j must not change the samples. */
+	uint64_t r = host ? 32 : 256;
 	if (row_bytes && mem / 4 / row_bytes < r)
 		r = mem / 4 / row_bytes;
 	return r ? (uint32_t)r : 1;
@@ -176,7 +175,7 @@ static int gen_rows(const struct complete_model *cm, const struct gen_opts *o, i
 		mem = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
 	else
 		mem = di.mem_total > di.mem_used ? di.mem_total - di.mem_used : 0;
-	return (int)gen_default_rows(cm->be->host_memory, o->jobs, mem, row);
+	return (int)gen_default_rows(cm->be->host_memory, mem, row);
 }
 
 /* Start samples in the free rows: the open job's rest, then the next jobs' (one at a time

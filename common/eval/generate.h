@@ -34,9 +34,9 @@ struct gen_opts {
 
 /* n 200, 256 tokens, temperature 0.2, top-p 0.95, batch 50, cpu, all cores */
 void gen_defaults(struct gen_opts *g);
-/* The default --batch-rows: on the CPU (HOST) 8 a core up to 32, on a device 256; either
- * fewer when ROW_BYTES (a row's key/value cache) each would pass a quarter of MEM. */
-uint32_t gen_default_rows(int host, int cores, uint64_t mem, uint64_t row_bytes);
+/* The default --batch-rows: on the CPU (HOST) 32, on a device 256; either fewer when
+ * ROW_BYTES (a row's key/value cache) each would pass a quarter of MEM. */
+uint32_t gen_default_rows(int host, uint64_t mem, uint64_t row_bytes);
 /* the seed of batch C of problem P */
 uint64_t gen_seed(uint64_t seed, size_t p, size_t c);
 /* The next seed batch once DONE of N samples are made: *DECODE samples decoded (at most BATCH;

@@ -334,7 +334,7 @@ struct complete_batch {
 	uint32_t *held;		/* the prompt in it */
 	size_t n_held;
 	float *held_logits;	/* [V] after it */
-	struct complete_job *holder;	/* the job it may still start samples of */
+	struct complete_job *holder;	/* the job with samples still to start from it */
 	float *logits;		/* [nr][V] */
 	int *rows, *free_rows;
 	uint32_t *next;
@@ -473,7 +473,7 @@ int complete_batch_open(struct complete_batch *cb, struct complete_job *j, const
 {
 	const struct complete_model *cm = cb->cm;
 	const struct gpt2_backend *be = cm->be;
-	if (cb->hold < 0 || (cb->holder && cb->holder->started < cb->holder->p->n))
+	if (cb->hold < 0 || cb->holder)
 		die("complete_batch_open: %s", cb->hold < 0 ? "the batch has no hold row" :
 		    "another job still has samples to start");
 	if (batch_job_init(cb, j, ids, n_ids, 0, err))
@@ -507,6 +507,8 @@ uint32_t complete_batch_more(struct complete_batch *cb, struct complete_job *j)
 		memcpy(cb->logits + (size_t)cb->nr * V, cb->held_logits, V * sizeof(float));
 		batch_row_start(cb, j, j->started++, r);
 	}
+	if (j->started == B)
+		cb->holder = NULL;	/* the held prompt stays, for a job of the same */
 	return B - j->started;
 }
 
@@ -564,6 +566,8 @@ static int batch_take(struct complete_batch *cb)
 			/* its samples not started never will be */
 			j->going -= p->n - j->started;
 			j->started = p->n;
+			if (cb->holder == j)
+				cb->holder = NULL;
 		}
 		if (done || j->res->cancelled) {
 			batch_release(cb, row);

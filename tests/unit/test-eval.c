@@ -458,13 +458,12 @@ static void test_generate_logic(void)
 	   "defaults as -h documents them (n 200, 256 tokens, T 0.2, top-p 0.95, batch 50, cpu, "
 	   "rows by the machine)");
 	uint64_t G = 1ull << 30;
-	is_int(gen_default_rows(1, 2, 64 * G, 1 << 20), 16, "--batch-rows on 2 cores: 16");
-	is_int(gen_default_rows(1, 16, 64 * G, 1 << 20), 32, "... on 16: 32, the few-rows bound");
-	is_int(gen_default_rows(1, 16, 8 * G, G / 4), 8, "... fewer where the cache passes a quarter "
+	is_int(gen_default_rows(1, 64 * G, 1 << 20), 32, "--batch-rows on the CPU: 32");
+	is_int(gen_default_rows(1, 8 * G, G / 4), 8, "... fewer where the cache passes a quarter "
 	       "of the memory");
-	is_int(gen_default_rows(0, 2, 140 * G, 80ull << 20), 256, "on a device: 256");
-	is_int(gen_default_rows(0, 2, 20 * G, 80ull << 20), 64, "... within a quarter of its memory");
-	is_int(gen_default_rows(0, 2, G, 2 * G), 1, "... and never none");
+	is_int(gen_default_rows(0, 140 * G, 80ull << 20), 256, "on a device: 256");
+	is_int(gen_default_rows(0, 20 * G, 80ull << 20), 64, "... within a quarter of its memory");
+	is_int(gen_default_rows(0, G, 2 * G), 1, "... and never none");
 }
 
 /* ---- the judge, the results and the summary ---- */
