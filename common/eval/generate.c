@@ -6,13 +6,11 @@
 #include "base/io.h"
 #include "base/util.h"
 #include "base/xalloc.h"
-#include "model/backend.h"
 
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 const char *const gen_stops[] = { "\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif" };
 const size_t gen_nstops = sizeof gen_stops / sizeof *gen_stops;
@@ -169,13 +167,10 @@ static int gen_rows(const struct complete_model *cm, const struct gen_opts *o, i
 	if (o->rows)
 		return (int)o->rows;
 	const struct gpt2_config *c = &cm->m.cfg;
-	uint64_t row = 2ull * c->n_layer * c->n_embd * (uint64_t)T * sizeof(float), mem = 0;
-	struct gpt2_device_info di;
-	if (cm->be->host_memory || !cm->be->info || cm->be->info(&cm->m, &di))
-		mem = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
-	else
-		mem = di.mem_total > di.mem_used ? di.mem_total - di.mem_used : 0;
-	return (int)gen_default_rows(cm->be->host_memory, mem, row);
+	uint64_t row = 2ull * c->n_layer * c->n_embd * (uint64_t)T * sizeof(float);
+	int host;
+	uint64_t mem = complete_batch_memory(cm, &host);
+	return (int)gen_default_rows(host, mem, row);
 }
 
 /* Start samples in the free rows: the open job's rest, then the next jobs' (one at a time

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "model/ckpt.h"
 #include "base/die.h"
@@ -402,6 +403,15 @@ void complete_batch_free(struct complete_batch *cb)
 int complete_batch_rows_free(const struct complete_batch *cb)
 {
 	return cb->n_free;
+}
+
+uint64_t complete_batch_memory(const struct complete_model *cm, int *host)
+{
+	struct gpt2_device_info di;
+	*host = cm->be->host_memory;
+	if (!*host && cm->be->info && !cm->be->info(&cm->m, &di))
+		return di.mem_total > di.mem_used ? di.mem_total - di.mem_used : 0;
+	return (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 /* J's request checked against the batch, ROWS of it wanted free now, and its result made:

@@ -138,6 +138,9 @@ struct complete_batch *complete_batch_new(const struct complete_model *cm, int r
 					  int flags);
 void complete_batch_free(struct complete_batch *cb);
 int complete_batch_rows_free(const struct complete_batch *cb);
+/* The bytes a batch's cache may draw on: the host's memory (*HOST 1), or on a backend with
+ * device copies the device's free memory (*HOST 0; the host's where it does not say). */
+uint64_t complete_batch_memory(const struct complete_model *cm, int *host);
 /* Check J's request, read its prompt IDS and start its P->n samples: 0 (J->going 0 at once
  * for max_tokens 0), or -1 with *ERR (malloc'd) for a request complete_generate_ids would
  * refuse, or one that does not fit the free rows or T. */
