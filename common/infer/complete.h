@@ -120,25 +120,41 @@ void complete_result_free(struct complete_result *r);
 /* Continuous batching: rows that requests (jobs) join and leave between steps, decoded
  * together, each job as complete_generate_ids would make it alone (the same draws; the
  * logits to within the kernels' rounding for another number of rows). One thread drives a
- * batch. ROWS samples at once, of up to T tokens each (prompt included); REUSE: rows are
- * freed and taken again (a spare empty row resets them). */
+ * batch. ROWS samples at once, of up to T tokens each (prompt included); FLAGS:
+ * COMPLETE_BATCH_REUSE, rows are freed and taken again (a spare empty row resets them);
+ * COMPLETE_BATCH_HOLD (implies REUSE), a row more holds a prompt for complete_batch_open. */
+#define COMPLETE_BATCH_REUSE 1
+#define COMPLETE_BATCH_HOLD 2
 struct complete_batch;
 struct complete_job {
 	const struct complete_params *p;
 	struct complete_result *res;	/* filled as it goes; res->cancelled: on_token stopped it */
-	uint32_t going;			/* its samples still decoding: 0 once done */
+	uint32_t going;			/* its samples not yet finished: 0 once done */
+	uint32_t started;		/* its samples given a row so far */
 	size_t longest;			/* private */
 	double t_decode;
 };
 struct complete_batch *complete_batch_new(const struct complete_model *cm, int rows, int T,
-					  int reuse);
+					  int flags);
 void complete_batch_free(struct complete_batch *cb);
 int complete_batch_rows_free(const struct complete_batch *cb);
+/* The bytes a batch's cache may draw on: the host's memory (*HOST 1), or on a backend with
+ * device copies the device's free memory (*HOST 0; the host's where it does not say). */
+uint64_t complete_batch_memory(const struct complete_model *cm, int *host);
 /* Check J's request, read its prompt IDS and start its P->n samples: 0 (J->going 0 at once
  * for max_tokens 0), or -1 with *ERR (malloc'd) for a request complete_generate_ids would
  * refuse, or one that does not fit the free rows or T. */
 int complete_batch_add(struct complete_batch *cb, struct complete_job *j, const uint32_t *ids,
 		       size_t n_ids, char **err);
+/* As complete_batch_add, but J's samples start as rows come free (a batch made with
+ * COMPLETE_BATCH_HOLD): as many as are free now, the rest through complete_batch_more. The
+ * prompt is read once into the hold row and each sample's row copied from it; a job whose
+ * prompt is the one held (another seed's samples of it) reads nothing. One job at a time may
+ * have samples still to start. */
+int complete_batch_open(struct complete_batch *cb, struct complete_job *j, const uint32_t *ids,
+			size_t n_ids, char **err);
+/* Start as many of J's remaining samples as there are free rows; those still to start */
+uint32_t complete_batch_more(struct complete_batch *cb, struct complete_job *j);
 /* One token for every going sample (calling the jobs' on_token); the samples still going */
 int complete_batch_step(struct complete_batch *cb);
 

@@ -321,7 +321,8 @@ struct engine *api_engine_start(struct server *sv, const struct complete_model *
 {
 	struct engine *e = xcalloc(1, sizeof(*e));
 	e->sv = sv;
-	e->cb = complete_batch_new(cm, sv->batch_rows, (int)cm->m.cfg.n_ctx, 1);
+	e->cb = complete_batch_new(cm, sv->batch_rows, (int)cm->m.cfg.n_ctx,
+				    COMPLETE_BATCH_REUSE);
 	e->tail = &e->head;
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->cv, NULL);

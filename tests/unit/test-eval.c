@@ -453,8 +453,17 @@ static void test_generate_logic(void)
 	struct gen_opts g;
 	gen_defaults(&g);
 	ok(g.n == 200 && g.max_tokens == 256 && g.temperature == 0.2 && g.top_p == 0.95 &&
-	   g.top_k == 0 && g.batch == 50 && g.seed == 0 && !strcmp(g.device, "cpu") && g.jobs >= 1,
-	   "defaults as -h documents them (n 200, 256 tokens, T 0.2, top-p 0.95, batch 50, cpu)");
+	   g.top_k == 0 && g.batch == 50 && g.seed == 0 && !strcmp(g.device, "cpu") && g.jobs >= 1 &&
+	   g.rows == 0,
+	   "defaults as -h documents them (n 200, 256 tokens, T 0.2, top-p 0.95, batch 50, cpu, "
+	   "rows by the machine)");
+	uint64_t G = 1ull << 30;
+	is_int(gen_default_rows(1, 64 * G, 1 << 20), 32, "--batch-rows on the CPU: 32");
+	is_int(gen_default_rows(1, 8 * G, G / 4), 8, "... fewer where the cache passes a quarter "
+	       "of the memory");
+	is_int(gen_default_rows(0, 140 * G, 80ull << 20), 256, "on a device: 256");
+	is_int(gen_default_rows(0, 20 * G, 80ull << 20), 64, "... within a quarter of its memory");
+	is_int(gen_default_rows(0, G, 2 * G), 1, "... and never none");
 }
 
 /* ---- the judge, the results and the summary ---- */
