@@ -292,8 +292,10 @@ void comm_gather(const float *mine, float *all, const uint64_t *off)
 	}
 #ifdef CP_HAVE_MPI
 	int *cnt = counts_of(off);
+	/* rank 0's shard may already lie in place in ALL (a device backend's master weights) */
+	const void *send = comm.rank == 0 && mine == all + off[0] ? MPI_IN_PLACE : (const void *)mine;
 	wd_begin("gather of the optimizer shards (MPI_Gatherv)");
-	check(MPI_Gatherv(mine, cnt[comm.rank], MPI_FLOAT, all, cnt, cnt + comm.size, MPI_FLOAT, 0,
+	check(MPI_Gatherv(send, cnt[comm.rank], MPI_FLOAT, all, cnt, cnt + comm.size, MPI_FLOAT, 0,
 			  MPI_COMM_WORLD), "MPI_Gatherv");
 	wd_end();
 	free(cnt);
