@@ -316,7 +316,26 @@ static void nccl_start(struct cuda_state *s, const struct gpt2_comm *c)
 	if (c->rank == 0)
 		ncclCheck(ncclGetUniqueId(&id));
 	c->bcast_host(&id, sizeof(id), 0);
+	if (c->watch)
+		c->watch("start of NCCL's communicator (ncclCommInitRank)");
 	ncclCheck(ncclCommInitRank(&s->nccl, c->size, id, c->rank));
+	if (c->watch)
+		c->watch(NULL);
+}
+
+// Wait for the device (STREAM; NULL: all of it) with NCCL's collective WHAT in flight, under the
+// job's watchdog: a rank gone or stuck ends the job naming the collective, not a hang
+static void nccl_wait(struct cuda_state *s, cudaStream_t *stream, const char *what)
+{
+	int w = s->comm && s->comm->watch;
+	if (w)
+		s->comm->watch(what);
+	if (stream)
+		cudaCheck(cudaStreamSynchronize(*stream));
+	else
+		cudaCheck(cudaDeviceSynchronize());
+	if (w)
+		s->comm->watch(NULL);
 }
 
 static ncclDataType_t nccl_type(const struct cuda_state *s)
@@ -572,7 +591,10 @@ static void cuda_backward(struct gpt2_model *m, float scale)
 		ops_of<cp_bf16>(m, s).backward(rs);
 	else
 		ops_of<float>(m, s).backward(rs);
-	cudaCheck(cudaDeviceSynchronize());	// NCCL's stream too
+	if (s->reducing)	// NCCL's stream too
+		nccl_wait(s, NULL, "sum of the gradients in buckets during the backward pass (NCCL)");
+	else
+		cudaCheck(cudaDeviceSynchronize());
 	s->reduced = s->reducing;
 	s->reducing = 0;
 }
@@ -600,7 +622,7 @@ static double cuda_grad_norm(struct gpt2_model *m)
 	if (s->zero) {
 		comm_after_compute(s);
 		ncclCheck(ncclAllReduce(part, part, 1, ncclDouble, ncclSum, s->nccl, s->cs));
-		cudaCheck(cudaStreamSynchronize(s->cs));
+		nccl_wait(s, &s->cs, "sum of the gradient norm's shards (ncclAllReduce)");
 	}
 	cudaCheck(cudaMemcpy(&sum, part, sizeof(sum), cudaMemcpyDeviceToHost));
 	return sqrt(sum);
@@ -633,6 +655,7 @@ static void cuda_adamw(struct gpt2_model *m, uint64_t t, float lr, float wd, flo
 		comm_after_compute(s);
 		ncclCheck(ncclAllGather(elem(s->params, s->lo, s->esz), s->params, s->S, nccl_type(s),
 					s->nccl, s->cs));
+		nccl_wait(s, NULL, "all-gather of the parameters' shards (ncclAllGather)");
 	}
 	cudaCheck(cudaDeviceSynchronize());
 	s->step = t;
@@ -789,7 +812,8 @@ static void cuda_allreduce_grads(struct gpt2_model *m, const struct gpt2_comm *c
 		else
 			ncclCheck(ncclAllReduce(s->grads, s->grads, s->play.total, nccl_type(s),
 						ncclSum, s->nccl, s->cs));
-		cudaCheck(cudaStreamSynchronize(s->cs));
+		nccl_wait(s, &s->cs, s->zero ? "reduce-scatter of the gradients (ncclReduceScatter)"
+				     : "sum of the gradients (ncclAllReduce)");
 	}
 	s->reduced = 0;
 }

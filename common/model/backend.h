@@ -22,6 +22,9 @@ struct gpt2_comm {
 	int local_rank;
 	/* N bytes at P from rank ROOT to every rank (a GPU backend's NCCL bootstrap) */
 	void (*bcast_host)(void *p, uint64_t n, int root);
+	/* A device backend begins waiting for its own collective WHAT (named in the message of
+	 * a timeout, train/mpi.h), or with NULL ends; NULL: nothing watches. */
+	void (*watch)(const char *what);
 };
 
 /* A backend's inference state: B rows (independent sequences) of up to T positions, each

@@ -20,7 +20,8 @@
 #endif
 
 static void comm_bcast(void *p, uint64_t n, int root);
-static struct gpt2_comm comm = { 0, 1, comm_allreduce, 0, comm_bcast };
+static void comm_watch(const char *what);
+static struct gpt2_comm comm = { 0, 1, comm_allreduce, 0, comm_bcast, comm_watch };
 
 /* the collective in flight (NULL: none) and when it began, under wd_lock */
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -224,6 +225,21 @@ static void comm_bcast(void *p, uint64_t n, int root)
 	(void)p;
 	(void)n;
 	(void)root;
+#endif
+}
+
+/* a device backend's collectives (NCCL) under the same watchdog as MPI's */
+static void comm_watch(const char *what)
+{
+#ifdef CP_HAVE_MPI
+	if (comm.size < 2)
+		return;
+	if (what)
+		wd_begin(what);
+	else
+		wd_end();
+#else
+	(void)what;
 #endif
 }
 

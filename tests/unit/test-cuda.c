@@ -243,7 +243,8 @@ static void one_rank_bcast(void *p, uint64_t n, int root)
 	(void)p, (void)n, (void)root;
 }
 
-static const struct gpt2_comm one_rank = { 0, 1, one_rank_sum, 0, one_rank_bcast };
+static const struct gpt2_comm one_rank = { .rank = 0, .size = 1, .allreduce_host = one_rank_sum,
+					   .bcast_host = one_rank_bcast };
 
 enum { DIST_NONE, DIST_ALLREDUCE, DIST_BUCKETS, DIST_ZERO, DIST_ZERO_BUCKETS, DIST_N };
 static const char *const dist_names[DIST_N] = {
