@@ -147,20 +147,6 @@ uint64_t plan_scratch_bytes(const struct gpt2_config *c, uint64_t B, uint64_t T)
 	return s;
 }
 
-uint64_t plan_shard_max(uint64_t n, uint64_t world)
-{
-	uint64_t most = 0;
-	if (world < 1)
-		world = 1;
-	for (uint64_t r = 0; r < world; r++) {
-		uint64_t lo = (uint64_t)((unsigned __int128)n * r / world);
-		uint64_t hi = (uint64_t)((unsigned __int128)n * (r + 1) / world);
-		if (hi - lo > most)
-			most = hi - lo;
-	}
-	return most;
-}
-
 uint64_t plan_shard_size(uint64_t npad, uint64_t world)
 {
 	if (world <= 1)
@@ -335,6 +321,17 @@ void gpt2_plan_format(struct buf *b, const struct gpt2_config *c, const struct p
 		   "of %llu parameters a GPU\n", (unsigned long long)(o->world ? o->world : 1),
 		   (unsigned long long)(o->accum ? o->accum : 1),
 		   (unsigned long long)p->tokens_per_step, o->zero, (unsigned long long)p->n_shard);
+	if (o->zero || (o->world ? o->world : 1) > 1) {
+		struct plan_buckets pb;
+		uint64_t w = dtype_size(PLAN_DT_ACT, o->precision), most = 0;
+		plan_buckets(c, w, 0, &pb);
+		for (int i = 0; i + 1 < pb.n; i++)
+			most = pb.b[i].n * w > most ? pb.b[i].n * w : most;
+		buf_printf(b, "gradient buckets: %d, of layers up to %llu bytes, then the embeddings' "
+			   "%llu\n", pb.n, (unsigned long long)most,
+			   (unsigned long long)(pb.b[pb.n - 1].n * w));
+		plan_buckets_free(&pb);
+	}
 	buf_printf(b, "%-24s %16s %10s\n", "category", "bytes", "GiB");
 	for (int k = 0; k < PLAN_NCAT; k++)
 		buf_printf(b, "%-24s %16llu %10.3f\n", plan_cat_label(k, o->precision),

@@ -104,10 +104,6 @@ struct plan_opts {
 	int zero;
 };
 
-/* the most elements a rank's shard of N holds when N is split over WORLD ranks as train/zero.h
- * splits a host-memory backend's (balanced to an element) */
-uint64_t plan_shard_max(uint64_t n, uint64_t world);
-
 /* ---- data parallelism on the device: ZeRO-1's shards and the gradient buckets ----
  *
  * The device's shards are equal, as ncclReduceScatter and ncclAllGather need: rank r owns the
@@ -164,8 +160,9 @@ struct gpt2_plan {
 void gpt2_plan(const struct gpt2_config *c, const struct plan_opts *o, struct gpt2_plan *p);
 /* the category's label in the printed table ("parameters (bf16)", ...) */
 const char *plan_cat_label(int k, int precision);
-/* The plan as cp-train --plan prints it: the shape, a table of the categories in bytes and
- * GiB, the total, then the activation buffers one per line. */
+/* The plan as cp-train --plan prints it: the shape, the job (with several ranks or ZeRO, its
+ * gradient buckets), a table of the categories in bytes and GiB, the total, then the
+ * activation buffers one per line. */
 void gpt2_plan_format(struct buf *b, const struct gpt2_config *c, const struct plan_opts *o,
 		      const struct gpt2_plan *p);
 

@@ -130,7 +130,21 @@ static void test_plans(void)
 	   fabs(g - (double)a.total / 1073741824.0) < 1e-3, "the printed total, bytes and GiB");
 	ok(strstr((char *)txt.p, "vocab 50257 (padded 50304)") != NULL,
 	   "the printed plan names both vocabularies");
+	ok(!strstr((char *)txt.p, "gradient buckets"), "one GPU without ZeRO: no buckets printed");
 	buf_free(&txt);
+	/* on 8 GPUs: 12 buckets of a layer (the last with ln_f), then wte and wpe */
+	o.world = 8;
+	gpt2_plan(&c, &o, &a);
+	struct buf t8 = { 0 };
+	gpt2_plan_format(&t8, &c, &o, &a);
+	buf_putc(&t8, 0);
+	uint64_t layer = 2 * (12 * 768 * 768 + 13 * 768), emb = 2 * (50304 + 1024) * 768;
+	char want[128];
+	snprintf(want, sizeof(want), "gradient buckets: 13, of layers up to %llu bytes, then the "
+		 "embeddings' %llu\n", (unsigned long long)(layer + 2 * 2 * 768),
+		 (unsigned long long)emb);
+	ok(strstr((char *)t8.p, want) != NULL, "8 GPUs: the buckets printed: %s", want);
+	buf_free(&t8);
 }
 
 /* ZeRO-1 on W GPUs for the published batch (512 sequences of 1024 a step): the master weights
