@@ -822,8 +822,8 @@ static void cuda_set_dist(struct gpt2_model *m, const struct gpt2_comm *c,
 			  const struct gpt2_dist *d)
 {
 	struct cuda_state *s = state(m);
-	if (s->params)
-		die("cuda backend: set_dist after setup");
+	if (s->params || s->dist)
+		die("cuda backend: set_dist after setup, or twice");
 	s->comm = c;
 	s->dist = 1;
 	s->zero = d->zero;

@@ -76,8 +76,9 @@ struct gpt2_backend {
 	void (*backward)(struct gpt2_model *m, float scale);
 	void (*zero_grad)(struct gpt2_model *m);
 	/* Sum the gradients over the ranks of C, in place (the CPU backend hands its host buffer
-	 * to C->allreduce_host; a GPU backend reduces device buffers itself). Nothing when
-	 * C->size is 1. */
+	 * to C->allreduce_host; a GPU backend reduces device buffers itself, under set_dist
+	 * perhaps already during the backward pass). Nothing when C->size is 1 and set_dist was
+	 * not called. */
 	void (*allreduce_grads)(struct gpt2_model *m, const struct gpt2_comm *c);
 	/* global L2 norm of the gradients */
 	double (*grad_norm)(struct gpt2_model *m);
