@@ -584,7 +584,11 @@ static void cuda_backward(struct gpt2_model *m, float scale)
 		die("backward without a forward");
 	s->have_fwd = 0;
 	float rs = s->T > 1 ? scale / (float)(s->B * (s->T - 1)) : 0.0f;
-	// the step's last micro-batch reduces its buckets as the backward pass completes them
+	// the step's last micro-batch reduces its buckets as the backward pass completes them;
+	// one more would add local gradients to summed ones
+	if (s->reduced)
+		die("cuda backend: a backward pass after the step's last (%llu) without zero_grad",
+		    (unsigned long long)s->accum);
 	s->reducing = s->dist && s->overlap && ++s->n_bwd == s->accum;
 	s->next_bucket = 0;
 	if (s->precision == GPT2_BF16)
@@ -791,7 +795,7 @@ static void cuda_to_host(struct gpt2_model *m)
 }
 
 // Without set_dist (one call a step, of several ranks), or set_dist's exchange when the
-// backward pass has not done it in buckets (overlap off, or backward passes past accum)
+// backward pass has not done it in buckets (overlap off, or fewer backward passes than accum)
 static void cuda_allreduce_grads(struct gpt2_model *m, const struct gpt2_comm *c)
 {
 	struct cuda_state *s = state(m);
