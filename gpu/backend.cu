@@ -7,6 +7,13 @@
 // Memory is what model/plan.h plans, allocated in the same pieces (the activations as one
 // arena laid out by plan_arena), so `cp-train --plan` tells a user beforehand what a run takes.
 // Generation, the inference half, is infer.cu's.
+//
+// Data parallelism (set_dist) is NCCL's, on a stream of its own: the gradients reduced in
+// buckets (model/plan.h) while the backward pass of a step's last micro-batch still runs, and
+// ZeRO-1: the gradients reduced to the owner of each shard, AdamW on the shard, the parameters
+// all-gathered. The compute stays on the legacy default stream, which a non-blocking stream
+// does not wait for (nor it for that one), so the two overlap without every launch taking a
+// stream; each entry still returns with its work done.
 #include "infer.cuh"
 #include "kernels.cuh"
 #include "matmul.cuh"
@@ -59,11 +66,23 @@ struct cuda_state {
 	float *h_losses;
 	uint16_t *h_u16;
 	uint64_t alloc_bytes, peak_bytes, acts_bytes;
-	ncclComm_t nccl;	// made at the first reduction of a job of several ranks
-};
+	ncclComm_t nccl;	// made by set_dist, or at the first reduction of several ranks
 
-#define ncclCheck(call) do { ncclResult_t r_ = (call); \
-	if (r_ != ncclSuccess) cuda_fail(#call, ncclGetErrorString(r_), __FILE__, __LINE__); } while (0)
+	// set_dist's: the job, and what the last backward pass of a step launches
+	const struct gpt2_comm *comm;
+	int dist, zero, overlap;
+	uint64_t accum, n_bwd;	// backward passes a step, and since zero_grad
+	uint64_t bucket_bytes;
+	int reducing, reduced;	// the backward pass in flight launches buckets; they were
+	int next_bucket;
+	struct plan_buckets gb;	// the gradient buckets, in the order backward completes them
+	cudaStream_t cs;	// NCCL's
+	cudaEvent_t ev;		// recorded on the compute stream, waited for by cs
+	// ZeRO-1: this rank's padded shard [lo, lo + n_own) of S, its true elements [tlo, thi);
+	// without it the whole layout (lo 0, S and n_own the padded total)
+	uint64_t W, rank, S, lo, n_own, tlo, thi;
+	void *gshard;		// [S]: the shard's reduced gradients (ZeRO)
+};
 
 static int cuda_device = -1;
 
@@ -149,17 +168,45 @@ static float *actf(struct cuda_state *s, int a, int l)
 	return (float *)act(s, a, l);
 }
 
-static void alloc_params(struct gpt2_model *m, struct cuda_state *s)
+// The layouts, and the shard of this rank (the whole layout without ZeRO)
+static void shard_init(struct gpt2_model *m, struct cuda_state *s)
 {
 	s->pcfg = gpt2_config_padded(&m->cfg);
 	gpt2_layout(&s->pcfg, &s->play);
 	s->esz = s->precision == GPT2_BF16 ? 2 : 4;
 	uint64_t N = s->play.total;
-	s->params = dalloc(s, N * s->esz);
-	s->master = s->precision == GPT2_BF16 ? (float *)dalloc(s, N * 4) : (float *)s->params;
-	s->mom = (float *)dalloc(s, N * 4);
-	s->var = (float *)dalloc(s, N * 4);
-	s->grads = dalloc(s, N * s->esz);
+	if (!s->zero) {
+		s->W = 1;
+		s->rank = 0;
+		s->S = s->n_own = N;
+		s->lo = s->tlo = 0;
+		s->thi = m->lay.total;
+		return;
+	}
+	s->S = plan_shard_size(N, s->W);
+	s->lo = s->rank * s->S;
+	s->n_own = plan_shard_len(N, s->W, s->rank);
+	uint64_t *off = (uint64_t *)xcalloc(s->W + 1, sizeof(uint64_t));
+	plan_shard_true_offsets(&m->cfg, s->W, off);
+	s->tlo = off[s->rank];
+	s->thi = off[s->rank + 1];
+	free(off);
+}
+
+static void alloc_params(struct gpt2_model *m, struct cuda_state *s)
+{
+	shard_init(m, s);
+	// ZeRO: parameters and gradients of W whole shards (what NCCL's collectives take)
+	uint64_t whole = s->zero ? s->W * s->S : s->play.total, S = s->S;
+	s->params = dalloc(s, whole * s->esz);
+	s->master = s->precision == GPT2_BF16 ? (float *)dalloc(s, S * 4) : (float *)s->params + s->lo;
+	s->mom = (float *)dalloc(s, S * 4);
+	s->var = (float *)dalloc(s, S * 4);
+	s->grads = dalloc(s, whole * s->esz);
+	if (s->zero)
+		s->gshard = dalloc(s, S * s->esz);
+	if (s->dist)
+		plan_buckets(&m->cfg, s->esz, s->bucket_bytes, &s->gb);
 	cublasCheck(cublasLtCreate(&s->mm.lt));
 	s->mm.ws_bytes = PLAN_WORKSPACE_BYTES;
 	s->mm.ws = dalloc(s, s->mm.ws_bytes);
@@ -249,6 +296,98 @@ static void linear_bwd(struct cuda_state *s, void *dinp, void *dw, void *db, con
 		k_bias_bwd((cp_bf16 *)db, part, (const cp_bf16 *)dout, BT, OC);
 	else
 		k_bias_bwd((float *)db, part, (const float *)dout, BT, OC);
+}
+
+// ---- the gradients' exchange over NCCL (data parallelism) ----
+
+#define ncclCheck(call) do { ncclResult_t r_ = (call); \
+	if (r_ != ncclSuccess) cuda_fail(#call, ncclGetErrorString(r_), __FILE__, __LINE__); } while (0)
+
+// The communicator of C's ranks, bootstrapped through the job's own broadcast (rank 0's unique
+// id to every rank), one GPU a rank; every rank calls it at the same point.
+static void nccl_start(struct cuda_state *s, const struct gpt2_comm *c)
+{
+	if (s->nccl)
+		return;
+	if (!c->bcast_host)
+		die("cuda backend: the job has no broadcast to start NCCL with");
+	ncclUniqueId id;
+	memset(&id, 0, sizeof(id));
+	if (c->rank == 0)
+		ncclCheck(ncclGetUniqueId(&id));
+	c->bcast_host(&id, sizeof(id), 0);
+	if (c->watch)
+		c->watch("start of NCCL's communicator (ncclCommInitRank)");
+	ncclCheck(ncclCommInitRank(&s->nccl, c->size, id, c->rank));
+	if (c->watch)
+		c->watch(NULL);
+}
+
+// Wait for the device (STREAM; NULL: all of it) with NCCL's collective WHAT in flight, under the
+// job's watchdog: a rank gone or stuck ends the job naming the collective, not a hang
+static void nccl_wait(struct cuda_state *s, cudaStream_t *stream, const char *what)
+{
+	int w = s->comm && s->comm->watch;
+	if (w)
+		s->comm->watch(what);
+	if (stream)
+		cudaCheck(cudaStreamSynchronize(*stream));
+	else
+		cudaCheck(cudaDeviceSynchronize());
+	if (w)
+		s->comm->watch(NULL);
+}
+
+static ncclDataType_t nccl_type(const struct cuda_state *s)
+{
+	return s->precision == GPT2_BF16 ? ncclBfloat16 : ncclFloat;
+}
+
+// NCCL's stream waits for what the compute stream has launched so far
+static void comm_after_compute(struct cuda_state *s)
+{
+	cudaCheck(cudaEventRecord(s->ev, 0));
+	cudaCheck(cudaStreamWaitEvent(s->cs, s->ev, 0));
+}
+
+static void *elem(void *p, uint64_t i, size_t esz)
+{
+	return (char *)p + i * esz;
+}
+
+// The sum over the ranks of N slices of the gradients, as one group: in place, or under ZeRO
+// each slice's pieces to the ranks that own them (into their gshard)
+static void reduce_slices(struct cuda_state *s, const struct plan_slice *sl, int n)
+{
+	ncclDataType_t t = nccl_type(s);
+	ncclCheck(ncclGroupStart());
+	for (int i = 0; i < n; i++) {
+		void *g = elem(s->grads, sl[i].off, s->esz);
+		if (!s->zero) {
+			ncclCheck(ncclAllReduce(g, g, sl[i].n, t, ncclSum, s->nccl, s->cs));
+			continue;
+		}
+		for (uint64_t a = sl[i].off, e = a + sl[i].n; a < e;) {
+			uint64_t r = a / s->S, b = (r + 1) * s->S < e ? (r + 1) * s->S : e;
+			void *to = r == s->rank ? elem(s->gshard, a - s->lo, s->esz) : s->gshard;
+			ncclCheck(ncclReduce(elem(s->grads, a, s->esz), to, b - a, t, ncclSum, (int)r,
+					     s->nccl, s->cs));
+			a = b;
+		}
+	}
+	ncclCheck(ncclGroupEnd());
+}
+
+// The backward pass has finished layer LAYER (-1: the embeddings too): launch the reduction of
+// each bucket that completes, once the compute stream has written it
+static void grads_ready(struct cuda_state *s, int layer)
+{
+	for (; s->reducing && s->next_bucket < s->gb.n && s->gb.b[s->next_bucket].layer == layer;
+	     s->next_bucket++) {
+		const struct plan_bucket *b = &s->gb.b[s->next_bucket];
+		comm_after_compute(s);
+		reduce_slices(s, s->gb.slice + b->first, b->count);
+	}
 }
 
 // ---- the model's pieces, for either element type ----
@@ -374,11 +513,13 @@ template <class E> struct model_ops {
 			if (s->recompute && l != L - 1)
 				recompute(l);
 			layer_bwd(l);
+			grads_ready(s, l);
 		}
 		k_encoder_bwd(g(GPT2_WTE, 0), g(GPT2_WPE, 0), dres,
 			      (const uint32_t *)s->scratch[PLAN_SC_IDS],
 			      (const uint32_t *)s->scratch[PLAN_SC_START],
 			      (const uint32_t *)s->scratch[PLAN_SC_POS], (int)s->bk.n, B, T, C);
+		grads_ready(s, -1);
 	}
 };
 
@@ -443,44 +584,82 @@ static void cuda_backward(struct gpt2_model *m, float scale)
 		die("backward without a forward");
 	s->have_fwd = 0;
 	float rs = s->T > 1 ? scale / (float)(s->B * (s->T - 1)) : 0.0f;
+	// the step's last micro-batch reduces its buckets as the backward pass completes them;
+	// one more would add local gradients to summed ones
+	if (s->reduced)
+		die("cuda backend: a backward pass after the step's last (%llu) without zero_grad",
+		    (unsigned long long)s->accum);
+	s->reducing = s->dist && s->overlap && ++s->n_bwd == s->accum;
+	s->next_bucket = 0;
 	if (s->precision == GPT2_BF16)
 		ops_of<cp_bf16>(m, s).backward(rs);
 	else
 		ops_of<float>(m, s).backward(rs);
-	cudaCheck(cudaDeviceSynchronize());
+	if (s->reducing)	// NCCL's stream too
+		nccl_wait(s, NULL, "sum of the gradients in buckets during the backward pass (NCCL)");
+	else
+		cudaCheck(cudaDeviceSynchronize());
+	s->reduced = s->reducing;
+	s->reducing = 0;
 }
 
 static void cuda_zero_grad(struct gpt2_model *m)
 {
 	struct cuda_state *s = state(m);
 	if (s->grads)
-		cudaCheck(cudaMemset(s->grads, 0, s->play.total * s->esz));
+		cudaCheck(cudaMemset(s->grads, 0, (s->zero ? s->W * s->S : s->play.total) * s->esz));
+	s->n_bwd = 0;
+	s->reduced = 0;
 }
 
+// ZeRO: the shard's sum of squares (the same kernel over the same elements as without it
+// on one rank), then the ranks' sums added, so every rank clips by the same norm
 static double cuda_grad_norm(struct gpt2_model *m)
 {
 	struct cuda_state *s = state(m);
 	double *part = (double *)s->scratch[PLAN_SC_NORM], sum = 0;
+	const void *g = s->zero ? s->gshard : s->grads;
 	if (s->precision == GPT2_BF16)
-		k_sumsq(part, part, (const cp_bf16 *)s->grads, s->play.total);
+		k_sumsq(part, part, (const cp_bf16 *)g, s->n_own);
 	else
-		k_sumsq(part, part, (const float *)s->grads, s->play.total);
+		k_sumsq(part, part, (const float *)g, s->n_own);
+	if (s->zero) {
+		comm_after_compute(s);
+		ncclCheck(ncclAllReduce(part, part, 1, ncclDouble, ncclSum, s->nccl, s->cs));
+		nccl_wait(s, &s->cs, "sum of the gradient norm's shards (ncclAllReduce)");
+	}
 	cudaCheck(cudaMemcpy(&sum, part, sizeof(sum), cudaMemcpyDeviceToHost));
 	return sqrt(sum);
 }
 
+// Each tensor's part of this rank's shard (the whole tensor without ZeRO, so the launches are
+// the same on one rank), the element numbered in the whole layout for the stochastic
+// rounding; under ZeRO then every rank's shard of the parameters to every rank
 static void cuda_adamw(struct gpt2_model *m, uint64_t t, float lr, float wd, float gscale)
 {
 	struct cuda_state *s = state(m);
+	const void *grads = s->zero ? s->gshard : s->grads;
+	uint64_t glo = s->zero ? s->lo : 0, hi = s->lo + s->n_own;
 	for (int k = 0; k < GPT2_NT; k++) {
 		float decay = gpt2_tensor_decays(k) ? 1 - lr * wd : 1;
-		uint64_t o = s->play.off[k], n = s->play.size[k];
+		uint64_t a = s->play.off[k], e = a + s->play.size[k];
+		a = a > s->lo ? a : s->lo;
+		e = e < hi ? e : hi;
+		if (a >= e)
+			continue;
+		uint64_t o = a - s->lo, n = e - a;
 		if (s->precision == GPT2_BF16)
-			k_adamw((cp_bf16 *)s->params + o, s->master + o, (const cp_bf16 *)s->grads + o,
-				s->mom + o, s->var + o, n, o, t, lr, decay, gscale, s->sr_seed);
+			k_adamw((cp_bf16 *)s->params + a, s->master + o, (const cp_bf16 *)grads + (a - glo),
+				s->mom + o, s->var + o, n, a, t, lr, decay, gscale, s->sr_seed);
 		else
-			k_adamw((float *)s->params + o, s->master + o, (const float *)s->grads + o,
-				s->mom + o, s->var + o, n, o, t, lr, decay, gscale, s->sr_seed);
+			k_adamw((float *)s->params + a, s->master + o, (const float *)grads + (a - glo),
+				s->mom + o, s->var + o, n, a, t, lr, decay, gscale, s->sr_seed);
+	}
+	if (s->zero) {
+		comm_after_compute(s);
+		ncclCheck(ncclAllGather(elem(s->params, s->lo, s->esz), s->params, s->S, nccl_type(s),
+					s->nccl, s->cs));
+		nccl_wait(s, NULL, "all-gather of the parameters' shards (ncclAllGather)");
 	}
 	cudaCheck(cudaDeviceSynchronize());
 	s->step = t;
@@ -513,13 +692,59 @@ void cuda_xfer(float *h, void *d, uint64_t n, size_t esz, int to_dev, uint16_t *
 	}
 }
 
+// The padded elements [LO, LO + N) of device buffer D (D holding them alone) and the host
+// buffer H of the true layout (H holding true elements from HBASE on), tensor by tensor: the
+// pad rows are not moved (on the device they stay as they are, zero)
+static void xfer_range(struct gpt2_model *m, struct cuda_state *s, float *h, uint64_t hbase,
+		       void *d, uint64_t lo, uint64_t n, size_t esz, int to_dev)
+{
+	for (int k = 0; k < GPT2_NT; k++) {
+		uint64_t pa = s->play.off[k], a = pa > lo ? pa : lo;
+		uint64_t e = pa + m->lay.size[k] < lo + n ? pa + m->lay.size[k] : lo + n;
+		if (a < e)
+			cuda_xfer(h + (m->lay.off[k] + (a - pa) - hbase), elem(d, a - lo, esz), e - a,
+				  esz, to_dev, s->h_u16);
+	}
+}
+
 // every tensor of a parameter-sized host buffer H (true layout) and device buffer D (padded)
 static void xfer_all(struct gpt2_model *m, struct cuda_state *s, float *h, void *d, size_t esz,
 		     int to_dev)
 {
-	for (int k = 0; k < GPT2_NT; k++)
-		cuda_xfer(h + m->lay.off[k], (char *)d + s->play.off[k] * esz, m->lay.size[k], esz,
-			  to_dev, s->h_u16);
+	xfer_range(m, s, h, 0, d, 0, s->play.total, esz, to_dev);
+}
+
+// The host model's master weights (true layout, whole) into the device's: under ZeRO in bf16
+// the master buffer holds this rank's shard alone, so every other rank's shard goes through
+// it first to be rounded into its part of the bf16 copy, the element numbered in the whole
+// layout, which makes the copy the one a single GPU rounds; this rank's comes last and stays
+static void load_master(struct gpt2_model *m, struct cuda_state *s)
+{
+	if (s->precision != GPT2_BF16) {
+		xfer_all(m, s, m->params, s->params, 4, 1);
+		return;
+	}
+	for (uint64_t q = 1; q <= s->W; q++) {
+		uint64_t r = (s->rank + q) % s->W, n = plan_shard_len(s->play.total, s->W, r);
+		cudaCheck(cudaMemset(s->master, 0, s->S * 4));
+		xfer_range(m, s, m->params, 0, s->master, r * s->S, n, 4, 1);
+		k_round_params((cp_bf16 *)s->params + r * s->S, s->master, n, r * s->S, s->sr_seed,
+			       s->step);
+		cudaCheck(cudaDeviceSynchronize());
+	}
+}
+
+// where the host's moments start in the true layout: 0 whole, else the shard they hold, which
+// must be this rank's
+static uint64_t host_moments_base(struct gpt2_model *m, struct cuda_state *s)
+{
+	if (!m->opt_hi)
+		return 0;
+	if (m->opt_lo != s->tlo || m->opt_hi != s->thi)
+		die("cuda backend: the host moments hold %llu..%llu, this rank's shard is %llu..%llu",
+		    (unsigned long long)m->opt_lo, (unsigned long long)m->opt_hi,
+		    (unsigned long long)s->tlo, (unsigned long long)s->thi);
+	return s->tlo;
 }
 
 static void cuda_from_host(struct gpt2_model *m)
@@ -527,61 +752,94 @@ static void cuda_from_host(struct gpt2_model *m)
 	struct cuda_state *s = state(m);
 	if (!s->params)
 		die("cuda backend: from_host before setup");
-	xfer_all(m, s, m->params, s->master, 4, 1);
-	if (s->precision == GPT2_BF16)
-		k_round_params((cp_bf16 *)s->params, s->master, s->play.total, s->sr_seed, s->step);
+	load_master(m, s);
 	if (m->mom) {
-		xfer_all(m, s, m->mom, s->mom, 4, 1);
-		xfer_all(m, s, m->var, s->var, 4, 1);
+		uint64_t base = host_moments_base(m, s);
+		cudaCheck(cudaMemset(s->mom, 0, s->S * 4));
+		cudaCheck(cudaMemset(s->var, 0, s->S * 4));
+		xfer_range(m, s, m->mom, base, s->mom, s->lo, s->n_own, 4, 1);
+		xfer_range(m, s, m->var, base, s->var, s->lo, s->n_own, 4, 1);
 	} else {
-		cudaCheck(cudaMemset(s->mom, 0, s->play.total * 4));
-		cudaCheck(cudaMemset(s->var, 0, s->play.total * 4));
+		cudaCheck(cudaMemset(s->mom, 0, s->S * 4));
+		cudaCheck(cudaMemset(s->var, 0, s->S * 4));
 	}
 	cudaCheck(cudaDeviceSynchronize());
 }
 
-// The master weights, and the moments once a step was taken, into the host model; and the
-// gradients where the host model has room for them (the GPU tests compare them).
+// The master weights, and the moments once a step was taken, into the host model (under ZeRO
+// this rank's shard of them: the master weights at their places in m->params, the moments in
+// shard-sized buffers); and the gradients where the host model has room for them (the GPU
+// tests compare them), this rank's own before the exchange under ZeRO.
 static void cuda_to_host(struct gpt2_model *m)
 {
 	struct cuda_state *s = state(m);
 	if (!s->params)
 		return;
 	cudaCheck(cudaDeviceSynchronize());
-	xfer_all(m, s, m->params, s->master, 4, 0);
+	xfer_range(m, s, m->params, 0, s->master, s->lo, s->n_own, 4, 0);
 	if (s->step > 0 && !m->mom) {
-		m->mom = (float *)xcalloc(m->lay.total, sizeof(float));
-		m->var = (float *)xcalloc(m->lay.total, sizeof(float));
+		m->mom = (float *)xcalloc(s->thi - s->tlo + 1, sizeof(float));
+		m->var = (float *)xcalloc(s->thi - s->tlo + 1, sizeof(float));
+		if (s->zero) {
+			m->opt_lo = s->tlo;
+			m->opt_hi = s->thi;
+		}
 	}
 	if (m->mom) {
-		xfer_all(m, s, m->mom, s->mom, 4, 0);
-		xfer_all(m, s, m->var, s->var, 4, 0);
+		uint64_t base = host_moments_base(m, s);
+		xfer_range(m, s, m->mom, base, s->mom, s->lo, s->n_own, 4, 0);
+		xfer_range(m, s, m->var, base, s->var, s->lo, s->n_own, 4, 0);
 	}
 	if (m->grads)
 		xfer_all(m, s, m->grads, s->grads, s->esz, 0);
 }
 
-// Over NCCL on the device buffers: the communicator is bootstrapped through the job's own
-// broadcast (rank 0's unique id to every rank), one GPU a rank.
+// Without set_dist (one call a step, of several ranks), or set_dist's exchange when the
+// backward pass has not done it in buckets (overlap off, or fewer backward passes than accum)
 static void cuda_allreduce_grads(struct gpt2_model *m, const struct gpt2_comm *c)
 {
 	struct cuda_state *s = state(m);
-	if (c->size < 2)
+	if (!s->dist && c->size < 2)
 		return;
-	if (!s->nccl) {
-		if (!c->bcast_host)
-			die("cuda backend: the job has no broadcast to start NCCL with");
-		ncclUniqueId id;
-		memset(&id, 0, sizeof(id));
-		if (c->rank == 0)
-			ncclCheck(ncclGetUniqueId(&id));
-		c->bcast_host(&id, sizeof(id), 0);
-		ncclCheck(ncclCommInitRank(&s->nccl, c->size, id, c->rank));
+	if (!s->dist) {
+		nccl_start(s, c);
+		ncclCheck(ncclAllReduce(s->grads, s->grads, s->play.total, nccl_type(s), ncclSum,
+					s->nccl, 0));
+		cudaCheck(cudaStreamSynchronize(0));
+		return;
 	}
-	ncclCheck(ncclAllReduce(s->grads, s->grads, s->play.total,
-				s->precision == GPT2_BF16 ? ncclBfloat16 : ncclFloat, ncclSum,
-				s->nccl, 0));
-	cudaCheck(cudaStreamSynchronize(0));
+	if (!s->reduced) {
+		comm_after_compute(s);
+		if (s->zero)
+			ncclCheck(ncclReduceScatter(s->grads, s->gshard, s->S, nccl_type(s), ncclSum,
+						    s->nccl, s->cs));
+		else
+			ncclCheck(ncclAllReduce(s->grads, s->grads, s->play.total, nccl_type(s),
+						ncclSum, s->nccl, s->cs));
+		nccl_wait(s, &s->cs, s->zero ? "reduce-scatter of the gradients (ncclReduceScatter)"
+				     : "sum of the gradients (ncclAllReduce)");
+	}
+	s->reduced = 0;
+}
+
+static void cuda_set_dist(struct gpt2_model *m, const struct gpt2_comm *c,
+			  const struct gpt2_dist *d)
+{
+	struct cuda_state *s = state(m);
+	if (s->params || s->dist)
+		die("cuda backend: set_dist after setup, or twice");
+	s->comm = c;
+	s->dist = 1;
+	s->zero = d->zero;
+	s->W = (uint64_t)c->size;
+	s->rank = (uint64_t)c->rank;
+	s->accum = d->accum ? d->accum : 1;
+	s->bucket_bytes = d->bucket_bytes;
+	const char *e = getenv("CP_CUDA_OVERLAP");
+	s->overlap = d->overlap >= 0 ? d->overlap : !(e && !strcmp(e, "0"));
+	cudaCheck(cudaStreamCreateWithFlags(&s->cs, cudaStreamNonBlocking));
+	cudaCheck(cudaEventCreateWithFlags(&s->ev, cudaEventDisableTiming));
+	nccl_start(s, c);
 }
 
 static int cuda_info(const struct gpt2_model *m, struct gpt2_device_info *i)
@@ -610,8 +868,8 @@ static void cuda_release(struct gpt2_model *m)
 	if (!s)
 		return;
 	free_acts(s);
-	void *bufs[] = { s->params, s->grads, s->mom, s->var, s->mm.ws,
-			 s->master != s->params ? s->master : NULL };
+	void *bufs[] = { s->params, s->grads, s->mom, s->var, s->mm.ws, s->gshard,
+			 s->precision == GPT2_BF16 ? s->master : NULL };
 	for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
 		if (bufs[i])
 			cudaCheck(cudaFree(bufs[i]));
@@ -619,6 +877,11 @@ static void cuda_release(struct gpt2_model *m)
 		cublasCheck(cublasLtDestroy(s->mm.lt));
 	if (s->nccl)
 		ncclCheck(ncclCommDestroy(s->nccl));
+	if (s->cs)
+		cudaCheck(cudaStreamDestroy(s->cs));
+	if (s->ev)
+		cudaCheck(cudaEventDestroy(s->ev));
+	plan_buckets_free(&s->gb);
 	gpu_buckets_free(&s->bk);
 	free(s->h_tok);
 	free(s->h_tgt);
@@ -643,9 +906,10 @@ extern "C" const struct gpt2_backend gpt2_cuda_backend = {
 	.allreduce_grads = cuda_allreduce_grads,
 	.grad_norm = cuda_grad_norm,
 	.adamw = cuda_adamw,
-	.adamw_range = NULL,	// ZeRO on the GPU is still to come
+	.adamw_range = NULL,	// ZeRO on the device is set_dist's
 	.to_host = cuda_to_host,
 	.from_host = cuda_from_host,
+	.set_dist = cuda_set_dist,
 	.release = cuda_release,
 	.info = cuda_info,
 	.kv_new = cuda_kv_new,

@@ -529,19 +529,20 @@ void k_adamw(T *param, float *master, const T *grad, float *mom, float *var, uin
 }
 
 template <class T>
-__global__ void round_params_kernel(T *param, const float *master, uint64_t n, uint64_t seed,
-				    uint64_t step)
+__global__ void round_params_kernel(T *param, const float *master, uint64_t n, uint64_t idx0,
+				    uint64_t seed, uint64_t step)
 {
 	FOR_EACH(i, n)
-		store_param(param + i, master[i], seed, step, i);
+		store_param(param + i, master[i], seed, step, idx0 + i);
 }
 
 template <class T>
-void k_round_params(T *param, const float *master, uint64_t n, uint64_t seed, uint64_t step)
+void k_round_params(T *param, const float *master, uint64_t n, uint64_t idx0, uint64_t seed,
+		    uint64_t step)
 {
-	if ((const void *)param == (const void *)master)
+	if ((const void *)param == (const void *)master || !n)
 		return;
-	round_params_kernel<T><<<cuda_grid(n, 256), 256>>>(param, master, n, seed, step);
+	round_params_kernel<T><<<cuda_grid(n, 256), 256>>>(param, master, n, idx0, seed, step);
 	cudaLaunchCheck();
 }
 
@@ -567,6 +568,6 @@ void k_round_params(T *param, const float *master, uint64_t n, uint64_t seed, ui
 	template void k_sumsq<T>(double *, double *, const T *, uint64_t); \
 	template void k_adamw<T>(T *, float *, const T *, float *, float *, uint64_t, uint64_t, \
 				 uint64_t, float, float, float, uint64_t); \
-	template void k_round_params<T>(T *, const float *, uint64_t, uint64_t, uint64_t);
+	template void k_round_params<T>(T *, const float *, uint64_t, uint64_t, uint64_t, uint64_t);
 INSTANCES(float)
 INSTANCES(cp_bf16)

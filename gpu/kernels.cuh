@@ -59,8 +59,10 @@ void k_sumsq(double *out, double *part, const T *g, uint64_t n);
 template <class T>
 void k_adamw(T *param, float *master, const T *grad, float *mom, float *var, uint64_t n,
 	     uint64_t idx0, uint64_t t, float lr, float decay, float gscale, uint64_t seed);
-// param = the master's bf16 copy (stochastic rounding under seed and step) or its copy
+// param = the master's bf16 copy (stochastic rounding under seed and step, the elements
+// numbered from IDX0) or nothing in fp32 (the same buffer)
 template <class T>
-void k_round_params(T *param, const float *master, uint64_t n, uint64_t seed, uint64_t step);
+void k_round_params(T *param, const float *master, uint64_t n, uint64_t idx0, uint64_t seed,
+		    uint64_t step);
 
 #endif

@@ -22,6 +22,9 @@ struct gpt2_comm {
 	int local_rank;
 	/* N bytes at P from rank ROOT to every rank (a GPU backend's NCCL bootstrap) */
 	void (*bcast_host)(void *p, uint64_t n, int root);
+	/* A device backend begins waiting for its own collective WHAT (named in the message of
+	 * a timeout, train/mpi.h), or with NULL ends; NULL: nothing watches. */
+	void (*watch)(const char *what);
 };
 
 /* A backend's inference state: B rows (independent sequences) of up to T positions, each
@@ -35,6 +38,15 @@ struct gpt2_device_info {
 	uint64_t mem_used;	/* bytes this process holds on the device */
 	uint64_t mem_peak;	/* the most it held */
 	uint64_t mem_total;	/* the device's */
+};
+
+/* How a device backend exchanges the gradients of a data-parallel job itself (set_dist). */
+struct gpt2_dist {
+	int zero;		/* 1: ZeRO-1, the master weights and moments sharded over the ranks */
+	int overlap;		/* 1: reduce in buckets during the backward pass, 0: in one call
+				 * after it, -1: the backend's default */
+	uint64_t accum;		/* backward passes a step (0: 1); the last one reduces as it goes */
+	uint64_t bucket_bytes;	/* a bucket's target (0: model/plan.h's PLAN_BUCKET_BYTES) */
 };
 
 struct gpt2_backend {
@@ -64,8 +76,9 @@ struct gpt2_backend {
 	void (*backward)(struct gpt2_model *m, float scale);
 	void (*zero_grad)(struct gpt2_model *m);
 	/* Sum the gradients over the ranks of C, in place (the CPU backend hands its host buffer
-	 * to C->allreduce_host; a GPU backend reduces device buffers itself). Nothing when
-	 * C->size is 1. */
+	 * to C->allreduce_host; a GPU backend reduces device buffers itself, under set_dist
+	 * perhaps already during the backward pass). Nothing when C->size is 1 and set_dist was
+	 * not called. */
 	void (*allreduce_grads)(struct gpt2_model *m, const struct gpt2_comm *c);
 	/* global L2 norm of the gradients */
 	double (*grad_norm)(struct gpt2_model *m);
@@ -79,6 +92,17 @@ struct gpt2_backend {
 			    uint64_t lo, uint64_t hi);
 	void (*to_host)(struct gpt2_model *m);
 	void (*from_host)(struct gpt2_model *m);
+	/* Before setup, on every rank of C (which must outlive M's training): exchange the
+	 * gradients over the device's own collectives as D says, even when C has one rank (so
+	 * one GPU runs the code path). With D->zero: allreduce_grads reduce-scatters, grad_norm
+	 * is the whole sum's on every rank, adamw updates this rank's shard and all-gathers the
+	 * parameters; from_host takes whole moments (a checkpoint's) or this rank's shard of them
+	 * (opt_lo..opt_hi as model/plan.h's plan_shard_true_offsets places it); to_host, called
+	 * on every rank, writes the shard's master weights into m->params and its moments into
+	 * shard-sized m->mom, m->var. NULL: no device collectives (host-memory backends, whose
+	 * ZeRO is adamw_range's). */
+	void (*set_dist)(struct gpt2_model *m, const struct gpt2_comm *c,
+			 const struct gpt2_dist *d);
 
 	/* Free what the backend holds for M on the device (NULL: nothing). */
 	void (*release)(struct gpt2_model *m);

@@ -1,8 +1,10 @@
 /* plan.c: the CUDA backend's memory, counted on the host (see plan.h). */
 #include "model/plan.h"
 #include "model/pad.h"
+#include "base/xalloc.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const precision_names[GPT2_NPRECISION] = { "fp32", "bf16" };
@@ -145,18 +147,117 @@ uint64_t plan_scratch_bytes(const struct gpt2_config *c, uint64_t B, uint64_t T)
 	return s;
 }
 
-uint64_t plan_shard_max(uint64_t n, uint64_t world)
+uint64_t plan_shard_size(uint64_t npad, uint64_t world)
 {
-	uint64_t most = 0;
-	if (world < 1)
-		world = 1;
+	if (world <= 1)
+		return npad;
+	uint64_t s = (npad + world - 1) / world;
+	return (s + PLAN_SHARD_ALIGN - 1) / PLAN_SHARD_ALIGN * PLAN_SHARD_ALIGN;
+}
+
+uint64_t plan_shard_len(uint64_t npad, uint64_t world, uint64_t r)
+{
+	uint64_t S = plan_shard_size(npad, world), lo = r * S;
+	if (lo >= npad)
+		return 0;
+	return npad - lo < S ? npad - lo : S;
+}
+
+/* the true elements of C whose padded index is below P: wte's pad rows hold none */
+static uint64_t true_below(const struct gpt2_config *c, uint64_t p)
+{
+	uint64_t C = c->n_embd, real = (uint64_t)c->vocab_size * C;
+	uint64_t pad = (gpt2_vocab_padded(c->vocab_size) - c->vocab_size) * C;
+	if (p <= real)
+		return p;
+	return p <= real + pad ? real : p - pad;
+}
+
+void plan_shard_true_offsets(const struct gpt2_config *c, uint64_t world, uint64_t *off)
+{
+	struct gpt2_layout lay, padded;
+	gpt2_layout(c, &lay);
+	gpt2_layout_padded(c, &padded);
+	uint64_t S = plan_shard_size(padded.total, world ? world : 1);
 	for (uint64_t r = 0; r < world; r++) {
-		uint64_t lo = (uint64_t)((unsigned __int128)n * r / world);
-		uint64_t hi = (uint64_t)((unsigned __int128)n * (r + 1) / world);
-		if (hi - lo > most)
-			most = hi - lo;
+		uint64_t t = true_below(c, r * S);
+		off[r] = t < lay.total ? t : lay.total;
 	}
-	return most;
+	off[world] = lay.total;
+}
+
+/* slices [l0, l1] of every per-layer tensor of the padded layout P into bucket B */
+static void bucket_layers(struct plan_buckets *pb, const struct gpt2_config *c,
+			  const struct gpt2_layout *p, int l0, int l1)
+{
+	struct plan_bucket *b = &pb->b[pb->n++];
+	b->layer = l0;
+	b->first = pb->n_slices;
+	b->count = 0;
+	b->n = 0;
+	for (int t = 0; t < GPT2_NT; t++) {
+		if (!gpt2_tensor_per_layer(t))
+			continue;
+		uint64_t per = p->size[t] / c->n_layer;
+		struct plan_slice *sl = &pb->slice[pb->n_slices++];
+		sl->off = p->off[t] + per * (uint64_t)l0;
+		sl->n = per * (uint64_t)(l1 - l0 + 1);
+		b->count++;
+		b->n += sl->n;
+	}
+}
+
+static void bucket_add(struct plan_buckets *pb, const struct gpt2_layout *p, int t)
+{
+	struct plan_bucket *b = &pb->b[pb->n - 1];
+	struct plan_slice *sl = &pb->slice[pb->n_slices++];
+	sl->off = p->off[t];
+	sl->n = p->size[t];
+	b->count++;
+	b->n += sl->n;
+}
+
+void plan_buckets(const struct gpt2_config *c, uint64_t esize, uint64_t target,
+		  struct plan_buckets *pb)
+{
+	struct gpt2_layout p;
+	gpt2_layout_padded(c, &p);
+	int L = (int)c->n_layer;
+	if (!target)
+		target = PLAN_BUCKET_BYTES;
+	uint64_t per_layer = 0;	/* elements of one layer */
+	for (int t = 0; t < GPT2_NT; t++)
+		if (gpt2_tensor_per_layer(t))
+			per_layer += p.size[t] / (L ? (uint64_t)L : 1);
+	uint64_t layer_bytes = per_layer * esize, k = 1;	/* layers a bucket */
+	if (layer_bytes && target / layer_bytes > 1)
+		k = target / layer_bytes;
+	memset(pb, 0, sizeof(*pb));
+	pb->b = xcalloc((size_t)L + 2, sizeof(*pb->b));
+	pb->slice = xcalloc((size_t)(L + 1) * GPT2_NT, sizeof(*pb->slice));
+	for (int hi = L - 1; hi >= 0; hi -= (int)k) {
+		int lo = hi - (int)k + 1 < 0 ? 0 : hi - (int)k + 1;
+		bucket_layers(pb, c, &p, lo, hi);
+		if (hi == L - 1) {
+			bucket_add(pb, &p, GPT2_LNFW);
+			bucket_add(pb, &p, GPT2_LNFB);
+		}
+	}
+	if (!L) {	/* no layers: ln_f alone, then the embeddings */
+		pb->b[pb->n++] = (struct plan_bucket){ .layer = -1, .first = pb->n_slices };
+		bucket_add(pb, &p, GPT2_LNFW);
+		bucket_add(pb, &p, GPT2_LNFB);
+	}
+	pb->b[pb->n++] = (struct plan_bucket){ .layer = -1, .first = pb->n_slices };
+	bucket_add(pb, &p, GPT2_WTE);
+	bucket_add(pb, &p, GPT2_WPE);
+}
+
+void plan_buckets_free(struct plan_buckets *pb)
+{
+	free(pb->b);
+	free(pb->slice);
+	memset(pb, 0, sizeof(*pb));
 }
 
 void gpt2_plan(const struct gpt2_config *c, const struct plan_opts *o, struct gpt2_plan *p)
@@ -170,13 +271,16 @@ void gpt2_plan(const struct gpt2_config *c, const struct plan_opts *o, struct gp
 	p->n_params = lay.total;
 	p->n_padded = padded.total;
 	uint64_t N = padded.total, w = dtype_size(PLAN_DT_ACT, o->precision);
-	uint64_t world = o->world ? o->world : 1, S = o->zero ? plan_shard_max(N, world) : N;
+	uint64_t world = o->world ? o->world : 1, S = o->zero ? plan_shard_size(N, world) : N;
 	p->n_shard = S;
 	p->tokens_per_step = o->B * o->T * world * (o->accum ? o->accum : 1);
-	p->bytes[PLAN_PARAMS] = N * w;
+	/* ZeRO-1: the parameters and gradients of W whole shards, and the shard's reduced
+	 * gradients apart (the reduce-scatter is out of place) */
+	uint64_t whole = o->zero ? world * S : N;
+	p->bytes[PLAN_PARAMS] = whole * w;
 	p->bytes[PLAN_MASTER] = o->precision == GPT2_BF16 ? S * 4 : 0;
 	p->bytes[PLAN_MOMENTS] = 2 * S * 4;
-	p->bytes[PLAN_GRADS] = N * w;
+	p->bytes[PLAN_GRADS] = (whole + (o->zero ? S : 0)) * w;
 	p->bytes[PLAN_ACTS] = plan_arena(c, o, NULL, NULL);
 	p->bytes[PLAN_SCRATCH] = plan_scratch_bytes(c, o->B, o->T);
 	p->bytes[PLAN_WORKSPACE] = PLAN_WORKSPACE_BYTES;
@@ -217,6 +321,17 @@ void gpt2_plan_format(struct buf *b, const struct gpt2_config *c, const struct p
 		   "of %llu parameters a GPU\n", (unsigned long long)(o->world ? o->world : 1),
 		   (unsigned long long)(o->accum ? o->accum : 1),
 		   (unsigned long long)p->tokens_per_step, o->zero, (unsigned long long)p->n_shard);
+	if (o->zero || (o->world ? o->world : 1) > 1) {
+		struct plan_buckets pb;
+		uint64_t w = dtype_size(PLAN_DT_ACT, o->precision), most = 0;
+		plan_buckets(c, w, 0, &pb);
+		for (int i = 0; i + 1 < pb.n; i++)
+			most = pb.b[i].n * w > most ? pb.b[i].n * w : most;
+		buf_printf(b, "gradient buckets: %d, of layers up to %llu bytes, then the embeddings' "
+			   "%llu\n", pb.n, (unsigned long long)most,
+			   (unsigned long long)(pb.b[pb.n - 1].n * w));
+		plan_buckets_free(&pb);
+	}
 	buf_printf(b, "%-24s %16s %10s\n", "category", "bytes", "GiB");
 	for (int k = 0; k < PLAN_NCAT; k++)
 		buf_printf(b, "%-24s %16llu %10.3f\n", plan_cat_label(k, o->precision),

@@ -97,15 +97,55 @@ struct plan_opts {
 	int precision;		/* enum gpt2_precision */
 	int recompute;
 	/* The job: WORLD ranks (GPUs; 0 is taken as 1), each accumulating ACCUM micro-batches (0:
-	 * 1) a step; with ZERO 1 the master weights and the moments are sharded over the ranks,
-	 * as train/zero.h splits them (rank r holds [N r / WORLD, N (r + 1) / WORLD)), and the
-	 * plan is of the rank with the largest shard. */
+	 * 1) a step; with ZERO 1 the master weights and the moments are sharded over the ranks
+	 * in the device's equal shards (plan_shard_size), the parameter and gradient buffers
+	 * hold WORLD whole shards, and the gradients count the shard's reduced copy too. */
 	uint64_t world, accum;
 	int zero;
 };
 
-/* the most elements a rank's shard of N holds when N is split over WORLD ranks */
-uint64_t plan_shard_max(uint64_t n, uint64_t world);
+/* ---- data parallelism on the device: ZeRO-1's shards and the gradient buckets ----
+ *
+ * The device's shards are equal, as ncclReduceScatter and ncclAllGather need: rank r owns the
+ * padded elements [r S, r S + plan_shard_len(r)), S = ceil(Npad / W) rounded up to
+ * PLAN_SHARD_ALIGN elements (so every shard starts 16-byte aligned in bf16); the parameter
+ * and gradient buffers hold W S elements, the tail past Npad zero and never updated. */
+#define PLAN_SHARD_ALIGN 8
+/* S for NPAD padded elements over WORLD ranks (NPAD itself for one rank) */
+uint64_t plan_shard_size(uint64_t npad, uint64_t world);
+/* the padded elements of [r S, (r + 1) S) below NPAD: the part of the shard that is real */
+uint64_t plan_shard_len(uint64_t npad, uint64_t world, uint64_t r);
+/* The same shards in the true layout of C (what checkpoints and the host model hold): OFF[r]
+ * (r = 0..WORLD) the true elements whose padded index is below r S, so rank r's master weights
+ * and moments are true elements [OFF[r], OFF[r + 1]); OFF[WORLD] is every one. */
+void plan_shard_true_offsets(const struct gpt2_config *c, uint64_t world, uint64_t *off);
+
+/* A gradient bucket: slices of the padded layout reduced together once the backward pass has
+ * written all of them. The layout is tensor-major, so a run of consecutive layers is one slice
+ * of each of the 12 per-layer tensors; buckets are made from the last layer down, each of whole
+ * layers adding up to at most the target bytes (one layer when a layer alone is over it); ln_f,
+ * whose gradient the backward pass makes first, joins the first bucket; wte and wpe, finished
+ * only by the embeddings' backward pass after every layer, make the last bucket alone. */
+#define PLAN_BUCKET_BYTES (25ull << 20)
+struct plan_slice {
+	uint64_t off, n;	/* padded elements [off, off + n) */
+};
+struct plan_bucket {
+	int layer;		/* complete once the backward pass has done this layer; -1: after
+				 * the embeddings' backward pass */
+	int first, count;	/* its slices: plan_buckets.slice[first .. first + count - 1] */
+	uint64_t n;		/* elements */
+};
+struct plan_buckets {
+	int n, n_slices;
+	struct plan_bucket *b;	/* in the order the backward pass completes them */
+	struct plan_slice *slice;
+};
+/* The buckets of model C's gradients of ESIZE-byte elements, each about TARGET bytes (0:
+ * PLAN_BUCKET_BYTES). */
+void plan_buckets(const struct gpt2_config *c, uint64_t esize, uint64_t target,
+		  struct plan_buckets *pb);
+void plan_buckets_free(struct plan_buckets *pb);
 
 struct gpt2_plan {
 	uint32_t vocab, vpad;		/* the true and the padded vocabulary */
@@ -120,8 +160,9 @@ struct gpt2_plan {
 void gpt2_plan(const struct gpt2_config *c, const struct plan_opts *o, struct gpt2_plan *p);
 /* the category's label in the printed table ("parameters (bf16)", ...) */
 const char *plan_cat_label(int k, int precision);
-/* The plan as cp-train --plan prints it: the shape, a table of the categories in bytes and
- * GiB, the total, then the activation buffers one per line. */
+/* The plan as cp-train --plan prints it: the shape, the job (with several ranks or ZeRO, its
+ * gradient buckets), a table of the categories in bytes and GiB, the total, then the
+ * activation buffers one per line. */
 void gpt2_plan_format(struct buf *b, const struct gpt2_config *c, const struct plan_opts *o,
 		      const struct gpt2_plan *p);
 

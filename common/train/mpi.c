@@ -20,7 +20,8 @@
 #endif
 
 static void comm_bcast(void *p, uint64_t n, int root);
-static struct gpt2_comm comm = { 0, 1, comm_allreduce, 0, comm_bcast };
+static void comm_watch(const char *what);
+static struct gpt2_comm comm = { 0, 1, comm_allreduce, 0, comm_bcast, comm_watch };
 
 /* the collective in flight (NULL: none) and when it began, under wd_lock */
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -227,6 +228,21 @@ static void comm_bcast(void *p, uint64_t n, int root)
 #endif
 }
 
+/* a device backend's collectives (NCCL) under the same watchdog as MPI's */
+static void comm_watch(const char *what)
+{
+#ifdef CP_HAVE_MPI
+	if (comm.size < 2)
+		return;
+	if (what)
+		wd_begin(what);
+	else
+		wd_end();
+#else
+	(void)what;
+#endif
+}
+
 void comm_allreduce(void *p, uint64_t n, int dbl)
 {
 	comm_allreduce_chunked(p, n, dbl, (uint64_t)1 << 30);
@@ -292,8 +308,10 @@ void comm_gather(const float *mine, float *all, const uint64_t *off)
 	}
 #ifdef CP_HAVE_MPI
 	int *cnt = counts_of(off);
+	/* rank 0's shard may already lie in place in ALL (a device backend's master weights) */
+	const void *send = comm.rank == 0 && mine == all + off[0] ? MPI_IN_PLACE : (const void *)mine;
 	wd_begin("gather of the optimizer shards (MPI_Gatherv)");
-	check(MPI_Gatherv(mine, cnt[comm.rank], MPI_FLOAT, all, cnt, cnt + comm.size, MPI_FLOAT, 0,
+	check(MPI_Gatherv(send, cnt[comm.rank], MPI_FLOAT, all, cnt, cnt + comm.size, MPI_FLOAT, 0,
 			  MPI_COMM_WORLD), "MPI_Gatherv");
 	wd_end();
 	free(cnt);

@@ -33,7 +33,8 @@ void comm_set_timeout(double seconds);
 void comm_reduce_scatter(float *all, float *mine, const uint64_t *off);
 /* every rank's shard of ALL (in place) to every rank */
 void comm_allgather(float *all, const uint64_t *off);
-/* rank 0's ALL = every rank's MINE (ALL is read on rank 0 only) */
+/* rank 0's ALL = every rank's MINE (ALL is read on rank 0 only; rank 0's MINE may be its
+ * place in ALL) */
 void comm_gather(const float *mine, float *all, const uint64_t *off);
 
 #endif

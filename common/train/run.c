@@ -144,14 +144,16 @@ void train_setup(struct train_run *r, int resume)
 	train_open_log(r, resume);
 	if (r->be->set_precision)
 		r->be->set_precision(&r->m, r->o.precision, r->sr_seed, r->step);
+	/* a device backend's own collectives: for a job of several ranks, or ZeRO on any */
+	if (r->be->set_dist && (r->o.zero || r->comm->size > 1)) {
+		struct gpt2_dist d = { .zero = r->o.zero, .overlap = -1, .accum = r->o.accum };
+		r->be->set_dist(&r->m, r->comm, &d);
+	}
 	r->be->setup(&r->m, (int)r->B_local, (int)r->T, r->o.recompute);
 	r->be->from_host(&r->m);
 	r->tokens = xcalloc(r->B_local * r->T, sizeof(uint32_t));
-	if (r->o.zero) {
-		if (!r->be->adamw_range)
-			die_usage("--zero 1: the %s backend cannot shard AdamW yet", r->be->name);
-		zero_init(&r->zero, &r->m, r->comm);
-	}
+	if (r->o.zero)
+		zero_init(&r->zero, r->be, &r->m, r->comm);
 }
 
 void train_begin(struct train_run *r, const struct train_shape *shape, const char *init_hf,

@@ -8,6 +8,13 @@
  *   - resume: 10 steps straight equal 5, a copy of the host state into a new model, and 5 more,
  *     bit for bit (master weights and moments), and two runs equal each other;
  *   - the memory the backend holds equals cp-train --plan's total;
+ *   - data parallelism on one rank (set_dist, NCCL's code path with a communicator of one):
+ *     3 steps of 2 micro-batches, fp32 and bf16, give the bytes of the plain step (losses,
+ *     master weights, moments) with the gradients' all-reduce in one call and in buckets of a
+ *     layer during the backward pass, and with ZeRO-1 (reduce to the shard's owner, the
+ *     shard's AdamW, the all-gather) in one call and in buckets, where the reduction is a
+ *     copy into the shard's buffer that a bucket launched too early would show; ZeRO-1's
+ *     host state resumes bit for bit, and its memory is the plan's;
  *   - generation (kv_*), fp32, on a random model with sharper logits than its initialisation's
  *     (sharp_model): 256 greedy tokens equal the CPU backend's, with every step's
  *     logits within 1e-5; rows prefilled apart, copied and stepped together give the CPU's
@@ -224,6 +231,110 @@ static void test_memory(void)
 	}
 }
 
+/* ---- data parallelism on one rank ---- */
+
+static void one_rank_sum(void *p, uint64_t n, int dbl)
+{
+	(void)p, (void)n, (void)dbl;
+}
+
+static void one_rank_bcast(void *p, uint64_t n, int root)
+{
+	(void)p, (void)n, (void)root;
+}
+
+static const struct gpt2_comm one_rank = { .rank = 0, .size = 1, .allreduce_host = one_rank_sum,
+					   .bcast_host = one_rank_bcast };
+
+enum { DIST_NONE, DIST_ALLREDUCE, DIST_BUCKETS, DIST_ZERO, DIST_ZERO_BUCKETS, DIST_N };
+static const char *const dist_names[DIST_N] = {
+	"plain", "all-reduce in one call", "all-reduce in buckets", "ZeRO-1 in one call",
+	"ZeRO-1 in buckets"
+};
+
+static void dist_start(struct gpt2_model *m, int precision, int mode, uint64_t step)
+{
+	if (mode != DIST_NONE) {
+		struct gpt2_dist d = { .zero = mode >= DIST_ZERO,
+				       .overlap = mode == DIST_BUCKETS || mode == DIST_ZERO_BUCKETS,
+				       .accum = 2, .bucket_bytes = 1 };	/* a bucket a layer */
+		cu->set_dist(m, &one_rank, &d);
+	}
+	gpu_start(m, precision, step, 0);
+}
+
+/* steps FROM..FROM+N-1 as the trainer takes them: 2 micro-batches, the exchange, the norm,
+ * AdamW; losses to L */
+static void dist_steps(struct gpt2_model *m, int from, int n, float *L)
+{
+	uint32_t tok[TB * TT];
+	for (int s = from; s < from + n; s++) {
+		cu->zero_grad(m);
+		L[s] = 0;
+		for (int a = 0; a < 2; a++) {
+			batch(tok, 2 * s + a, m->cfg.vocab_size);
+			L[s] += cu->forward(m, tok, TB, TT);
+			cu->backward(m, 0.5f);
+		}
+		cu->allreduce_grads(m, &one_rank);
+		double g = cu->grad_norm(m);
+		cu->adamw(m, (uint64_t)s + 1, 1e-3f, 0.1f, g > 1 ? (float)(1 / g) : 1.0f);
+	}
+	cu->to_host(m);
+}
+
+static void test_dist(int precision)
+{
+	struct gpt2_config c = small_config();
+	struct gpt2_model m[DIST_N];
+	float L[DIST_N][3];
+	const char *pn = precision == GPT2_BF16 ? "bf16" : "fp32";
+	for (int k = 0; k < DIST_N; k++) {
+		new_model(&m[k], &c);
+		dist_start(&m[k], precision, k, 0);
+		dist_steps(&m[k], 0, 3, L[k]);
+	}
+	for (int k = 1; k < DIST_N; k++)
+		ok(same_state(&m[0], &m[k]) && !memcmp(L[0], L[k], sizeof(L[0])),
+		   "%s, one rank: 3 steps with the %s equal the plain steps bit for bit", pn,
+		   dist_names[k]);
+	ok(m[DIST_ZERO].opt_hi == m[DIST_ZERO].lay.total && m[DIST_ZERO].opt_lo == 0,
+	   "%s, one rank: ZeRO's host moments are the one shard, every element", pn);
+	/* 2 steps, the host state (a checkpoint's: whole moments) into a new ZeRO model, 1 more */
+	struct gpt2_model half, resumed;
+	float Lh[3];
+	new_model(&half, &c);
+	dist_start(&half, precision, DIST_ZERO_BUCKETS, 0);
+	dist_steps(&half, 0, 2, Lh);
+	gpt2_create(&resumed, &c);
+	size_t bytes = half.lay.total * sizeof(float);
+	memcpy(resumed.params, half.params, bytes);
+	resumed.mom = malloc(bytes);
+	resumed.var = malloc(bytes);
+	memcpy(resumed.mom, half.mom, bytes);
+	memcpy(resumed.var, half.var, bytes);
+	dist_start(&resumed, precision, DIST_ZERO_BUCKETS, 2);
+	dist_steps(&resumed, 2, 1, Lh);
+	ok(same_state(&m[0], &resumed) && !memcmp(L[0], Lh, sizeof(Lh)),
+	   "%s, one rank: ZeRO-1, 2 steps + resume + 1 equal 3 plain steps bit for bit", pn);
+	struct gpt2_device_info d;
+	struct plan_opts o = { .B = TB, .T = TT, .precision = precision, .world = 1, .zero = 1 };
+	struct gpt2_plan pl;
+	gpt2_plan(&c, &o, &pl);
+	ok(!cu->info(&m[DIST_ZERO], &d) && d.mem_used == pl.total,
+	   "%s, one rank: ZeRO-1 holds %llu bytes, the plan says %llu", pn,
+	   (unsigned long long)d.mem_used, (unsigned long long)pl.total);
+	for (int k = 0; k < DIST_N; k++) {
+		cu->release(&m[k]);
+		gpt2_free(&m[k]);
+	}
+	struct gpt2_model *rest[] = { &half, &resumed };
+	for (int i = 0; i < 2; i++) {
+		cu->release(rest[i]);
+		gpt2_free(rest[i]);
+	}
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -231,12 +342,15 @@ static double now(void)
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* tokens/s of training steps on random tokens for one shape; 0 when B does not fit */
-static void bench_shape(const char *preset, int B, int T, int recompute)
+/* tokens/s of training steps on random tokens for one shape; 0 when B does not fit. DIST: the
+ * steps as set_dist makes them on one rank (DIST_ZERO*: ZeRO-1, whose reduction on one rank is
+ * a copy; the buckets of PLAN_BUCKET_BYTES), what a many-GPU step costs beyond the wire. */
+static void bench_shape(const char *preset, int B, int T, int recompute, int dist)
 {
 	struct gpt2_config c;
 	gpt2_preset(preset, &c);
-	struct plan_opts o = { .B = (uint64_t)B, .T = (uint64_t)T, .precision = GPT2_BF16, .recompute = recompute };
+	struct plan_opts o = { .B = (uint64_t)B, .T = (uint64_t)T, .precision = GPT2_BF16,
+			       .recompute = recompute, .world = 1, .zero = dist >= DIST_ZERO };
 	struct gpt2_plan pl;
 	gpt2_plan(&c, &o, &pl);
 	struct gpt2_model m;
@@ -249,6 +363,11 @@ static void bench_shape(const char *preset, int B, int T, int recompute)
 		       pl.total / 1073741824.0);
 		gpt2_free(&m);
 		return;
+	}
+	if (dist != DIST_NONE) {
+		struct gpt2_dist dd = { .zero = dist >= DIST_ZERO,
+					.overlap = dist == DIST_BUCKETS || dist == DIST_ZERO_BUCKETS };
+		cu->set_dist(&m, &one_rank, &dd);
 	}
 	cu->set_precision(&m, GPT2_BF16, 1, 0);
 	cu->setup(&m, B, T, recompute);
@@ -264,15 +383,17 @@ static void bench_shape(const char *preset, int B, int T, int recompute)
 		cu->zero_grad(&m);
 		cu->forward(&m, tok, B, T);
 		cu->backward(&m, 1.0f);
+		cu->allreduce_grads(&m, &one_rank);
 		cu->grad_norm(&m);
 		cu->adamw(&m, (uint64_t)s + 1, 1e-4f, 0.1f, 1.0f);
 	}
 	double dt = (now() - t0) / (steps - 1), tps = (double)B * T / dt;
 	cu->info(&m, &d);
 	double mfu = mfu_ratio(tps, gpt2_flops_per_token(&c, T), mfu_peak_bf16_tflops(d.name));
-	printf("%-18s B=%-3d T=%-5d %s %10.0f tok/s  MFU %5.1f%%  peak %6.2f GiB (planned %.2f)\n",
+	printf("%-18s B=%-3d T=%-5d %s %10.0f tok/s  MFU %5.1f%%  peak %6.2f GiB (planned %.2f)%s%s\n",
 	       preset, B, T, recompute ? "recompute" : "         ", tps, 100 * mfu,
-	       d.mem_peak / 1073741824.0, pl.total / 1073741824.0);
+	       d.mem_peak / 1073741824.0, pl.total / 1073741824.0, dist ? "  one rank, " : "",
+	       dist ? dist_names[dist] : "");
 	fflush(stdout);
 	free(tok);
 	cu->release(&m);
@@ -535,10 +656,10 @@ static void test_table(void)
 	ok(cu->open && cu->set_precision && cu->setup && cu->forward && cu->backward &&
 	   cu->zero_grad && cu->allreduce_grads && cu->grad_norm && cu->adamw && cu->to_host &&
 	   cu->from_host && cu->release && cu->info && cu->kv_new && cu->kv_free && cu->kv_reset &&
-	   cu->kv_len && cu->kv_copy_row && cu->kv_forward,
+	   cu->kv_len && cu->kv_copy_row && cu->kv_forward && cu->set_dist,
 	   "every function a trainer and a generator call is there");
 	ok(!cu->host_memory && !cu->adamw_range && cu->tolerance > 0,
-	   "device memory, no ZeRO shard step, a tolerance against cpu");
+	   "device memory, ZeRO through set_dist rather than adamw_range, a tolerance against cpu");
 	ok(cu->kv_new != gpt2_cpu_backend.kv_new && cu->kv_forward != gpt2_cpu_backend.kv_forward,
 	   "generation is the device's own, not the CPU backend's");
 	char *err = NULL;
@@ -574,10 +695,13 @@ int main(int argc, char **argv)
 		cu->info(&m, &d);
 		printf("device: %s, %.0f GiB, bf16 peak %s\n", d.name, d.mem_total / 1073741824.0,
 		       mfu_peak_text(d.name));
-		bench_shape("gpt2", 8, 1024, 0);
-		bench_shape("gpt2", 16, 1024, 0);
-		bench_shape("gpt2", 32, 1024, 0);
-		bench_shape("codeparrot", 4, 1024, 1);
+		bench_shape("gpt2", 8, 1024, 0, DIST_NONE);
+		bench_shape("gpt2", 16, 1024, 0, DIST_NONE);
+		bench_shape("gpt2", 32, 1024, 0, DIST_NONE);
+		for (int k = DIST_ALLREDUCE; k < DIST_N; k++)
+			bench_shape("gpt2", 16, 1024, 0, k);
+		bench_shape("codeparrot", 4, 1024, 1, DIST_NONE);
+		bench_shape("codeparrot", 4, 1024, 1, DIST_ZERO_BUCKETS);
 		int batches[] = { 1, 16, 200 };
 		for (int p = 0; p < 2; p++)
 			for (int i = 0; i < 3; i++)
@@ -597,6 +721,8 @@ int main(int argc, char **argv)
 	free(g1);
 	test_steps();
 	test_memory();
+	test_dist(GPT2_FP32);
+	test_dist(GPT2_BF16);
 	test_greedy();
 	test_rows();
 	test_sampling();

@@ -130,12 +130,27 @@ static void test_plans(void)
 	   fabs(g - (double)a.total / 1073741824.0) < 1e-3, "the printed total, bytes and GiB");
 	ok(strstr((char *)txt.p, "vocab 50257 (padded 50304)") != NULL,
 	   "the printed plan names both vocabularies");
+	ok(!strstr((char *)txt.p, "gradient buckets"), "one GPU without ZeRO: no buckets printed");
 	buf_free(&txt);
+	/* on 8 GPUs: 12 buckets of a layer (the last with ln_f), then wte and wpe */
+	o.world = 8;
+	gpt2_plan(&c, &o, &a);
+	struct buf t8 = { 0 };
+	gpt2_plan_format(&t8, &c, &o, &a);
+	buf_putc(&t8, 0);
+	uint64_t layer = 2 * (12 * 768 * 768 + 13 * 768), emb = 2 * (50304 + 1024) * 768;
+	char want[128];
+	snprintf(want, sizeof(want), "gradient buckets: 13, of layers up to %llu bytes, then the "
+		 "embeddings' %llu\n", (unsigned long long)(layer + 2 * 2 * 768),
+		 (unsigned long long)emb);
+	ok(strstr((char *)t8.p, want) != NULL, "8 GPUs: the buckets printed: %s", want);
+	buf_free(&t8);
 }
 
 /* ZeRO-1 on W GPUs for the published batch (512 sequences of 1024 a step): the master weights
- * and moments of the largest shard, ceil(Npad / W) (Npad = 1529628800 divides by 8 and 16, so
- * every shard is Npad / W), everything else as on one GPU; the total per GPU against the card */
+ * and moments of a shard, ceil(Npad / W) rounded up to 8 elements (Npad = 1529628800 divides
+ * by 8 x 8 and 16 x 8, so every shard is Npad / W), the gradients' reduced shard apart (2 bytes
+ * of it a shard element), everything else as on one GPU; the total per GPU against the card */
 static void check_zero(uint64_t W, uint64_t B, int recompute, double card_gib)
 {
 	struct gpt2_config c;
@@ -148,10 +163,11 @@ static void check_zero(uint64_t W, uint64_t B, int recompute, double card_gib)
 	gpt2_plan(&c, &o, &p);
 	is_int(p.n_shard, S, "1.5B on %llu GPUs, ZeRO-1: a shard of %llu parameters",
 	       (unsigned long long)W, (unsigned long long)S);
-	ok(p.bytes[PLAN_PARAMS] == 2 * Np && p.bytes[PLAN_GRADS] == 2 * Np &&
+	ok(p.bytes[PLAN_PARAMS] == 2 * Np && p.bytes[PLAN_GRADS] == 2 * Np + 2 * S &&
 	   p.bytes[PLAN_MASTER] == 4 * S && p.bytes[PLAN_MOMENTS] == 8 * S,
-	   "... bf16 parameters and gradients whole, master weights and moments of the shard");
-	uint64_t want = 4 * Np + 12 * S + acts_formula(B, 1024, 48, 1600, 25, 32768, 1, recompute) +
+	   "... bf16 parameters and gradients whole (and the gradients' shard), master weights "
+	   "and moments of the shard");
+	uint64_t want = 4 * Np + 14 * S + acts_formula(B, 1024, 48, 1600, 25, 32768, 1, recompute) +
 			p.bytes[PLAN_SCRATCH] + (32ull << 20);
 	is_int(p.total, want, "... %.2f GiB a GPU by hand", (double)want / 1073741824.0);
 	is_int(p.tokens_per_step, 512 * 1024, "... micro-batch %llu x accum %llu x %llu GPUs: "
@@ -161,7 +177,143 @@ static void check_zero(uint64_t W, uint64_t B, int recompute, double card_gib)
 	struct gpt2_plan one;
 	o.zero = 0;
 	gpt2_plan(&c, &o, &one);
-	ok(one.total - p.total == 12 * (Np - S), "... ZeRO saves 12 bytes a parameter not held");
+	ok(one.total - p.total == 12 * (Np - S) - 2 * S,
+	   "... ZeRO saves 12 bytes a parameter not held, less the gradients' shard");
+}
+
+/* The device's ZeRO shards of model C over W ranks: equal, aligned, covering the padded
+ * layout; their true-layout offsets place every true element with the rank owning its padded
+ * index (every element checked when BRUTE) */
+static void check_shards(const char *name, const struct gpt2_config *c, uint64_t W, int brute)
+{
+	struct gpt2_layout t, p;
+	gpt2_layout(c, &t);
+	gpt2_layout_padded(c, &p);
+	uint64_t S = plan_shard_size(p.total, W), sum = 0, *off = xcalloc(W + 1, sizeof(uint64_t));
+	int good = W * S >= p.total && (W == 1 ? S == p.total : S % PLAN_SHARD_ALIGN == 0) &&
+		   (W - 1) * S < p.total;
+	for (uint64_t r = 0; r < W; r++) {
+		uint64_t n = plan_shard_len(p.total, W, r);
+		good &= n <= S && (r + 1 == W || n == S);
+		sum += n;
+	}
+	ok(good && sum == p.total, "%s, %llu ranks: shards of %llu, equal but the last, cover the "
+	   "%llu padded elements", name, (unsigned long long)W, (unsigned long long)S,
+	   (unsigned long long)p.total);
+	plan_shard_true_offsets(c, W, off);
+	good = off[0] == 0 && off[W] == t.total;
+	for (uint64_t r = 0; r < W; r++) {
+		good &= off[r] <= off[r + 1];
+		if (off[r] < off[r + 1])
+			good &= gpt2_pad_index(c, off[r]) >= r * S &&
+				gpt2_pad_index(c, off[r + 1] - 1) < r * S + plan_shard_len(p.total, W, r);
+		if (r && off[r] < t.total)	/* the first true element at or past r S */
+			good &= gpt2_pad_index(c, off[r]) >= r * S &&
+				(off[r] == 0 || gpt2_pad_index(c, off[r] - 1) < r * S);
+	}
+	for (uint64_t i = 0, r = 0; brute && i < t.total; i++) {
+		while (i >= off[r + 1])
+			r++;
+		good &= gpt2_pad_index(c, i) / S == r;
+	}
+	ok(good, "%s, %llu ranks: the true-layout shards hold each element with its padded "
+	   "index's owner%s", name, (unsigned long long)W, brute ? " (every element)" : "");
+	free(off);
+}
+
+static int slice_cmp(const void *a, const void *b)
+{
+	const struct plan_slice *x = a, *y = b;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* The gradient buckets of C for ESZ-byte gradients and TARGET bytes: every padded element in
+ * exactly one slice, each slice inside one tensor, buckets in backward order (their layers
+ * descending, the embeddings last), none holding a layer below the one it waits for, each of
+ * layers at most max(target, one layer) plus ln_f, the last wte and wpe */
+static void check_buckets(const char *name, const struct gpt2_config *c, uint64_t esz,
+			  uint64_t target, int want_n)
+{
+	struct gpt2_layout p;
+	gpt2_layout_padded(c, &p);
+	struct gpt2_config pc = gpt2_config_padded(c);
+	struct plan_buckets pb;
+	plan_buckets(c, esz, target, &pb);
+	uint64_t L = c->n_layer, layer = 0, lnf = p.size[GPT2_LNFW] + p.size[GPT2_LNFB];
+	for (int k = 0; k < GPT2_NT; k++)
+		if (gpt2_tensor_per_layer(k))
+			layer += p.size[k] / L;
+	uint64_t most = (target ? target : PLAN_BUCKET_BYTES) / esz;
+	most = (most > layer ? most : layer) + lnf;
+	struct plan_slice *all = xcalloc((size_t)pb.n_slices + 1, sizeof(*all));
+	int n = 0, order = 1, inside = 1, bounded = 1, waits = 1;
+	for (int i = 0; i < pb.n; i++) {
+		const struct plan_bucket *b = &pb.b[i];
+		uint64_t sum = 0;
+		order &= i + 1 == pb.n ? b->layer == -1 : (i == 0 || b->layer < pb.b[i - 1].layer);
+		for (int j = b->first; j < b->first + b->count; j++) {
+			const struct plan_slice *sl = &pb.slice[j];
+			all[n++] = *sl;
+			sum += sl->n;
+			int in = 0;
+			for (int k = 0; k < GPT2_NT; k++) {
+				if (sl->off < p.off[k] || sl->off + sl->n > p.off[k] + p.size[k])
+					continue;
+				in = 1;
+				if (gpt2_tensor_per_layer(k) && b->layer >= 0)
+					waits &= sl->off >= gpt2_tensor_offset(&pc, &p, k, b->layer);
+				if (!gpt2_tensor_per_layer(k) && b->layer >= 0)
+					waits &= k == GPT2_LNFW || k == GPT2_LNFB;
+			}
+			inside &= in;
+		}
+		/* the embeddings, finished all at once, are the last bucket whatever their size */
+		bounded &= sum == b->n && (i + 1 == pb.n ? b->n == p.size[GPT2_WTE] + p.size[GPT2_WPE]
+						       : b->n <= most);
+	}
+	qsort(all, (size_t)n, sizeof(*all), slice_cmp);
+	uint64_t at = 0;
+	int tiled = n == pb.n_slices;
+	for (int i = 0; i < n; i++) {
+		tiled &= all[i].off == at && all[i].n > 0;
+		at += all[i].n;
+	}
+	ok(tiled && at == p.total && inside, "%s: %d buckets, %d slices: every gradient element in "
+	   "exactly one, each slice inside a tensor", name, pb.n, pb.n_slices);
+	ok(order && waits, "%s: in the order backward completes them, none before its layers are "
+	   "done (the embeddings last)", name);
+	ok(bounded, "%s: each of layers at most max(target, one layer) + ln_f, the last the "
+	   "embeddings", name);
+	if (want_n)
+		is_int(pb.n, want_n, "%s: %d buckets", name, want_n);
+	free(all);
+	plan_buckets_free(&pb);
+}
+
+static void test_dist_plans(void)
+{
+	struct gpt2_config g, cp, small = { 1000, 64, 5, 4, 64, 0, 0 };
+	gpt2_preset("gpt2", &g);
+	gpt2_preset("codeparrot", &cp);
+	static const uint64_t ws[] = { 1, 2, 3, 8 };
+	for (int i = 0; i < 4; i++) {
+		check_shards("gpt2 124M", &g, ws[i], ws[i] < 3);
+		check_shards("codeparrot 1.5B", &cp, ws[i], 0);
+		check_shards("small", &small, ws[i], 1);
+	}
+	check_shards("small", &small, 7, 1);
+	/* one id: wte's 127 pad rows take most of the layout, and the shards' edges fall in them */
+	struct gpt2_config one = { 1, 4, 1, 1, 4, 0, 0 };
+	check_shards("V=1", &one, 2, 1);
+	check_shards("V=1", &one, 3, 1);
+	/* a layer of 124M is 14 MB in bf16, of 1.5B 61 MB: one a bucket, then the embeddings */
+	check_buckets("gpt2 124M bf16", &g, 2, 0, 13);
+	check_buckets("gpt2 124M fp32", &g, 4, 0, 13);
+	check_buckets("gpt2 124M bf16, 64 MB buckets", &g, 2, 64ull << 20, 4);
+	check_buckets("codeparrot 1.5B bf16", &cp, 2, 0, 49);
+	check_buckets("small, 1-byte buckets", &small, 4, 1, 6);
+	check_buckets("small, one bucket of layers", &small, 4, 1ull << 40, 2);
+	check_buckets("small, 2 layers a bucket", &small, 2, 2 * 2 * (12 * 64 * 64 + 13 * 64), 4);
 }
 
 static void test_precision_names(void)
@@ -295,6 +447,7 @@ int main(void)
 	test_plans();
 	check_zero(8, 8, 0, 80);
 	check_zero(16, 4, 1, 40);
+	test_dist_plans();
 	test_precision_names();
 	test_pad_sizes();
 	test_pad_layouts();
