@@ -11,9 +11,6 @@ void *xrealloc(void *p, size_t n);
 void *xreallocarray(void *p, size_t nmemb, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
-/* P (N bytes, from any allocator) backed by transparent huge pages where the kernel agrees,
- * for blocks of 8 MiB and more (xmalloc, xcalloc and xrealloc ask this themselves); P back */
-void *xalloc_advise(void *p, size_t n);
 /* printf into a fresh string */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

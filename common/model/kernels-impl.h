@@ -20,7 +20,6 @@
 #include <string.h>
 
 #include "base/die.h"
-#include "base/xalloc.h"
 
 #ifdef __clang__
 /* omp simd asks, it does not require: where clang cannot vectorize a loop (libm's exp in the
@@ -43,7 +42,7 @@ GPT2_REAL *K(alloc)(uint64_t n)
 	void *p = aligned_alloc(64, (size_t)bytes);
 	if (!p)
 		die("out of memory allocating %llu bytes for the model", (unsigned long long)bytes);
-	return xalloc_advise(p, (size_t)bytes);
+	return p;
 }
 
 void K(zero)(GPT2_REAL *p, uint64_t n)

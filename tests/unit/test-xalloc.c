@@ -1,6 +1,6 @@
 /* test-xalloc: base/xalloc.h and read_file in base/io.h, at the sizes where their paths change.
- * A block grown past the huge-page threshold keeps its bytes (xrealloc copies it into a fresh
- * advised block rather than realloc'ing it), a large xcalloc is all zeros, and read_file gives
+ * A block grown from the heap into its own mapping keeps its bytes, as does one grown and shrunk
+ * there, a large xcalloc is all zeros, and read_file gives
  * a file's exact bytes whether it ends at its stat size, grows while being read (a pipe, which
  * has none), or is empty. */
 #include "base/die.h"
@@ -35,11 +35,11 @@ static void test_realloc(void)
 	for (size_t i = 0; i < small; i++)
 		p[i] = pattern(i);
 	p = xrealloc(p, big);
-	ok(has_pattern(p, small), "xrealloc past the threshold keeps the first %zu bytes", small);
+	ok(has_pattern(p, small), "xrealloc into its own mapping keeps the first %zu bytes", small);
 	for (size_t i = small; i < big; i++)
 		p[i] = pattern(i);
 	p = xrealloc(p, bigger);
-	ok(has_pattern(p, big), "xrealloc of a block already past it keeps %zu bytes", big);
+	ok(has_pattern(p, big), "xrealloc of a mapped block keeps %zu bytes", big);
 	p = xrealloc(p, small);
 	ok(has_pattern(p, small), "xrealloc shrinking it keeps %zu bytes", small);
 	free(p);
