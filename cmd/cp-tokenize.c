@@ -127,9 +127,17 @@ static int run_ids(const struct bpe *m, char **argv, int argc, const struct opts
 		r = tok_batch_fill(&b, in, NULL);
 		tok_batch_encode(&b, m, enc, o->threads, o->special, 0);
 		for (size_t i = 0; i < b.n; i++) {
-			buf_reset(&line);
-			tok_ids_line(&line, b.ids[i].v, b.ids[i].n);
-			write_out(line.p, line.len);
+			/* a large file's line goes out a piece at a time: the whole of it in memory
+			 * would be six times the text, every page of it touched once */
+			const uint32_t *v = b.ids[i].v;
+			size_t n = b.ids[i].n, piece = (size_t)1 << 18;
+			for (size_t k = 0; k == 0 || k < n; k += piece) {
+				buf_reset(&line);
+				tok_ids_text(&line, v + k, n - k < piece ? n - k : piece, k == 0);
+				if (k + piece >= n)
+					buf_putc(&line, '\n');
+				write_out(line.p, line.len);
+			}
 		}
 	} while (r > 0);
 	buf_free(&line);

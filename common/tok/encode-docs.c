@@ -248,10 +248,18 @@ void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encod
 
 void tok_ids_line(struct buf *b, const uint32_t *v, size_t n)
 {
+	tok_ids_text(b, v, n, 1);
+	buf_putc(b, '\n');
+}
+
+void tok_ids_text(struct buf *b, const uint32_t *v, size_t n, int first)
+{
 	/* printf costs more than encoding on a large file: the digits are made here, room for
 	 * a chunk of ids (ten digits and a space each) made at a time */
 	size_t k = 0;
-	do {
+	if (!first && n)
+		buf_putc(b, ' ');
+	while (k < n) {
 		size_t end = n - k < 4096 ? n : k + 4096;
 		buf_grow(b, (end - k) * 11 + 1);
 		unsigned char *o = b->p + b->len;
@@ -268,8 +276,7 @@ void tok_ids_line(struct buf *b, const uint32_t *v, size_t n)
 				*o++ = (unsigned char)d[--l];
 		}
 		b->len = (size_t)(o - b->p);
-	} while (k < n);
-	buf_putc(b, '\n');
+	}
 }
 
 struct bpe_encoder **tok_encoders_new(const struct bpe *m, int threads)

@@ -60,6 +60,8 @@ void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encod
 		      int threads, int special, double min_ratio);
 /* Append the N ids of V to B as one line of decimals separated by spaces (cp-tokenize --ids). */
 void tok_ids_line(struct buf *b, const uint32_t *v, size_t n);
+/* The same without the newline, a piece of a line: after a space unless FIRST. */
+void tok_ids_text(struct buf *b, const uint32_t *v, size_t n, int first);
 void tok_batch_free(struct tok_batch *b);
 
 /* cp-bpe's pass: count the pieces of every document of IN within CAPS (not NULL) with
