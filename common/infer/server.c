@@ -18,9 +18,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <omp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -400,6 +402,54 @@ static void server_watch_init(struct server *sv)
 	sv->watched.next = sv->watched.prev = &sv->watched;
 }
 
+/*
+ * Stopping. A signal wakes server_run through a pipe its handler writes to, rather than
+ * through sigwait with the signals blocked: a library may start threads before server_run
+ * can block anything (OpenBLAS starts its pool when it loads), and a process-directed
+ * SIGTERM delivered to one of those would kill the server with 143 instead of stopping it.
+ */
+static int server_wake_fd[2] = { -1, -1 };
+
+static void server_wake(char why)
+{
+	ssize_t n = write(server_wake_fd[1], &why, 1);	/* async-signal-safe; full means woken */
+	(void)n;
+}
+
+static void server_on_signal(int sig)
+{
+	int saved = errno;
+	server_wake((char)sig);
+	errno = saved;
+}
+
+static void server_signals(void)
+{
+	if (pipe(server_wake_fd) != 0)
+		die_errno("cannot make the server's wake-up pipe");
+	for (int i = 0; i < 2; i++) {
+		fcntl(server_wake_fd[i], F_SETFD, FD_CLOEXEC);
+		fcntl(server_wake_fd[i], F_SETFL, O_NONBLOCK);
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = server_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* until a signal or a failed load writes to the pipe */
+static void server_wait(void)
+{
+	struct pollfd p = { .fd = server_wake_fd[0], .events = POLLIN };
+	while (poll(&p, 1, -1) < 0 && errno == EINTR)
+		;
+}
+
 /* The model, loaded on a thread of its own while the server answers 503 */
 struct loader {
 	struct server *sv;
@@ -422,7 +472,7 @@ static void *load_model(void *arg)
 		l->sv->cm = &l->cm;
 	pthread_mutex_unlock(&l->sv->lock);
 	if (r) {
-		kill(getpid(), SIGTERM);	/* to the sigwait in server_run */
+		server_wake('L');	/* server_run stops and exits 1 */
 	} else {
 		fprintf(stderr, "%s: model loaded, ready\n", cp_progname);
 		fflush(stderr);
@@ -469,14 +519,7 @@ int server_run(const struct server_config *c)
 {
 	struct listen_addr a;
 	parse_listen(c->listen, &a);
-	/* signals go to the sigwait below, not to the server's threads */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	server_signals();
 	/* on the heap: a load still running when the server stops outlives this call */
 	struct server *sv = xcalloc(1, sizeof(*sv));
 	struct loader *l = xcalloc(1, sizeof(*l));
@@ -492,8 +535,7 @@ int server_run(const struct server_config *c)
 		e = pthread_create(&ld, NULL, load_model, l);
 	if (e)
 		die("cannot start the server's threads: %s", strerror(e));
-	int sig;
-	sigwait(&set, &sig);
+	server_wait();
 	server_stop(sv, d, wd);
 	pthread_mutex_lock(&sv->lock);
 	int state = l->state;
