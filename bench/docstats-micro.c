@@ -161,8 +161,11 @@ static double run_sign(struct docstats_ctx *c)
 	for (size_t f = 0; f < n_files; f++) {
 		if (file_pk[f + 1] == file_pk[f])
 			continue;
-#ifdef HAVE_X86_SIMD	/* this version's AVX2 signature loop, where the CPU has it */
-		if (c->simd)
+#ifdef HAVE_X86_SIMD	/* this version's AVX-512 or AVX2 loop, where the CPU has it */
+		if (c->avx512)
+			minhash_sign_avx512(c->mul, c->add, pk_all + file_pk[f],
+					    file_pk[f + 1] - file_pk[f], sig);
+		else if (c->simd)
 			minhash_sign_avx2(c->mul, c->add, pk_all + file_pk[f],
 					  file_pk[f + 1] - file_pk[f], sig);
 		else

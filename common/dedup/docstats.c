@@ -84,6 +84,7 @@ struct docstats_dsmemo {
 
 static int cpu_has_avx2(void);
 static int cpu_has_sha(void);
+static int cpu_has_avx512(void);
 static void *queue_new(void);
 static void queue_free(void *q);
 
@@ -94,6 +95,7 @@ void docstats_init_scheme(struct docstats_ctx *c, enum docstats_minhash scheme)
 	c->tokens = scheme != DOCSTATS_MINHASH_NONE;
 	c->simd = cpu_has_avx2();
 	c->sha = cpu_has_sha();
+	c->avx512 = cpu_has_avx512() && !getenv("CP_DOCSTATS_NO_AVX512");
 	if (c->simd)
 		c->queue = queue_new();
 	if (scheme == DOCSTATS_MINHASH_DATASKETCH) {
@@ -1460,11 +1462,69 @@ AVX2 static void minhash_sign_avx2(const uint32_t *mul, const uint32_t *add,
 #undef LD
 #undef PERM
 }
+
+/* ... and with AVX-512, 128 permutations at a time: their minima, multipliers and addends
+ * fill 24 of the 32 registers, and each token costs half the instructions of AVX2's. The
+ * same arithmetic lane by lane, so the same signature. */
+__attribute__((target("avx512f"))) static void minhash_sign_avx512(const uint32_t *mul,
+								  const uint32_t *add,
+								  const uint32_t *keys, size_t n,
+								  uint32_t *sig)
+{
+#define LD(v, j) _mm512_loadu_si512((const void *)((v) + i0 + 16 * (j)))
+#define PERM(j) s##j = _mm512_min_epu32(s##j, _mm512_add_epi32(_mm512_mullo_epi32(m##j, x), a##j))
+#define ST(j) _mm512_storeu_si512((void *)(sig + i0 + 16 * (j)), s##j)
+	_Static_assert(DOC_MINHASH_PERM % 128 == 0, "128 permutations a pass");
+	for (int i0 = 0; i0 < DOC_MINHASH_PERM; i0 += 128) {
+		__m512i m0 = LD(mul, 0), m1 = LD(mul, 1), m2 = LD(mul, 2), m3 = LD(mul, 3);
+		__m512i m4 = LD(mul, 4), m5 = LD(mul, 5), m6 = LD(mul, 6), m7 = LD(mul, 7);
+		__m512i a0 = LD(add, 0), a1 = LD(add, 1), a2 = LD(add, 2), a3 = LD(add, 3);
+		__m512i a4 = LD(add, 4), a5 = LD(add, 5), a6 = LD(add, 6), a7 = LD(add, 7);
+		__m512i s0 = _mm512_set1_epi32(-1), s1 = s0, s2 = s0, s3 = s0;
+		__m512i s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+		for (size_t t = 0; t < n; t++) {
+			__m512i x = _mm512_set1_epi32((int)keys[t]);
+			PERM(0);
+			PERM(1);
+			PERM(2);
+			PERM(3);
+			PERM(4);
+			PERM(5);
+			PERM(6);
+			PERM(7);
+		}
+		ST(0);
+		ST(1);
+		ST(2);
+		ST(3);
+		ST(4);
+		ST(5);
+		ST(6);
+		ST(7);
+	}
+#undef LD
+#undef PERM
+#undef ST
+}
+
+static int cpu_has_avx512(void)
+{
+	return __builtin_cpu_supports("avx512f");
+}
+#else
+static int cpu_has_avx512(void)
+{
+	return 0;
+}
 #endif
 
 static void sign(const struct docstats_ctx *c, uint32_t *sig)
 {
 #ifdef HAVE_X86_SIMD
+	if (c->avx512 && !c->reference) {
+		minhash_sign_avx512(c->mul, c->add, c->pkeys, c->set_n, sig);
+		return;
+	}
 	if (c->simd && !c->reference) {
 		minhash_sign_avx2(c->mul, c->add, c->pkeys, c->set_n, sig);
 		return;

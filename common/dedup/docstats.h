@@ -46,6 +46,8 @@ struct docstats_ctx {
 	struct docstats_dsmemo *ds_memo;
 	size_t ds_mask;
 	int simd, sha;			/* the AVX2 scan, SHA-1 instructions: where the CPU has them */
+	int avx512;			/* the AVX-512 signature loop: where the CPU has it (and
+					 * CP_DOCSTATS_NO_AVX512 is not set: tests, benchmarks) */
 	void *queue;			/* ... and its scratch memory */
 	int reference;			/* tests: 1 = the byte-at-a-time scan and no memo */
 };

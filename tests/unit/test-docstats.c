@@ -457,14 +457,18 @@ static int differ(struct docstats_ctx *fast, struct docstats_ctx *ref, const uns
 	return 1;
 }
 
-static void test_fast_paths(enum docstats_minhash scheme, const char *name)
+/* AVX512: 0 turns the AVX-512 signature loop off, so that the AVX2 one is tested too on a
+ * CPU that has both. */
+static void test_fast_paths(enum docstats_minhash scheme, const char *name, int avx512)
 {
 	struct docstats_ctx fast, ref;
 	docstats_init_scheme(&fast, scheme);
 	docstats_init_scheme(&ref, scheme);
 	ref.reference = 1;
-	diag("%s: AVX2 scan %s, SHA instructions %s (off: not in this CPU or build)", name,
-	     fast.simd ? "on" : "off", fast.sha ? "on" : "off");
+	fast.avx512 &= avx512;
+	diag("%s: AVX2 scan %s, SHA instructions %s, AVX-512 signatures %s (off: not in this "
+	     "CPU or build)", name, fast.simd ? "on" : "off", fast.sha ? "on" : "off",
+	     fast.avx512 ? "on" : "off");
 	size_t cap = 300000;
 	unsigned char *buf = xmalloc(cap + 64);
 	int bad = 0, docs = 0;
@@ -623,9 +627,11 @@ int main(void)
 	test_hash();
 	test_minhash();
 	test_whitespace_tables();
-	test_fast_paths(DOCSTATS_MINHASH_XXH3, "xxh3");
-	test_fast_paths(DOCSTATS_MINHASH_DATASKETCH, "datasketch");
-	test_fast_paths(DOCSTATS_MINHASH_NONE, "none");
+	test_fast_paths(DOCSTATS_MINHASH_XXH3, "xxh3", 1);
+	test_fast_paths(DOCSTATS_MINHASH_XXH3, "xxh3 without AVX-512", 0);
+	test_fast_paths(DOCSTATS_MINHASH_DATASKETCH, "datasketch", 1);
+	test_fast_paths(DOCSTATS_MINHASH_DATASKETCH, "datasketch without AVX-512", 0);
+	test_fast_paths(DOCSTATS_MINHASH_NONE, "none", 1);
 	test_none();
 	test_ds_memo();
 	docstats_free(&ctx);
