@@ -1,8 +1,12 @@
 /* cpu-bf16.c: bf16 weights and their products for generation on the CPU (see cpu-bf16.h). */
 #include "model/cpu-bf16.h"
 #include "base/die.h"
+#include "base/xalloc.h"
 #include "model/bf16.h"
+#include "model/fexp.h"
+#include "model/kernels.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,33 +53,52 @@ void cpu_bf16_pack(uint16_t *P, const float *W, size_t IC, size_t OC, size_t RS,
 	}
 }
 
-/* x's rows as bf16 pairs, the pair (2i, 2i+1) one 32-bit word, element 2i in its low half */
-static uint32_t *pairs_new(const float *x, size_t M, size_t IC)
+/* x's rows as bf16 pairs into XB, the pair (2i, 2i+1) one 32-bit word, element 2i in its low
+ * half */
+static void pairs_fill(uint32_t *xb, const float *x, size_t M, size_t IC)
 {
 	size_t ICp = pairs_of(IC);
-	uint32_t *xb = malloc(M * ICp * sizeof(uint32_t) + 4);
-	if (!xb)
-		die("out of memory");
 	for (size_t m = 0; m < M; m++)
 		for (size_t ip = 0; ip < ICp; ip++) {
 			uint32_t lo = cp_f32_to_bf16(x[m * IC + 2 * ip]);
 			uint32_t hi = 2 * ip + 1 < IC ? cp_f32_to_bf16(x[m * IC + 2 * ip + 1]) : 0;
 			xb[m * ICp + ip] = lo | hi << 16;
 		}
-	return xb;
 }
 
-static void store(float *out, const float *v, const float *b, size_t j0, size_t n, int acc)
+#define GELU_K 0.7978845608028654f	/* sqrt(2/pi) */
+#define GELU_A 0.044715f
+
+/* GPT-2's tanh GELU as the fp32 kernels take it (kernels-impl.h): x sigmoid(2y), one exp */
+static inline float gelu(float x)
 {
+	float y = GELU_K * (x + GELU_A * x * x * x);
+	return x / (1 + fexp(-2 * y));
+}
+
+/* A panel's N sums V into OUT[j0..]: with the bias, added to OUT (ACC) or through the GELU
+ * (GELU). Inlined into each kernel, so it takes the kernel's vector width. */
+static inline void store_op(float *out, const float *v, const float *b, size_t j0, size_t n,
+			    int acc, int g)
+{
+	float *o = out + j0;
+	if (b)
+		b += j0;
+	#pragma omp simd
 	for (size_t k = 0; k < n; k++) {
-		float y = v[k] + (b ? b[j0 + k] : 0.0f);
-		out[j0 + k] = acc ? out[j0 + k] + y : y;
+		float y = v[k] + (b ? b[k] : 0.0f);
+		y = acc ? o[k] + y : y;
+		o[k] = g ? gelu(y) : y;
 	}
 }
 
+/* what a product does with its sums (the bias added to each): store them, add them to the
+ * output, or store their GELU */
+enum { OP_SET, OP_ACC, OP_GELU };
+
 /* one panel of one row, scalar: the same pairs in the same order */
 static void panel_scalar(float *out, const uint32_t *xr, const uint16_t *p, const float *b,
-			 size_t ICp, size_t j0, size_t n, int acc)
+			 size_t ICp, size_t j0, size_t n, int op)
 {
 	float v[CPU_BF16_PANEL] = { 0 };
 	for (size_t ip = 0; ip < ICp; ip++) {
@@ -85,23 +108,29 @@ static void panel_scalar(float *out, const uint32_t *xr, const uint16_t *p, cons
 		for (size_t jj = 0; jj < CPU_BF16_PANEL; jj++)
 			v[jj] += x0 * cp_bf16_to_f32(w[2 * jj]) + x1 * cp_bf16_to_f32(w[2 * jj + 1]);
 	}
-	store(out, v, b, j0, n, acc);
+	store_op(out, v, b, j0, n, op == OP_ACC, op == OP_GELU);
 }
 
 #ifdef HAVE_AVX512BF16_BUILD
-/* ROWS rows (NR of them real) of one panel: 4 x 16 columns a row in registers */
-__attribute__((target("avx512f,avx512bf16")))
-static void panel_avx(float *out, size_t OC, const uint32_t *xb, size_t NR, const uint16_t *p,
-		      const float *b, size_t ICp, size_t j0, size_t n, int acc)
+/* NR rows of one panel, 4 x 16 columns a row. NR is a constant wherever this is inlined, so
+ * the accumulators are registers: with a run-time row count the compiler kept them on the
+ * stack, and the store-to-load chain through each halved the rate a single row streams
+ * weights at (15 GB/s against the 30 a core reads). */
+__attribute__((target("avx512f,avx512bf16"), always_inline))
+static inline void panel_rows(float *out, size_t OC, const uint32_t *xb, const size_t NR,
+			      const uint16_t *p, const float *b, size_t ICp, size_t j0, size_t n,
+			      int op)
 {
 	__m512 s[ROWS][4];
-	for (size_t r = 0; r < ROWS; r++)
+	_Pragma("GCC unroll 4")
+	for (size_t r = 0; r < NR; r++)
 		for (int k = 0; k < 4; k++)
 			s[r][k] = _mm512_setzero_ps();
 	for (size_t ip = 0; ip < ICp; ip++) {
 		const uint16_t *w = p + ip * CPU_BF16_PANEL * 2;
 		__m512bh w0 = (__m512bh)_mm512_loadu_si512(w), w1 = (__m512bh)_mm512_loadu_si512(w + 32);
 		__m512bh w2 = (__m512bh)_mm512_loadu_si512(w + 64), w3 = (__m512bh)_mm512_loadu_si512(w + 96);
+		_Pragma("GCC unroll 4")
 		for (size_t r = 0; r < NR; r++) {
 			__m512bh x = (__m512bh)_mm512_set1_epi32((int)xb[r * ICp + ip]);
 			s[r][0] = _mm512_dpbf16_ps(s[r][0], x, w0);
@@ -110,12 +139,69 @@ static void panel_avx(float *out, size_t OC, const uint32_t *xb, size_t NR, cons
 			s[r][3] = _mm512_dpbf16_ps(s[r][3], x, w3);
 		}
 	}
+	_Pragma("GCC unroll 4")
 	for (size_t r = 0; r < NR; r++) {
 		float v[CPU_BF16_PANEL];
 		for (int k = 0; k < 4; k++)
 			_mm512_storeu_ps(v + 16 * k, s[r][k]);
-		store(out + r * OC, v, b, j0, n, acc);
+		store_op(out + r * OC, v, b, j0, n, op == OP_ACC, op == OP_GELU);
 	}
+}
+
+/* ROWS rows (NR of them real) of one panel */
+__attribute__((target("avx512f,avx512bf16")))
+static void panel_avx(float *out, size_t OC, const uint32_t *xb, size_t NR, const uint16_t *p,
+		      const float *b, size_t ICp, size_t j0, size_t n, int op)
+{
+	switch (NR) {
+	case 1: panel_rows(out, OC, xb, 1, p, b, ICp, j0, n, op); break;
+	case 2: panel_rows(out, OC, xb, 2, p, b, ICp, j0, n, op); break;
+	case 3: panel_rows(out, OC, xb, 3, p, b, ICp, j0, n, op); break;
+	default: panel_rows(out, OC, xb, ROWS, p, b, ICp, j0, n, op); break;
+	}
+}
+
+/* Attention of one query over N keys and values of 64 (every GPT-2's head size), as
+ * k_attn_row but in registers 16 wide: the portable build leaves that kernel at SSE's 4, and
+ * decoding then spent a third as long in it as in all the bf16 products. The mix is
+ * normalised once at the end rather than each probability: fp32 either way, other roundings. */
+__attribute__((target("avx512f")))
+static void attn64_avx(float *out, float *a, const float *q, const float *k, const float *v,
+		       size_t stride, size_t n, float scale)
+{
+	__m512 q0 = _mm512_loadu_ps(q), q1 = _mm512_loadu_ps(q + 16);
+	__m512 q2 = _mm512_loadu_ps(q + 32), q3 = _mm512_loadu_ps(q + 48);
+	float mx = -INFINITY;
+	for (size_t u = 0; u < n; u++) {
+		const float *ku = k + u * stride;
+		__m512 d0 = _mm512_mul_ps(q0, _mm512_loadu_ps(ku));
+		__m512 d1 = _mm512_mul_ps(q1, _mm512_loadu_ps(ku + 16));
+		d0 = _mm512_fmadd_ps(q2, _mm512_loadu_ps(ku + 32), d0);
+		d1 = _mm512_fmadd_ps(q3, _mm512_loadu_ps(ku + 48), d1);
+		float sc = _mm512_reduce_add_ps(_mm512_add_ps(d0, d1)) * scale;
+		a[u] = sc;
+		mx = sc > mx ? sc : mx;
+	}
+	float sum = 0;
+	#pragma omp simd reduction(+:sum)
+	for (size_t u = 0; u < n; u++) {
+		a[u] = fexp(a[u] - mx);
+		sum += a[u];
+	}
+	__m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+	for (size_t u = 0; u < n; u++) {
+		const float *vu = v + u * stride;
+		__m512 pu = _mm512_set1_ps(a[u]);
+		o0 = _mm512_fmadd_ps(pu, _mm512_loadu_ps(vu), o0);
+		o1 = _mm512_fmadd_ps(pu, _mm512_loadu_ps(vu + 16), o1);
+		o2 = _mm512_fmadd_ps(pu, _mm512_loadu_ps(vu + 32), o2);
+		o3 = _mm512_fmadd_ps(pu, _mm512_loadu_ps(vu + 48), o3);
+	}
+	__m512 inv = _mm512_set1_ps(1 / sum);
+	_mm512_storeu_ps(out, _mm512_mul_ps(o0, inv));
+	_mm512_storeu_ps(out + 16, _mm512_mul_ps(o1, inv));
+	_mm512_storeu_ps(out + 32, _mm512_mul_ps(o2, inv));
+	_mm512_storeu_ps(out + 48, _mm512_mul_ps(o3, inv));
 }
 
 static int cpu_has_bf16(void)
@@ -141,11 +227,17 @@ int cpu_bf16_vector(int set)
 	return vector_mode;
 }
 
-void cpu_bf16_linear(float *out, const float *x, const uint16_t *P, const float *b, size_t M,
-		     size_t IC, size_t OC, int acc)
+/* x's rows as bf16 pairs into the stack buffer when they fit (a token's, decoding: no
+ * allocation a product), else a new one */
+#define PAIRS_STACK 4096
+
+static void product(float *out, const float *x, const uint16_t *P, const float *b, size_t M,
+		    size_t IC, size_t OC, int op)
 {
 	size_t ICp = pairs_of(IC), np = panels_of(OC);
-	uint32_t *xb = pairs_new(x, M, IC);
+	uint32_t stack[PAIRS_STACK];
+	uint32_t *xb = M * ICp <= PAIRS_STACK ? stack : xmalloc(M * ICp * sizeof(uint32_t));
+	pairs_fill(xb, x, M, IC);
 	int vec = cpu_bf16_vector(-1);
 	#pragma omp parallel for schedule(dynamic, 1) if (M * IC * OC >= PAR_MIN)
 	for (size_t jp = 0; jp < np; jp++) {
@@ -155,16 +247,41 @@ void cpu_bf16_linear(float *out, const float *x, const uint16_t *P, const float 
 			size_t nr = M - m < ROWS ? M - m : ROWS;
 #ifdef HAVE_AVX512BF16_BUILD
 			if (vec) {
-				panel_avx(out + m * OC, OC, xb + m * ICp, nr, p, b, ICp, j0, n, acc);
+				panel_avx(out + m * OC, OC, xb + m * ICp, nr, p, b, ICp, j0, n, op);
 				continue;
 			}
 #endif
 			for (size_t r = 0; r < nr; r++)
-				panel_scalar(out + (m + r) * OC, xb + (m + r) * ICp, p, b, ICp, j0, n, acc);
+				panel_scalar(out + (m + r) * OC, xb + (m + r) * ICp, p, b, ICp, j0, n, op);
 		}
 	}
 	(void)vec;
-	free(xb);
+	if (xb != stack)
+		free(xb);
+}
+
+void cpu_bf16_linear(float *out, const float *x, const uint16_t *P, const float *b, size_t M,
+		     size_t IC, size_t OC, int acc)
+{
+	product(out, x, P, b, M, IC, OC, acc ? OP_ACC : OP_SET);
+}
+
+void cpu_bf16_linear_gelu(float *out, const float *x, const uint16_t *P, const float *b,
+			  size_t M, size_t IC, size_t OC)
+{
+	product(out, x, P, b, M, IC, OC, OP_GELU);
+}
+
+void cpu_bf16_attn_row(float *out, float *a, const float *q, const float *k, const float *v,
+		       size_t stride, size_t n, size_t hs, float scale)
+{
+#ifdef HAVE_AVX512BF16_BUILD
+	if (hs == 64 && cpu_bf16_vector(-1)) {
+		attn64_avx(out, a, q, k, v, stride, n, scale);
+		return;
+	}
+#endif
+	gpt2_k_attn_row(out, a, q, k, v, stride, n, hs, scale);
 }
 
 /* ---- a model's packed weights ---- */

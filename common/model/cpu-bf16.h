@@ -3,7 +3,8 @@
  * bytes a decoded token streams from memory, and multiply them with AVX-512 BF16's dot
  * product where the CPU has it (a scalar loop of the same arithmetic elsewhere). Activations
  * are rounded to bf16 at each product's input and the sums are fp32; LayerNorm, attention, the
- * GELU and the key/value cache stay fp32.
+ * GELU and the key/value cache stay fp32. The attention and the GELU (taken in the first MLP
+ * product's store) have AVX-512 kernels here too, the portable build's being SSE-wide.
  *
  * A weight [IC][OC] (the Conv1D layout; the output layer's is wte transposed) is packed in
  * panels of CPU_BF16_PANEL columns, each panel [IC/2][PANEL][2]: the two inputs 2i and 2i+1
@@ -28,6 +29,13 @@ void cpu_bf16_pack(uint16_t *P, const float *W, size_t IC, size_t OC, size_t RS,
 /* out[M][OC] = x[M][IC] W + b (B may be NULL), or out += that with ACC, W packed */
 void cpu_bf16_linear(float *out, const float *x, const uint16_t *P, const float *b, size_t M,
 		     size_t IC, size_t OC, int acc);
+/* out[M][OC] = gelu(x[M][IC] W + b), GPT-2's tanh GELU (the MLP's first product) */
+void cpu_bf16_linear_gelu(float *out, const float *x, const uint16_t *P, const float *b,
+			  size_t M, size_t IC, size_t OC);
+/* k_attn_row (model/kernels.h) for the bf16 path: in AVX-512 where the kernel below runs and
+ * HS is 64, fp32 still but not k_attn_row's bits; A is N floats of scratch */
+void cpu_bf16_attn_row(float *out, float *a, const float *q, const float *k, const float *v,
+		       size_t stride, size_t n, size_t hs, float scale);
 /* 1 when the AVX-512 BF16 kernel runs here; SET 0 or 1 forces the scalar loop or (where
  * supported) the kernel, -1 leaves the choice to the CPU (tests compare the two) */
 int cpu_bf16_vector(int set);

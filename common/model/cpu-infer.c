@@ -164,6 +164,8 @@ static void attention(struct gpt2_kv *s, int l, size_t M)
 			memcpy(s->kc + o, s->qkv + i * 3 * C + C + h * hs, hs * sizeof(float));
 			memcpy(s->vc + o, s->qkv + i * 3 * C + 2 * C + h * hs, hs * sizeof(float));
 		}
+	/* the bf16 path's own (model/cpu-bf16.h): fp32's bits are the training forward's */
+	int bf16 = s->m->infer_bf16 != NULL;
 	size_t work = 0;
 	for (size_t i = 0; i < M; i++)
 		work += (size_t)(s->pos[i] + 1) * NH * hs * 2;
@@ -174,8 +176,9 @@ static void attention(struct gpt2_kv *s, int l, size_t M)
 		for (size_t ih = 0; ih < M * NH; ih++) {
 			size_t i = ih / NH, h = ih % NH;
 			size_t o = kv_off(s, l, s->row[i], (int)h, 0);
-			gpt2_k_attn_row(s->atty + i * C + h * hs, a, s->qkv + i * 3 * C + h * hs,
-					s->kc + o, s->vc + o, hs, (size_t)s->pos[i] + 1, hs, scale);
+			(bf16 ? cpu_bf16_attn_row : gpt2_k_attn_row)(s->atty + i * C + h * hs, a,
+				s->qkv + i * 3 * C + h * hs, s->kc + o, s->vc + o, hs,
+				(size_t)s->pos[i] + 1, hs, scale);
 		}
 		free(a);
 	}
@@ -219,8 +222,14 @@ void gpt2_cpu_kv_forward(struct gpt2_kv *s, const int *rows, int nr, const uint3
 		linear(s, s->x, s->atty, GPT2_ATTPROJW, l, M, C, C, 1);
 		gpt2_k_layernorm(s->ln, NULL, NULL, s->x, param(m, GPT2_LN2W, l),
 				 param(m, GPT2_LN2B, l), M, C);
-		linear(s, s->fch, s->ln, GPT2_FCW, l, M, C, 4 * C, 0);
-		gpt2_k_gelu(s->fch, s->fch, M * 4 * C);
+		if (m->infer_bf16) {
+			/* the GELU in each panel's store, not a pass of its own */
+			cpu_bf16_linear_gelu(s->fch, s->ln, cpu_bf16_weight(m->infer_bf16, GPT2_FCW, l),
+					     param(m, GPT2_FCB, l), M, C, 4 * C);
+		} else {
+			linear(s, s->fch, s->ln, GPT2_FCW, l, M, C, 4 * C, 0);
+			gpt2_k_gelu(s->fch, s->fch, M * 4 * C);
+		}
 		linear(s, s->x, s->fch, GPT2_FCPROJW, l, M, 4 * C, C, 1);
 	}
 	for (int r = 0; r < nr; r++)

@@ -3,13 +3,16 @@
  * (bf16's own rounding), over shapes with odd inputs and outputs that fill no panel (M 1..9,
  * the accumulate and bias forms, the transposed wte read); the AVX-512 BF16 kernel against
  * the scalar loop; the same bytes on 1 and 2 threads; and the packed model: its weights where
- * cpu_bf16_weight says, and logits of the CPU backend's inference within bf16's rounding of
+ * cpu_bf16_weight says; the product with the GELU in its store against the product then
+ * k_gelu, and the bf16 path's attention against k_attn_row (both kernels and the fallback);
+ * and logits of the CPU backend's inference within bf16's rounding of
  * fp32's, with the same greedy choices. */
 #include "tap.h"
 #include "model/backend.h"
 #include "model/bf16.h"
 #include "model/cpu-bf16.h"
 #include "model/gpt2.h"
+#include "model/kernels.h"
 
 #include <math.h>
 #include <omp.h>
@@ -126,6 +129,70 @@ static void check_paths(void)
 	free(BP);
 }
 
+/* cpu_bf16_linear_gelu: the bytes of cpu_bf16_linear then k_gelu, on the kernel and the loop */
+static void check_gelu(void)
+{
+	enum { M = 3, IC = 70, OC = 150 };
+	float *W = malloc(IC * OC * 4), x[M * IC], b[OC], g[M * OC], r[M * OC];
+	uint16_t *P = malloc(cpu_bf16_packed_size(IC, OC) * 2);
+	for (int i = 0; i < IC * OC; i++)
+		W[i] = frand();
+	for (int i = 0; i < M * IC; i++)
+		x[i] = frand() * 2;
+	for (int j = 0; j < OC; j++)
+		b[j] = frand();
+	cpu_bf16_pack(P, W, IC, OC, OC, 1);
+	for (int vec = 1; vec >= 0; vec--) {
+		int have = cpu_bf16_vector(vec);
+		cpu_bf16_linear_gelu(g, x, P, b, M, IC, OC);
+		cpu_bf16_linear(r, x, P, b, M, IC, OC, 0);
+		gpt2_k_gelu(r, r, M * OC);
+		ok(!memcmp(g, r, sizeof(g)), "%s: the GELU in the product's store, k_gelu's bytes",
+		   have ? "AVX-512 BF16" : "scalar loop");
+	}
+	cpu_bf16_vector(1);
+	free(W);
+	free(P);
+}
+
+/* cpu_bf16_attn_row against k_attn_row: within fp32's rounding on the AVX-512 kernel (head
+ * size 64), the same bytes where it falls back (the scalar path, other head sizes) */
+static void check_attn(void)
+{
+	enum { NMAX = 300, STRIDE = 3 * 64 };
+	float *k = malloc(NMAX * STRIDE * 4), *v = malloc(NMAX * STRIDE * 4), q[64];
+	float a[NMAX], o[64], r[64];
+	for (int i = 0; i < NMAX * STRIDE; i++) {
+		k[i] = frand();
+		v[i] = frand();
+	}
+	for (int i = 0; i < 64; i++)
+		q[i] = frand() * 4;
+	size_t ns[] = { 1, 7, NMAX };
+	for (int vec = 1; vec >= 0; vec--) {
+		int have = cpu_bf16_vector(vec);
+		for (size_t c = 0; c < 3; c++) {
+			size_t n = ns[c];
+			cpu_bf16_attn_row(o, a, q, k, v, STRIDE, n, 64, 0.125f);
+			gpt2_k_attn_row(r, a, q, k, v, STRIDE, n, 64, 0.125f);
+			double d = 0;
+			for (int i = 0; i < 64; i++)
+				d = fmax(d, fabs(o[i] - r[i]));
+			if (have)
+				ok(d < 1e-5, "AVX-512 attention over %zu keys: within %.1e of k_attn_row", n, d);
+			else
+				ok(!memcmp(o, r, sizeof(o)), "attention over %zu keys without the kernel: "
+				   "k_attn_row's bytes", n);
+		}
+	}
+	cpu_bf16_vector(1);
+	cpu_bf16_attn_row(o, a, q, k, v, STRIDE, 9, 32, 0.2f);
+	gpt2_k_attn_row(r, a, q, k, v, STRIDE, 9, 32, 0.2f);
+	ok(!memcmp(o, r, 32 * sizeof(float)), "head size 32: k_attn_row's bytes");
+	free(k);
+	free(v);
+}
+
 static void check_model(void)
 {
 	struct gpt2_config c = { .vocab_size = 301, .n_ctx = 32, .n_layer = 2, .n_head = 2,
@@ -156,23 +223,40 @@ static void check_model(void)
 	struct gpt2_kv *kv = gpt2_cpu_backend.kv_new(&m, 1, N);
 	gpt2_cpu_backend.kv_forward(kv, &row, 1, toks, N, lf, 1);
 	m.infer_bf16 = p;
-	gpt2_cpu_backend.kv_reset(kv);
-	gpt2_cpu_backend.kv_forward(kv, &row, 1, toks, N, lb, 1);
-	gpt2_cpu_backend.kv_free(kv);
-	double d = 0, s = 0;
-	int agree = 0;
-	for (int t = 0; t < N; t++) {
-		int af = 0, ab = 0;
-		for (int v = 0; v < 301; v++) {
-			d = fmax(d, fabs(lf[t * 301 + v] - lb[t * 301 + v]));
-			s = fmax(s, fabs(lf[t * 301 + v]));
-			af = lf[t * 301 + v] > lf[t * 301 + af] ? v : af;
-			ab = lb[t * 301 + v] > lb[t * 301 + ab] ? v : ab;
+	/* the portable loops, then the AVX-512 kernels where the CPU has them */
+	for (int vec = 0; vec <= 1; vec++) {
+		int have = cpu_bf16_vector(vec);
+		gpt2_cpu_backend.kv_reset(kv);
+		gpt2_cpu_backend.kv_forward(kv, &row, 1, toks, N, lb, 1);
+		double d = 0, s = 0;
+		int agree = 0;
+		for (int t = 0; t < N; t++) {
+			int af = 0, ab = 0;
+			for (int v = 0; v < 301; v++) {
+				d = fmax(d, fabs(lf[t * 301 + v] - lb[t * 301 + v]));
+				s = fmax(s, fabs(lf[t * 301 + v]));
+				af = lf[t * 301 + v] > lf[t * 301 + af] ? v : af;
+				ab = lb[t * 301 + v] > lb[t * 301 + ab] ? v : ab;
+			}
+			agree += af == ab;
 		}
-		agree += af == ab;
+		const char *path = have ? "AVX-512" : "portable";
+		ok(d <= 0.05 * s, "%s: logits in bf16 within 5%% of the largest fp32 logit (%.3g of %.3g)",
+		   path, d, s);
+		ok(agree >= N - 1, "%s: greedy choices: %d of %d the same", path, agree, N);
 	}
-	ok(d <= 0.05 * s, "logits in bf16 within 5%% of the largest fp32 logit (%.3g of %.3g)", d, s);
-	ok(agree >= N - 1, "greedy choices: %d of %d the same", agree, N);
+	/* a token at a time (the decoding path) against the whole prompt at once */
+	gpt2_cpu_backend.kv_reset(kv);
+	double d = 0;
+	for (int t = 0; t < N; t++) {
+		float l1[301];
+		gpt2_cpu_backend.kv_forward(kv, &row, 1, toks + t, 1, l1, 0);
+		for (int v = 0; v < 301; v++)
+			d = fmax(d, fabs(l1[v] - lb[t * 301 + v]));
+	}
+	ok(d == 0, "bf16, a token at a time: the prompt's logits (4 rows a panel pass there, 1 "
+	   "here, each row's sums in the same order): %.1e", d);
+	gpt2_cpu_backend.kv_free(kv);
 	free(lf);
 	free(lb);
 	gpt2_free(&m);	/* frees the packed weights too */
@@ -185,6 +269,8 @@ int main(void)
 	for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++)
 		check_shape(shapes[k][0], shapes[k][1], shapes[k][2], k % 2, k % 3 != 0, k == 4);
 	check_paths();
+	check_gelu();
+	check_attn();
 	check_model();
 	return done_testing();
 }
