@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef CP_HAVE_MPI
 #include <mpi.h>
@@ -45,6 +46,39 @@ static void check(int r, const char *what)
 	if (r != MPI_SUCCESS)
 		die("%s failed", what);
 }
+
+/* Wait for R without spinning. MPI's blocking calls poll a core at full speed while the peer
+ * works; with as many ranks as cores (or a machine shared with other work) that steals the
+ * peer's CPU: cp-hash on 2 ranks of 2 busy cores took 4x one rank's time. So a short spin,
+ * then sleeps that grow to a fifth of a millisecond. Only for what is small (a header, a
+ * barrier): MPI moves a large transfer on only when called, so the transfers themselves run
+ * blocking, once both ends are known to be there. */
+static void wait_req(MPI_Request *r, const char *what)
+{
+	struct timespec ts = { 0, 1000 };
+	for (int i = 0;; i++) {
+		int done = 0;
+		check(MPI_Test(r, &done, MPI_STATUS_IGNORE), what);
+		if (done)
+			return;
+		if (i < 200)
+			continue;
+		nanosleep(&ts, NULL);
+		if (ts.tv_nsec < 200000)
+			ts.tv_nsec *= 2;
+	}
+}
+
+/* Every rank at a collective exchange, waited for asleep: the exchange then blocks only as
+ * long as it moves bytes. */
+static void arrive(void)
+{
+	MPI_Request r;
+	check(MPI_Ibarrier(MPI_COMM_WORLD, &r), "MPI_Ibarrier");
+	wait_req(&r, "MPI_Ibarrier");
+}
+
+enum { TAG_DATA, TAG_GO };
 #endif
 
 int ranks_init(int *argc, char ***argv)
@@ -52,6 +86,14 @@ int ranks_init(int *argc, char ***argv)
 #ifdef CP_HAVE_MPI
 	if (!live && (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_SIZE"))) {
 		int got;
+		/* Open MPI's defaults, where the user (or mpirun --mca) set none: what still
+		 * blocks inside MPI (a transfer under way, MPI_Finalize) yields the core; and
+		 * not the cm PML, whose start (libfabric's and PSM's probing for their
+		 * networks) took 0.2 s of the 0.4 s each mpirun of a tool took here to start, a
+		 * tenth of cp-dedup on the standard library; ob1 carries what these stages move
+		 * over shared memory and TCP */
+		setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
+		setenv("OMPI_MCA_pml", "^cm", 0);
 		if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &got) != MPI_SUCCESS)
 			die("MPI_Init failed");
 		if (got < MPI_THREAD_SERIALIZED)
@@ -85,7 +127,7 @@ void ranks_exit(int code)
 {
 #ifdef CP_HAVE_MPI
 	if (live)
-		check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+		arrive();
 #endif
 	ranks_finish();
 	exit(code);
@@ -94,11 +136,16 @@ void ranks_exit(int code)
 void ranks_send(int to, const void *p, size_t n)
 {
 #ifdef CP_HAVE_MPI
+	/* the length, then the bytes once the receiver says it is there for them */
 	uint64_t len = n;
-	check(MPI_Send(&len, 1, MPI_UINT64_T, to, 0, MPI_COMM_WORLD), "MPI_Send");
+	char go;
+	MPI_Request r;
+	check(MPI_Send(&len, 1, MPI_UINT64_T, to, TAG_DATA, MPI_COMM_WORLD), "MPI_Send");
+	check(MPI_Irecv(&go, 1, MPI_CHAR, to, TAG_GO, MPI_COMM_WORLD, &r), "MPI_Irecv");
+	wait_req(&r, "MPI_Irecv");
 	for (size_t i = 0; i < n; i += PIECE) {
 		size_t k = n - i < PIECE ? n - i : PIECE;
-		check(MPI_Send((const char *)p + i, (int)k, MPI_BYTE, to, 0, MPI_COMM_WORLD),
+		check(MPI_Send((const char *)p + i, (int)k, MPI_BYTE, to, TAG_DATA, MPI_COMM_WORLD),
 		      "MPI_Send");
 	}
 #else
@@ -113,13 +160,16 @@ void ranks_recv(int from, struct buf *b)
 {
 #ifdef CP_HAVE_MPI
 	uint64_t len;
-	check(MPI_Recv(&len, 1, MPI_UINT64_T, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
-	      "MPI_Recv");
+	char go = 1;
+	MPI_Request r;
+	check(MPI_Irecv(&len, 1, MPI_UINT64_T, from, TAG_DATA, MPI_COMM_WORLD, &r), "MPI_Irecv");
+	wait_req(&r, "MPI_Irecv");
 	buf_reset(b);
 	buf_grow(b, (size_t)len);
+	check(MPI_Send(&go, 1, MPI_CHAR, from, TAG_GO, MPI_COMM_WORLD), "MPI_Send");
 	for (size_t i = 0; i < len; i += PIECE) {
 		size_t k = len - i < PIECE ? len - i : PIECE;
-		check(MPI_Recv(b->p + i, (int)k, MPI_BYTE, from, 0, MPI_COMM_WORLD,
+		check(MPI_Recv(b->p + i, (int)k, MPI_BYTE, from, TAG_DATA, MPI_COMM_WORLD,
 			       MPI_STATUS_IGNORE), "MPI_Recv");
 	}
 	b->len = (size_t)len;
@@ -156,6 +206,7 @@ static void alltoallv_round(const struct buf *send, struct buf *recv, const uint
 			memcpy(sb->p + sd[j], send[j].p + done, (size_t)sc[j]);
 	buf_reset(rb);
 	buf_grow(rb, rt + 1);
+	arrive();
 	check(MPI_Alltoallv(sb->p, sc, sd, MPI_BYTE, rb->p, rc, rd, MPI_BYTE, MPI_COMM_WORLD),
 	      "MPI_Alltoallv");
 	for (int j = 0; j < count; j++)
@@ -178,6 +229,7 @@ void ranks_alltoallv(const struct buf *send, struct buf *recv)
 		len[j] = send[j].len;
 		most = len[j] > most ? len[j] : most;
 	}
+	arrive();
 	check(MPI_Alltoall(len, 1, MPI_UINT64_T, want, 1, MPI_UINT64_T, MPI_COMM_WORLD),
 	      "MPI_Alltoall");
 	ranks_max_u64(&most, 1);
@@ -227,6 +279,7 @@ void ranks_bcast(struct buf *b)
 	if (count == 1)
 		return;
 	uint64_t len = b->len;
+	arrive();
 	check(MPI_Bcast(&len, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD), "MPI_Bcast");
 	if (me) {
 		buf_reset(b);
@@ -245,6 +298,7 @@ void ranks_bcast(struct buf *b)
 #ifdef CP_HAVE_MPI
 static void reduce(uint64_t *v, size_t n, MPI_Op op)
 {
+	arrive();
 	for (size_t i = 0; i < n; i += PIECE / 8) {
 		size_t k = n - i < PIECE / 8 ? n - i : PIECE / 8;
 		check(MPI_Allreduce(MPI_IN_PLACE, v + i, (int)k, MPI_UINT64_T, op, MPI_COMM_WORLD),
@@ -279,8 +333,10 @@ uint64_t ranks_exscan_u64(uint64_t v)
 {
 	uint64_t r = 0;
 #ifdef CP_HAVE_MPI
-	if (count > 1)
+	if (count > 1) {
+		arrive();
 		check(MPI_Exscan(&v, &r, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD), "MPI_Exscan");
+	}
 	if (!me)
 		r = 0;	/* MPI leaves rank 0's undefined */
 #else
