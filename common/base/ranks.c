@@ -2,6 +2,7 @@
  * is one rank and every exchange is a copy to itself. */
 #include "base/ranks.h"
 #include "base/die.h"
+#include "base/util.h"
 #include "base/xalloc.h"
 
 #include <stdlib.h>
@@ -47,24 +48,26 @@ static void check(int r, const char *what)
 		die("%s failed", what);
 }
 
-/* Wait for R without spinning. MPI's blocking calls poll a core at full speed while the peer
- * works; with as many ranks as cores (or a machine shared with other work) that steals the
- * peer's CPU: cp-hash on 2 ranks of 2 busy cores took 4x one rank's time. So a short spin,
- * then sleeps that grow to a fifth of a millisecond. Only for what is small (a header, a
- * barrier): MPI moves a large transfer on only when called, so the transfers themselves run
- * blocking, once both ends are known to be there. */
+/* Wait for R, spinning only for a while. MPI's blocking calls poll a core at full speed
+ * however long the peer works; with as many ranks as cores (or a machine shared with other
+ * work) that steals the peer's CPU: cp-hash on 2 ranks of 2 busy cores took 4x one rank's
+ * time. So a millisecond of polling, what the ranks' turns mostly wait, as fast as MPI's own;
+ * then sleeps that grow to a millisecond. Only for what is small (a header, a barrier): MPI
+ * moves a large transfer on only when called, so the transfers themselves run blocking,
+ * once both ends are known to be there. */
 static void wait_req(MPI_Request *r, const char *what)
 {
-	struct timespec ts = { 0, 1000 };
+	struct timespec ts = { 0, 16000 };
+	double spin_until = mono_now() + 1e-3;
 	for (int i = 0;; i++) {
 		int done = 0;
 		check(MPI_Test(r, &done, MPI_STATUS_IGNORE), what);
 		if (done)
 			return;
-		if (i < 200)
+		if ((i & 63) || mono_now() < spin_until)
 			continue;
 		nanosleep(&ts, NULL);
-		if (ts.tv_nsec < 200000)
+		if (ts.tv_nsec < 1000000)
 			ts.tv_nsec *= 2;
 	}
 }
