@@ -569,7 +569,7 @@ struct shard_reader {
 	struct shard_info info;
 	uint64_t file_size;
 	unsigned char *index;	/* footer's block index (regular files) */
-	uint64_t index_blocks;
+	uint64_t index_blocks, blocks_end;
 	ZSTD_DCtx *dctx;
 	struct buf comp, raw;
 	struct cursor cur;	/* over raw: the records left in this block */
@@ -660,6 +660,21 @@ static int load_index(struct shard_reader *r)
 	r->info.n_blocks = nb;
 	r->info.raw_bytes = rd_u64le(e + 24);
 	r->index_blocks = nb;
+	r->blocks_end = ioff - END_SIZE;
+	return 0;
+}
+
+int shard_block(const struct shard_reader *r, uint64_t i, uint64_t *offset, uint64_t *first)
+{
+	if (!r->index || i > r->index_blocks)
+		return -1;
+	if (i == r->index_blocks) {
+		*offset = r->blocks_end;
+		*first = r->info.n_records;
+	} else {
+		*offset = rd_u64le(r->index + 16 * i);
+		*first = rd_u64le(r->index + 16 * i + 8);
+	}
 	return 0;
 }
 

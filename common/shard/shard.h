@@ -69,6 +69,10 @@ int shard_next(struct shard_reader *r, const void **rec, size_t *len);
 /* Position so that the next shard_next returns record INDEX. Regular files only (uses the
  * footer's index). 0 or -1. */
 int shard_seek(struct shard_reader *r, uint64_t index);
+/* A regular file's block index: the file offset of block I and the index of its first
+ * record, for I < n_blocks; for I == n_blocks, where the blocks end and n_records. 0, or -1
+ * without an index (a pipe) or for I beyond. */
+int shard_block(const struct shard_reader *r, uint64_t i, uint64_t *offset, uint64_t *first);
 /* Header info; n_records is known up front on seekable files (from header or footer),
  * and UINT64_MAX on a pipe until the end is reached. */
 const struct shard_info *shard_get_info(const struct shard_reader *r);

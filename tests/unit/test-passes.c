@@ -2,7 +2,8 @@
  * exact copies go (also across inputs and parts), near copies go after their cluster's first,
  * exact dedup comes before the filters, an input cut into parts decides the same, the staged
  * shards are published after the ones already in OUTDIR, a dry run counts what a real run
- * writes, an index's documents count as seen before the inputs, mixed schemes are refused.
+ * writes, an index's documents count as seen before the inputs, mixed schemes are refused;
+ * parts are cut at equal bytes, not equal counts of documents.
  * Also the report's totals and share of the most copied files (report.c). */
 #include "scratch.h"
 #include "tap.h"
@@ -305,6 +306,59 @@ static void test_schemes(void)
 	dedup_state_free(&s);
 }
 
+/* 150 documents of 20 bytes, then 50 of 4000 (incompressible): cut into 4 parts by bytes,
+ * the first part holds most of the documents, and no part more than about its share of the
+ * bytes (cut by count, the last would hold all the large ones) */
+static void test_part_bytes(void)
+{
+	enum { N = 200, SMALL = 150 };
+	static char content[4001];
+	uint64_t size[N], total = 0;
+	struct shard_writer *w = shard_create(at("sizes.shard"), SHARD_DOCS, NULL);
+	shard_set_block_size(w, 8192);
+	for (int i = 0; i < N; i++) {
+		size_t len = i < SMALL ? 20 : 4000;
+		for (size_t k = 0; k < len; k++)
+			content[k] = "abcdefghijklmnopqrstuvwxyz0123456789"[mix64((uint64_t)i * 5000 + k) % 36];
+		char origin[32];
+		snprintf(origin, sizeof origin, "sizes/%d", i);
+		struct doc d = { .origin = origin, .origin_len = strlen(origin), .content = content,
+				 .content_len = len, .size = len };
+		d.hash[0] = (unsigned char)i;
+		struct buf b = { 0 };
+		doc_encode(&b, &d);
+		shard_write(w, b.p, b.len);
+		size[i] = b.len;
+		total += b.len;
+		buf_free(&b);
+	}
+	shard_close(w);
+	char bytes[32], *list[] = { at("sizes.shard") };
+	snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)(total / 4 + 1));
+	setenv("CP_DEDUP_PART_BYTES", bytes, 1);
+	struct dedup_input *ins;
+	uint64_t expect;
+	size_t n = dedup_plan_parts(list, 1, &ins, &expect);
+	unsetenv("CP_DEDUP_PART_BYTES");
+	is_int((long long)n, 4, "4 parts");
+	uint64_t next = 0, most = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t b = 0;
+		for (uint64_t r = ins[i].start; r < ins[i].start + ins[i].limit && r < N; r++)
+			b += size[r];
+		most = b > most ? b : most;
+		if (ins[i].start != next)
+			break;
+		next += ins[i].limit;
+	}
+	ok(next == N, "the parts follow each other and hold every document");
+	ok(n == 4 && ins[0].limit > SMALL, "the first part holds every small document and more (%llu)",
+	   n ? (unsigned long long)ins[0].limit : 0ULL);
+	ok(most < total / 4 + total / 8, "no part holds much more than a quarter of the bytes "
+	   "(%llu of %llu)", (unsigned long long)most, (unsigned long long)total);
+	dedup_inputs_free(ins, n);
+}
+
 int main(void)
 {
 	cp_quiet = !getenv("VERBOSE");
@@ -317,6 +371,7 @@ int main(void)
 	test_decide();
 	test_write_and_index();
 	test_schemes();
+	test_part_bytes();
 	scratch_remove(dir);
 	return done_testing();
 }
