@@ -556,7 +556,8 @@ static int write_input(struct dedup_input *in, struct shard_writer *w)
 				    (unsigned long long)(in->start + k - 1));
 			break;
 		}
-		if (shard_write(w, rec, len)) {
+		/* from memory, a record goes out from where it lies there */
+		if (r ? shard_write(w, rec, len) : shard_write_ref(w, rec, len)) {
 			ret = -1;
 			break;
 		}
@@ -569,6 +570,7 @@ static int write_input(struct dedup_input *in, struct shard_writer *w)
 		ret = error("'%s': fewer documents than on the first reading", in->path);
 	shard_close_reader(r);
 	in->spool = NULL;
+	shard_release(w);
 	buf_free(&in->mem);
 	return ret < 0 ? -1 : 0;
 }

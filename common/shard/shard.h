@@ -53,6 +53,13 @@ void shard_set_threads(struct shard_writer *w, int threads);
  * compression would be work undone at once); everything else DEFAULT. */
 int shard_auto_level(const char *path, int given, int dflt);
 int shard_write(struct shard_writer *w, const void *rec, size_t len);
+/* The same bytes as shard_write, but a stored shard's larger records are not copied: they
+ * go out from REC itself (writev), which must stay as it is until shard_release or
+ * shard_close. For records only passed through. */
+int shard_write_ref(struct shard_writer *w, const void *rec, size_t len);
+/* The records of shard_write_ref copied that are not out yet: their memory is the caller's
+ * again. */
+void shard_release(struct shard_writer *w);
 /* Finish: end block, index, footer, header counts (when seekable), fsync, rename. 0 or -1. */
 int shard_close(struct shard_writer *w);
 /* Give up: remove the temporary, free. */
