@@ -1030,6 +1030,13 @@ int shard_next(struct shard_reader *r, const void **rec, size_t *len)
 	return 1;
 }
 
+int shard_release_for(struct shard_writer *w, const struct shard_reader *r)
+{
+	if (r && !r->blk_left)
+		shard_release(w);
+	return 1;
+}
+
 int shard_seek(struct shard_reader *r, uint64_t index)
 {
 	if (!r->seekable || !r->index)

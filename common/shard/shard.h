@@ -73,6 +73,10 @@ struct shard_reader *shard_open(const char *path, uint32_t kind);
 /* Next record: 1 and *rec and *len point into the reader's buffer (valid until the next call),
  * 0 at a verified end, -1 after an error naming the file and byte offset. */
 int shard_next(struct shard_reader *r, const void **rec, size_t *len);
+/* For a writer W given R's records by reference: shard_release(W) when R's next shard_next
+ * reads another block into the memory of the one its records came from. Returns 1 (for a
+ * loop's condition). */
+int shard_release_for(struct shard_writer *w, const struct shard_reader *r);
 /* Position so that the next shard_next returns record INDEX. Regular files only (uses the
  * footer's index). 0 or -1. */
 int shard_seek(struct shard_reader *r, uint64_t index);
