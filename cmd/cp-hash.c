@@ -75,13 +75,20 @@ static void measure(void *arg, int t, const unsigned char *content, size_t len, 
 	docstats_compute(&h->ds[t], content, len, &d->st, d->hash, minhash, &d->n_minhash);
 }
 
+/* By reference: a stored shard's records go out from the batch they were read into, which
+ * stays as it is until release_records. */
 static void write_record(void *arg, const void *rec, size_t len)
 {
 	struct hash_run *h = arg;
-	if (outdir_writer_write(&h->out, rec, len)) {
+	if (outdir_writer_write_ref(&h->out, rec, len)) {
 		atomic_abort_all();
 		exit(EXIT_ERR);
 	}
+}
+
+static void release_records(void *arg)
+{
+	outdir_writer_release(&((struct hash_run *)arg)->out);
 }
 
 static void parse(int argc, char **argv, struct hash_run *h, const char **patterns)
@@ -213,7 +220,8 @@ int main(int argc, char **argv)
 	cp_setprogname(argv[0]);
 	h.o = (struct docpipe_opts){ .nranks = 1, .threads = cpu_count(), .field = "content", .max_size = 1000000,
 				     .max_line = (uint64_t)1 << 28, .patterns = patterns,
-				     .measure = measure, .write = write_record, .arg = &h };
+				     .measure = measure, .write = write_record,
+				     .release = release_records, .arg = &h };
 	join_ranks(&h, &argc, &argv);
 	parse(argc, argv, &h, patterns);
 	if (optind >= argc)

@@ -151,13 +151,15 @@ is "$("$PYTHON" -c "import json; a, b = (json.load(open(p)) for p in ('r5.json',
 ok "-n with the report on standard output" cp-dedup -n --report - all.shard
 like "$(cat .out)" '"docs_out"' "... prints it there"
 
-# the output level: the same records, stored or compressed
+# the output level: the same records, stored (the default) or compressed
 cp-dedup -o out12 -L 0 --drop-prob 1 all.shard 2>/dev/null
 cp-dedup -o out13 -L 19 --drop-prob 1 all.shard 2>/dev/null
-is "$(cp-cat out12 | md5sum)" "$(cp-cat out5 | md5sum)" "-L 0: the same records as the default level"
+cp-dedup -o out14 -L 1 --drop-prob 1 all.shard 2>/dev/null
+is "$(cat out12/*.shard | md5sum)" "$(cat out5/*.shard | md5sum)" "the default level stores: the bytes of -L 0"
 is "$(cp-cat out13 | md5sum)" "$(cp-cat out5 | md5sum)" "-L 19: the same records"
-[ "$(cat out12/*.shard | wc -c)" -gt "$(cat out5/*.shard | wc -c)" ]
-_tap $? "... stored shards are larger"
+is "$(cp-cat out14 | md5sum)" "$(cp-cat out5 | md5sum)" "-L 1: the same records"
+[ "$(cat out5/*.shard | wc -c)" -gt "$(cat out14/*.shard | wc -c)" ]
+_tap $? "... in smaller shards than the stored default"
 exit_is 2 "-L 99 is a usage error" cp-dedup -L 99 all.shard
 
 # empty input: a valid report, no shard

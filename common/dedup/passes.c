@@ -584,6 +584,7 @@ static int write_input(struct dedup_input *in, struct shard_writer *w)
 	int ret = 0;
 	uint64_t k = 0;
 	while ((in->limit == UINT64_MAX || k < in->n_docs) &&
+	       shard_release_for(w, r) &&
 	       (ret = next_record(in, r, &mem, &rec, &len)) == 1) {
 		if (k == in->n_docs) {
 			ret = error("'%s': more documents than on the first reading", in->path);
@@ -597,7 +598,8 @@ static int write_input(struct dedup_input *in, struct shard_writer *w)
 				    (unsigned long long)(in->start + k - 1));
 			break;
 		}
-		if (shard_write(w, rec, len)) {
+		/* it goes out from where it lies, until the reader moves on */
+		if (shard_write_ref(w, rec, len)) {
 			ret = -1;
 			break;
 		}
@@ -608,6 +610,7 @@ static int write_input(struct dedup_input *in, struct shard_writer *w)
 		ret = 0;
 	if (!ret && k != in->n_docs)
 		ret = error("'%s': fewer documents than on the first reading", in->path);
+	shard_release(w);	/* before the records' memory goes */
 	shard_close_reader(r);
 	in->spool = NULL;
 	buf_free(&in->mem);

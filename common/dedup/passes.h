@@ -129,9 +129,11 @@ int dedup_stream(struct dedup_state *s, struct dedup_input *in, const char *out,
 /* Near-duplicate clusters keep their first document only; once every document is in. */
 void dedup_near_decide(struct dedup_state *s, struct dedup_input *ins, size_t n);
 
-/* The clean shards' zstd level unless -L: level 1 compresses about twice as fast as 3, for
- * shards some 8% larger. */
-#define DEDUP_LEVEL 1
+/* The clean shards' zstd level unless -L: stored. The next stage (cp-bpe, cp-tokenize) reads
+ * them on this machine and would undo any compression at once; level 1 costs about 2.3 ns a
+ * byte of code here (half the CPU of a run that writes the corpus) for shards 4.4 times
+ * smaller, and the fast levels below it save little on code (level -5: 20%). */
+#define DEDUP_LEVEL SHARD_LEVEL_STORE
 /* A writer of clean documents to PATH ("-": standard output) with C's level and THREADS
  * compressing. NULL after an error. */
 struct shard_writer *dedup_open_output(const char *path, const uint64_t param[2],

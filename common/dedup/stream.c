@@ -19,7 +19,7 @@ static int stream_records(struct dedup_state *s, struct dedup_input *in,
 	const void *rec;
 	size_t len, nsig = 0, cap = 0;
 	int ret;
-	while ((ret = shard_next(r, &rec, &len)) == 1) {
+	while (shard_release_for(w, r) && (ret = shard_next(r, &rec, &len)) == 1) {
 		struct doc d;
 		if (dedup_take_record(in, c, rec, len, &d, &nsig))
 			return -1;
@@ -30,7 +30,8 @@ static int stream_records(struct dedup_state *s, struct dedup_input *in,
 		if (in->status[k] != DEDUP_KEEP)
 			continue;
 		double t = mono_now();
-		if (shard_write(w, rec, len))
+		/* from the reader's block, which the next block overwrites */
+		if (shard_write_ref(w, rec, len))
 			return -1;
 		*write_secs += mono_now() - t;
 		in->docs_out++;
@@ -49,6 +50,8 @@ int dedup_stream(struct dedup_state *s, struct dedup_input *in, const char *out,
 		return -1;
 	struct shard_writer *w = dedup_open_output(out, in->param, &s->cfg, s->cfg.threads);
 	int ret = w ? stream_records(s, in, r, w, write_secs) : -1;
+	if (w)
+		shard_release(w);	/* before the reader's memory goes */
 	shard_close_reader(r);
 	dedup_scratch_free(in);
 	if (!in->status)	/* no documents */

@@ -438,6 +438,8 @@ static void write_items(struct pipe *x, struct batch *b)
 		case ST_UNREADABLE: x->c.unreadable++; x->errors = 1; break;
 		}
 	}
+	if (x->o->release)
+		x->o->release(x->o->arg);
 }
 
 /* Write a measured batch in input order: messages, counts, records. Over ranks, rank 0 does

@@ -23,6 +23,9 @@ typedef void (*docpipe_measure_fn)(void *arg, int thread, const unsigned char *c
 				   size_t len, struct doc *d, unsigned char *minhash);
 /* One record, in input order, on one thread at a time. */
 typedef void (*docpipe_write_fn)(void *arg, const void *rec, size_t len);
+/* The records given to WRITE so far are to be reused (a batch of them written): a WRITE that
+ * kept them by reference copies what it still needs. NULL: nothing to do. */
+typedef void (*docpipe_release_fn)(void *arg);
 /* Ranks (base/ranks.h, wired by the caller): N bytes to rank 0; what rank FROM sent, into B. */
 typedef void (*docpipe_send_fn)(void *arg, const void *p, size_t n);
 typedef void (*docpipe_recv_fn)(void *arg, int from, struct buf *b);
@@ -42,6 +45,7 @@ struct docpipe_opts {
 	size_t n_patterns;
 	docpipe_measure_fn measure;
 	docpipe_write_fn write;
+	docpipe_release_fn release;
 	void *arg;
 	/* Over ranks (nranks > 1): every rank gathers the same batches from the same inputs and
 	 * measures every nranks-th (batch k on rank k % nranks, or on 1 + k % (nranks - 1) with

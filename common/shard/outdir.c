@@ -257,7 +257,7 @@ static int writer_close(struct outdir_writer *ow)
 	return r;
 }
 
-int outdir_writer_write(struct outdir_writer *ow, const void *rec, size_t len)
+static int writer_put(struct outdir_writer *ow, const void *rec, size_t len, int ref)
 {
 	if (ow->w && ow->mode == OUTDIR_DIR &&
 	    ((ow->max_docs && ow->n >= ow->max_docs) ||
@@ -265,11 +265,27 @@ int outdir_writer_write(struct outdir_writer *ow, const void *rec, size_t len)
 		return -1;
 	if (!ow->w && writer_next(ow))
 		return -1;
-	if (shard_write(ow->w, rec, len))
+	if (ref ? shard_write_ref(ow->w, rec, len) : shard_write(ow->w, rec, len))
 		return -1;
 	ow->n++;
 	ow->bytes += len;
 	return 0;
+}
+
+int outdir_writer_write(struct outdir_writer *ow, const void *rec, size_t len)
+{
+	return writer_put(ow, rec, len, 0);
+}
+
+int outdir_writer_write_ref(struct outdir_writer *ow, const void *rec, size_t len)
+{
+	return writer_put(ow, rec, len, 1);
+}
+
+void outdir_writer_release(struct outdir_writer *ow)
+{
+	if (ow->w)
+		shard_release(ow->w);
 }
 
 int outdir_writer_finish(struct outdir_writer *ow)

@@ -75,6 +75,9 @@ int outdir_writer_open(struct outdir_writer *ow, const char *out, const char *pr
 		       uint32_t kind, const uint64_t param[2], int level, int dflt_level);
 /* One more record; in a directory the next shard begins when the open one is full. 0 or -1. */
 int outdir_writer_write(struct outdir_writer *ow, const void *rec, size_t len);
+/* The same by reference (shard_write_ref): REC stays as it is until outdir_writer_release. */
+int outdir_writer_write_ref(struct outdir_writer *ow, const void *rec, size_t len);
+void outdir_writer_release(struct outdir_writer *ow);
 /* Close the last shard (an empty one when no record came) and, in a directory, commit the
  * set: its shards moved in, the manifest written last, the shards an earlier run left
  * removed. 0, or -1 (nothing of this run is left). */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
 #include <zstd.h>
@@ -89,6 +90,13 @@ struct shard_writer {
 	uint64_t offset;
 	uint64_t flushed;	/* a file's bytes up to here are on their way to the disk */
 	int failed;
+	/* shard_write_ref's records in the block being filled, in order, each after the first
+	 * AT bytes of w->raw; REF_LEN: their bytes */
+	struct wref { const unsigned char *p; size_t len, at; } *refs;
+	size_t n_refs, cap_refs, ref_len;
+	struct iovec *iov;	/* a block by reference as writev takes it */
+	size_t cap_iov;
+	XXH3_state_t *sum;	/* its checksum, over the pieces */
 };
 
 static void raw_start(struct shard_writer *w);
@@ -168,14 +176,9 @@ uint64_t shard_written(const struct shard_writer *w)
  * that shard_close's fsync finds little left to wait for. */
 #define WRITEBACK (8u << 20)
 
-static int emit(struct shard_writer *w, const void *p, size_t n)
+/* N bytes more written. */
+static int advance(struct shard_writer *w, size_t n)
 {
-	if (w->failed)
-		return -1;
-	if (write_full(w->fd, p, n)) {
-		w->failed = 1;
-		return error_errno("cannot write '%s'", w->out.tmp ? w->out.tmp : "standard output");
-	}
 	w->offset += n;
 	if (w->seekable && w->offset - w->flushed >= WRITEBACK) {
 		/* advice only: a file system that cannot start it early syncs all at the end */
@@ -184,6 +187,44 @@ static int emit(struct shard_writer *w, const void *p, size_t n)
 		w->flushed = w->offset;
 	}
 	return 0;
+}
+
+static int emit(struct shard_writer *w, const void *p, size_t n)
+{
+	if (w->failed)
+		return -1;
+	if (write_full(w->fd, p, n)) {
+		w->failed = 1;
+		return error_errno("cannot write '%s'", w->out.tmp ? w->out.tmp : "standard output");
+	}
+	return advance(w, n);
+}
+
+/* The N pieces of IOV (TOTAL bytes, none empty) written in order, as emit writes one. */
+static int emitv(struct shard_writer *w, struct iovec *iov, size_t n, size_t total)
+{
+	if (w->failed)
+		return -1;
+	while (n) {
+		ssize_t r = writev(w->fd, iov, n < IOV_MAX ? (int)n : IOV_MAX);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			w->failed = 1;
+			if (!r)
+				errno = EIO;
+			return error_errno("cannot write '%s'",
+					   w->out.tmp ? w->out.tmp : "standard output");
+		}
+		size_t got = (size_t)r;
+		for (; n && got >= iov->iov_len; n--)
+			got -= iov++->iov_len;
+		if (got) {	/* a piece written in part: its rest next */
+			iov->iov_base = (char *)iov->iov_base + got;
+			iov->iov_len -= got;
+		}
+	}
+	return advance(w, total);
 }
 
 /* A zstd frame that stores SRC in raw blocks (RFC 8878: single segment, 4-byte content size,
@@ -229,13 +270,14 @@ static void raw_start(struct shard_writer *w)
 	buf_reset(&w->raw);
 	buf_grow(&w->raw, RAW_HEAD);
 	w->raw.len = RAW_HEAD;
+	w->n_refs = w->ref_len = 0;
 }
 
 /* The records' bytes in w->raw, and the size a block may grow to: one raw zstd block when
  * stored (a larger record makes a larger block, of several). */
 static size_t raw_len(const struct shard_writer *w)
 {
-	return w->raw.len - RAW_HEAD;
+	return w->raw.len - RAW_HEAD + w->ref_len;
 }
 
 static size_t block_limit(const struct shard_writer *w)
@@ -436,6 +478,81 @@ static int pool_submit(struct shard_writer *w, uint64_t first)
 	return pool_drain(w, 0);
 }
 
+/* ---- records by reference (shard_write_ref) ----
+ * A stored block whose larger records stay where the caller holds them goes out in one
+ * writev: the frame header, and the block's bytes as pieces of w->raw and of the records,
+ * a raw zstd block header before every 128 KiB of them (zstd_store's frame, byte for byte). */
+
+static struct iovec *iov_add(struct shard_writer *w, size_t *n, const void *p, size_t len)
+{
+	if (*n == w->cap_iov)
+		w->iov = xreallocarray(w->iov, w->cap_iov = w->cap_iov ? 2 * w->cap_iov : 64,
+				       sizeof *w->iov);
+	w->iov[*n] = (struct iovec){ (void *)p, len };
+	return &w->iov[(*n)++];
+}
+
+/* The bytes P[0..LEN) at offset *AT of the block's records into the pieces, each raw block
+ * header (in CH, 3 bytes each) before its 128 KiB. */
+static void iov_data(struct shard_writer *w, size_t *n, const unsigned char *p, size_t len,
+		     size_t *at, const unsigned char *ch)
+{
+	while (len) {
+		if (*at % STORE_BLOCK == 0)
+			iov_add(w, n, ch + 3 * (*at / STORE_BLOCK), 3);
+		size_t room = STORE_BLOCK - *at % STORE_BLOCK, k = len < room ? len : room;
+		iov_add(w, n, p, k);
+		p += k;
+		len -= k;
+		*at += k;
+	}
+}
+
+static int flush_refs(struct shard_writer *w, uint64_t first)
+{
+	size_t n = raw_len(w), k = (n + STORE_BLOCK - 1) / STORE_BLOCK, clen = 9 + 3 * k + n;
+	unsigned char hdr[BLK_HDR_SIZE + 9], *ch = xmalloc(3 * k);
+	for (size_t j = 0, left = n; j < k; j++, left -= STORE_BLOCK) {
+		size_t b = left < STORE_BLOCK ? left : STORE_BLOCK;
+		uint32_t bh = (uint32_t)b << 3 | (b == left);	/* raw block, last flag */
+		ch[3 * j] = (unsigned char)bh;
+		ch[3 * j + 1] = (unsigned char)(bh >> 8);
+		ch[3 * j + 2] = (unsigned char)(bh >> 16);
+	}
+	wr_u32le(hdr, BLK_MAGIC);
+	wr_u32le(hdr + 4, w->blk_records);
+	wr_u64le(hdr + 8, first);
+	wr_u32le(hdr + 16, (uint32_t)n);
+	wr_u32le(hdr + 20, (uint32_t)clen);
+	wr_u32le(hdr + BLK_HDR_SIZE, 0xFD2FB528u);	/* zstd_store's frame header */
+	hdr[BLK_HDR_SIZE + 4] = 0x80 | 0x20;
+	wr_u32le(hdr + BLK_HDR_SIZE + 5, (uint32_t)n);
+	size_t ni = 0, at = 0, own = RAW_HEAD;
+	iov_add(w, &ni, hdr, sizeof hdr);
+	for (size_t r = 0; r <= w->n_refs; r++) {
+		size_t to = r < w->n_refs ? w->refs[r].at : w->raw.len;
+		iov_data(w, &ni, w->raw.p + own, to - own, &at, ch);
+		own = to;
+		if (r < w->n_refs)
+			iov_data(w, &ni, w->refs[r].p, w->refs[r].len, &at, ch);
+	}
+	if (!w->sum)
+		w->sum = XXH3_createState();
+	XXH3_64bits_reset_withSeed(w->sum, XXH3_64bits(hdr, 24));
+	for (size_t i = 0; i < ni; i++)
+		XXH3_64bits_update(w->sum, (const char *)w->iov[i].iov_base + (i ? 0 : BLK_HDR_SIZE),
+				   w->iov[i].iov_len - (i ? 0 : BLK_HDR_SIZE));
+	wr_u64le(hdr + 24, XXH3_64bits_digest(w->sum));
+	XXH3_64bits_update(w->chain, hdr + 24, 8);
+	buf_put_u64le(&w->index, w->offset);
+	buf_put_u64le(&w->index, first);
+	int ret = emitv(w, w->iov, ni, BLK_HDR_SIZE + clen);
+	free(ch);
+	if (!ret)
+		w->info.n_blocks++;
+	return ret;
+}
+
 static int flush_block(struct shard_writer *w)
 {
 	if (!w->blk_records)
@@ -444,7 +561,9 @@ static int flush_block(struct shard_writer *w)
 	size_t n = raw_len(w);
 	uint64_t first = w->info.n_records - w->blk_records;
 	int ret;
-	if (w->level == SHARD_LEVEL_STORE) {
+	if (w->n_refs) {
+		ret = flush_refs(w, first);
+	} else if (w->level == SHARD_LEVEL_STORE) {
 		unsigned char *hdr;
 		size_t clen;
 		if (n <= STORE_BLOCK) {
@@ -473,7 +592,11 @@ static int flush_block(struct shard_writer *w)
 	return ret;
 }
 
-int shard_write(struct shard_writer *w, const void *rec, size_t len)
+/* Below this a record is copied even by shard_write_ref: a piece of writev costs about
+ * what copying a few KiB does. */
+#define REF_MIN 4096
+
+static int put_record(struct shard_writer *w, const void *rec, size_t len, int ref)
 {
 	if (w->failed)
 		return -1;
@@ -484,7 +607,15 @@ int shard_write(struct shard_writer *w, const void *rec, size_t len)
 	if (raw_len(w) + len + 10 > MAX_BLOCK_RAW && flush_block(w))
 		return -1;
 	buf_put_varint(&w->raw, len);
-	buf_put(&w->raw, rec, len);
+	if (ref) {
+		if (w->n_refs == w->cap_refs)
+			w->refs = xreallocarray(w->refs, w->cap_refs = w->cap_refs ? 2 * w->cap_refs : 16,
+						sizeof *w->refs);
+		w->refs[w->n_refs++] = (struct wref){ rec, len, w->raw.len };
+		w->ref_len += len;
+	} else {
+		buf_put(&w->raw, rec, len);
+	}
 	w->blk_records++;
 	w->info.n_records++;
 	w->info.raw_bytes += len;
@@ -493,11 +624,43 @@ int shard_write(struct shard_writer *w, const void *rec, size_t len)
 	return 0;
 }
 
+int shard_write(struct shard_writer *w, const void *rec, size_t len)
+{
+	return put_record(w, rec, len, 0);
+}
+
+int shard_write_ref(struct shard_writer *w, const void *rec, size_t len)
+{
+	return put_record(w, rec, len, w->level == SHARD_LEVEL_STORE && len >= REF_MIN);
+}
+
+void shard_release(struct shard_writer *w)
+{
+	if (!w->n_refs)
+		return;
+	struct buf t = { 0 };
+	buf_grow(&t, w->raw.len + w->ref_len);
+	size_t own = 0;
+	for (size_t r = 0; r < w->n_refs; r++) {
+		buf_put(&t, w->raw.p + own, w->refs[r].at - own);
+		buf_put(&t, w->refs[r].p, w->refs[r].len);
+		own = w->refs[r].at;
+	}
+	buf_put(&t, w->raw.p + own, w->raw.len - own);
+	buf_free(&w->raw);
+	w->raw = t;
+	w->n_refs = w->ref_len = 0;
+}
+
 static void writer_free(struct shard_writer *w)
 {
 	pool_free(w->pool);
 	ZSTD_freeCCtx(w->cctx);
 	XXH3_freeState(w->chain);
+	if (w->sum)
+		XXH3_freeState(w->sum);
+	free(w->refs);
+	free(w->iov);
 	buf_free(&w->raw);
 	buf_free(&w->comp);
 	buf_free(&w->index);
@@ -879,6 +1042,13 @@ int shard_next(struct shard_reader *r, const void **rec, size_t *len)
 	r->seen_raw += n;
 	*rec = p;
 	*len = (size_t)n;
+	return 1;
+}
+
+int shard_release_for(struct shard_writer *w, const struct shard_reader *r)
+{
+	if (r && !r->blk_left)
+		shard_release(w);
 	return 1;
 }
 

@@ -53,6 +53,13 @@ void shard_set_threads(struct shard_writer *w, int threads);
  * compression would be work undone at once); everything else DEFAULT. */
 int shard_auto_level(const char *path, int given, int dflt);
 int shard_write(struct shard_writer *w, const void *rec, size_t len);
+/* The same bytes as shard_write, but a stored shard's larger records are not copied: they
+ * go out from REC itself (writev), which must stay as it is until shard_release or
+ * shard_close. For records only passed through. */
+int shard_write_ref(struct shard_writer *w, const void *rec, size_t len);
+/* The records of shard_write_ref copied that are not out yet: their memory is the caller's
+ * again. */
+void shard_release(struct shard_writer *w);
 /* Finish: end block, index, footer, header counts (when seekable), fsync, rename. 0 or -1. */
 int shard_close(struct shard_writer *w);
 /* Give up: remove the temporary, free. */
@@ -66,6 +73,10 @@ struct shard_reader *shard_open(const char *path, uint32_t kind);
 /* Next record: 1 and *rec and *len point into the reader's buffer (valid until the next call),
  * 0 at a verified end, -1 after an error naming the file and byte offset. */
 int shard_next(struct shard_reader *r, const void **rec, size_t *len);
+/* For a writer W given R's records by reference: shard_release(W) when R's next shard_next
+ * reads another block into the memory of the one its records came from. Returns 1 (for a
+ * loop's condition). */
+int shard_release_for(struct shard_writer *w, const struct shard_reader *r);
 /* Position so that the next shard_next returns record INDEX. Regular files only (uses the
  * footer's index). 0 or -1. */
 int shard_seek(struct shard_reader *r, uint64_t index);
