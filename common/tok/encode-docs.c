@@ -246,10 +246,111 @@ void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encod
 		b->keep[i] = (unsigned char)tok_keep(b->nchars[i], b->ids[i].n, min_ratio);
 }
 
+/* ---------------------------------------------------------------- --ids */
+
+/* --ids's lines, each part formatted by the thread that encoded it and written by whichever
+ * thread finishes the next part due, so neither the formatting nor the writing waits for the
+ * whole batch and no thread waits for another's part. A line's text is held from when its
+ * part is taken until it goes out, in buffers kept for reuse (fresh ones would be faulted in
+ * again for every part of a large file). */
+struct ids_flush {
+	struct tok_batch *b;
+	struct buf **text;	/* each part's text, until it goes out */
+	unsigned char *done;	/* each part's text is whole */
+	struct buf **spare;	/* buffers free for the next parts */
+	size_t n_spare, next;	/* next: the first part not written */
+	tok_emit_fn *emit;
+	void *arg;
+};
+
+static struct buf *ids_take(struct ids_flush *f)
+{
+	struct buf *t;
+#pragma omp critical(tok_ids)
+	t = f->n_spare ? f->spare[--f->n_spare] : xcalloc(1, sizeof *t);
+	buf_reset(t);
+	return t;
+}
+
+/* part K's text is whole: write every part due that is */
+static void ids_done(struct ids_flush *f, size_t k)
+{
+#pragma omp critical(tok_ids)
+	{
+		f->done[k] = 1;
+		for (; f->next < f->b->n_parts && f->done[f->next]; f->next++) {
+			struct buf *t = f->text[f->next];
+			f->emit(t->p, t->len, f->arg);
+			f->spare[f->n_spare++] = t;
+		}
+	}
+}
+
+void tok_batch_ids(struct tok_batch *b, const struct bpe *m, struct bpe_encoder **enc,
+		   int threads, int special, tok_emit_fn *emit, void *arg)
+{
+	batch_parts(b, special ? m : NULL);
+	size_t n = b->n_parts;
+	struct ids_flush f = { .b = b, .emit = emit, .arg = arg };
+	f.text = xcalloc(n + 1, sizeof *f.text);
+	f.done = xcalloc(n + 1, 1);
+	f.spare = xcalloc(n + 1, sizeof *f.spare);
+	struct u32vec *ids = xcalloc((size_t)threads, sizeof *ids);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+	for (long k = 0; k < (long)n; k++) {
+		const struct tok_part *t = &b->part[k];
+		struct u32vec *v = &ids[omp_get_thread_num()];
+		struct buf *out = f.text[k] = ids_take(&f);
+		v->n = 0;
+		bpe_encode(enc[omp_get_thread_num()], b->base + b->off[t->doc] + t->off, t->len,
+			   special, v);
+		/* a part after the first of its document follows one with ids: it has bytes */
+		tok_ids_text(out, v->v, v->n, t->off == 0);
+		if ((size_t)k + 1 == n || b->part[k + 1].doc != t->doc)
+			buf_putc(out, '\n');
+		ids_done(&f, (size_t)k);
+	}
+	for (size_t i = 0; i < f.n_spare; i++) {
+		buf_free(f.spare[i]);
+		free(f.spare[i]);
+	}
+	for (int i = 0; i < threads; i++)
+		free(ids[i].v);
+	free(ids);
+	free(f.spare);
+	free(f.done);
+	free(f.text);
+}
+
 void tok_ids_line(struct buf *b, const uint32_t *v, size_t n)
 {
 	tok_ids_text(b, v, n, 1);
 	buf_putc(b, '\n');
+}
+
+/* "00" to "99", so a number's digits are made two at a time */
+static const char ids_pairs[201] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
+/* X's decimal digits at O, O's end returned */
+static unsigned char *ids_digits(unsigned char *o, uint32_t x)
+{
+	unsigned char d[20], *e = d + 10, *p = e;
+	while (x >= 100) {
+		p -= 2;
+		memcpy(p, ids_pairs + 2 * (x % 100), 2);
+		x /= 100;
+	}
+	if (x >= 10) {
+		p -= 2;
+		memcpy(p, ids_pairs + 2 * x, 2);
+	} else {
+		*--p = (unsigned char)('0' + x);
+	}
+	memcpy(o, p, 10);	/* a fixed length, inlined; what follows the digits is room */
+	return o + (e - p);
 }
 
 void tok_ids_text(struct buf *b, const uint32_t *v, size_t n, int first)
@@ -261,19 +362,13 @@ void tok_ids_text(struct buf *b, const uint32_t *v, size_t n, int first)
 		buf_putc(b, ' ');
 	while (k < n) {
 		size_t end = n - k < 4096 ? n : k + 4096;
-		buf_grow(b, (end - k) * 11 + 1);
+		buf_grow(b, (end - k) * 11 + 10);
 		unsigned char *o = b->p + b->len;
+		if (k == 0)
+			o = ids_digits(o, v[k++]);
 		for (; k < end; k++) {
-			char d[10];
-			int l = 0;
-			uint32_t x = v[k];
-			do
-				d[l++] = (char)('0' + x % 10);
-			while (x /= 10);
-			if (k)
-				*o++ = ' ';
-			while (l)
-				*o++ = (unsigned char)d[--l];
+			*o++ = ' ';
+			o = ids_digits(o, v[k]);
 		}
 		b->len = (size_t)(o - b->p);
 	}

@@ -58,6 +58,15 @@ int tok_batch_fill(struct tok_batch *b, struct bpe_input *in, struct tok_caps *c
  * token. The ids are those of bpe_encode over each whole document. */
 void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encoder **enc,
 		      int threads, int special, double min_ratio);
+/* Where bytes made in order go (cp-tokenize's standard output). */
+typedef void tok_emit_fn(const void *p, size_t n, void *arg);
+/* cp-tokenize --ids: encode every document of B as tok_batch_encode does (the ids of one pass
+ * whatever THREADS) and give EMIT each one's ids as a line of decimals (tok_ids_line), in
+ * order, a long document's a part at a time: the parts are encoded and formatted in parallel
+ * and each goes out once those before it have. B's ids, characters and filter are left as
+ * they were. */
+void tok_batch_ids(struct tok_batch *b, const struct bpe *m, struct bpe_encoder **enc,
+		   int threads, int special, tok_emit_fn *emit, void *arg);
 /* Append the N ids of V to B as one line of decimals separated by spaces (cp-tokenize --ids). */
 void tok_ids_line(struct buf *b, const uint32_t *v, size_t n);
 /* The same without the newline, a piece of a line: after a space unless FIRST. */
@@ -99,7 +108,6 @@ int tok_shards_close(struct tok_shards *o, int failed);
 
 /* Decode lines of decimal ids (T, LEN bytes, from NAME) with M, giving each line's bytes to
  * EMIT. 0, or -1 after an error naming NAME and the line. */
-typedef void tok_emit_fn(const void *p, size_t n, void *arg);
 int tok_decode_ids_text(const struct bpe *m, const char *name, const char *t, size_t len,
 			tok_emit_fn *emit, void *arg);
 /* Write the documents of the token shard PATH to F, as bytes or with JSONL as one
