@@ -91,7 +91,7 @@ static int write_report(const struct tok_counts *c, const struct opts *o, uint32
 static int run_encode(const struct bpe *m, char **argv, int argc, const struct opts *o)
 {
 	struct bpe_input *in = bpe_input_open(argv, (size_t)argc, o->text);
-	struct tok_shards *out = tok_shards_open(o->out, in, m->n_ids);
+	struct tok_shards *out = tok_shards_open(o->out, in, m->n_ids, o->threads);
 	if (!out)
 		return -1;
 	atomic_cleanup_on_signal(shardset_stage_remove_all);

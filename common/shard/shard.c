@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 static const unsigned char shard_magic[8] = { 0x89, 'C', 'P', 'S', '\r', '\n', 0x1a, '\n' };
 static const unsigned char footer_magic[8] = { 'C', 'P', 'S', 'E', 'N', 'D', '1', '\n' };
@@ -268,16 +269,50 @@ static void blk_head(unsigned char *hdr, uint32_t n_records, uint64_t first, siz
 	wr_u64le(hdr + 24, XXH3_64bits_withSeed(hdr + BLK_HDR_SIZE, clen, XXH3_64bits(hdr, 24)));
 }
 
+/* A block this large (a large record, such as a large file's tokens) is compressed by zstd's
+ * own workers, so that it does not keep one thread busy while the others wait for the end:
+ * their frame is the same for any number of them (one included) but not one thread's, so
+ * every block this large goes to them whatever the writer's threads. */
+#define MT_BLOCK (16u << 20)
+
+/* SRC (N >= MT_BLOCK bytes) compressed by WORKERS of zstd's workers into DST (CAP bytes):
+ * the frame's length, or zstd's error code */
+static size_t blk_compress_mt(ZSTD_CCtx *cctx, int level, int workers, const void *src, size_t n,
+			      void *dst, size_t cap)
+{
+	ZSTD_inBuffer in = { src, n, 0 };
+	ZSTD_outBuffer out = { dst, cap, 0 };
+	size_t e;
+	ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+	if (!ZSTD_isError(e = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)) &&
+	    !ZSTD_isError(e = ZSTD_CCtx_setPledgedSrcSize(cctx, n))) {
+		/* a library without threads compresses it on this one, still the same frame
+		 * for any count of ours */
+		ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, workers);
+		/* the input before the end: a first call that ends the frame takes the one-pass
+		 * path, whose jobs depend on the number of workers (zstd issue #2327) */
+		e = ZSTD_compressStream2(cctx, &out, &in, ZSTD_e_continue);
+		while (!ZSTD_isError(e) && (e = ZSTD_compressStream2(cctx, &out, &in, ZSTD_e_end)))
+			if (!ZSTD_isError(e) && out.pos == out.size)
+				e = (size_t)-ZSTD_error_dstSize_tooSmall;
+	}
+	ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+	return ZSTD_isError(e) ? e : out.pos;
+}
+
 /* The block of RAW's records (after RAW_HEAD) compressed at LEVEL into COMP, header and frame:
- * 0, or zstd's error code. The same bytes on any thread and with any CCTX. */
-static size_t blk_compress(ZSTD_CCtx *cctx, int level, const struct buf *raw, uint32_t n_records,
-			   uint64_t first, struct buf *comp)
+ * 0, or zstd's error code. The same bytes on any thread, with any CCTX and any WORKERS (>= 1,
+ * for a block of MT_BLOCK or more). */
+static size_t blk_compress(ZSTD_CCtx *cctx, int level, int workers, const struct buf *raw,
+			   uint32_t n_records, uint64_t first, struct buf *comp)
 {
 	size_t n = raw->len - RAW_HEAD, bound = ZSTD_compressBound(n);
 	buf_reset(comp);
 	buf_grow(comp, BLK_HDR_SIZE + bound);
-	size_t clen = ZSTD_compressCCtx(cctx, comp->p + BLK_HDR_SIZE, bound, raw->p + RAW_HEAD, n,
-					level);
+	size_t clen = n >= MT_BLOCK
+		? blk_compress_mt(cctx, level, workers, raw->p + RAW_HEAD, n, comp->p + BLK_HDR_SIZE,
+				  bound)
+		: ZSTD_compressCCtx(cctx, comp->p + BLK_HDR_SIZE, bound, raw->p + RAW_HEAD, n, level);
 	if (ZSTD_isError(clen))
 		return clen;
 	blk_head(comp->p, n_records, first, n, clen);
@@ -332,7 +367,8 @@ static void *pool_worker(void *arg)
 			break;
 		struct blk_slot *b = &p->slot[p->taken++ % p->depth];
 		pthread_mutex_unlock(&p->mu);
-		b->err = cctx ? blk_compress(cctx, p->level, &b->raw, b->n_records, b->first, &b->comp)
+		b->err = cctx ? blk_compress(cctx, p->level, (int)p->n_threads, &b->raw, b->n_records,
+					     b->first, &b->comp)
 			      : (size_t)-1;
 		pthread_mutex_lock(&p->mu);
 		b->done = 1;
@@ -464,7 +500,8 @@ static int flush_block(struct shard_writer *w)
 	} else {
 		if (!w->cctx)
 			w->cctx = ZSTD_createCCtx();
-		size_t e = blk_compress(w->cctx, w->level, &w->raw, w->blk_records, first, &w->comp);
+		size_t e = blk_compress(w->cctx, w->level, w->threads, &w->raw, w->blk_records, first,
+					&w->comp);
 		ret = e ? error("zstd compression failed for '%s': %s", w->path, ZSTD_getErrorName(e))
 			: blk_emit(w, w->comp.p, w->comp.len);
 	}

@@ -44,8 +44,9 @@ struct shard_writer *shard_create(const char *path, uint32_t kind, const uint64_
 void shard_set_block_size(struct shard_writer *w, size_t bytes);
 void shard_set_level(struct shard_writer *w, int level);
 /* Compress blocks on THREADS worker threads (default 1: on the caller's), while the caller
- * fills the next; they are written in order, the same bytes for any count. Before the
- * first record. */
+ * fills the next; they are written in order, the same bytes for any count. A block of 16 MiB
+ * or more (a large record) is compressed by THREADS of zstd's own workers. Before the first
+ * record. */
 void shard_set_threads(struct shard_writer *w, int threads);
 #define SHARD_LEVEL_UNSET 100
 /* The level for a writer of PATH: GIVEN unless SHARD_LEVEL_UNSET; then standard output

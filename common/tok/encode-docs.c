@@ -197,34 +197,43 @@ static void batch_parts(struct tok_batch *b, const struct bpe *special)
 	}
 }
 
-/* each document's ids and characters from its parts', in order */
-static void batch_join(struct tok_batch *b)
+/* each document's ids and characters from its parts', in order, on THREADS threads: a long
+ * document's room is made at once (grown part by part it would be copied and faulted in over
+ * and over) and each part copied into its place by a thread of its own */
+static void batch_join(struct tok_batch *b, int threads)
 {
-	for (size_t k = 0; k < b->n_parts; k++) {
+	size_t n = b->n_parts, *at = xmalloc((n + 1) * sizeof *at);
+	for (size_t k = 0; k < n; k++) {
 		struct tok_part *t = &b->part[k];
 		struct u32vec *v = &b->ids[t->doc];
 		if (t->off == 0) {
 			b->nchars[t->doc] = 0;
 			if (!t->whole) {
-				/* the whole document's room at once: growing it part by part would
-				 * copy (and fault in) a large document's ids over and over */
 				size_t total = 0;
-				for (size_t j = k; j < b->n_parts && b->part[j].doc == t->doc; j++)
+				for (size_t j = k; j < n && b->part[j].doc == t->doc; j++)
 					total += b->part[j].ids.n;
 				v->n = 0;
 				u32vec_grow(v, total + 1);	/* and the end-of-text id after it */
 			}
 		}
 		b->nchars[t->doc] += t->nchars;
-		if (t->whole || !t->ids.n)
+		if (!t->whole) {
+			at[k] = v->n;
+			v->n += t->ids.n;
+		}
+	}
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+	for (long k = 0; k < (long)n; k++) {
+		struct tok_part *t = &b->part[k];
+		if (t->whole)
 			continue;
-		u32vec_grow(v, t->ids.n);
-		memcpy(v->v + v->n, t->ids.v, t->ids.n * sizeof *v->v);
-		v->n += t->ids.n;
+		if (t->ids.n)
+			memcpy(b->ids[t->doc].v + at[k], t->ids.v, t->ids.n * sizeof *t->ids.v);
 		/* a long document's ids are not kept twice until the next batch */
 		free(t->ids.v);
 		memset(&t->ids, 0, sizeof t->ids);
 	}
+	free(at);
 }
 
 void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encoder **enc,
@@ -241,7 +250,7 @@ void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encod
 		bpe_encode(enc[omp_get_thread_num()], s, t->len, special, v);
 		t->nchars = tok_count_chars(s, t->len);
 	}
-	batch_join(b);
+	batch_join(b, threads);
 	for (size_t i = 0; i < b->n; i++)
 		b->keep[i] = (unsigned char)tok_keep(b->nchars[i], b->ids[i].n, min_ratio);
 }
@@ -410,6 +419,7 @@ struct tok_shards {
 	struct shard_writer *text_w;	/* directory mode: text.shard, for plain files */
 	struct shardset_stage *stage;	/* directory mode: the set until it is whole */
 	size_t n_inputs;
+	int threads;
 	uint64_t param[2];
 	struct buf rec;
 };
@@ -427,13 +437,16 @@ static struct shard_writer *out_open(struct tok_shards *o, const char *name)
 	free(p);
 	if (!w)
 		exit(EXIT_ERR);
+	shard_set_threads(w, o->threads);
 	return w;
 }
 
-struct tok_shards *tok_shards_open(const char *out, struct bpe_input *in, uint32_t n_ids)
+struct tok_shards *tok_shards_open(const char *out, struct bpe_input *in, uint32_t n_ids,
+				   int threads)
 {
 	struct tok_shards *o = xcalloc(1, sizeof(*o));
 	o->in = in;
+	o->threads = threads;
 	o->param[0] = n_ids;
 	o->param[1] = tokrec_width(n_ids);
 	struct stat st;
@@ -452,6 +465,8 @@ struct tok_shards *tok_shards_open(const char *out, struct bpe_input *in, uint32
 	} else if (!(o->w = shard_create(op, SHARD_TOKENS, o->param))) {
 		free(o);
 		return NULL;
+	} else {
+		shard_set_threads(o->w, threads);
 	}
 	return o;
 }
@@ -472,6 +487,26 @@ static struct shard_writer *writer_of(struct tok_shards *o, size_t input)
 	return o->per[input];
 }
 
+/* O->rec: the token record of document ID's ids V, a long one's made by O->threads threads */
+static void record_put(struct tok_shards *o, uint64_t id, const struct u32vec *v, unsigned width)
+{
+	size_t chunk = (size_t)1 << 18, n = (v->n + chunk - 1) / chunk;
+	buf_reset(&o->rec);
+	if (n <= 1) {
+		tokrec_encode(&o->rec, id, v->v, v->n, width);
+		return;
+	}
+	buf_put_u64le(&o->rec, id);
+	buf_grow(&o->rec, v->n * width);
+	unsigned char *p = o->rec.p + o->rec.len;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(o->threads)
+	for (long k = 0; k < (long)n; k++) {
+		size_t lo = (size_t)k * chunk, m = v->n - lo < chunk ? v->n - lo : chunk;
+		tokrec_put(p + lo * width, v->v + lo, m, width);
+	}
+	o->rec.len += v->n * width;
+}
+
 int tok_shards_write(struct tok_shards *o, struct tok_batch *b, uint32_t eot,
 		     struct tok_counts *c)
 {
@@ -490,8 +525,7 @@ int tok_shards_write(struct tok_shards *o, struct tok_batch *b, uint32_t eot,
 		}
 		struct u32vec *v = &b->ids[i];
 		u32vec_push(v, eot);
-		buf_reset(&o->rec);
-		tokrec_encode(&o->rec, b->id[i], v->v, v->n, width);
+		record_put(o, b->id[i], v, width);
 		if (shard_write(writer_of(o, b->input[i]), o->rec.p, o->rec.len))
 			return -1;
 		c->docs_out++;

@@ -95,9 +95,11 @@ void tok_report_put(struct buf *b, const struct tok_counts *c, double min_ratio,
 
 /* Where encoded documents go: one token shard (OUT, "-" standard output), or, when OUT is a
  * directory or ends in '/', one token shard per input shard under its name and text.shard
- * for the plain files. NULL after an error. */
+ * for the plain files. THREADS threads compress their blocks and make a long document's
+ * record (the bytes are the same for any count). NULL after an error. */
 struct tok_shards;
-struct tok_shards *tok_shards_open(const char *out, struct bpe_input *in, uint32_t n_ids);
+struct tok_shards *tok_shards_open(const char *out, struct bpe_input *in, uint32_t n_ids,
+				   int threads);
 /* Count B's documents into C and write the kept ones, each with EOT appended. 0, or -1
  * after an error. */
 int tok_shards_write(struct tok_shards *o, struct tok_batch *b, uint32_t eot,

@@ -212,7 +212,7 @@ static void test_shard(const struct bpe *m)
 	snprintf(shard, sizeof shard, "%s/out.shard", dir);
 	char *in_list[] = { sub };
 	struct bpe_input *in = bpe_input_open(in_list, 1, 1);
-	struct tok_shards *o = tok_shards_open(shard, in, m->n_ids);
+	struct tok_shards *o = tok_shards_open(shard, in, m->n_ids, 2);
 	struct bpe_encoder **enc = tok_encoders_new(m, 2);
 	struct tok_batch b = { 0 };
 	struct tok_counts c = { 0 };
