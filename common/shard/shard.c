@@ -90,6 +90,7 @@ struct shard_writer {
 	uint64_t offset;
 	uint64_t flushed;	/* a file's bytes up to here are on their way to the disk */
 	int failed;
+	int room;		/* the last record is shard_write_room's, filled by the next call */
 };
 
 static void raw_start(struct shard_writer *w);
@@ -510,24 +511,50 @@ static int flush_block(struct shard_writer *w)
 	return ret;
 }
 
-int shard_write(struct shard_writer *w, const void *rec, size_t len)
+/* Room for a record of LEN bytes at the end of the block being filled (the block flushed
+ * first when the record would overfill it): NULL after an error */
+static unsigned char *record_room(struct shard_writer *w, size_t len)
 {
-	if (w->failed)
-		return -1;
-	if (len > MAX_BLOCK_RAW - 16)
-		return error("record of %zu bytes too large for '%s'", len, w->path);
+	/* a block that shard_write_room filled goes out once the room is filled */
+	int full = w->room && raw_len(w) >= block_limit(w);
+	w->room = 0;
+	if (w->failed || (full && flush_block(w)))
+		return NULL;
+	if (len > MAX_BLOCK_RAW - 16) {
+		error("record of %zu bytes too large for '%s'", len, w->path);
+		return NULL;
+	}
 	if (w->blk_records && raw_len(w) + len + 10 > block_limit(w) && flush_block(w))
-		return -1;
+		return NULL;
 	if (raw_len(w) + len + 10 > MAX_BLOCK_RAW && flush_block(w))
-		return -1;
+		return NULL;
 	buf_put_varint(&w->raw, len);
-	buf_put(&w->raw, rec, len);
+	buf_grow(&w->raw, len);
+	unsigned char *p = w->raw.p + w->raw.len;
+	w->raw.len += len;
 	w->blk_records++;
 	w->info.n_records++;
 	w->info.raw_bytes += len;
+	return p;
+}
+
+int shard_write(struct shard_writer *w, const void *rec, size_t len)
+{
+	unsigned char *p = record_room(w, len);
+	if (!p)
+		return -1;
+	if (len)
+		memcpy(p, rec, len);
 	if (raw_len(w) >= block_limit(w))
 		return flush_block(w);
 	return 0;
+}
+
+void *shard_write_room(struct shard_writer *w, size_t len)
+{
+	unsigned char *p = record_room(w, len);
+	w->room = p != NULL;
+	return p;
 }
 
 static void writer_free(struct shard_writer *w)

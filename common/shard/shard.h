@@ -54,6 +54,9 @@ void shard_set_threads(struct shard_writer *w, int threads);
  * compression would be work undone at once); everything else DEFAULT. */
 int shard_auto_level(const char *path, int given, int dflt);
 int shard_write(struct shard_writer *w, const void *rec, size_t len);
+/* shard_write of a record the caller makes in place (no copy of a large one): room for its
+ * LEN bytes, to be filled before the next call on W. NULL after an error. */
+void *shard_write_room(struct shard_writer *w, size_t len);
 /* Finish: end block, index, footer, header counts (when seekable), fsync, rename. 0 or -1. */
 int shard_close(struct shard_writer *w);
 /* Give up: remove the temporary, free. */

@@ -36,6 +36,7 @@ static void batch_add(struct tok_batch *b, uint64_t id, const unsigned char *s, 
 		b->input = xreallocarray(b->input, c, sizeof *b->input);
 		b->ids = xreallocarray(b->ids, c, sizeof *b->ids);
 		b->nchars = xreallocarray(b->nchars, c, sizeof *b->nchars);
+		b->ntok = xreallocarray(b->ntok, c, sizeof *b->ntok);
 		b->keep = xrealloc(b->keep, c);
 		memset(b->ids + b->cap, 0, (c - b->cap) * sizeof *b->ids);
 		b->cap = c;
@@ -131,6 +132,7 @@ void tok_batch_free(struct tok_batch *b)
 	free(b->input);
 	free(b->ids);
 	free(b->nchars);
+	free(b->ntok);
 	free(b->keep);
 	for (size_t k = 0; k < b->cap_parts; k++)
 		free(b->part[k].ids.v);
@@ -197,30 +199,22 @@ static void batch_parts(struct tok_batch *b, const struct bpe *special)
 	}
 }
 
-/* each document's ids and characters from its parts', in order, on THREADS threads: a long
- * document's room is made at once (grown part by part it would be copied and faulted in over
- * and over) and each part copied into its place by a thread of its own */
-static void batch_join(struct tok_batch *b, int threads)
+void tok_batch_join(struct tok_batch *b, int threads)
 {
+	/* a long document's room is made at once (grown part by part it would be copied and
+	 * faulted in over and over) and each part copied into its place by a thread of its own */
 	size_t n = b->n_parts, *at = xmalloc((n + 1) * sizeof *at);
 	for (size_t k = 0; k < n; k++) {
 		struct tok_part *t = &b->part[k];
 		struct u32vec *v = &b->ids[t->doc];
+		if (t->whole)
+			continue;
 		if (t->off == 0) {
-			b->nchars[t->doc] = 0;
-			if (!t->whole) {
-				size_t total = 0;
-				for (size_t j = k; j < n && b->part[j].doc == t->doc; j++)
-					total += b->part[j].ids.n;
-				v->n = 0;
-				u32vec_grow(v, total + 1);	/* and the end-of-text id after it */
-			}
+			v->n = 0;
+			u32vec_grow(v, b->ntok[t->doc] + 1);	/* and the end-of-text id after it */
 		}
-		b->nchars[t->doc] += t->nchars;
-		if (!t->whole) {
-			at[k] = v->n;
-			v->n += t->ids.n;
-		}
+		at[k] = v->n;
+		v->n += t->ids.n;
 	}
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
 	for (long k = 0; k < (long)n; k++) {
@@ -234,6 +228,7 @@ static void batch_join(struct tok_batch *b, int threads)
 		memset(&t->ids, 0, sizeof t->ids);
 	}
 	free(at);
+	b->joined = 1;
 }
 
 void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encoder **enc,
@@ -250,9 +245,16 @@ void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encod
 		bpe_encode(enc[omp_get_thread_num()], s, t->len, special, v);
 		t->nchars = tok_count_chars(s, t->len);
 	}
-	batch_join(b, threads);
+	for (size_t k = 0; k < b->n_parts; k++) {
+		const struct tok_part *t = &b->part[k];
+		if (t->off == 0)
+			b->nchars[t->doc] = b->ntok[t->doc] = 0;
+		b->nchars[t->doc] += t->nchars;
+		b->ntok[t->doc] += t->whole ? b->ids[t->doc].n : t->ids.n;
+	}
 	for (size_t i = 0; i < b->n; i++)
-		b->keep[i] = (unsigned char)tok_keep(b->nchars[i], b->ids[i].n, min_ratio);
+		b->keep[i] = (unsigned char)tok_keep(b->nchars[i], b->ntok[i], min_ratio);
+	b->joined = 0;
 }
 
 /* ---------------------------------------------------------------- --ids */
@@ -421,7 +423,6 @@ struct tok_shards {
 	size_t n_inputs;
 	int threads;
 	uint64_t param[2];
-	struct buf rec;
 };
 
 static const char *base_name(const char *p)
@@ -487,49 +488,61 @@ static struct shard_writer *writer_of(struct tok_shards *o, size_t input)
 	return o->per[input];
 }
 
-/* O->rec: the token record of document ID's ids V, a long one's made by O->threads threads */
-static void record_put(struct tok_shards *o, uint64_t id, const struct u32vec *v, unsigned width)
+/* Document I of B (its parts from *K on, *K moved past them) as a token record, EOT
+ * appended, written to W in place; a long one's parts are put in by O->threads threads. 0, or
+ * -1 after an error. */
+static int record_put(struct tok_shards *o, struct shard_writer *w, struct tok_batch *b,
+		      size_t i, size_t *k, uint32_t eot)
 {
-	size_t chunk = (size_t)1 << 18, n = (v->n + chunk - 1) / chunk;
-	buf_reset(&o->rec);
-	if (n <= 1) {
-		tokrec_encode(&o->rec, id, v->v, v->n, width);
-		return;
-	}
-	buf_put_u64le(&o->rec, id);
-	buf_grow(&o->rec, v->n * width);
-	unsigned char *p = o->rec.p + o->rec.len;
+	unsigned width = (unsigned)o->param[1];
+	size_t k0 = *k, n = b->ntok[i];
+	while (*k < b->n_parts && b->part[*k].doc == i)
+		(*k)++;
+	unsigned char *p = shard_write_room(w, 8 + (n + 1) * width);
+	if (!p)
+		return -1;
+	wr_u64le(p, b->id[i]);
+	p += 8;
+	if (b->joined || b->part[k0].whole) {
+		tokrec_put(p, b->ids[i].v, n, width);
+	} else {
+		size_t np = *k - k0, *at = xmalloc(np * sizeof *at), sum = 0;
+		for (size_t j = 0; j < np; j++) {
+			at[j] = sum;
+			sum += b->part[k0 + j].ids.n;
+		}
 #pragma omp parallel for schedule(dynamic, 1) num_threads(o->threads)
-	for (long k = 0; k < (long)n; k++) {
-		size_t lo = (size_t)k * chunk, m = v->n - lo < chunk ? v->n - lo : chunk;
-		tokrec_put(p + lo * width, v->v + lo, m, width);
+		for (long j = 0; j < (long)np; j++) {
+			const struct u32vec *v = &b->part[k0 + (size_t)j].ids;
+			tokrec_put(p + at[j] * width, v->v, v->n, width);
+		}
+		free(at);
 	}
-	o->rec.len += v->n * width;
+	tokrec_put(p + n * width, &eot, 1, width);
+	return 0;
 }
 
 int tok_shards_write(struct tok_shards *o, struct tok_batch *b, uint32_t eot,
 		     struct tok_counts *c)
 {
-	unsigned width = (unsigned)o->param[1];
 	/* an input shard's output exists once a document of it was read, kept or not */
 	for (size_t i = 0; o->dir && i < b->n; i++)
 		if (b->input[i] != SIZE_MAX)
 			writer_of(o, b->input[i]);
-	for (size_t i = 0; i < b->n; i++) {
+	for (size_t i = 0, k = 0; i < b->n; i++) {
 		c->docs_in++;
 		c->bytes_in += b->len[i];
 		c->chars_in += b->nchars[i];
 		if (!b->keep[i]) {
+			while (k < b->n_parts && b->part[k].doc == i)
+				k++;
 			c->removed_ratio++;
 			continue;
 		}
-		struct u32vec *v = &b->ids[i];
-		u32vec_push(v, eot);
-		record_put(o, b->id[i], v, width);
-		if (shard_write(writer_of(o, b->input[i]), o->rec.p, o->rec.len))
+		if (record_put(o, writer_of(o, b->input[i]), b, i, &k, eot))
 			return -1;
 		c->docs_out++;
-		c->tokens_out += v->n;
+		c->tokens_out += b->ntok[i] + 1;
 	}
 	return 0;
 }
@@ -568,7 +581,6 @@ int tok_shards_close(struct tok_shards *o, int failed)
 	} else if (finish(o->w, failed)) {
 		failed = 1;
 	}
-	buf_free(&o->rec);
 	free(o);
 	return failed ? -1 : 0;
 }

@@ -33,12 +33,14 @@ struct tok_batch {
 	/* the documents' bytes: text's, or for a batch of one large document the input's own
 	 * (valid until the next tok_batch_fill) */
 	const unsigned char *base;
-	struct u32vec *ids;	/* after tok_batch_encode: its tokens, */
+	struct u32vec *ids;	/* after tok_batch_encode: its ids (one encoded whole), */
+	size_t *ntok;		/* how many, */
 	uint64_t *nchars;	/* its characters, */
 	unsigned char *keep;	/* and whether the filter keeps it */
 	size_t part_bytes;	/* the parts' size, 0 for TOK_PART_BYTES (set by tests) */
 	struct tok_part *part;	/* tok_batch_encode's work, kept for the next batch */
 	size_t n_parts, cap_parts;
+	int joined;		/* tok_batch_join put every document's ids in ids */
 };
 
 /* Caps on what is read: documents, and bytes (reading stops before the document that would
@@ -55,9 +57,14 @@ int tok_batch_fill(struct tok_batch *b, struct bpe_input *in, struct tok_caps *c
 /* Encode every document of B with THREADS threads, one encoder of M each in ENC (special
  * tokens written in the text become their ids with SPECIAL), and apply the filter: a document
  * is kept when MIN_RATIO <= 0, or when it has tokens and at least MIN_RATIO characters a
- * token. The ids are those of bpe_encode over each whole document. */
+ * token. The ids are those of bpe_encode over each whole document: in b->ids for one encoded
+ * whole, in its parts for one cut into parts (tok_shards_write takes them from there, a
+ * large file's ids are not copied) until tok_batch_join. */
 void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encoder **enc,
 		      int threads, int special, double min_ratio);
+/* Every document's ids in b->ids, those of the parts joined with THREADS threads: once, after
+ * tok_batch_encode. */
+void tok_batch_join(struct tok_batch *b, int threads);
 /* Where bytes made in order go (cp-tokenize's standard output). */
 typedef void tok_emit_fn(const void *p, size_t n, void *arg);
 /* cp-tokenize --ids: encode every document of B as tok_batch_encode does (the ids of one pass
