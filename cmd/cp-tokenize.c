@@ -92,6 +92,7 @@ static int write_report(const struct tok_counts *c, const struct opts *o, uint32
 static int run_encode(const struct bpe *m, char **argv, int argc, const struct opts *o)
 {
 	struct bpe_input *in = bpe_input_open(argv, (size_t)argc, o->text);
+	bpe_input_set_threads(in, o->threads);
 	struct tok_shards *out = tok_shards_open(o->out, in, m->n_ids, o->threads);
 	if (!out)
 		return -1;
@@ -137,6 +138,7 @@ static int run_ids(const struct bpe *m, char **argv, int argc, const struct opts
 {
 	char *dash[] = { "-" };
 	struct bpe_input *in = argc ? bpe_input_open(argv, (size_t)argc, 1) : bpe_input_open(dash, 1, 1);
+	bpe_input_set_threads(in, o->threads);
 	struct bpe_encoder **enc = tok_encoders_new(m, o->threads);
 	struct tok_batch b = { .part_bytes = part_bytes() };
 	int r;
