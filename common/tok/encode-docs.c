@@ -259,9 +259,9 @@ void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encod
 
 /* ---------------------------------------------------------------- --ids */
 
-/* --ids's lines, each part formatted by the thread that encoded it and written by whichever
- * thread finishes the next part due, so neither the formatting nor the writing waits for the
- * whole batch and no thread waits for another's part. A line's text is held from when its
+/* --ids's lines, each part formatted by the thread that encoded it and written in order by
+ * one thread at a time (one that finished a part while none was writing), so neither the
+ * formatting nor the writing waits for the whole batch and no thread waits for another. A line's text is held from when its
  * part is taken until it goes out, in buffers kept for reuse (fresh ones would be faulted in
  * again for every part of a large file). */
 struct ids_flush {
@@ -270,6 +270,7 @@ struct ids_flush {
 	unsigned char *done;	/* each part's text is whole */
 	struct buf **spare;	/* buffers free for the next parts */
 	size_t n_spare, next;	/* next: the first part not written */
+	int writing;		/* a thread is writing parts */
 	tok_emit_fn *emit;
 	void *arg;
 };
@@ -283,17 +284,31 @@ static struct buf *ids_take(struct ids_flush *f)
 	return t;
 }
 
-/* part K's text is whole: write every part due that is */
+/* Part K's text is whole: write every part due that is, unless another thread is writing
+ * (it will take this one too): a write that waits on the disk holds up no other thread. */
 static void ids_done(struct ids_flush *f, size_t k)
 {
+	int writer;
 #pragma omp critical(tok_ids)
 	{
 		f->done[k] = 1;
-		for (; f->next < f->b->n_parts && f->done[f->next]; f->next++) {
-			struct buf *t = f->text[f->next];
-			f->emit(t->p, t->len, f->arg);
-			f->spare[f->n_spare++] = t;
+		if ((writer = !f->writing))
+			f->writing = 1;
+	}
+	while (writer) {
+		struct buf *t = NULL;
+#pragma omp critical(tok_ids)
+		{
+			if (f->next < f->b->n_parts && f->done[f->next])
+				t = f->text[f->next++];
+			else
+				f->writing = writer = 0;
 		}
+		if (!t)
+			break;
+		f->emit(t->p, t->len, f->arg);
+#pragma omp critical(tok_ids)
+		f->spare[f->n_spare++] = t;
 	}
 }
 
