@@ -14,7 +14,6 @@
 #include "tok/pretok.h"
 
 #include <getopt.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,29 +100,21 @@ static int run_encode(const struct bpe *m, char **argv, int argc, const struct o
 	struct tok_batch b = { .part_bytes = part_bytes() };
 	struct tok_counts c = { 0 };
 	int failed = 0, r = 1, progress = is_tty(2);
-	double T0 = omp_get_wtime(), tf = 0, te = 0, tw = 0;
 	while (r > 0 && !failed) {
-		double a = omp_get_wtime();
 		if ((r = tok_batch_fill(&b, in, NULL)) < 0) {
 			failed = 1;
 			break;
 		}
-		double bb = omp_get_wtime();
 		tok_batch_encode(&b, m, enc, o->threads, o->special, o->min_ratio);
-		double cc = omp_get_wtime();
 		failed = tok_shards_write(out, &b, m->eot, &c) != 0;
-		double dd = omp_get_wtime();
-		tf += bb - a; te += cc - bb; tw += dd - cc;
 		if (progress)
 			fprintf(stderr, "\rcp-tokenize: %llu documents, %.1f MB",
 				(unsigned long long)c.docs_in, (double)c.bytes_in / 1e6);
 	}
 	if (progress)
 		fputc('\n', stderr);
-	double e0 = omp_get_wtime();
 	if (tok_shards_close(out, failed))
 		failed = 1;
-	if (getenv("TT")) fprintf(stderr, "fill %.3f encode %.3f write %.3f close %.3f total %.3f\n", tf, te, tw, omp_get_wtime() - e0, omp_get_wtime() - T0);
 	if (!failed && o->report && write_report(&c, o, m->n_ids))
 		failed = 1;
 	tok_batch_free(&b);
