@@ -106,7 +106,8 @@ exit_is 2 "CP_TOKENIZE_PART_BYTES must be a number" \
 	env CP_TOKENIZE_PART_BYTES=x cp-tokenize -t "$GPT2" --ids "$PWD/over65.txt"
 err_like "CP_TOKENIZE_PART_BYTES" "  and the error names it"
 cat $(cat list.txt) >all.txt
-CP_TOKENIZE_PART_BYTES=7 cp-tokenize -t "$GPT2" -j 4 --text --min-ratio 0 -o cut.shard $(cat list.txt)
+CP_TOKENIZE_PART_BYTES=7 cp-tokenize -t "$GPT2" -j 4 --text --min-ratio 0 -o cut.shard \
+	$(cat list.txt)
 cp-tokenize -t "$GPT2" --decode -o back.txt cut.shard
 ok "the shard of the cut files decodes back byte for byte" cmp back.txt all.txt
 done_testing

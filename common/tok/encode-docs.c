@@ -261,9 +261,10 @@ void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encod
 
 /* --ids's lines, each part formatted by the thread that encoded it and written in order by
  * one thread at a time (one that finished a part while none was writing), so neither the
- * formatting nor the writing waits for the whole batch and no thread waits for another. A line's text is held from when its
- * part is taken until it goes out, in buffers kept for reuse (fresh ones would be faulted in
- * again for every part of a large file). */
+ * formatting nor the writing waits for the whole batch and no thread waits for another. A
+ * part's text is held from when the part is taken until it goes out (a large file's ids are
+ * never all in memory), in buffers kept for reuse (fresh ones would be faulted in again for
+ * every part). */
 struct ids_flush {
 	struct tok_batch *b;
 	struct buf **text;	/* each part's text, until it goes out */
