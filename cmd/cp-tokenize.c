@@ -70,6 +70,14 @@ static void emit_stdout(const void *p, size_t n, void *arg)
 	write_out(p, n);
 }
 
+/* the size of the parts a long document is cut into: CP_TOKENIZE_PART_BYTES for tests (small
+ * parts put many cuts in small files), else 0 for encode-docs.h's */
+static size_t part_bytes(void)
+{
+	const char *env = getenv("CP_TOKENIZE_PART_BYTES");
+	return env ? (size_t)opt_u64("CP_TOKENIZE_PART_BYTES", env, 1, SIZE_MAX) : 0;
+}
+
 static int write_report(const struct tok_counts *c, const struct opts *o, uint32_t n_ids)
 {
 	struct buf j = { 0 };
@@ -83,12 +91,13 @@ static int write_report(const struct tok_counts *c, const struct opts *o, uint32
 static int run_encode(const struct bpe *m, char **argv, int argc, const struct opts *o)
 {
 	struct bpe_input *in = bpe_input_open(argv, (size_t)argc, o->text);
-	struct tok_shards *out = tok_shards_open(o->out, in, m->n_ids);
+	bpe_input_set_threads(in, o->threads);
+	struct tok_shards *out = tok_shards_open(o->out, in, m->n_ids, o->threads);
 	if (!out)
 		return -1;
 	atomic_cleanup_on_signal(shardset_stage_remove_all);
 	struct bpe_encoder **enc = tok_encoders_new(m, o->threads);
-	struct tok_batch b = { 0 };
+	struct tok_batch b = { .part_bytes = part_bytes() };
 	struct tok_counts c = { 0 };
 	int failed = 0, r = 1, progress = is_tty(2);
 	while (r > 0 && !failed) {
@@ -114,33 +123,20 @@ static int run_encode(const struct bpe *m, char **argv, int argc, const struct o
 	return failed ? -1 : 0;
 }
 
-/* --ids: each input's ids on one line, inputs encoded in parallel batches */
+/* --ids: each input's ids on one line, inputs and the parts of a large one encoded and
+ * formatted in parallel */
 static int run_ids(const struct bpe *m, char **argv, int argc, const struct opts *o)
 {
 	char *dash[] = { "-" };
 	struct bpe_input *in = argc ? bpe_input_open(argv, (size_t)argc, 1) : bpe_input_open(dash, 1, 1);
+	bpe_input_set_threads(in, o->threads);
 	struct bpe_encoder **enc = tok_encoders_new(m, o->threads);
-	struct tok_batch b = { 0 };
-	struct buf line = { 0 };
+	struct tok_batch b = { .part_bytes = part_bytes() };
 	int r;
 	do {
 		r = tok_batch_fill(&b, in, NULL);
-		tok_batch_encode(&b, m, enc, o->threads, o->special, 0);
-		for (size_t i = 0; i < b.n; i++) {
-			/* a large file's line goes out a piece at a time: the whole of it in memory
-			 * would be six times the text, every page of it touched once */
-			const uint32_t *v = b.ids[i].v;
-			size_t n = b.ids[i].n, piece = (size_t)1 << 18;
-			for (size_t k = 0; k == 0 || k < n; k += piece) {
-				buf_reset(&line);
-				tok_ids_text(&line, v + k, n - k < piece ? n - k : piece, k == 0);
-				if (k + piece >= n)
-					buf_putc(&line, '\n');
-				write_out(line.p, line.len);
-			}
-		}
+		tok_batch_ids(&b, m, enc, o->threads, o->special, emit_stdout, NULL);
 	} while (r > 0);
-	buf_free(&line);
 	tok_batch_free(&b);
 	tok_encoders_free(enc, o->threads);
 	bpe_input_close(in);

@@ -7,7 +7,9 @@
 #include "base/xalloc.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +19,7 @@
 struct bpe_input_item {
 	char *path;
 	int shard;
+	int large;	/* a regular file of LARGE_FILE bytes or more when listed */
 };
 
 struct bpe_input {
@@ -28,14 +31,21 @@ struct bpe_input {
 	size_t text_len;
 	size_t last;		/* item of the last document returned */
 	uint64_t rec;		/* records read from the current shard */
+	int threads;		/* a large plain file is read by this many */
 };
 
-static void add_item(struct bpe_input *in, const char *path, int shard)
+/* A plain file this large is read by the input's threads, a slice each: copying it out of the
+ * page cache and faulting in its buffer are all that reading it costs, and one thread alone
+ * would keep the others waiting as long as encoding a tenth of it takes them. */
+#define LARGE_FILE (16u << 20)
+
+static void add_item(struct bpe_input *in, const char *path, int shard, const struct stat *st)
 {
 	if (in->n == in->cap)
 		in->items = xreallocarray(in->items, in->cap = in->cap ? 2 * in->cap : 16,
 					  sizeof *in->items);
 	in->items[in->n].path = xstrdup(path);
+	in->items[in->n].large = st && S_ISREG(st->st_mode) && st->st_size >= LARGE_FILE;
 	in->items[in->n++].shard = shard;
 }
 
@@ -70,7 +80,7 @@ static void walk(struct bpe_input *in, const char *dir)
 			if (S_ISDIR(st.st_mode))
 				walk(in, names[i]);
 			else if (S_ISREG(st.st_mode))
-				add_item(in, names[i], 0);
+				add_item(in, names[i], 0, &st);
 		}
 		free(names[i]);
 	}
@@ -93,19 +103,20 @@ struct bpe_input *bpe_input_open(char *const *inputs, size_t n, int text)
 	struct bpe_input *in = xcalloc(1, sizeof *in);
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
-		int isdir = strcmp(inputs[i], "-") && !stat(inputs[i], &st) && S_ISDIR(st.st_mode);
+		int known = strcmp(inputs[i], "-") && !stat(inputs[i], &st);
+		int isdir = known && S_ISDIR(st.st_mode);
 		if (text && isdir) {
 			walk(in, inputs[i]);
 		} else if (isdir) {
 			char **list;
 			size_t k = shard_list(&inputs[i], 1, &list);
 			for (size_t j = 0; j < k; j++)
-				add_item(in, list[j], 1);
+				add_item(in, list[j], 1, NULL);
 			shard_list_free(list, k);
 		} else if (!strcmp(inputs[i], "-")) {
-			add_item(in, "-", !text);
+			add_item(in, "-", !text, NULL);
 		} else {
-			add_item(in, inputs[i], text ? 0 : looks_like_shard(inputs[i]));
+			add_item(in, inputs[i], text ? 0 : looks_like_shard(inputs[i]), known ? &st : NULL);
 		}
 	}
 	return in;
@@ -138,6 +149,49 @@ static char *read_stdin(size_t *len)
 	buf_putc(&b, 0);
 	*len = b.len - 1;
 	return (char *)b.p;
+}
+
+/* PATH read by THREADS threads when it is a large regular file that stays its size: the text
+ * (with a terminator) and *LEN, else NULL, for read_file to read it alone (and say why it
+ * cannot) */
+static char *read_large(const char *path, int threads, size_t *len)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < LARGE_FILE) {
+		close(fd);
+		return NULL;
+	}
+	size_t n = (size_t)st.st_size, slice = 4u << 20, ns = (n + slice - 1) / slice;
+	char *p = xmalloc(n + 1), probe;
+	int short_read = 0;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) reduction(| : short_read)
+	for (long k = 0; k < (long)ns; k++) {
+		size_t at = (size_t)k * slice, want = n - at < slice ? n - at : slice;
+		while (want) {
+			ssize_t r = pread(fd, p + at, want, (off_t)at);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				short_read = 1;
+				break;
+			}
+			at += (size_t)r;
+			want -= (size_t)r;
+		}
+	}
+	/* a file that grew is more than its stat size */
+	if (short_read || pread(fd, &probe, 1, (off_t)n) != 0) {
+		free(p);
+		close(fd);
+		return NULL;
+	}
+	close(fd);
+	p[n] = 0;
+	*len = n;
+	return p;
 }
 
 int bpe_input_next(struct bpe_input *in, uint64_t *id, const unsigned char **s, size_t *n)
@@ -181,7 +235,10 @@ int bpe_input_next(struct bpe_input *in, uint64_t *id, const unsigned char **s, 
 			continue;
 		}
 		in->text = !strcmp(it->path, "-") ? read_stdin(&in->text_len)
-						   : read_file(it->path, &in->text_len);
+			   : it->large && in->threads > 1 ? read_large(it->path, in->threads, &in->text_len)
+			   : NULL;
+		if (!in->text && strcmp(it->path, "-"))
+			in->text = read_file(it->path, &in->text_len);
 		if (!in->text)
 			return -1;
 		*id = XXH3_64bits(it->path, strlen(it->path));
@@ -192,6 +249,7 @@ int bpe_input_next(struct bpe_input *in, uint64_t *id, const unsigned char **s, 
 	}
 }
 
+void bpe_input_set_threads(struct bpe_input *in, int threads) { in->threads = threads; }
 size_t bpe_input_index(const struct bpe_input *in) { return in->last; }
 const char *bpe_input_path(const struct bpe_input *in) { return in->items[in->last].path; }
 int bpe_input_is_shard(const struct bpe_input *in) { return in->items[in->last].shard; }

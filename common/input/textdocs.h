@@ -14,6 +14,8 @@ struct bpe_input;
  * for every regular file whose name does not start with '.', and "-" is text. Dies on an
  * unreadable directory. */
 struct bpe_input *bpe_input_open(char *const *inputs, size_t n, int text);
+/* Read a large plain file with THREADS threads (default 1). */
+void bpe_input_set_threads(struct bpe_input *in, int threads);
 /* Next document: 1 and its id and bytes (valid until the next call), 0 at the end, -1 after
  * an error naming the file. A plain file's id is xxh3-64 of its path (as cp-hash's origin). */
 int bpe_input_next(struct bpe_input *in, uint64_t *id, const unsigned char **s, size_t *n);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 static const unsigned char shard_magic[8] = { 0x89, 'C', 'P', 'S', '\r', '\n', 0x1a, '\n' };
 static const unsigned char footer_magic[8] = { 'C', 'P', 'S', 'E', 'N', 'D', '1', '\n' };
@@ -97,6 +98,7 @@ struct shard_writer {
 	struct iovec *iov;	/* a block by reference as writev takes it */
 	size_t cap_iov;
 	XXH3_state_t *sum;	/* its checksum, over the pieces */
+	int room;		/* the last record is shard_write_room's, filled by the next call */
 };
 
 static void raw_start(struct shard_writer *w);
@@ -310,16 +312,50 @@ static void blk_head(unsigned char *hdr, uint32_t n_records, uint64_t first, siz
 	wr_u64le(hdr + 24, XXH3_64bits_withSeed(hdr + BLK_HDR_SIZE, clen, XXH3_64bits(hdr, 24)));
 }
 
+/* A block this large (a large record, such as a large file's tokens) is compressed by zstd's
+ * own workers, so that it does not keep one thread busy while the others wait for the end:
+ * their frame is the same for any number of them (one included) but not one thread's, so
+ * every block this large goes to them whatever the writer's threads. */
+#define MT_BLOCK (16u << 20)
+
+/* SRC (N >= MT_BLOCK bytes) compressed by WORKERS of zstd's workers into DST (CAP bytes):
+ * the frame's length, or zstd's error code */
+static size_t blk_compress_mt(ZSTD_CCtx *cctx, int level, int workers, const void *src, size_t n,
+			      void *dst, size_t cap)
+{
+	ZSTD_inBuffer in = { src, n, 0 };
+	ZSTD_outBuffer out = { dst, cap, 0 };
+	size_t e;
+	ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+	if (!ZSTD_isError(e = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)) &&
+	    !ZSTD_isError(e = ZSTD_CCtx_setPledgedSrcSize(cctx, n))) {
+		/* a library without threads compresses it on this one, still the same frame
+		 * for any count of ours */
+		ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, workers);
+		/* the input before the end: a first call that ends the frame takes the one-pass
+		 * path, whose jobs depend on the number of workers (zstd issue #2327) */
+		e = ZSTD_compressStream2(cctx, &out, &in, ZSTD_e_continue);
+		while (!ZSTD_isError(e) && (e = ZSTD_compressStream2(cctx, &out, &in, ZSTD_e_end)))
+			if (!ZSTD_isError(e) && out.pos == out.size)
+				e = (size_t)-ZSTD_error_dstSize_tooSmall;
+	}
+	ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+	return ZSTD_isError(e) ? e : out.pos;
+}
+
 /* The block of RAW's records (after RAW_HEAD) compressed at LEVEL into COMP, header and frame:
- * 0, or zstd's error code. The same bytes on any thread and with any CCTX. */
-static size_t blk_compress(ZSTD_CCtx *cctx, int level, const struct buf *raw, uint32_t n_records,
-			   uint64_t first, struct buf *comp)
+ * 0, or zstd's error code. The same bytes on any thread, with any CCTX and any WORKERS (>= 1,
+ * for a block of MT_BLOCK or more). */
+static size_t blk_compress(ZSTD_CCtx *cctx, int level, int workers, const struct buf *raw,
+			   uint32_t n_records, uint64_t first, struct buf *comp)
 {
 	size_t n = raw->len - RAW_HEAD, bound = ZSTD_compressBound(n);
 	buf_reset(comp);
 	buf_grow(comp, BLK_HDR_SIZE + bound);
-	size_t clen = ZSTD_compressCCtx(cctx, comp->p + BLK_HDR_SIZE, bound, raw->p + RAW_HEAD, n,
-					level);
+	size_t clen = n >= MT_BLOCK
+		? blk_compress_mt(cctx, level, workers, raw->p + RAW_HEAD, n, comp->p + BLK_HDR_SIZE,
+				  bound)
+		: ZSTD_compressCCtx(cctx, comp->p + BLK_HDR_SIZE, bound, raw->p + RAW_HEAD, n, level);
 	if (ZSTD_isError(clen))
 		return clen;
 	blk_head(comp->p, n_records, first, n, clen);
@@ -374,7 +410,8 @@ static void *pool_worker(void *arg)
 			break;
 		struct blk_slot *b = &p->slot[p->taken++ % p->depth];
 		pthread_mutex_unlock(&p->mu);
-		b->err = cctx ? blk_compress(cctx, p->level, &b->raw, b->n_records, b->first, &b->comp)
+		b->err = cctx ? blk_compress(cctx, p->level, (int)p->n_threads, &b->raw, b->n_records,
+					     b->first, &b->comp)
 			      : (size_t)-1;
 		pthread_mutex_lock(&p->mu);
 		b->done = 1;
@@ -583,7 +620,8 @@ static int flush_block(struct shard_writer *w)
 	} else {
 		if (!w->cctx)
 			w->cctx = ZSTD_createCCtx();
-		size_t e = blk_compress(w->cctx, w->level, &w->raw, w->blk_records, first, &w->comp);
+		size_t e = blk_compress(w->cctx, w->level, w->threads, &w->raw, w->blk_records, first,
+					&w->comp);
 		ret = e ? error("zstd compression failed for '%s': %s", w->path, ZSTD_getErrorName(e))
 			: blk_emit(w, w->comp.p, w->comp.len);
 	}
@@ -596,42 +634,65 @@ static int flush_block(struct shard_writer *w)
  * what copying a few KiB does. */
 #define REF_MIN 4096
 
-static int put_record(struct shard_writer *w, const void *rec, size_t len, int ref)
+/* Room for a record of LEN bytes at the end of the block being filled (the block flushed
+ * first when the record would overfill it), or, with REF, the record left where REF holds it
+ * (shard_write_ref) and REF returned: NULL after an error */
+static unsigned char *record_room(struct shard_writer *w, size_t len, const void *ref)
 {
-	if (w->failed)
-		return -1;
-	if (len > MAX_BLOCK_RAW - 16)
-		return error("record of %zu bytes too large for '%s'", len, w->path);
+	/* a block that shard_write_room filled goes out once the room is filled */
+	int full = w->room && raw_len(w) >= block_limit(w);
+	w->room = 0;
+	if (w->failed || (full && flush_block(w)))
+		return NULL;
+	if (len > MAX_BLOCK_RAW - 16) {
+		error("record of %zu bytes too large for '%s'", len, w->path);
+		return NULL;
+	}
 	if (w->blk_records && raw_len(w) + len + 10 > block_limit(w) && flush_block(w))
-		return -1;
+		return NULL;
 	if (raw_len(w) + len + 10 > MAX_BLOCK_RAW && flush_block(w))
-		return -1;
+		return NULL;
 	buf_put_varint(&w->raw, len);
+	unsigned char *p;
 	if (ref) {
 		if (w->n_refs == w->cap_refs)
 			w->refs = xreallocarray(w->refs, w->cap_refs = w->cap_refs ? 2 * w->cap_refs : 16,
 						sizeof *w->refs);
-		w->refs[w->n_refs++] = (struct wref){ rec, len, w->raw.len };
+		w->refs[w->n_refs++] = (struct wref){ ref, len, w->raw.len };
 		w->ref_len += len;
+		p = (unsigned char *)ref;
 	} else {
-		buf_put(&w->raw, rec, len);
+		buf_grow(&w->raw, len);
+		p = w->raw.p + w->raw.len;
+		w->raw.len += len;
 	}
 	w->blk_records++;
 	w->info.n_records++;
 	w->info.raw_bytes += len;
+	return p;
+}
+
+int shard_write(struct shard_writer *w, const void *rec, size_t len)
+{
+	unsigned char *p = record_room(w, len, NULL);
+	if (!p)
+		return -1;
+	if (len)
+		memcpy(p, rec, len);
 	if (raw_len(w) >= block_limit(w))
 		return flush_block(w);
 	return 0;
 }
 
-int shard_write(struct shard_writer *w, const void *rec, size_t len)
-{
-	return put_record(w, rec, len, 0);
-}
-
 int shard_write_ref(struct shard_writer *w, const void *rec, size_t len)
 {
-	return put_record(w, rec, len, w->level == SHARD_LEVEL_STORE && len >= REF_MIN);
+	if (w->level != SHARD_LEVEL_STORE || len < REF_MIN)
+		return shard_write(w, rec, len);
+	if (!record_room(w, len, rec))
+		return -1;
+	if (raw_len(w) >= block_limit(w))
+		return flush_block(w);
+	return 0;
 }
 
 void shard_release(struct shard_writer *w)
@@ -650,6 +711,13 @@ void shard_release(struct shard_writer *w)
 	buf_free(&w->raw);
 	w->raw = t;
 	w->n_refs = w->ref_len = 0;
+}
+
+void *shard_write_room(struct shard_writer *w, size_t len)
+{
+	unsigned char *p = record_room(w, len, NULL);
+	w->room = p != NULL;
+	return p;
 }
 
 static void writer_free(struct shard_writer *w)

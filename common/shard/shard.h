@@ -44,8 +44,9 @@ struct shard_writer *shard_create(const char *path, uint32_t kind, const uint64_
 void shard_set_block_size(struct shard_writer *w, size_t bytes);
 void shard_set_level(struct shard_writer *w, int level);
 /* Compress blocks on THREADS worker threads (default 1: on the caller's), while the caller
- * fills the next; they are written in order, the same bytes for any count. Before the
- * first record. */
+ * fills the next; they are written in order, the same bytes for any count. A block of 16 MiB
+ * or more (a large record) is compressed by THREADS of zstd's own workers. Before the first
+ * record. */
 void shard_set_threads(struct shard_writer *w, int threads);
 #define SHARD_LEVEL_UNSET 100
 /* The level for a writer of PATH: GIVEN unless SHARD_LEVEL_UNSET; then standard output
@@ -60,6 +61,9 @@ int shard_write_ref(struct shard_writer *w, const void *rec, size_t len);
 /* The records of shard_write_ref copied that are not out yet: their memory is the caller's
  * again. */
 void shard_release(struct shard_writer *w);
+/* shard_write of a record the caller makes in place (no copy of a large one): room for its
+ * LEN bytes, to be filled before the next call on W. NULL after an error. */
+void *shard_write_room(struct shard_writer *w, size_t len);
 /* Finish: end block, index, footer, header counts (when seekable), fsync, rename. 0 or -1. */
 int shard_close(struct shard_writer *w);
 /* Give up: remove the temporary, free. */

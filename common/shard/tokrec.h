@@ -11,13 +11,10 @@
 
 static inline unsigned tokrec_width(uint64_t vocab) { return vocab <= 65536 ? 2 : 4; }
 
-static inline void tokrec_encode(struct buf *out, uint64_t doc_id, const uint32_t *ids, size_t n,
-				 unsigned width)
+/* the N ids of IDS at P, WIDTH bytes each (a record's body; N * WIDTH bytes) */
+static inline void tokrec_put(unsigned char *p, const uint32_t *ids, size_t n, unsigned width)
 {
-	buf_put_u64le(out, doc_id);
-	buf_grow(out, n * width);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char *p = out->p + out->len + i * width;
+	for (size_t i = 0; i < n; i++, p += width) {
 		p[0] = (unsigned char)ids[i];
 		p[1] = (unsigned char)(ids[i] >> 8);
 		if (width == 4) {
@@ -25,6 +22,14 @@ static inline void tokrec_encode(struct buf *out, uint64_t doc_id, const uint32_
 			p[3] = (unsigned char)(ids[i] >> 24);
 		}
 	}
+}
+
+static inline void tokrec_encode(struct buf *out, uint64_t doc_id, const uint32_t *ids, size_t n,
+				 unsigned width)
+{
+	buf_put_u64le(out, doc_id);
+	buf_grow(out, n * width);
+	tokrec_put(out->p + out->len, ids, n, width);
 	out->len += n * width;
 }
 

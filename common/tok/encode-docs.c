@@ -36,6 +36,7 @@ static void batch_add(struct tok_batch *b, uint64_t id, const unsigned char *s, 
 		b->input = xreallocarray(b->input, c, sizeof *b->input);
 		b->ids = xreallocarray(b->ids, c, sizeof *b->ids);
 		b->nchars = xreallocarray(b->nchars, c, sizeof *b->nchars);
+		b->ntok = xreallocarray(b->ntok, c, sizeof *b->ntok);
 		b->keep = xrealloc(b->keep, c);
 		memset(b->ids + b->cap, 0, (c - b->cap) * sizeof *b->ids);
 		b->cap = c;
@@ -131,6 +132,7 @@ void tok_batch_free(struct tok_batch *b)
 	free(b->input);
 	free(b->ids);
 	free(b->nchars);
+	free(b->ntok);
 	free(b->keep);
 	for (size_t k = 0; k < b->cap_parts; k++)
 		free(b->part[k].ids.v);
@@ -197,34 +199,36 @@ static void batch_parts(struct tok_batch *b, const struct bpe *special)
 	}
 }
 
-/* each document's ids and characters from its parts', in order */
-static void batch_join(struct tok_batch *b)
+void tok_batch_join(struct tok_batch *b, int threads)
 {
-	for (size_t k = 0; k < b->n_parts; k++) {
+	/* a long document's room is made at once (grown part by part it would be copied and
+	 * faulted in over and over) and each part copied into its place by a thread of its own */
+	size_t n = b->n_parts, *at = xmalloc((n + 1) * sizeof *at);
+	for (size_t k = 0; k < n; k++) {
 		struct tok_part *t = &b->part[k];
 		struct u32vec *v = &b->ids[t->doc];
-		if (t->off == 0) {
-			b->nchars[t->doc] = 0;
-			if (!t->whole) {
-				/* the whole document's room at once: growing it part by part would
-				 * copy (and fault in) a large document's ids over and over */
-				size_t total = 0;
-				for (size_t j = k; j < b->n_parts && b->part[j].doc == t->doc; j++)
-					total += b->part[j].ids.n;
-				v->n = 0;
-				u32vec_grow(v, total + 1);	/* and the end-of-text id after it */
-			}
-		}
-		b->nchars[t->doc] += t->nchars;
-		if (t->whole || !t->ids.n)
+		if (t->whole)
 			continue;
-		u32vec_grow(v, t->ids.n);
-		memcpy(v->v + v->n, t->ids.v, t->ids.n * sizeof *v->v);
+		if (t->off == 0) {
+			v->n = 0;
+			u32vec_grow(v, b->ntok[t->doc] + 1);	/* and the end-of-text id after it */
+		}
+		at[k] = v->n;
 		v->n += t->ids.n;
+	}
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+	for (long k = 0; k < (long)n; k++) {
+		struct tok_part *t = &b->part[k];
+		if (t->whole)
+			continue;
+		if (t->ids.n)
+			memcpy(b->ids[t->doc].v + at[k], t->ids.v, t->ids.n * sizeof *t->ids.v);
 		/* a long document's ids are not kept twice until the next batch */
 		free(t->ids.v);
 		memset(&t->ids, 0, sizeof t->ids);
 	}
+	free(at);
+	b->joined = 1;
 }
 
 void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encoder **enc,
@@ -241,15 +245,139 @@ void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encod
 		bpe_encode(enc[omp_get_thread_num()], s, t->len, special, v);
 		t->nchars = tok_count_chars(s, t->len);
 	}
-	batch_join(b);
+	for (size_t k = 0; k < b->n_parts; k++) {
+		const struct tok_part *t = &b->part[k];
+		if (t->off == 0)
+			b->nchars[t->doc] = b->ntok[t->doc] = 0;
+		b->nchars[t->doc] += t->nchars;
+		b->ntok[t->doc] += t->whole ? b->ids[t->doc].n : t->ids.n;
+	}
 	for (size_t i = 0; i < b->n; i++)
-		b->keep[i] = (unsigned char)tok_keep(b->nchars[i], b->ids[i].n, min_ratio);
+		b->keep[i] = (unsigned char)tok_keep(b->nchars[i], b->ntok[i], min_ratio);
+	b->joined = 0;
+}
+
+/* ---------------------------------------------------------------- --ids */
+
+/* --ids's lines, each part formatted by the thread that encoded it and written in order by
+ * one thread at a time (one that finished a part while none was writing), so neither the
+ * formatting nor the writing waits for the whole batch and no thread waits for another. A
+ * part's text is held from when the part is taken until it goes out (a large file's ids are
+ * never all in memory), in buffers kept for reuse (fresh ones would be faulted in again for
+ * every part). */
+struct ids_flush {
+	struct tok_batch *b;
+	struct buf **text;	/* each part's text, until it goes out */
+	unsigned char *done;	/* each part's text is whole */
+	struct buf **spare;	/* buffers free for the next parts */
+	size_t n_spare, next;	/* next: the first part not written */
+	int writing;		/* a thread is writing parts */
+	tok_emit_fn *emit;
+	void *arg;
+};
+
+static struct buf *ids_take(struct ids_flush *f)
+{
+	struct buf *t;
+#pragma omp critical(tok_ids)
+	t = f->n_spare ? f->spare[--f->n_spare] : xcalloc(1, sizeof *t);
+	buf_reset(t);
+	return t;
+}
+
+/* Part K's text is whole: write every part due that is, unless another thread is writing
+ * (it will take this one too): a write that waits on the disk holds up no other thread. */
+static void ids_done(struct ids_flush *f, size_t k)
+{
+	int writer;
+#pragma omp critical(tok_ids)
+	{
+		f->done[k] = 1;
+		if ((writer = !f->writing))
+			f->writing = 1;
+	}
+	while (writer) {
+		struct buf *t = NULL;
+#pragma omp critical(tok_ids)
+		{
+			if (f->next < f->b->n_parts && f->done[f->next])
+				t = f->text[f->next++];
+			else
+				f->writing = writer = 0;
+		}
+		if (!t)
+			break;
+		f->emit(t->p, t->len, f->arg);
+#pragma omp critical(tok_ids)
+		f->spare[f->n_spare++] = t;
+	}
+}
+
+void tok_batch_ids(struct tok_batch *b, const struct bpe *m, struct bpe_encoder **enc,
+		   int threads, int special, tok_emit_fn *emit, void *arg)
+{
+	batch_parts(b, special ? m : NULL);
+	size_t n = b->n_parts;
+	struct ids_flush f = { .b = b, .emit = emit, .arg = arg };
+	f.text = xcalloc(n + 1, sizeof *f.text);
+	f.done = xcalloc(n + 1, 1);
+	f.spare = xcalloc(n + 1, sizeof *f.spare);
+	struct u32vec *ids = xcalloc((size_t)threads, sizeof *ids);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+	for (long k = 0; k < (long)n; k++) {
+		const struct tok_part *t = &b->part[k];
+		struct u32vec *v = &ids[omp_get_thread_num()];
+		struct buf *out = f.text[k] = ids_take(&f);
+		v->n = 0;
+		bpe_encode(enc[omp_get_thread_num()], b->base + b->off[t->doc] + t->off, t->len,
+			   special, v);
+		/* a part after the first of its document follows one with ids: it has bytes */
+		tok_ids_text(out, v->v, v->n, t->off == 0);
+		if ((size_t)k + 1 == n || b->part[k + 1].doc != t->doc)
+			buf_putc(out, '\n');
+		ids_done(&f, (size_t)k);
+	}
+	for (size_t i = 0; i < f.n_spare; i++) {
+		buf_free(f.spare[i]);
+		free(f.spare[i]);
+	}
+	for (int i = 0; i < threads; i++)
+		free(ids[i].v);
+	free(ids);
+	free(f.spare);
+	free(f.done);
+	free(f.text);
 }
 
 void tok_ids_line(struct buf *b, const uint32_t *v, size_t n)
 {
 	tok_ids_text(b, v, n, 1);
 	buf_putc(b, '\n');
+}
+
+/* "00" to "99", so a number's digits are made two at a time */
+static const char ids_pairs[201] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
+/* X's decimal digits at O, O's end returned */
+static unsigned char *ids_digits(unsigned char *o, uint32_t x)
+{
+	unsigned char d[20], *e = d + 10, *p = e;
+	while (x >= 100) {
+		p -= 2;
+		memcpy(p, ids_pairs + 2 * (x % 100), 2);
+		x /= 100;
+	}
+	if (x >= 10) {
+		p -= 2;
+		memcpy(p, ids_pairs + 2 * x, 2);
+	} else {
+		*--p = (unsigned char)('0' + x);
+	}
+	memcpy(o, p, 10);	/* a fixed length, inlined; what follows the digits is room */
+	return o + (e - p);
 }
 
 void tok_ids_text(struct buf *b, const uint32_t *v, size_t n, int first)
@@ -261,19 +389,13 @@ void tok_ids_text(struct buf *b, const uint32_t *v, size_t n, int first)
 		buf_putc(b, ' ');
 	while (k < n) {
 		size_t end = n - k < 4096 ? n : k + 4096;
-		buf_grow(b, (end - k) * 11 + 1);
+		buf_grow(b, (end - k) * 11 + 10);
 		unsigned char *o = b->p + b->len;
+		if (k == 0)
+			o = ids_digits(o, v[k++]);
 		for (; k < end; k++) {
-			char d[10];
-			int l = 0;
-			uint32_t x = v[k];
-			do
-				d[l++] = (char)('0' + x % 10);
-			while (x /= 10);
-			if (k)
-				*o++ = ' ';
-			while (l)
-				*o++ = (unsigned char)d[--l];
+			*o++ = ' ';
+			o = ids_digits(o, v[k]);
 		}
 		b->len = (size_t)(o - b->p);
 	}
@@ -315,8 +437,8 @@ struct tok_shards {
 	struct shard_writer *text_w;	/* directory mode: text.shard, for plain files */
 	struct shardset_stage *stage;	/* directory mode: the set until it is whole */
 	size_t n_inputs;
+	int threads;
 	uint64_t param[2];
-	struct buf rec;
 };
 
 static const char *base_name(const char *p)
@@ -332,13 +454,16 @@ static struct shard_writer *out_open(struct tok_shards *o, const char *name)
 	free(p);
 	if (!w)
 		exit(EXIT_ERR);
+	shard_set_threads(w, o->threads);
 	return w;
 }
 
-struct tok_shards *tok_shards_open(const char *out, struct bpe_input *in, uint32_t n_ids)
+struct tok_shards *tok_shards_open(const char *out, struct bpe_input *in, uint32_t n_ids,
+				   int threads)
 {
 	struct tok_shards *o = xcalloc(1, sizeof(*o));
 	o->in = in;
+	o->threads = threads;
 	o->param[0] = n_ids;
 	o->param[1] = tokrec_width(n_ids);
 	struct stat st;
@@ -357,6 +482,8 @@ struct tok_shards *tok_shards_open(const char *out, struct bpe_input *in, uint32
 	} else if (!(o->w = shard_create(op, SHARD_TOKENS, o->param))) {
 		free(o);
 		return NULL;
+	} else {
+		shard_set_threads(o->w, threads);
 	}
 	return o;
 }
@@ -377,30 +504,61 @@ static struct shard_writer *writer_of(struct tok_shards *o, size_t input)
 	return o->per[input];
 }
 
+/* Document I of B (its parts from *K on, *K moved past them) as a token record, EOT
+ * appended, written to W in place; a long one's parts are put in by O->threads threads. 0, or
+ * -1 after an error. */
+static int record_put(struct tok_shards *o, struct shard_writer *w, struct tok_batch *b,
+		      size_t i, size_t *k, uint32_t eot)
+{
+	unsigned width = (unsigned)o->param[1];
+	size_t k0 = *k, n = b->ntok[i];
+	while (*k < b->n_parts && b->part[*k].doc == i)
+		(*k)++;
+	unsigned char *p = shard_write_room(w, 8 + (n + 1) * width);
+	if (!p)
+		return -1;
+	wr_u64le(p, b->id[i]);
+	p += 8;
+	if (b->joined || b->part[k0].whole) {
+		tokrec_put(p, b->ids[i].v, n, width);
+	} else {
+		size_t np = *k - k0, *at = xmalloc(np * sizeof *at), sum = 0;
+		for (size_t j = 0; j < np; j++) {
+			at[j] = sum;
+			sum += b->part[k0 + j].ids.n;
+		}
+#pragma omp parallel for schedule(dynamic, 1) num_threads(o->threads)
+		for (long j = 0; j < (long)np; j++) {
+			const struct u32vec *v = &b->part[k0 + (size_t)j].ids;
+			tokrec_put(p + at[j] * width, v->v, v->n, width);
+		}
+		free(at);
+	}
+	tokrec_put(p + n * width, &eot, 1, width);
+	return 0;
+}
+
 int tok_shards_write(struct tok_shards *o, struct tok_batch *b, uint32_t eot,
 		     struct tok_counts *c)
 {
-	unsigned width = (unsigned)o->param[1];
 	/* an input shard's output exists once a document of it was read, kept or not */
 	for (size_t i = 0; o->dir && i < b->n; i++)
 		if (b->input[i] != SIZE_MAX)
 			writer_of(o, b->input[i]);
-	for (size_t i = 0; i < b->n; i++) {
+	for (size_t i = 0, k = 0; i < b->n; i++) {
 		c->docs_in++;
 		c->bytes_in += b->len[i];
 		c->chars_in += b->nchars[i];
 		if (!b->keep[i]) {
+			while (k < b->n_parts && b->part[k].doc == i)
+				k++;
 			c->removed_ratio++;
 			continue;
 		}
-		struct u32vec *v = &b->ids[i];
-		u32vec_push(v, eot);
-		buf_reset(&o->rec);
-		tokrec_encode(&o->rec, b->id[i], v->v, v->n, width);
-		if (shard_write(writer_of(o, b->input[i]), o->rec.p, o->rec.len))
+		if (record_put(o, writer_of(o, b->input[i]), b, i, &k, eot))
 			return -1;
 		c->docs_out++;
-		c->tokens_out += v->n;
+		c->tokens_out += b->ntok[i] + 1;
 	}
 	return 0;
 }
@@ -439,7 +597,6 @@ int tok_shards_close(struct tok_shards *o, int failed)
 	} else if (finish(o->w, failed)) {
 		failed = 1;
 	}
-	buf_free(&o->rec);
 	free(o);
 	return failed ? -1 : 0;
 }

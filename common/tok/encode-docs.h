@@ -33,12 +33,14 @@ struct tok_batch {
 	/* the documents' bytes: text's, or for a batch of one large document the input's own
 	 * (valid until the next tok_batch_fill) */
 	const unsigned char *base;
-	struct u32vec *ids;	/* after tok_batch_encode: its tokens, */
+	struct u32vec *ids;	/* after tok_batch_encode: its ids (one encoded whole), */
+	size_t *ntok;		/* how many, */
 	uint64_t *nchars;	/* its characters, */
 	unsigned char *keep;	/* and whether the filter keeps it */
 	size_t part_bytes;	/* the parts' size, 0 for TOK_PART_BYTES (set by tests) */
 	struct tok_part *part;	/* tok_batch_encode's work, kept for the next batch */
 	size_t n_parts, cap_parts;
+	int joined;		/* tok_batch_join put every document's ids in ids */
 };
 
 /* Caps on what is read: documents, and bytes (reading stops before the document that would
@@ -55,9 +57,23 @@ int tok_batch_fill(struct tok_batch *b, struct bpe_input *in, struct tok_caps *c
 /* Encode every document of B with THREADS threads, one encoder of M each in ENC (special
  * tokens written in the text become their ids with SPECIAL), and apply the filter: a document
  * is kept when MIN_RATIO <= 0, or when it has tokens and at least MIN_RATIO characters a
- * token. The ids are those of bpe_encode over each whole document. */
+ * token. The ids are those of bpe_encode over each whole document: in b->ids for one encoded
+ * whole, in its parts for one cut into parts (tok_shards_write takes them from there, a
+ * large file's ids are not copied) until tok_batch_join. */
 void tok_batch_encode(struct tok_batch *b, const struct bpe *m, struct bpe_encoder **enc,
 		      int threads, int special, double min_ratio);
+/* Every document's ids in b->ids, those of the parts joined with THREADS threads: once, after
+ * tok_batch_encode. */
+void tok_batch_join(struct tok_batch *b, int threads);
+/* Where bytes made in order go (cp-tokenize's standard output). */
+typedef void tok_emit_fn(const void *p, size_t n, void *arg);
+/* cp-tokenize --ids: encode every document of B as tok_batch_encode does (the ids of one pass
+ * whatever THREADS) and give EMIT each one's ids as a line of decimals (tok_ids_line), in
+ * order, a long document's a part at a time: the parts are encoded and formatted in parallel
+ * and each goes out once those before it have. B's ids, characters and filter are left as
+ * they were. */
+void tok_batch_ids(struct tok_batch *b, const struct bpe *m, struct bpe_encoder **enc,
+		   int threads, int special, tok_emit_fn *emit, void *arg);
 /* Append the N ids of V to B as one line of decimals separated by spaces (cp-tokenize --ids). */
 void tok_ids_line(struct buf *b, const uint32_t *v, size_t n);
 /* The same without the newline, a piece of a line: after a space unless FIRST. */
@@ -86,9 +102,11 @@ void tok_report_put(struct buf *b, const struct tok_counts *c, double min_ratio,
 
 /* Where encoded documents go: one token shard (OUT, "-" standard output), or, when OUT is a
  * directory or ends in '/', one token shard per input shard under its name and text.shard
- * for the plain files. NULL after an error. */
+ * for the plain files. THREADS threads compress their blocks and make a long document's
+ * record (the bytes are the same for any count). NULL after an error. */
 struct tok_shards;
-struct tok_shards *tok_shards_open(const char *out, struct bpe_input *in, uint32_t n_ids);
+struct tok_shards *tok_shards_open(const char *out, struct bpe_input *in, uint32_t n_ids,
+				   int threads);
 /* Count B's documents into C and write the kept ones, each with EOT appended. 0, or -1
  * after an error. */
 int tok_shards_write(struct tok_shards *o, struct tok_batch *b, uint32_t eot,
@@ -99,7 +117,6 @@ int tok_shards_close(struct tok_shards *o, int failed);
 
 /* Decode lines of decimal ids (T, LEN bytes, from NAME) with M, giving each line's bytes to
  * EMIT. 0, or -1 after an error naming NAME and the line. */
-typedef void tok_emit_fn(const void *p, size_t n, void *arg);
 int tok_decode_ids_text(const struct bpe *m, const char *name, const char *t, size_t len,
 			tok_emit_fn *emit, void *arg);
 /* Write the documents of the token shard PATH to F, as bytes or with JSONL as one

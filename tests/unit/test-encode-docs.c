@@ -126,6 +126,7 @@ static void test_batches(const struct bpe *m)
 	   b.input[0] == SIZE_MAX, "documents in walk order, plain files from no shard");
 	struct bpe_encoder **enc = tok_encoders_new(m, 3);
 	tok_batch_encode(&b, m, enc, 3, 0, 1.5);
+	tok_batch_join(&b, 3);
 	struct bpe_encoder *one = bpe_encoder_new(m);
 	struct u32vec v = { 0 };
 	int same = 1, keep = 1;
@@ -212,7 +213,7 @@ static void test_shard(const struct bpe *m)
 	snprintf(shard, sizeof shard, "%s/out.shard", dir);
 	char *in_list[] = { sub };
 	struct bpe_input *in = bpe_input_open(in_list, 1, 1);
-	struct tok_shards *o = tok_shards_open(shard, in, m->n_ids);
+	struct tok_shards *o = tok_shards_open(shard, in, m->n_ids, 2);
 	struct bpe_encoder **enc = tok_encoders_new(m, 2);
 	struct tok_batch b = { 0 };
 	struct tok_counts c = { 0 };

@@ -252,6 +252,70 @@ static void test_refs(void)
 	free(b);
 }
 
+/* a large record (pseudo-random token-like bytes, compressible some) and small ones around
+ * it, the large one made in place with shard_write_room when ROOM; threads T */
+static int write_large(const char *path, const unsigned char *big, size_t n, int threads, int room)
+{
+	uint64_t param[2] = { 42, 7 };
+	struct shard_writer *w = shard_create(path, SHARD_DOCS, param);
+	if (!w)
+		return -1;
+	shard_set_threads(w, threads);
+	unsigned char *p;
+	int bad = shard_write(w, "before", 6);
+	if (room && (p = shard_write_room(w, n)))
+		memcpy(p, big, n);
+	else
+		bad |= room || shard_write(w, big, n);
+	bad |= shard_write(w, "after", 5) || shard_write_room(w, 0) == NULL;
+	return shard_close(w) || bad ? -1 : 0;
+}
+
+/* 1 when PATH holds "before", BIG, "after" and an empty record */
+static int read_large(const char *path, const unsigned char *big, size_t n)
+{
+	struct shard_reader *r = shard_open(path, SHARD_DOCS);
+	const void *p;
+	size_t len;
+	int good = r && shard_next(r, &p, &len) == 1 && len == 6 && !memcmp(p, "before", 6) &&
+		   shard_next(r, &p, &len) == 1 && len == n && !memcmp(p, big, n) &&
+		   shard_next(r, &p, &len) == 1 && len == 5 && !memcmp(p, "after", 5) &&
+		   shard_next(r, &p, &len) == 1 && len == 0 && shard_next(r, &p, &len) == 0;
+	if (r)
+		shard_close_reader(r);
+	return good;
+}
+
+/* A block of 16 MiB or more is compressed by zstd's workers: the same bytes for 1, 2 and 4
+ * threads, made in place or copied, and it reads back. */
+static void test_large_block(void)
+{
+	size_t n = (17u << 20) + 3;
+	unsigned char *big = malloc(n);
+	uint32_t x = 12345;
+	for (size_t i = 0; i < n; i += 2) {
+		x = x * 1103515245u + 12345u;
+		uint32_t id = (x >> 16) % 3000;	/* ids of a small vocabulary, 2 bytes each */
+		big[i] = (unsigned char)id;
+		if (i + 1 < n)
+			big[i + 1] = (unsigned char)(id >> 8);
+	}
+	char one[256];
+	snprintf(one, sizeof one, "%s", path_of("large-1.shard"));
+	int same = !write_large(one, big, n, 1, 0) && read_large(one, big, n);
+	ok(same, "a record of %zu bytes and small ones around it read back", n);
+	for (int t = 1; t <= 4; t *= 2) {
+		const char *p = path_of("large-t.shard");
+		same = !write_large(p, big, n, t, 1) && same_file(one, p) && read_large(p, big, n);
+		ok(same, "%d thread%s, the record made in place: the same bytes", t, t > 1 ? "s" : "");
+	}
+	size_t sz;
+	unsigned char *f = slurp(one, &sz);
+	ok(f && sz < n, "  and it was compressed (%zu bytes to %zu)", n, sz);
+	free(f);
+	free(big);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir))
@@ -288,6 +352,7 @@ int main(void)
 	ok(write_shard(empty, 0, 4096, SHARD_DOCS) == 0 && read_all_ok(empty, 0), "empty shard round trip");
 	test_threads();
 	test_refs();
+	test_large_block();
 	ok(shard_open(empty, SHARD_TOKENS) == NULL, "wrong kind refused");
 
 	size_t n;

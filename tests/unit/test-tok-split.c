@@ -174,7 +174,7 @@ static void test_encode(const struct bpe *m)
 	for (int th = 1; th <= 3; th++) {
 		struct bpe_encoder **enc = tok_encoders_new(m, th);
 		for (int sp = 0; sp < 2; sp++) {
-			int same = 1, chars = 1;
+			int same = 1, chars = 1, counted = 1;
 			for (size_t z = 0; z < 3; z++) {
 				struct tok_batch b = { .part_bytes = sizes[z] };
 				b.n = 0;
@@ -188,6 +188,7 @@ static void test_encode(const struct bpe *m)
 						b.input = xcalloc(b.cap, sizeof *b.input);
 						b.ids = xcalloc(b.cap, sizeof *b.ids);
 						b.nchars = xcalloc(b.cap, sizeof *b.nchars);
+						b.ntok = xcalloc(b.cap, sizeof *b.ntok);
 						b.keep = xcalloc(b.cap, 1);
 					}
 					b.off[b.n] = b.text.len;
@@ -196,6 +197,9 @@ static void test_encode(const struct bpe *m)
 				}
 				b.base = b.text.p;
 				tok_batch_encode(&b, m, enc, th, sp, 0);
+				for (int d = 0; d < 6; d++)
+					counted &= b.ntok[d] == want[sp][d].n;
+				tok_batch_join(&b, th);
 				for (int d = 0; d < 6; d++) {
 					same &= b.ids[d].n == want[sp][d].n &&
 						(!b.ids[d].n ||
@@ -207,6 +211,7 @@ static void test_encode(const struct bpe *m)
 			ok(same, "%d thread%s%s: ids of parts of 7, 64 and 4096 bytes equal one pass",
 			   th, th > 1 ? "s" : "", sp ? ", special tokens" : "");
 			ok(chars, "  and the characters counted are the whole documents'");
+			ok(counted, "  and so are the ids counted before they are joined");
 		}
 		tok_encoders_free(enc, th);
 	}
