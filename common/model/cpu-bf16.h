@@ -36,9 +36,13 @@ void cpu_bf16_linear_gelu(float *out, const float *x, const uint16_t *P, const f
  * HS is 64, fp32 still but not k_attn_row's bits; A is N floats of scratch */
 void cpu_bf16_attn_row(float *out, float *a, const float *q, const float *k, const float *v,
 		       size_t stride, size_t n, size_t hs, float scale);
-/* 1 when the AVX-512 BF16 kernel runs here; SET 0 or 1 forces the scalar loop or (where
- * supported) the kernel, -1 leaves the choice to the CPU (tests compare the two) */
+/* the kernels, each CPU running those up to the best it supports */
+enum { CPU_BF16_SCALAR, CPU_BF16_AVX2, CPU_BF16_AVX512 };
+/* the kernel that runs here (CPU_BF16_*); SET forces that one or the best below it this CPU
+ * runs, -1 leaves the choice to the CPU (tests compare them) */
 int cpu_bf16_vector(int set);
+/* a CPU_BF16_* kernel's name, for messages */
+const char *cpu_bf16_kernel_name(int mode);
 
 /* The packed weights of model M for generation (one allocation: free() frees it). */
 struct cpu_bf16_model;
