@@ -12,16 +12,14 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-#define HAVE_AVX512BF16_BUILD 1
+/* the x86 kernels build here (target attributes); which one runs is the CPU's choice */
+#define CPU_BF16_X86 1
 #endif
 
 /* below this many multiply-adds a product runs on one thread */
 #define PAR_MIN ((size_t)1 << 17)
 /* rows of x a panel pass takes at a time: 4 rows x 4 vectors of 16 columns in registers */
 #define ROWS 4
-#ifndef BF16_PF
-#define BF16_PF 0
-#endif
 
 static size_t pairs_of(size_t IC)
 {
@@ -114,7 +112,7 @@ static void panel_scalar(float *out, const uint32_t *xr, const uint16_t *p, cons
 	store_op(out, v, b, j0, n, op == OP_ACC, op == OP_GELU);
 }
 
-#ifdef HAVE_AVX512BF16_BUILD
+#ifdef CPU_BF16_X86
 /* NR rows of one panel, 4 x 16 columns a row. NR is a constant wherever this is inlined, so
  * the accumulators are registers: with a run-time row count the compiler kept them on the
  * stack, and the store-to-load chain through each halved the rate a single row streams
@@ -222,10 +220,6 @@ static void panel_avx2(float *out, const uint32_t *xr, const uint16_t *p, const 
 	const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
 	for (size_t ip = 0; ip < ICp; ip++) {
 		const __m256i *w = (const __m256i *)(p + ip * CPU_BF16_PANEL * 2);
-#if BF16_PF
-		for (int c = 0; c < 8; c += 2)
-			_mm_prefetch((const char *)(w + BF16_PF + c), _MM_HINT_T0);
-#endif
 		__m256 x0 = _mm256_castsi256_ps(_mm256_set1_epi32((int)(xr[ip] << 16)));
 		__m256 x1 = _mm256_castsi256_ps(_mm256_set1_epi32((int)(xr[ip] & 0xffff0000u)));
 #define BF16_STEP(s, k) do { \
@@ -351,7 +345,7 @@ static void product(float *out, const float *x, const uint16_t *P, const float *
 		size_t j0 = jp * CPU_BF16_PANEL, n = OC - j0 < CPU_BF16_PANEL ? OC - j0 : CPU_BF16_PANEL;
 		for (size_t m = 0; m < M; m += ROWS) {
 			size_t nr = M - m < ROWS ? M - m : ROWS;
-#ifdef HAVE_AVX512BF16_BUILD
+#ifdef CPU_BF16_X86
 			if (vec == CPU_BF16_AVX512) {
 				panel_avx(out + m * OC, OC, xb + m * ICp, nr, p, b, ICp, j0, n, op);
 				continue;
@@ -387,7 +381,7 @@ void cpu_bf16_linear_gelu(float *out, const float *x, const uint16_t *P, const f
 void cpu_bf16_attn_row(float *out, float *a, const float *q, const float *k, const float *v,
 		       size_t stride, size_t n, size_t hs, float scale)
 {
-#ifdef HAVE_AVX512BF16_BUILD
+#ifdef CPU_BF16_X86
 	int vec = hs == 64 ? cpu_bf16_vector(-1) : CPU_BF16_SCALAR;
 	if (vec == CPU_BF16_AVX512) {
 		attn64_avx(out, a, q, k, v, stride, n, scale);
