@@ -119,5 +119,8 @@ IFS='|' read -r r_ours r_torch r_ratio <"$TMP/row"
 bench_row "generation, GPT-2 124M fp32, greedy, $NEW after $ptoks, $THREADS threads (\`bench/complete.sh\`)" \
 	"$r_ours" "PyTorch with a KV cache: $r_torch" "$r_ratio" 5x
 IFS='|' read -r r_bf16 r_bratio <"$TMP/row.bf16"
-bench_row "  the same with the weights in bf16 (\`--bf16\`, AVX-512 BF16 where the CPU has it), against our fp32" \
+# the kernel cp-complete picks (model/cpu-bf16.c): AVX-512 BF16's where the CPU has it, else AVX2's
+kern=AVX2
+grep -qw avx512_bf16 /proc/cpuinfo && kern="AVX-512 BF16"
+bench_row "  the same with the weights in bf16 (\`--bf16\`, the $kern kernel on this CPU), against our fp32" \
 	"$r_bf16" "" "$r_bratio" 1.6x

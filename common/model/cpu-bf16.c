@@ -12,7 +12,8 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-#define HAVE_AVX512BF16_BUILD 1
+/* the x86 kernels build here (target attributes); which one runs is the CPU's choice */
+#define CPU_BF16_X86 1
 #endif
 
 /* below this many multiply-adds a product runs on one thread */
@@ -111,7 +112,7 @@ static void panel_scalar(float *out, const uint32_t *xr, const uint16_t *p, cons
 	store_op(out, v, b, j0, n, op == OP_ACC, op == OP_GELU);
 }
 
-#ifdef HAVE_AVX512BF16_BUILD
+#ifdef CPU_BF16_X86
 /* NR rows of one panel, 4 x 16 columns a row. NR is a constant wherever this is inlined, so
  * the accumulators are registers: with a run-time row count the compiler kept them on the
  * stack, and the store-to-load chain through each halved the rate a single row streams
@@ -204,15 +205,108 @@ static void attn64_avx(float *out, float *a, const float *q, const float *k, con
 	_mm512_storeu_ps(out + 48, _mm512_mul_ps(o3, inv));
 }
 
-static int cpu_has_bf16(void)
+/* One row of one panel in AVX2, 8 columns a register: a 32-bit word of the panel holds a
+ * column's pair, so shifting it left 16 gives the even input's weight as fp32 and masking
+ * its low half the odd one's. The arithmetic is panel_scalar's, a multiply each and two
+ * adds in its order (no FMA), so the two give the same bytes. 8 accumulators and the 8
+ * weight vectors of a pair fill the 16 registers; more rows a pass would spill, and a
+ * decoded token has one. */
+__attribute__((target("avx2")))
+static void panel_avx2(float *out, const uint32_t *xr, const uint16_t *p, const float *b,
+		       size_t ICp, size_t j0, size_t n, int op)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0,
+	       s7 = s0;
+	const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
+	for (size_t ip = 0; ip < ICp; ip++) {
+		const __m256i *w = (const __m256i *)(p + ip * CPU_BF16_PANEL * 2);
+		__m256 x0 = _mm256_castsi256_ps(_mm256_set1_epi32((int)(xr[ip] << 16)));
+		__m256 x1 = _mm256_castsi256_ps(_mm256_set1_epi32((int)(xr[ip] & 0xffff0000u)));
+#define BF16_STEP(s, k) do { \
+		__m256i v = _mm256_loadu_si256(w + (k)); \
+		__m256 e = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)); \
+		__m256 o = _mm256_castsi256_ps(_mm256_and_si256(v, hi)); \
+		s = _mm256_add_ps(s, _mm256_add_ps(_mm256_mul_ps(x0, e), _mm256_mul_ps(x1, o))); \
+	} while (0)
+		BF16_STEP(s0, 0); BF16_STEP(s1, 1); BF16_STEP(s2, 2); BF16_STEP(s3, 3);
+		BF16_STEP(s4, 4); BF16_STEP(s5, 5); BF16_STEP(s6, 6); BF16_STEP(s7, 7);
+#undef BF16_STEP
+	}
+	float v[CPU_BF16_PANEL];
+	_mm256_storeu_ps(v, s0);
+	_mm256_storeu_ps(v + 8, s1);
+	_mm256_storeu_ps(v + 16, s2);
+	_mm256_storeu_ps(v + 24, s3);
+	_mm256_storeu_ps(v + 32, s4);
+	_mm256_storeu_ps(v + 40, s5);
+	_mm256_storeu_ps(v + 48, s6);
+	_mm256_storeu_ps(v + 56, s7);
+	store_op(out, v, b, j0, n, op == OP_ACC, op == OP_GELU);
+}
+
+static inline float hsum256(__m256 x) __attribute__((target("avx2")));
+static inline float hsum256(__m256 x)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+	return _mm_cvtss_f32(s);
+}
+
+/* attn64_avx in AVX2 and FMA: 8 registers hold a head of 64 */
+__attribute__((target("avx2,fma")))
+static void attn64_avx2(float *out, float *a, const float *q, const float *k, const float *v,
+			size_t stride, size_t n, float scale)
+{
+	__m256 qv[8];
+	for (int c = 0; c < 8; c++)
+		qv[c] = _mm256_loadu_ps(q + 8 * c);
+	float mx = -INFINITY;
+	for (size_t u = 0; u < n; u++) {
+		const float *ku = k + u * stride;
+		__m256 d0 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(ku));
+		__m256 d1 = _mm256_mul_ps(qv[1], _mm256_loadu_ps(ku + 8));
+		for (int c = 2; c < 8; c += 2) {
+			d0 = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(ku + 8 * c), d0);
+			d1 = _mm256_fmadd_ps(qv[c + 1], _mm256_loadu_ps(ku + 8 * c + 8), d1);
+		}
+		float sc = hsum256(_mm256_add_ps(d0, d1)) * scale;
+		a[u] = sc;
+		mx = sc > mx ? sc : mx;
+	}
+	float sum = 0;
+	#pragma omp simd reduction(+:sum)
+	for (size_t u = 0; u < n; u++) {
+		a[u] = fexp(a[u] - mx);
+		sum += a[u];
+	}
+	__m256 o[8];
+	for (int c = 0; c < 8; c++)
+		o[c] = _mm256_setzero_ps();
+	for (size_t u = 0; u < n; u++) {
+		const float *vu = v + u * stride;
+		__m256 pu = _mm256_set1_ps(a[u]);
+		for (int c = 0; c < 8; c++)
+			o[c] = _mm256_fmadd_ps(pu, _mm256_loadu_ps(vu + 8 * c), o[c]);
+	}
+	__m256 inv = _mm256_set1_ps(1 / sum);
+	for (int c = 0; c < 8; c++)
+		_mm256_storeu_ps(out + 8 * c, _mm256_mul_ps(o[c], inv));
+}
+
+/* the best kernel this CPU runs: AVX-512 BF16's, else AVX2's, else the scalar loop */
+static int cpu_best(void)
 {
 	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx512bf16");
+	if (__builtin_cpu_supports("avx512bf16"))
+		return CPU_BF16_AVX512;
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? CPU_BF16_AVX2
+									       : CPU_BF16_SCALAR;
 }
 #else
-static int cpu_has_bf16(void)
+static int cpu_best(void)
 {
-	return 0;
+	return CPU_BF16_SCALAR;
 }
 #endif
 
@@ -220,11 +314,17 @@ static int vector_mode = -1;
 
 int cpu_bf16_vector(int set)
 {
+	int best = cpu_best();
 	if (set >= 0)
-		vector_mode = set && cpu_has_bf16();
+		vector_mode = set < best ? set : best;
 	else if (vector_mode < 0)
-		vector_mode = cpu_has_bf16();
+		vector_mode = best;
 	return vector_mode;
+}
+
+const char *cpu_bf16_kernel_name(int mode)
+{
+	return mode == CPU_BF16_AVX512 ? "AVX-512 BF16" : mode == CPU_BF16_AVX2 ? "AVX2" : "scalar loop";
 }
 
 /* x's rows as bf16 pairs into the stack buffer when they fit (a token's, decoding: no
@@ -245,9 +345,15 @@ static void product(float *out, const float *x, const uint16_t *P, const float *
 		size_t j0 = jp * CPU_BF16_PANEL, n = OC - j0 < CPU_BF16_PANEL ? OC - j0 : CPU_BF16_PANEL;
 		for (size_t m = 0; m < M; m += ROWS) {
 			size_t nr = M - m < ROWS ? M - m : ROWS;
-#ifdef HAVE_AVX512BF16_BUILD
-			if (vec) {
+#ifdef CPU_BF16_X86
+			if (vec == CPU_BF16_AVX512) {
 				panel_avx(out + m * OC, OC, xb + m * ICp, nr, p, b, ICp, j0, n, op);
+				continue;
+			}
+			if (vec == CPU_BF16_AVX2) {
+				for (size_t r = 0; r < nr; r++)
+					panel_avx2(out + (m + r) * OC, xb + (m + r) * ICp, p, b, ICp,
+						   j0, n, op);
 				continue;
 			}
 #endif
@@ -275,9 +381,14 @@ void cpu_bf16_linear_gelu(float *out, const float *x, const uint16_t *P, const f
 void cpu_bf16_attn_row(float *out, float *a, const float *q, const float *k, const float *v,
 		       size_t stride, size_t n, size_t hs, float scale)
 {
-#ifdef HAVE_AVX512BF16_BUILD
-	if (hs == 64 && cpu_bf16_vector(-1)) {
+#ifdef CPU_BF16_X86
+	int vec = hs == 64 ? cpu_bf16_vector(-1) : CPU_BF16_SCALAR;
+	if (vec == CPU_BF16_AVX512) {
 		attn64_avx(out, a, q, k, v, stride, n, scale);
+		return;
+	}
+	if (vec == CPU_BF16_AVX2) {
+		attn64_avx2(out, a, q, k, v, stride, n, scale);
 		return;
 	}
 #endif

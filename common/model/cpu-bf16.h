@@ -1,10 +1,12 @@
 /* cpu-bf16.h: bf16 weights for generation on the CPU (cp-complete --bf16): the four products
  * of every layer and the tied output layer read weights converted to bf16 on load, half the
  * bytes a decoded token streams from memory, and multiply them with AVX-512 BF16's dot
- * product where the CPU has it (a scalar loop of the same arithmetic elsewhere). Activations
+ * product where the CPU has it, else in AVX2 (the bf16 pair widened to fp32 by a shift and a
+ * mask: the scalar loop's arithmetic and bytes), else in that scalar loop. Activations
  * are rounded to bf16 at each product's input and the sums are fp32; LayerNorm, attention, the
  * GELU and the key/value cache stay fp32. The attention and the GELU (taken in the first MLP
- * product's store) have AVX-512 kernels here too, the portable build's being SSE-wide.
+ * product's store) have AVX-512 and AVX2 kernels here too, the portable build's being
+ * SSE-wide.
  *
  * A weight [IC][OC] (the Conv1D layout; the output layer's is wte transposed) is packed in
  * panels of CPU_BF16_PANEL columns, each panel [IC/2][PANEL][2]: the two inputs 2i and 2i+1
@@ -32,13 +34,17 @@ void cpu_bf16_linear(float *out, const float *x, const uint16_t *P, const float 
 /* out[M][OC] = gelu(x[M][IC] W + b), GPT-2's tanh GELU (the MLP's first product) */
 void cpu_bf16_linear_gelu(float *out, const float *x, const uint16_t *P, const float *b,
 			  size_t M, size_t IC, size_t OC);
-/* k_attn_row (model/kernels.h) for the bf16 path: in AVX-512 where the kernel below runs and
- * HS is 64, fp32 still but not k_attn_row's bits; A is N floats of scratch */
+/* k_attn_row (model/kernels.h) for the bf16 path: in AVX-512 or AVX2 where that kernel runs
+ * and HS is 64, fp32 still but not k_attn_row's bits; A is N floats of scratch */
 void cpu_bf16_attn_row(float *out, float *a, const float *q, const float *k, const float *v,
 		       size_t stride, size_t n, size_t hs, float scale);
-/* 1 when the AVX-512 BF16 kernel runs here; SET 0 or 1 forces the scalar loop or (where
- * supported) the kernel, -1 leaves the choice to the CPU (tests compare the two) */
+/* the kernels, each CPU running those up to the best it supports */
+enum { CPU_BF16_SCALAR, CPU_BF16_AVX2, CPU_BF16_AVX512 };
+/* the kernel that runs here (CPU_BF16_*); SET forces that one or the best below it this CPU
+ * runs, -1 leaves the choice to the CPU (tests compare them) */
 int cpu_bf16_vector(int set);
+/* a CPU_BF16_* kernel's name, for messages */
+const char *cpu_bf16_kernel_name(int mode);
 
 /* The packed weights of model M for generation (one allocation: free() frees it). */
 struct cpu_bf16_model;

@@ -2,7 +2,7 @@
  * the same bf16-rounded operands (exact to the fp32 sums' rounding) and of the fp32 operands
  * (bf16's own rounding), over shapes with odd inputs and outputs that fill no panel (M 1..9,
  * the accumulate and bias forms, the transposed wte read); the AVX-512 BF16 kernel against
- * the scalar loop; the same bytes on 1 and 2 threads; and the packed model: its weights where
+ * the scalar loop, the AVX2 kernel its bytes; the same bytes on 1 and 2 threads; and the packed model: its weights where
  * cpu_bf16_weight says; the product with the GELU in its store against the product then
  * k_gelu, and the bf16 path's attention against k_attn_row (both kernels and the fallback);
  * and logits of the CPU backend's inference within bf16's rounding of
@@ -90,19 +90,24 @@ static void check_paths(void)
 	for (int i = 0; i < M * IC; i++)
 		x[i] = frand();
 	cpu_bf16_pack(P, W, IC, OC, OC, 1);
-	int have = cpu_bf16_vector(1);
-	cpu_bf16_linear(a, x, P, NULL, M, IC, OC, 0);
-	cpu_bf16_vector(0);
+	cpu_bf16_vector(CPU_BF16_SCALAR);
 	cpu_bf16_linear(s, x, P, NULL, M, IC, OC, 0);
-	double d = 0;
-	for (int i = 0; i < M * OC; i++)
-		d = fmax(d, fabs(a[i] - s[i]));
-	if (have)
-		ok(d < 1e-4, "AVX-512 BF16 kernel and scalar loop agree (%.1e)", d);
-	else
-		ok(1, "# skip this CPU has no AVX-512 BF16 (the scalar loop alone)");
+	for (int k = CPU_BF16_AVX2; k <= CPU_BF16_AVX512; k++) {
+		if (cpu_bf16_vector(k) != k) {
+			ok(1, "# skip this CPU has no %s kernel", cpu_bf16_kernel_name(k));
+			continue;
+		}
+		cpu_bf16_linear(a, x, P, NULL, M, IC, OC, 0);
+		double d = 0;
+		for (int i = 0; i < M * OC; i++)
+			d = fmax(d, fabs(a[i] - s[i]));
+		/* AVX2 keeps the loop's order and roundings; the dot-product instruction does not */
+		if (k == CPU_BF16_AVX2)
+			ok(!memcmp(a, s, sizeof(a)), "AVX2 kernel: the scalar loop's bytes");
+		else
+			ok(d < 1e-4, "AVX-512 BF16 kernel and scalar loop agree (%.1e)", d);
+	}
 	cpu_bf16_vector(-1);
-	cpu_bf16_vector(1);
 	int nt = omp_get_max_threads();
 	free(W);
 	free(P);
@@ -142,15 +147,16 @@ static void check_gelu(void)
 	for (int j = 0; j < OC; j++)
 		b[j] = frand();
 	cpu_bf16_pack(P, W, IC, OC, OC, 1);
-	for (int vec = 1; vec >= 0; vec--) {
-		int have = cpu_bf16_vector(vec);
+	for (int vec = CPU_BF16_AVX512; vec >= CPU_BF16_SCALAR; vec--) {
+		if (cpu_bf16_vector(vec) != vec)
+			continue;	/* not on this CPU: check_paths says so */
 		cpu_bf16_linear_gelu(g, x, P, b, M, IC, OC);
 		cpu_bf16_linear(r, x, P, b, M, IC, OC, 0);
 		gpt2_k_gelu(r, r, M * OC);
 		ok(!memcmp(g, r, sizeof(g)), "%s: the GELU in the product's store, k_gelu's bytes",
-		   have ? "AVX-512 BF16" : "scalar loop");
+		   cpu_bf16_kernel_name(vec));
 	}
-	cpu_bf16_vector(1);
+	cpu_bf16_vector(-1);
 	free(W);
 	free(P);
 }
@@ -169,8 +175,10 @@ static void check_attn(void)
 	for (int i = 0; i < 64; i++)
 		q[i] = frand() * 4;
 	size_t ns[] = { 1, 7, NMAX };
-	for (int vec = 1; vec >= 0; vec--) {
-		int have = cpu_bf16_vector(vec);
+	for (int vec = CPU_BF16_AVX512; vec >= CPU_BF16_SCALAR; vec--) {
+		if (cpu_bf16_vector(vec) != vec)
+			continue;
+		int have = vec != CPU_BF16_SCALAR;
 		for (size_t c = 0; c < 3; c++) {
 			size_t n = ns[c];
 			cpu_bf16_attn_row(o, a, q, k, v, STRIDE, n, 64, 0.125f);
@@ -179,13 +187,14 @@ static void check_attn(void)
 			for (int i = 0; i < 64; i++)
 				d = fmax(d, fabs(o[i] - r[i]));
 			if (have)
-				ok(d < 1e-5, "AVX-512 attention over %zu keys: within %.1e of k_attn_row", n, d);
+				ok(d < 1e-5, "%s attention over %zu keys: within %.1e of k_attn_row",
+				   cpu_bf16_kernel_name(vec), n, d);
 			else
 				ok(!memcmp(o, r, sizeof(o)), "attention over %zu keys without the kernel: "
 				   "k_attn_row's bytes", n);
 		}
 	}
-	cpu_bf16_vector(1);
+	cpu_bf16_vector(-1);
 	cpu_bf16_attn_row(o, a, q, k, v, STRIDE, 9, 32, 0.2f);
 	gpt2_k_attn_row(r, a, q, k, v, STRIDE, 9, 32, 0.2f);
 	ok(!memcmp(o, r, 32 * sizeof(float)), "head size 32: k_attn_row's bytes");
@@ -223,9 +232,10 @@ static void check_model(void)
 	struct gpt2_kv *kv = gpt2_cpu_backend.kv_new(&m, 1, N);
 	gpt2_cpu_backend.kv_forward(kv, &row, 1, toks, N, lf, 1);
 	m.infer_bf16 = p;
-	/* the portable loops, then the AVX-512 kernels where the CPU has them */
-	for (int vec = 0; vec <= 1; vec++) {
-		int have = cpu_bf16_vector(vec);
+	/* the portable loops, then the AVX2 and AVX-512 kernels where the CPU has them */
+	for (int vec = CPU_BF16_SCALAR; vec <= CPU_BF16_AVX512; vec++) {
+		if (cpu_bf16_vector(vec) != vec)
+			continue;
 		gpt2_cpu_backend.kv_reset(kv);
 		gpt2_cpu_backend.kv_forward(kv, &row, 1, toks, N, lb, 1);
 		double d = 0, s = 0;
@@ -240,7 +250,7 @@ static void check_model(void)
 			}
 			agree += af == ab;
 		}
-		const char *path = have ? "AVX-512" : "portable";
+		const char *path = cpu_bf16_kernel_name(vec);
 		ok(d <= 0.05 * s, "%s: logits in bf16 within 5%% of the largest fp32 logit (%.3g of %.3g)",
 		   path, d, s);
 		ok(agree >= N - 1, "%s: greedy choices: %d of %d the same", path, agree, N);
