@@ -244,56 +244,6 @@ static void panel_avx2(float *out, const uint32_t *xr, const uint16_t *p, const 
 	store_op(out, v, b, j0, n, op == OP_ACC, op == OP_GELU);
 }
 
-static inline float hsum256(__m256 x) __attribute__((target("avx2")));
-static inline float hsum256(__m256 x)
-{
-	__m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-	s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-	return _mm_cvtss_f32(s);
-}
-
-/* attn64_avx in AVX2 and FMA: 8 registers hold a head of 64 */
-__attribute__((target("avx2,fma")))
-static void attn64_avx2(float *out, float *a, const float *q, const float *k, const float *v,
-			size_t stride, size_t n, float scale)
-{
-	__m256 qv[8];
-	for (int c = 0; c < 8; c++)
-		qv[c] = _mm256_loadu_ps(q + 8 * c);
-	float mx = -INFINITY;
-	for (size_t u = 0; u < n; u++) {
-		const float *ku = k + u * stride;
-		__m256 d0 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(ku));
-		__m256 d1 = _mm256_mul_ps(qv[1], _mm256_loadu_ps(ku + 8));
-		for (int c = 2; c < 8; c += 2) {
-			d0 = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(ku + 8 * c), d0);
-			d1 = _mm256_fmadd_ps(qv[c + 1], _mm256_loadu_ps(ku + 8 * c + 8), d1);
-		}
-		float sc = hsum256(_mm256_add_ps(d0, d1)) * scale;
-		a[u] = sc;
-		mx = sc > mx ? sc : mx;
-	}
-	float sum = 0;
-	#pragma omp simd reduction(+:sum)
-	for (size_t u = 0; u < n; u++) {
-		a[u] = fexp(a[u] - mx);
-		sum += a[u];
-	}
-	__m256 o[8];
-	for (int c = 0; c < 8; c++)
-		o[c] = _mm256_setzero_ps();
-	for (size_t u = 0; u < n; u++) {
-		const float *vu = v + u * stride;
-		__m256 pu = _mm256_set1_ps(a[u]);
-		for (int c = 0; c < 8; c++)
-			o[c] = _mm256_fmadd_ps(pu, _mm256_loadu_ps(vu + 8 * c), o[c]);
-	}
-	__m256 inv = _mm256_set1_ps(1 / sum);
-	for (int c = 0; c < 8; c++)
-		_mm256_storeu_ps(out + 8 * c, _mm256_mul_ps(o[c], inv));
-}
-
 /* the best kernel this CPU runs: AVX-512 BF16's, else AVX2's, else the scalar loop */
 static int cpu_best(void)
 {
@@ -382,13 +332,10 @@ void cpu_bf16_attn_row(float *out, float *a, const float *q, const float *k, con
 		       size_t stride, size_t n, size_t hs, float scale)
 {
 #ifdef CPU_BF16_X86
-	int vec = hs == 64 ? cpu_bf16_vector(-1) : CPU_BF16_SCALAR;
-	if (vec == CPU_BF16_AVX512) {
+	/* no AVX2 twin: k_attn_row's SSE loop runs as fast there (bench/complete.sh, within 1%),
+	 * and keeping its bytes keeps an AVX2 CPU's tokens the portable build's */
+	if (hs == 64 && cpu_bf16_vector(-1) == CPU_BF16_AVX512) {
 		attn64_avx(out, a, q, k, v, stride, n, scale);
-		return;
-	}
-	if (vec == CPU_BF16_AVX2) {
-		attn64_avx2(out, a, q, k, v, stride, n, scale);
 		return;
 	}
 #endif

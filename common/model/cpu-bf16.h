@@ -5,8 +5,8 @@
  * mask: the scalar loop's arithmetic and bytes), else in that scalar loop. Activations
  * are rounded to bf16 at each product's input and the sums are fp32; LayerNorm, attention, the
  * GELU and the key/value cache stay fp32. The attention and the GELU (taken in the first MLP
- * product's store) have AVX-512 and AVX2 kernels here too, the portable build's being
- * SSE-wide.
+ * product's store) have AVX-512 kernels here too, the portable build's being SSE-wide; on
+ * AVX2 the whole path gives the portable build's bytes.
  *
  * A weight [IC][OC] (the Conv1D layout; the output layer's is wte transposed) is packed in
  * panels of CPU_BF16_PANEL columns, each panel [IC/2][PANEL][2]: the two inputs 2i and 2i+1
@@ -34,8 +34,8 @@ void cpu_bf16_linear(float *out, const float *x, const uint16_t *P, const float 
 /* out[M][OC] = gelu(x[M][IC] W + b), GPT-2's tanh GELU (the MLP's first product) */
 void cpu_bf16_linear_gelu(float *out, const float *x, const uint16_t *P, const float *b,
 			  size_t M, size_t IC, size_t OC);
-/* k_attn_row (model/kernels.h) for the bf16 path: in AVX-512 or AVX2 where that kernel runs
- * and HS is 64, fp32 still but not k_attn_row's bits; A is N floats of scratch */
+/* k_attn_row (model/kernels.h) for the bf16 path: in AVX-512 where that kernel runs and HS
+ * is 64, fp32 still but not k_attn_row's bits (elsewhere its bytes); A is N floats of scratch */
 void cpu_bf16_attn_row(float *out, float *a, const float *q, const float *k, const float *v,
 		       size_t stride, size_t n, size_t hs, float scale);
 /* the kernels, each CPU running those up to the best it supports */
