@@ -310,13 +310,13 @@ static int cmp_event(const void *pa, const void *pb)
 
 /* Every rank's blocks into rank 0's shards, in the order of the turns (each rank's events
  * are in its turns' order; the fifth word, unused, takes the event's place in all). */
-static int assemble(struct hash_run *h, int failed)
+static int assemble(struct hash_run *h, int failed, int spread)
 {
 	struct buf all = { 0 };
 	size_t n_ev, *off = xcalloc((size_t)h->o.nranks + 1, sizeof *off);
 	const void *ev = shard_spill_events(h->spill, &n_ev);
 	ranks_gather(ev, n_ev, &all, off);
-	if (!h->o.rank && !failed) {
+	if (!h->o.rank && !failed && spread) {
 		size_t k = all.len / 40;
 		for (int r = 0; r < h->o.nranks; r++)
 			for (size_t e = off[r] / 40; e < off[r + 1] / 40; e++)
@@ -389,7 +389,7 @@ int main(int argc, char **argv)
 		/* the last shard's end, then the blocks into rank 0's shards */
 		int failed = !h.o.rank && c.spread && errors != 2 &&
 			     outdir_writer_end_spill(&h.sout);
-		if (assemble(&h, failed || errors == 2 || !c.spread) && errors != 2) {
+		if (assemble(&h, failed || errors == 2, c.spread) && errors != 2) {
 			if (!h.o.rank)
 				outdir_writer_abort(&h.out);
 			atomic_abort_all();
