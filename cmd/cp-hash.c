@@ -120,6 +120,15 @@ static void save_turn(void *arg, struct buf *note)
 	}
 }
 
+static void after_turn(void *arg)
+{
+	struct hash_run *h = arg;
+	if (outdir_writer_flush(&h->sout)) {
+		atomic_abort_all();
+		exit(EXIT_ERR);
+	}
+}
+
 static void note_send(void *arg, int to, const void *p, size_t n)
 {
 	(void)arg;
@@ -380,6 +389,7 @@ int main(int argc, char **argv)
 		open_spills(&h);
 		h.o.load = load_turn;
 		h.o.save = save_turn;
+		h.o.after = after_turn;
 		h.o.note_send = note_send;
 		h.o.note_recv = note_recv;
 	}

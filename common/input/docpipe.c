@@ -473,6 +473,8 @@ static void write_turn(struct pipe *x, struct batch *b)
 		o->save(o->arg, &x->wire);
 		if (next != me)
 			o->note_send(o->arg, next, x->wire.p, x->wire.len);
+		if (o->after)
+			o->after(o->arg);
 	}
 	batch_reset(x, b);
 }

@@ -35,6 +35,8 @@ typedef void (*docpipe_sum_fn)(void *arg, uint64_t *v, size_t n);
  * as rank FROM saved it (N == 0: the first turn); and saved into NOTE at a turn's end. */
 typedef void (*docpipe_load_fn)(void *arg, uint64_t seq, int from, const void *note, size_t n);
 typedef void (*docpipe_save_fn)(void *arg, struct buf *note);
+/* The note sent: what of the turn's work may wait (compressing), now. NULL: nothing. */
+typedef void (*docpipe_after_fn)(void *arg);
 /* A small note to rank TO without waiting; the next note from rank FROM, into B. */
 typedef void (*docpipe_note_send_fn)(void *arg, int to, const void *p, size_t n);
 typedef void (*docpipe_note_recv_fn)(void *arg, int from, struct buf *b);
@@ -81,6 +83,7 @@ struct docpipe_opts {
 	 * the counts summed over the ranks. */
 	docpipe_load_fn load;
 	docpipe_save_fn save;
+	docpipe_after_fn after;
 	docpipe_note_send_fn note_send;
 	docpipe_note_recv_fn note_recv;
 };

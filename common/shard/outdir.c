@@ -359,6 +359,11 @@ int outdir_writer_load(struct outdir_writer *ow, const void *note, size_t len, i
 	return open ? shard_state_load(ow->w, p + NOTE_HEAD, fd) : 0;
 }
 
+int outdir_writer_flush(struct outdir_writer *ow)
+{
+	return ow->w ? shard_spill_flush(ow->w) : 0;
+}
+
 int outdir_writer_end_spill(struct outdir_writer *ow)
 {
 	int r = writer_close(ow);

@@ -104,6 +104,8 @@ void outdir_writer_open_spill(struct outdir_writer *ow, struct shard_spill *sp,
 			      const uint64_t param[2], int level);
 int outdir_writer_save(struct outdir_writer *ow, struct buf *note);
 int outdir_writer_load(struct outdir_writer *ow, const void *note, size_t len, int fd);
+/* The turn's blocks compressed, after its note went (shard_spill_flush) */
+int outdir_writer_flush(struct outdir_writer *ow);
 int outdir_writer_end_spill(struct outdir_writer *ow);
 int outdir_writer_assemble(struct outdir_writer *ow, const unsigned char ev[40], int fd);
 

@@ -100,6 +100,9 @@ struct shard_writer {
 	XXH3_state_t *sum;	/* its checksum, over the pieces */
 	int room;		/* the last record is shard_write_room's, filled by the next call */
 	struct shard_spill *spill;	/* blocks go there, for another process to assemble */
+	/* a spill's blocks to compress once the turn's note is out (shard_spill_flush) */
+	struct pend { struct buf raw; uint32_t n_records; uint64_t first; } *pend;
+	size_t n_pend, cap_pend;
 };
 
 /* A process's blocks for shards that rank 0 assembles (shard.h): the file, and EV: 5 u64 an
@@ -655,6 +658,19 @@ static int flush_block(struct shard_writer *w)
 		ret = blk_emit(w, hdr, BLK_HDR_SIZE + clen);
 	} else if (w->threads > 1) {
 		ret = pool_submit(w, first);
+	} else if (w->spill) {
+		if (w->n_pend == w->cap_pend) {
+			w->pend = xreallocarray(w->pend, w->cap_pend = w->cap_pend ? 2 * w->cap_pend : 4,
+						sizeof *w->pend);
+			memset(w->pend + w->n_pend, 0, (w->cap_pend - w->n_pend) * sizeof *w->pend);
+		}
+		struct pend *q = &w->pend[w->n_pend++];
+		struct buf t = q->raw;
+		q->raw = w->raw;
+		w->raw = t;
+		q->n_records = w->blk_records;
+		q->first = first;
+		ret = 0;
 	} else {
 		if (!w->cctx)
 			w->cctx = ZSTD_createCCtx();
@@ -770,6 +786,9 @@ static void writer_free(struct shard_writer *w)
 	buf_free(&w->raw);
 	buf_free(&w->comp);
 	buf_free(&w->index);
+	for (size_t i = 0; i < w->cap_pend; i++)
+		buf_free(&w->pend[i].raw);
+	free(w->pend);
 	free(w->path);
 	free(w);
 }
@@ -797,10 +816,37 @@ static int write_tail(struct shard_writer *w)
 	return emit(w, f, FOOTER_SIZE);
 }
 
+static int spill_flush(struct shard_writer *w)
+{
+	int ret = 0;
+	if (w->pool && pool_drain(w, w->pool->queued))
+		ret = -1;
+	for (size_t i = 0; i < w->n_pend; i++) {
+		if (ret || w->failed)
+			continue;
+		struct pend *q = &w->pend[i];
+		if (!w->cctx)
+			w->cctx = ZSTD_createCCtx();
+		size_t e = blk_compress(w->cctx, w->level, 1, &q->raw, q->n_records, q->first,
+					&w->comp);
+		ret = e ? error("zstd compression failed for '%s': %s", w->path, ZSTD_getErrorName(e))
+			: blk_emit(w, w->comp.p, w->comp.len);
+	}
+	w->n_pend = 0;
+	return ret;
+}
+
+int shard_spill_flush(struct shard_writer *w)
+{
+	return spill_flush(w);
+}
+
 int shard_close(struct shard_writer *w)
 {
 	int ret = flush_block(w);
 	if (w->pool && pool_drain(w, w->pool->queued))
+		ret = -1;
+	if (w->spill && spill_flush(w))
 		ret = -1;
 	if (w->spill) {	/* the shard ends here; rank 0 writes its tail */
 		ret = ret || w->failed ? -1 : 0;
@@ -894,8 +940,6 @@ struct shard_writer *shard_create_spilled(struct shard_spill *sp, uint32_t kind,
 
 int shard_state_save(struct shard_writer *w, struct buf *note)
 {
-	if (w->pool && pool_drain(w, w->pool->queued))
-		return -1;
 	uint64_t at = 0, n = w->raw.len - RAW_HEAD;
 	if (w->failed || (n && spill_put(w->spill, w->raw.p + RAW_HEAD, n, &at)))
 		return -1;

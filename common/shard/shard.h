@@ -94,6 +94,9 @@ void shard_spill_remove(struct shard_spill *sp);
 struct shard_writer *shard_create_spilled(struct shard_spill *sp, uint32_t kind,
 					  const uint64_t param[2]);
 int shard_state_save(struct shard_writer *w, struct buf *note);
+/* A spilled writer compresses its turn's blocks here, once the note is on its way (the next
+ * turn's rank need not wait for them); 0 or -1. */
+int shard_spill_flush(struct shard_writer *w);
 size_t shard_state_size(void);
 int shard_state_load(struct shard_writer *w, const unsigned char *note, int fd);
 int shard_assemble_block(struct shard_writer *w, int fd, uint64_t off, uint64_t len);
