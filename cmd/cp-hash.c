@@ -18,6 +18,7 @@
 #include "shard/set.h"
 #include "shard/shard.h"
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,12 @@ struct hash_run {
 	struct outdir_writer out;
 	int level, quiet;
 	const char *path;
+	/* under mpirun, each rank compressing its turns: its spill, the writer into it (OUT
+	 * is rank 0's output, assembled from every rank's spill at the end), and every rank's
+	 * spill open for reading */
+	struct shard_spill *spill;
+	struct outdir_writer sout;
+	int *spill_fd, spread;
 };
 
 static void measure(void *arg, int t, const unsigned char *content, size_t len, struct doc *d,
@@ -80,7 +87,7 @@ static void measure(void *arg, int t, const unsigned char *content, size_t len, 
 static void write_record(void *arg, const void *rec, size_t len)
 {
 	struct hash_run *h = arg;
-	if (outdir_writer_write_ref(&h->out, rec, len)) {
+	if (outdir_writer_write_ref(h->spread ? &h->sout : &h->out, rec, len)) {
 		atomic_abort_all();
 		exit(EXIT_ERR);
 	}
@@ -88,7 +95,50 @@ static void write_record(void *arg, const void *rec, size_t len)
 
 static void release_records(void *arg)
 {
-	outdir_writer_release(&((struct hash_run *)arg)->out);
+	struct hash_run *h = arg;
+	outdir_writer_release(h->spread ? &h->sout : &h->out);
+}
+
+/* A turn's start: the state the rank before left (docpipe_opts' LOAD) */
+static void load_turn(void *arg, uint64_t seq, int from, const void *note, size_t n)
+{
+	struct hash_run *h = arg;
+	h->spread = 1;
+	shard_spill_turn(h->spill, seq);
+	if (outdir_writer_load(&h->sout, note, n, h->spill_fd[from])) {
+		atomic_abort_all();
+		exit(EXIT_ERR);
+	}
+}
+
+static void save_turn(void *arg, struct buf *note)
+{
+	struct hash_run *h = arg;
+	if (outdir_writer_save(&h->sout, note)) {
+		atomic_abort_all();
+		exit(EXIT_ERR);
+	}
+}
+
+static void after_turn(void *arg)
+{
+	struct hash_run *h = arg;
+	if (outdir_writer_flush(&h->sout)) {
+		atomic_abort_all();
+		exit(EXIT_ERR);
+	}
+}
+
+static void note_send(void *arg, int to, const void *p, size_t n)
+{
+	(void)arg;
+	ranks_note_send(to, p, n);
+}
+
+static void note_recv(void *arg, int from, struct buf *b)
+{
+	(void)arg;
+	ranks_note_recv(from, b);
 }
 
 static void parse(int argc, char **argv, struct hash_run *h, const char **patterns)
@@ -211,6 +261,94 @@ static void open_output(struct hash_run *h)
 	h->out.threads = h->o.threads;
 }
 
+/* Under mpirun with compressed shards: every rank compresses the batches it measures into a
+ * spill beside the output (in its staging directory), and rank 0 copies the blocks into
+ * the shards at the end, so no rank waits on one that compresses all. Collective. */
+static void open_spills(struct hash_run *h)
+{
+	static const uint64_t param[2] = { 0, 0 };
+	struct buf b = { 0 }, names = { 0 };
+	int me = h->o.rank, n = h->o.nranks, failed = 0;
+	if (!me) {
+		char *base = h->out.mode == OUTDIR_DIR
+			? xasprintf("%s/spill", shardset_stage_dir(h->out.stage))
+			: xasprintf("%s.spill", h->path);
+		buf_putc(&b, h->out.mode);
+		buf_put(&b, base, strlen(base) + 1);
+		free(base);
+		/* rank 0's first, so that its sweep of stale temporaries is over (base/atomic) */
+		char *path = xasprintf("%s-%d", (char *)b.p + 1, me);
+		failed = !(h->spill = shard_spill_open(path));
+		free(path);
+	}
+	ranks_bcast(&b);
+	if (me) {
+		char *path = xasprintf("%s-%d", (char *)b.p + 1, me);
+		failed = !(h->spill = shard_spill_open(path));
+		free(path);
+	}
+	if (ranks_any(failed))
+		ranks_exit(EXIT_ERR);
+	const char *mine = shard_spill_file(h->spill);
+	ranks_gather(mine, strlen(mine) + 1, &names, NULL);
+	ranks_bcast(&names);
+	h->spill_fd = xcalloc((size_t)n, sizeof *h->spill_fd);
+	const char *p = (const char *)names.p;
+	for (int r = 0; r < n; r++, p += strlen(p) + 1)
+		if ((h->spill_fd[r] = open(p, O_RDONLY)) < 0)
+			failed = error_errno("cannot open '%s'", p);
+	if (ranks_any(failed))
+		ranks_exit(EXIT_ERR);
+	outdir_writer_open_spill(&h->sout, h->spill, (enum outdir_mode)b.p[0], "docs", SHARD_DOCS,
+				 param, shard_auto_level(h->path, h->level, 1));
+	h->sout.max_docs = h->out.max_docs;
+	h->sout.max_bytes = h->out.max_bytes;
+	h->sout.threads = h->o.threads;
+	buf_free(&b);
+	buf_free(&names);
+}
+
+static int cmp_event(const void *pa, const void *pb)
+{
+	const unsigned char *a = pa, *b = pb;
+	uint64_t x = rd_u64le(a), y = rd_u64le(b), i = rd_u64le(a + 32), j = rd_u64le(b + 32);
+	if (x != y)
+		return x < y ? -1 : 1;
+	return i < j ? -1 : i > j;
+}
+
+/* Every rank's blocks into rank 0's shards, in the order of the turns (each rank's events
+ * are in its turns' order; the fifth word, unused, takes the event's place in all). */
+static int assemble(struct hash_run *h, int failed, int spread)
+{
+	struct buf all = { 0 };
+	size_t n_ev, *off = xcalloc((size_t)h->o.nranks + 1, sizeof *off);
+	const void *ev = shard_spill_events(h->spill, &n_ev);
+	ranks_gather(ev, n_ev, &all, off);
+	if (!h->o.rank && !failed && spread) {
+		size_t k = all.len / 40;
+		for (int r = 0; r < h->o.nranks; r++)
+			for (size_t e = off[r] / 40; e < off[r + 1] / 40; e++)
+				wr_u64le(all.p + 40 * e + 32, (uint64_t)r << 48 | e);
+		qsort(all.p, k, 40, cmp_event);
+		for (size_t e = 0; e < k && !failed; e++) {
+			int r = (int)(rd_u64le(all.p + 40 * e + 32) >> 48);
+			failed = outdir_writer_assemble(&h->out, all.p + 40 * e, h->spill_fd[r]) != 0;
+		}
+	}
+	free(off);
+	buf_free(&all);
+	/* the spills stay until rank 0 has copied them */
+	failed = ranks_any(failed);
+	for (int r = 0; r < h->o.nranks; r++)
+		close(h->spill_fd[r]);
+	free(h->spill_fd);
+	shard_spill_remove(h->spill);
+	h->spill = NULL;
+	(void)ranks_any(0);	/* every spill gone before rank 0 commits the stage */
+	return failed;
+}
+
 int main(int argc, char **argv)
 {
 	struct hash_run h = { .minhash = DOCSTATS_MINHASH_DATASKETCH, .level = SHARD_LEVEL_UNSET };
@@ -246,8 +384,28 @@ int main(int argc, char **argv)
 	h.ds = xcalloc((size_t)h.o.threads, sizeof *h.ds);
 	for (int i = 0; i < h.o.threads; i++)
 		docstats_init_scheme(&h.ds[i], h.minhash);
+	if (h.o.nranks > 1 && shard_auto_level(h.path, h.level, 1) != SHARD_LEVEL_STORE &&
+	    !h.o.strict) {
+		open_spills(&h);
+		h.o.load = load_turn;
+		h.o.save = save_turn;
+		h.o.after = after_turn;
+		h.o.note_send = note_send;
+		h.o.note_recv = note_recv;
+	}
 	struct docpipe_counts c;
 	int errors = docpipe_run(&h.o, argv + optind, argc - optind, &c);
+	if (h.spill) {
+		/* the last shard's end, then the blocks into rank 0's shards */
+		int failed = !h.o.rank && c.spread && errors != 2 &&
+			     outdir_writer_end_spill(&h.sout);
+		if (assemble(&h, failed || errors == 2, c.spread) && errors != 2) {
+			if (!h.o.rank)
+				outdir_writer_abort(&h.out);
+			atomic_abort_all();
+			ranks_exit(EXIT_ERR);
+		}
+	}
 	if (h.o.rank) {
 		;	/* rank 0 writes and reports */
 	} else if (errors == 2) {

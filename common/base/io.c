@@ -44,6 +44,25 @@ long read_full(int fd, void *p, size_t n)
 	return (long)got;
 }
 
+int pread_full(int fd, void *p, size_t n, long long off)
+{
+	char *s = p;
+	while (n) {
+		ssize_t r = pread(fd, s, n, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (!r)
+				errno = EIO;
+			return -1;
+		}
+		s += r;
+		n -= (size_t)r;
+		off += r;
+	}
+	return 0;
+}
+
 int is_tty(int fd)
 {
 	return isatty(fd);

@@ -9,6 +9,8 @@
 int write_full(int fd, const void *p, size_t n);
 /* read up to n bytes, retrying short reads; returns bytes read or -1 */
 long read_full(int fd, void *p, size_t n);
+/* exactly n bytes at offset off; -1 with errno on failure (EIO when the file ends first) */
+int pread_full(int fd, void *p, size_t n, long long off);
 /* refuse to write binary data to a terminal (exit 2) */
 void refuse_tty(int fd, const char *what);
 /* flush and close stdout, dying on error (sbase: stdout closed and checked at exit) */

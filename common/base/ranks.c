@@ -56,13 +56,13 @@ static void check(int r, const char *what)
  * by as much, on each of cp-hash's 86 turns on the standard library). Only for what is
  * small (a header, a barrier): MPI moves a large transfer on only when called, so the
  * transfers themselves run blocking, once both ends are known to be there. */
-static void wait_req(MPI_Request *r, const char *what)
+static void wait_req_status(MPI_Request *r, MPI_Status *st, const char *what)
 {
 	struct timespec ts = { 0, 16000 };
 	double spin_until = mono_now() + 1e-3;
 	for (int i = 0;; i++) {
 		int done = 0;
-		check(MPI_Test(r, &done, MPI_STATUS_IGNORE), what);
+		check(MPI_Test(r, &done, st), what);
 		if (done)
 			return;
 		if ((i & 63) || mono_now() < spin_until)
@@ -71,6 +71,11 @@ static void wait_req(MPI_Request *r, const char *what)
 		if (ts.tv_nsec < 200000)
 			ts.tv_nsec *= 2;
 	}
+}
+
+static void wait_req(MPI_Request *r, const char *what)
+{
+	wait_req_status(r, MPI_STATUS_IGNORE, what);
 }
 
 /* Every rank at a collective exchange, waited for asleep: the exchange then blocks only as
@@ -82,7 +87,31 @@ static void arrive(void)
 	wait_req(&r, "MPI_Ibarrier");
 }
 
-enum { TAG_DATA, TAG_GO };
+enum { TAG_DATA, TAG_GO, TAG_NOTE };
+
+/* notes sent and not yet known to be received: their requests and bytes */
+static MPI_Request *note_req;
+static char **note_buf;
+static size_t n_notes;
+
+static void notes_reap(int all)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n_notes; i++) {
+		int done = 0;
+		if (all)
+			wait_req(&note_req[i], "MPI_Isend");
+		else
+			check(MPI_Test(&note_req[i], &done, MPI_STATUS_IGNORE), "MPI_Test");
+		if (all || done) {
+			free(note_buf[i]);
+			continue;
+		}
+		note_req[k] = note_req[i];
+		note_buf[k++] = note_buf[i];
+	}
+	n_notes = k;
+}
 #endif
 
 int ranks_init(int *argc, char ***argv)
@@ -121,6 +150,9 @@ void ranks_finish(void)
 {
 #ifdef CP_HAVE_MPI
 	if (live) {
+		notes_reap(1);
+		free(note_req);
+		free(note_buf);
 		live = 0;
 		MPI_Finalize();
 	}
@@ -177,6 +209,47 @@ void ranks_recv(int from, struct buf *b)
 			       MPI_STATUS_IGNORE), "MPI_Recv");
 	}
 	b->len = (size_t)len;
+#else
+	(void)from;
+	(void)b;
+	die("no rank to receive from");
+#endif
+}
+
+void ranks_note_send(int to, const void *p, size_t n)
+{
+#ifdef CP_HAVE_MPI
+	if (n > RANKS_NOTE_MAX)
+		die("a note of %zu bytes is too long", n);
+	notes_reap(0);
+	note_req = xreallocarray(note_req, n_notes + 1, sizeof *note_req);
+	note_buf = xreallocarray(note_buf, n_notes + 1, sizeof *note_buf);
+	note_buf[n_notes] = xmalloc(n ? n : 1);
+	memcpy(note_buf[n_notes], p, n);
+	check(MPI_Isend(note_buf[n_notes], (int)n, MPI_BYTE, to, TAG_NOTE, MPI_COMM_WORLD,
+			&note_req[n_notes]), "MPI_Isend");
+	n_notes++;
+#else
+	(void)to;
+	(void)p;
+	(void)n;
+	die("no rank to send to");
+#endif
+}
+
+void ranks_note_recv(int from, struct buf *b)
+{
+#ifdef CP_HAVE_MPI
+	MPI_Request r;
+	MPI_Status st;
+	int n;
+	buf_reset(b);
+	buf_grow(b, RANKS_NOTE_MAX);
+	check(MPI_Irecv(b->p, RANKS_NOTE_MAX, MPI_BYTE, from, TAG_NOTE, MPI_COMM_WORLD, &r),
+	      "MPI_Irecv");
+	wait_req_status(&r, &st, "MPI_Irecv");
+	check(MPI_Get_count(&st, MPI_BYTE, &n), "MPI_Get_count");
+	b->len = (size_t)n;
 #else
 	(void)from;
 	(void)b;

@@ -32,6 +32,11 @@ int ranks_have_mpi(void);
 /* N bytes to rank TO; and what rank FROM sent, into B (replacing what it held). */
 void ranks_send(int to, const void *p, size_t n);
 void ranks_recv(int from, struct buf *b);
+/* A note (at most RANKS_NOTE_MAX bytes) to rank TO, sent without waiting for it to be
+ * received (small messages go out at once); and the next note from rank FROM, into B. */
+#define RANKS_NOTE_MAX 256
+void ranks_note_send(int to, const void *p, size_t n);
+void ranks_note_recv(int from, struct buf *b);
 /* SEND[j] to rank j, for every j; RECV[j] replaced by what rank j sent this one. */
 void ranks_alltoallv(const struct buf *send, struct buf *recv);
 /* Every rank's N bytes at P, to rank 0, concatenated in rank order into ALL (replaced);

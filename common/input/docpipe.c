@@ -95,6 +95,9 @@ struct pipe {
 	int perrors, ptorn;
 	size_t batch_items;	/* BATCH_ITEMS, or CP_DOCPIPE_BATCH_ITEMS (tests) */
 	struct buf wire;	/* a batch to or from another rank */
+	int spread;		/* every rank writes its turns (docpipe_opts' LOAD) */
+	uint64_t turns;		/* spread: the turns written so far, on every rank */
+	struct buf msgs;	/* spread: this rank's messages: turn, kind, text, NUL */
 };
 
 /* A JSON-lines file named on the command line, cut into parts for the ranks: part k is the
@@ -286,11 +289,12 @@ static void progress(struct pipe *x, int final)
 /* ------------------------------------------------------------------ ranks */
 
 /* The rank that measures the T-th batch (or part) that goes round the ranks */
-static int turn_owner(const struct docpipe_opts *o, uint64_t t)
+static int turn_owner(const struct pipe *x, uint64_t t)
 {
+	const struct docpipe_opts *o = x->o;
 	if (o->nranks <= 1)
 		return 0;
-	if (o->rank0_writes)
+	if (o->rank0_writes && !x->spread)
 		return 1 + (int)(t % (uint64_t)(o->nranks - 1));
 	return (int)(t % (uint64_t)o->nranks);
 }
@@ -415,6 +419,13 @@ static void write_items(struct pipe *x, struct batch *b)
 {
 	for (size_t i = 0; i < b->n_items; i++) {
 		struct item *it = &b->items[i];
+		if (it->msg && x->spread) {	/* printed by rank 0 at the end, in order */
+			buf_put_u64le(&x->msgs, b->tag);
+			buf_putc(&x->msgs, it->status == ST_UNREADABLE);
+			buf_put(&x->msgs, it->msg, strlen(it->msg) + 1);
+			free(it->msg);
+			it->msg = NULL;
+		}
 		if (it->msg) {
 			if (x->o->strict && it->status != ST_OK)
 				fatal(it->msg);
@@ -445,8 +456,35 @@ static void write_items(struct pipe *x, struct batch *b)
 /* Write a measured batch in input order: messages, counts, records. Over ranks, rank 0 does
  * it for every batch, having the others' measuring sent (a part's batches, one after the
  * other, in place of the REMOTE batch that stands for it); the others send theirs. */
+/* Spread: the turn of batch B, written by its rank between the notes before and after. */
+static void write_turn(struct pipe *x, struct batch *b)
+{
+	const struct docpipe_opts *o = x->o;
+	int me = o->rank, next = turn_owner(x, b->tag + 1);
+	x->turns = b->tag + 1;
+	if (b->owner == me) {
+		int from = b->tag ? turn_owner(x, b->tag - 1) : me;
+		buf_reset(&x->wire);
+		if (from != me)
+			o->note_recv(o->arg, from, &x->wire);
+		o->load(o->arg, b->tag, from, x->wire.p, x->wire.len);
+		write_items(x, b);
+		buf_reset(&x->wire);
+		o->save(o->arg, &x->wire);
+		if (next != me)
+			o->note_send(o->arg, next, x->wire.p, x->wire.len);
+		if (o->after)
+			o->after(o->arg);
+	}
+	batch_reset(x, b);
+}
+
 static void write_batch(struct pipe *x, struct batch *b)
 {
+	if (x->spread && b->seq != UNSEALED) {
+		write_turn(x, b);
+		return;
+	}
 	if (x->o->nranks > 1 && b->seq != UNSEALED) {
 		if (x->o->rank) {
 			if (b->owner == x->o->rank)
@@ -501,7 +539,7 @@ static void flush_batch(struct pipe *x)
 		b->owner = x->o->rank;
 		b->tag = x->part_tag;
 	} else if (!b->remote) {
-		b->owner = turn_owner(x->o, x->shared);
+		b->owner = turn_owner(x, x->shared);
 		b->tag = x->shared++;
 	}
 	if (!x->async) {
@@ -525,7 +563,7 @@ static void *gather_thread(void *arg)
 	gather_all(x);
 	pthread_mutex_lock(&x->mu);
 	x->cur->seq = x->next_seq++;
-	x->cur->owner = turn_owner(x->o, x->shared);
+	x->cur->owner = turn_owner(x, x->shared);
 	x->cur->tag = x->shared++;
 	x->ready[x->n_ready++] = x->cur;	/* the last, maybe empty */
 	x->gathered = 1;
@@ -666,7 +704,7 @@ static void read_parts(struct pipe *x, const char *path, const struct split *sp)
 	if (x->cur->n_items)	/* the shared batch before: sealed on every rank alike */
 		flush_batch(x);
 	for (uint64_t k = 0; k < sp->n; k++) {
-		int owner = turn_owner(x->o, sp->first + k);
+		int owner = turn_owner(x, sp->first + k);
 		uint64_t tag = PART_TAG | (sp->first + k);
 		if (owner != me) {
 			if (!me) {
@@ -804,7 +842,7 @@ static int plan_file(struct pipe *x, int fd, const char *path, uint64_t size, ui
 	}
 	uint64_t *v = xcalloc(2 * n + 1, sizeof *v);
 	for (uint64_t k = 0; k < n && !v[2 * n]; k++)
-		if (turn_owner(o, sp->first + k) == o->rank &&
+		if (turn_owner(x, sp->first + k) == o->rank &&
 		    jsonl_span(fd, path, size, k * part, (k + 1) * part, &v[k], &v[n + k]))
 			v[2 * n] = 1;
 	o->sum(o->arg, v, 2 * n + 1);
@@ -863,6 +901,90 @@ static void sum_part_counts(struct pipe *x)
 	x->gtorn |= v[2] != 0;
 }
 
+/* ------------------------------------------------------------------ spread */
+
+/* Spread needs every rank to see every batch: not so for a file cut into parts. */
+static void plan_spread(struct pipe *x)
+{
+	const struct docpipe_opts *o = x->o;
+	x->spread = o->nranks > 1 && o->load && o->save && !o->strict;
+	for (int i = 0; x->spread && x->splits && i < x->n_paths; i++)
+		if (x->splits[i].n)
+			x->spread = 0;
+}
+
+struct msg { uint64_t seq; size_t at; int unreadable; const char *text; };
+
+static int cmp_msg(const void *pa, const void *pb)
+{
+	const struct msg *a = pa, *b = pb;
+	if (a->seq != b->seq)
+		return a->seq < b->seq ? -1 : 1;
+	return a->at < b->at ? -1 : a->at > b->at;
+}
+
+/* Rank 0 prints every rank's messages (ALL: one rank's after the other's, each in input
+ * order) in input order. */
+static void print_msgs(const struct buf *all)
+{
+	struct msg *m = NULL;
+	size_t n = 0, cap = 0, at = 0;
+	while (at < all->len) {
+		if (at + 10 > all->len)
+			die("a rank's messages are cut short");
+		if (n == cap)
+			m = xreallocarray(m, cap = cap ? 2 * cap : 16, sizeof *m);
+		m[n] = (struct msg){ rd_u64le(all->p + at), at, all->p[at + 8],
+				     (const char *)all->p + at + 9 };
+		at += 9 + strlen(m[n++].text) + 1;
+	}
+	qsort(m, n, sizeof *m, cmp_msg);
+	for (size_t i = 0; i < n; i++) {
+		if (m[i].unreadable)
+			error("%s", m[i].text);
+		else
+			warning("%s", m[i].text);
+	}
+	free(m);
+}
+
+/* After the last turn: its state to rank 0 (through the rank of the turn after, which
+ * waits for it), the messages to rank 0, the counts summed. */
+static void spread_end(struct pipe *x)
+{
+	const struct docpipe_opts *o = x->o;
+	int me = o->rank, last = turn_owner(x, x->turns - 1), next = turn_owner(x, x->turns);
+	if (me == next && next) {
+		o->note_recv(o->arg, last, &x->wire);
+		o->note_send(o->arg, 0, x->wire.p, x->wire.len);
+	}
+	if (!me) {
+		o->note_recv(o->arg, next ? next : last, &x->wire);
+		o->load(o->arg, x->turns, last, x->wire.p, x->wire.len);
+	}
+	uint64_t v[7] = { x->c.docs, x->c.bytes, x->c.binary, x->c.too_large, x->c.malformed,
+			  x->c.unreadable, (uint64_t)x->errors };
+	o->sum(o->arg, v, 7);
+	x->c.docs = v[0];
+	x->c.bytes = v[1];
+	x->c.binary = v[2];
+	x->c.too_large = v[3];
+	x->c.malformed = v[4];
+	x->c.unreadable = v[5];
+	x->errors = v[6] != 0;
+	if (me) {
+		o->send(o->arg, x->msgs.p, x->msgs.len);
+		return;
+	}
+	struct buf b = { 0 };
+	for (int r = 1; r < o->nranks; r++) {
+		o->recv(o->arg, r, &b);
+		buf_put(&x->msgs, b.p, b.len);
+	}
+	buf_free(&b);
+	print_msgs(&x->msgs);
+}
+
 /* ------------------------------------------------------------------ the run */
 
 static void pipe_init(struct pipe *x, const struct docpipe_opts *o, char *const *paths, int n)
@@ -906,6 +1028,7 @@ static void pipe_free(struct pipe *x)
 	}
 	free(x->workers);
 	buf_free(&x->wire);
+	buf_free(&x->msgs);
 	walk_free(x->walker);
 	for (int i = 0; x->splits && i < x->n_paths; i++)
 		free(x->splits[i].at);
@@ -919,7 +1042,10 @@ int docpipe_run(const struct docpipe_opts *o, char *const *paths, int n, struct 
 	struct pipe x;
 	pipe_init(&x, o, paths, n);
 	plan_splits(&x);
+	plan_spread(&x);
 	run_batches(&x);
+	if (x.spread)
+		spread_end(&x);
 	sum_part_counts(&x);
 	progress(&x, 1);
 	const struct walk_counts *wc = walk_get_counts(x.walker);
@@ -929,6 +1055,7 @@ int docpipe_run(const struct docpipe_opts *o, char *const *paths, int n, struct 
 	if (wc->unreadable || x.gerrors)
 		x.errors = 1;
 	*c = x.c;
+	c->spread = x.spread;
 	int errors = x.gtorn ? 2 : x.errors;
 	pipe_free(&x);
 	return errors;

@@ -31,6 +31,15 @@ typedef void (*docpipe_send_fn)(void *arg, const void *p, size_t n);
 typedef void (*docpipe_recv_fn)(void *arg, int from, struct buf *b);
 /* V[0..N) summed over the ranks, in place, on every rank. */
 typedef void (*docpipe_sum_fn)(void *arg, uint64_t *v, size_t n);
+/* Over ranks, each writing its own turns: the writing's state at the start of turn SEQ,
+ * as rank FROM saved it (N == 0: the first turn); and saved into NOTE at a turn's end. */
+typedef void (*docpipe_load_fn)(void *arg, uint64_t seq, int from, const void *note, size_t n);
+typedef void (*docpipe_save_fn)(void *arg, struct buf *note);
+/* The note sent: what of the turn's work may wait (compressing), now. NULL: nothing. */
+typedef void (*docpipe_after_fn)(void *arg);
+/* A small note to rank TO without waiting; the next note from rank FROM, into B. */
+typedef void (*docpipe_note_send_fn)(void *arg, int to, const void *p, size_t n);
+typedef void (*docpipe_note_recv_fn)(void *arg, int from, struct buf *b);
 
 struct docpipe_opts {
 	int threads;
@@ -64,10 +73,24 @@ struct docpipe_opts {
 	docpipe_send_fn send;
 	docpipe_recv_fn recv;
 	docpipe_sum_fn sum;
+	/* With LOAD and SAVE (and the notes), when no JSON-lines file is cut into parts and
+	 * not STRICT, every rank writes (and so compresses) the batches it measures, itself,
+	 * in turns (batch k on rank k % nranks, RANK0_WRITES ignored): WRITE is called on each
+	 * rank with its turns' records, between a LOAD of the state the turn before left and a
+	 * SAVE of what this one leaves, the notes passing from the rank of each turn to the
+	 * next's; after the last turn rank 0 LOADs the state left (SEQ: the turns' count).
+	 * The messages about documents are printed by rank 0 at the end, in input order, and
+	 * the counts summed over the ranks. */
+	docpipe_load_fn load;
+	docpipe_save_fn save;
+	docpipe_after_fn after;
+	docpipe_note_send_fn note_send;
+	docpipe_note_recv_fn note_recv;
 };
 
 struct docpipe_counts {
 	uint64_t docs, bytes, binary, too_large, malformed, unreadable, loops;
+	int spread;	/* every rank wrote its turns (LOAD and SAVE were used) */
 };
 
 /* Every document of PATHS[0..N) through MEASURE to WRITE; the skipped ones are counted into

@@ -232,12 +232,13 @@ static int writer_next(struct outdir_writer *ow)
 {
 	char *name = NULL;
 	const char *path = ow->mode == OUTDIR_STDOUT ? "-" : ow->out;
-	if (ow->mode == OUTDIR_DIR) {
+	if (ow->mode == OUTDIR_DIR && !ow->spill) {
 		char *base = xasprintf("%s-%05llu.shard", ow->prefix, (unsigned long long)ow->no);
 		path = name = shardset_stage_path(ow->stage, base);
 		free(base);
 	}
-	ow->w = shard_create(path, ow->kind, ow->param);
+	ow->w = ow->spill ? shard_create_spilled(ow->spill, ow->kind, ow->param)
+			  : shard_create(path, ow->kind, ow->param);
 	if (ow->w) {
 		shard_set_level(ow->w, shard_auto_level(path, ow->level, ow->dflt_level));
 		shard_set_threads(ow->w, ow->threads);
@@ -310,4 +311,72 @@ void outdir_writer_abort(struct outdir_writer *ow)
 	ow->w = NULL;
 	shardset_stage_abort(ow->stage);
 	ow->stage = NULL;
+}
+
+/* ---- the same stream written by several processes in turns ---- */
+
+void outdir_writer_open_spill(struct outdir_writer *ow, struct shard_spill *sp,
+			      enum outdir_mode mode, const char *prefix, uint32_t kind,
+			      const uint64_t param[2], int level)
+{
+	memset(ow, 0, sizeof *ow);
+	ow->mode = mode;
+	ow->out = shard_spill_file(sp);
+	ow->prefix = prefix;
+	ow->kind = kind;
+	ow->param[0] = param ? param[0] : 0;
+	ow->param[1] = param ? param[1] : 0;
+	ow->level = ow->dflt_level = level;
+	ow->spill = sp;
+}
+
+/* The note: whether a shard is open, shards closed, the open one's records and bytes, then
+ * the shard's own state */
+#define NOTE_HEAD 32
+
+int outdir_writer_save(struct outdir_writer *ow, struct buf *note)
+{
+	buf_put_u64le(note, ow->w != NULL);
+	buf_put_u64le(note, ow->no);
+	buf_put_u64le(note, ow->n);
+	buf_put_u64le(note, ow->bytes);
+	return ow->w ? shard_state_save(ow->w, note) : 0;
+}
+
+int outdir_writer_load(struct outdir_writer *ow, const void *note, size_t len, int fd)
+{
+	const unsigned char *p = note;
+	if (!len)
+		return 0;	/* the first turn */
+	int open = rd_u64le(p) != 0;
+	if (len != NOTE_HEAD + (open ? shard_state_size() : 0))
+		return error("a rank's note on '%s' has %zu bytes", ow->out, len);
+	if (open && !ow->w && writer_next(ow))
+		return -1;
+	ow->no = rd_u64le(p + 8);
+	ow->n = rd_u64le(p + 16);
+	ow->bytes = rd_u64le(p + 24);
+	return open ? shard_state_load(ow->w, p + NOTE_HEAD, fd) : 0;
+}
+
+int outdir_writer_flush(struct outdir_writer *ow)
+{
+	return ow->w ? shard_spill_flush(ow->w) : 0;
+}
+
+int outdir_writer_end_spill(struct outdir_writer *ow)
+{
+	int r = writer_close(ow);
+	ow->spill = NULL;
+	return r;
+}
+
+int outdir_writer_assemble(struct outdir_writer *ow, const unsigned char ev[40], int fd)
+{
+	if (!ow->w && writer_next(ow))
+		return -1;
+	if (rd_u64le(ev + 8) == 0)
+		return shard_assemble_block(ow->w, fd, rd_u64le(ev + 16), rd_u64le(ev + 24));
+	shard_set_totals(ow->w, rd_u64le(ev + 16), rd_u64le(ev + 24));
+	return writer_close(ow);
 }

@@ -8,6 +8,8 @@
 #ifndef CP_OUTDIR_H
 #define CP_OUTDIR_H
 
+#include "base/buf.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,6 +67,7 @@ struct outdir_writer {
 	struct shard_writer *w;
 	struct shardset_stage *stage;	/* OUTDIR_DIR: DIR/.stage-PID until the set is whole */
 	uint64_t no, n, bytes;		/* shards closed; records and bytes in the open one */
+	struct shard_spill *spill;	/* outdir_writer_open_spill's */
 };
 /* OUT: "-" (standard output, refused when a terminal), a directory (ends in '/' or exists;
  * created with its parents; the shards are staged in it and committed as one set by
@@ -85,5 +88,25 @@ int outdir_writer_finish(struct outdir_writer *ow);
 /* Give up: the open shard and, in a directory, everything staged are removed; a finished
  * output of an earlier run stays as it was. */
 void outdir_writer_abort(struct outdir_writer *ow);
+
+/* ---- one stream written by the ranks in turns (cp-hash under mpirun; shard.h's spills) ----
+ * Each rank's writer puts its blocks in its spill: MODE is the output's (a directory's
+ * shards end as outdir_writer_write ends them), LEVEL its zstd level; then set max_docs,
+ * max_bytes and threads as the output's. A turn begins with the note the turn before saved
+ * (outdir_writer_load; no bytes: the first turn; FD: the spill of the rank that saved it)
+ * and ends by saving one (outdir_writer_save, appended to NOTE); after the last,
+ * outdir_writer_end_spill ends the last shard. Rank 0 then hands every rank's events, in
+ * the order of the turns, to outdir_writer_assemble on the output's writer (FD: the spill
+ * they came from) and finishes it. 0, or -1 after an error. */
+struct shard_spill;
+void outdir_writer_open_spill(struct outdir_writer *ow, struct shard_spill *sp,
+			      enum outdir_mode mode, const char *prefix, uint32_t kind,
+			      const uint64_t param[2], int level);
+int outdir_writer_save(struct outdir_writer *ow, struct buf *note);
+int outdir_writer_load(struct outdir_writer *ow, const void *note, size_t len, int fd);
+/* The turn's blocks compressed, after its note went (shard_spill_flush) */
+int outdir_writer_flush(struct outdir_writer *ow);
+int outdir_writer_end_spill(struct outdir_writer *ow);
+int outdir_writer_assemble(struct outdir_writer *ow, const unsigned char ev[40], int fd);
 
 #endif

@@ -374,6 +374,11 @@ struct shardset_stage *shardset_stage_open(const char *outdir)
 	return st;
 }
 
+const char *shardset_stage_dir(const struct shardset_stage *st)
+{
+	return st->dir.dir;
+}
+
 char *shardset_stage_path(struct shardset_stage *st, const char *name)
 {
 	struct staged *f = xcalloc(1, sizeof *f);

@@ -62,6 +62,8 @@ struct shardset_stage;
  * NULL after an error. Its files are removed by shardset_stage_remove_all (a signal handler,
  * base/atomic's extra) and at exit, unless committed. */
 struct shardset_stage *shardset_stage_open(const char *outdir);
+/* The stage's directory: for other temporaries (base/atomic's) that go before the commit */
+const char *shardset_stage_dir(const struct shardset_stage *st);
 /* The staged path of NAME (malloc'd; registered for removal) */
 char *shardset_stage_path(struct shardset_stage *st, const char *name);
 /* Commit the N stages: all manifests are computed first; then each directory's old manifest

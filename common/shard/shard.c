@@ -99,7 +99,23 @@ struct shard_writer {
 	size_t cap_iov;
 	XXH3_state_t *sum;	/* its checksum, over the pieces */
 	int room;		/* the last record is shard_write_room's, filled by the next call */
+	struct shard_spill *spill;	/* blocks go there, for another process to assemble */
+	/* a spill's blocks to compress once the turn's note is out (shard_spill_flush) */
+	struct pend { struct buf raw; uint32_t n_records; uint64_t first; } *pend;
+	size_t n_pend, cap_pend;
 };
+
+/* A process's blocks for shards that rank 0 assembles (shard.h): the file, and EV: 5 u64 an
+ * event (turn, kind, then a block's offset and length, or a shard's end's records and raw
+ * bytes). */
+struct shard_spill {
+	struct atomic_file f;
+	uint64_t off, seq;
+	struct buf ev;
+	int failed;
+};
+
+enum { EV_BLOCK, EV_END };
 
 static void raw_start(struct shard_writer *w);
 
@@ -364,8 +380,33 @@ static size_t blk_compress(ZSTD_CCtx *cctx, int level, int workers, const struct
 }
 
 /* Write the finished block at HDR (TOTAL bytes, header included), the next in order. */
+static int spill_event(struct shard_spill *sp, uint64_t kind, uint64_t a, uint64_t b)
+{
+	uint64_t e[5] = { sp->seq, kind, a, b, 0 };
+	for (int i = 0; i < 5; i++)
+		buf_put_u64le(&sp->ev, e[i]);
+	return 0;
+}
+
+/* N bytes at P appended to the spill; their offset in *AT. */
+static int spill_put(struct shard_spill *sp, const void *p, size_t n, uint64_t *at)
+{
+	if (sp->failed || atomic_write(&sp->f, p, n))
+		return sp->failed = -1;
+	*at = sp->off;
+	sp->off += n;
+	return 0;
+}
+
 static int blk_emit(struct shard_writer *w, const unsigned char *hdr, size_t total)
 {
+	if (w->spill) {
+		uint64_t at;
+		if (spill_put(w->spill, hdr, total, &at))
+			return w->failed = 1, -1;
+		w->info.n_blocks++;
+		return spill_event(w->spill, EV_BLOCK, at, total);
+	}
 	XXH3_64bits_update(w->chain, hdr + 24, 8);
 	buf_put_u64le(&w->index, w->offset);
 	buf_put_u64le(&w->index, rd_u64le(hdr + 8));
@@ -617,6 +658,19 @@ static int flush_block(struct shard_writer *w)
 		ret = blk_emit(w, hdr, BLK_HDR_SIZE + clen);
 	} else if (w->threads > 1) {
 		ret = pool_submit(w, first);
+	} else if (w->spill) {
+		if (w->n_pend == w->cap_pend) {
+			w->pend = xreallocarray(w->pend, w->cap_pend = w->cap_pend ? 2 * w->cap_pend : 4,
+						sizeof *w->pend);
+			memset(w->pend + w->n_pend, 0, (w->cap_pend - w->n_pend) * sizeof *w->pend);
+		}
+		struct pend *q = &w->pend[w->n_pend++];
+		struct buf t = q->raw;
+		q->raw = w->raw;
+		w->raw = t;
+		q->n_records = w->blk_records;
+		q->first = first;
+		ret = 0;
 	} else {
 		if (!w->cctx)
 			w->cctx = ZSTD_createCCtx();
@@ -732,6 +786,9 @@ static void writer_free(struct shard_writer *w)
 	buf_free(&w->raw);
 	buf_free(&w->comp);
 	buf_free(&w->index);
+	for (size_t i = 0; i < w->cap_pend; i++)
+		buf_free(&w->pend[i].raw);
+	free(w->pend);
 	free(w->path);
 	free(w);
 }
@@ -759,11 +816,45 @@ static int write_tail(struct shard_writer *w)
 	return emit(w, f, FOOTER_SIZE);
 }
 
+static int spill_flush(struct shard_writer *w)
+{
+	int ret = 0;
+	if (w->pool && pool_drain(w, w->pool->queued))
+		ret = -1;
+	for (size_t i = 0; i < w->n_pend; i++) {
+		if (ret || w->failed)
+			continue;
+		struct pend *q = &w->pend[i];
+		if (!w->cctx)
+			w->cctx = ZSTD_createCCtx();
+		size_t e = blk_compress(w->cctx, w->level, 1, &q->raw, q->n_records, q->first,
+					&w->comp);
+		ret = e ? error("zstd compression failed for '%s': %s", w->path, ZSTD_getErrorName(e))
+			: blk_emit(w, w->comp.p, w->comp.len);
+	}
+	w->n_pend = 0;
+	return ret;
+}
+
+int shard_spill_flush(struct shard_writer *w)
+{
+	return spill_flush(w);
+}
+
 int shard_close(struct shard_writer *w)
 {
 	int ret = flush_block(w);
 	if (w->pool && pool_drain(w, w->pool->queued))
 		ret = -1;
+	if (w->spill && spill_flush(w))
+		ret = -1;
+	if (w->spill) {	/* the shard ends here; rank 0 writes its tail */
+		ret = ret || w->failed ? -1 : 0;
+		if (!ret)
+			spill_event(w->spill, EV_END, w->info.n_records, w->info.raw_bytes);
+		writer_free(w);
+		return ret;
+	}
 	if (!ret)
 		ret = write_tail(w);
 	if (!ret && w->seekable) {
@@ -789,6 +880,112 @@ void shard_abort(struct shard_writer *w)
 	if (w->seekable)
 		atomic_abort(&w->out);
 	writer_free(w);
+}
+
+/* ------------------------------------------------------------------ spills */
+
+struct shard_spill *shard_spill_open(const char *path)
+{
+	struct shard_spill *sp = xcalloc(1, sizeof *sp);
+	if (atomic_open(&sp->f, path)) {
+		free(sp);
+		return NULL;
+	}
+	return sp;
+}
+
+const char *shard_spill_file(const struct shard_spill *sp) { return sp->f.tmp; }
+
+void shard_spill_turn(struct shard_spill *sp, uint64_t seq) { sp->seq = seq; }
+
+const void *shard_spill_events(const struct shard_spill *sp, size_t *n)
+{
+	*n = sp->ev.len;
+	return sp->ev.p;
+}
+
+void shard_spill_remove(struct shard_spill *sp)
+{
+	if (!sp)
+		return;
+	atomic_abort(&sp->f);
+	buf_free(&sp->ev);
+	free(sp);
+}
+
+struct shard_writer *shard_create_spilled(struct shard_spill *sp, uint32_t kind,
+					  const uint64_t param[2])
+{
+	struct shard_writer *w = xcalloc(1, sizeof *w);
+	w->path = xstrdup(sp->f.path);
+	w->fd = -1;
+	w->spill = sp;
+	w->info.version = SHARD_VERSION;
+	w->info.kind = kind;
+	if (param) {
+		w->info.param[0] = param[0];
+		w->info.param[1] = param[1];
+	}
+	w->block_size = 1 << 20;
+	w->level = 3;
+	w->threads = 1;
+	raw_start(w);
+	w->chain = XXH3_createState();
+	XXH3_64bits_reset(w->chain);
+	return w;
+}
+
+/* The note: records and raw bytes so far, the block's records, where its bytes lie */
+#define NOTE_U64 5
+
+int shard_state_save(struct shard_writer *w, struct buf *note)
+{
+	uint64_t at = 0, n = w->raw.len - RAW_HEAD;
+	if (w->failed || (n && spill_put(w->spill, w->raw.p + RAW_HEAD, n, &at)))
+		return -1;
+	uint64_t v[NOTE_U64] = { w->info.n_records, w->info.raw_bytes, w->blk_records, at, n };
+	for (int i = 0; i < NOTE_U64; i++)
+		buf_put_u64le(note, v[i]);
+	raw_start(w);
+	w->blk_records = 0;
+	return 0;
+}
+
+size_t shard_state_size(void) { return 8 * NOTE_U64; }
+
+int shard_state_load(struct shard_writer *w, const unsigned char *note, int fd)
+{
+	uint64_t v[NOTE_U64];
+	for (int i = 0; i < NOTE_U64; i++)
+		v[i] = rd_u64le(note + 8 * i);
+	raw_start(w);
+	buf_grow(&w->raw, (size_t)v[4]);
+	if (v[4] && pread_full(fd, w->raw.p + RAW_HEAD, (size_t)v[4], (off_t)v[3])) {
+		w->failed = 1;
+		return error_errno("cannot read the blocks another rank spilled for '%s'", w->path);
+	}
+	w->raw.len += (size_t)v[4];
+	w->info.n_records = v[0];
+	w->info.raw_bytes = v[1];
+	w->blk_records = (uint32_t)v[2];
+	return 0;
+}
+
+int shard_assemble_block(struct shard_writer *w, int fd, uint64_t off, uint64_t len)
+{
+	buf_reset(&w->comp);
+	buf_grow(&w->comp, (size_t)len);
+	if (len < BLK_HDR_SIZE || pread_full(fd, w->comp.p, (size_t)len, (off_t)off)) {
+		w->failed = 1;
+		return error_errno("cannot read the blocks another rank spilled for '%s'", w->path);
+	}
+	return blk_emit(w, w->comp.p, (size_t)len);
+}
+
+void shard_set_totals(struct shard_writer *w, uint64_t n_records, uint64_t raw_bytes)
+{
+	w->info.n_records = n_records;
+	w->info.raw_bytes = raw_bytes;
 }
 
 /* ------------------------------------------------------------------ reader */

@@ -7,6 +7,8 @@
 #ifndef CP_SHARD_H
 #define CP_SHARD_H
 
+#include "base/buf.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,6 +71,36 @@ int shard_close(struct shard_writer *w);
 /* Give up: remove the temporary, free. */
 void shard_abort(struct shard_writer *w);
 uint64_t shard_written(const struct shard_writer *w);
+
+/* ---- blocks compressed by several processes (cp-hash under mpirun) ----
+ * Each rank writes the records of its turns into a writer made by shard_create_spilled: its
+ * blocks, the bytes one process would write, go into the rank's spill file, with an event
+ * each (and one where a shard ends) tagged with the turn set by shard_spill_turn. At the end
+ * of a turn shard_state_save hands the block being filled (its bytes spilled) and the counts
+ * to the next turn's rank as a note of shard_state_size() bytes, which shard_state_load takes
+ * there, reading the bytes from the spill (FD). Rank 0 then copies every block, in the order
+ * of the turns, into the shard a plain writer makes (shard_assemble_block), sets the counts
+ * of each shard's end (shard_set_totals) and closes it. */
+struct shard_spill;
+/* The spill's temporary beside PATH (base/atomic: removed on signals). NULL after an error. */
+struct shard_spill *shard_spill_open(const char *path);
+const char *shard_spill_file(const struct shard_spill *sp);
+void shard_spill_turn(struct shard_spill *sp, uint64_t seq);
+/* The events: 5 little-endian u64 each (turn; 0 a block: offset, length; 1 a shard's end:
+ * records, raw bytes; 0) */
+const void *shard_spill_events(const struct shard_spill *sp, size_t *n);
+void shard_spill_remove(struct shard_spill *sp);
+/* shard_close of such a writer spills its last block and the shard's end (no tail). */
+struct shard_writer *shard_create_spilled(struct shard_spill *sp, uint32_t kind,
+					  const uint64_t param[2]);
+int shard_state_save(struct shard_writer *w, struct buf *note);
+/* A spilled writer compresses its turn's blocks here, once the note is on its way (the next
+ * turn's rank need not wait for them); 0 or -1. */
+int shard_spill_flush(struct shard_writer *w);
+size_t shard_state_size(void);
+int shard_state_load(struct shard_writer *w, const unsigned char *note, int fd);
+int shard_assemble_block(struct shard_writer *w, int fd, uint64_t off, uint64_t len);
+void shard_set_totals(struct shard_writer *w, uint64_t n_records, uint64_t raw_bytes);
 
 /* ---- reading ---- */
 struct shard_reader;
