@@ -29,6 +29,9 @@ for n in 1 2 3 4; do
 	ok "cp-hash on $n ranks" run $n cp-hash -q -j1 -o hash$n.shard "$@"
 	ok "cp-hash on $n ranks: the same shard" cmp one.shard hash$n.shard
 done
+# ranks of 2 threads: a rank's blocks compressed on its workers go into its spill as well
+ok "cp-hash on 2 ranks of 2 threads" run 2 cp-hash -q -j2 -o hashj2.shard "$@"
+ok "cp-hash on 2 ranks of 2 threads: the same shard" cmp one.shard hashj2.shard
 ok "cp-hash into a directory, one process" cp-hash -q -o corpus/ --shard-docs 40 "$@"
 ok "cp-hash into a directory on 3 ranks" run 3 cp-hash -q -j1 -o corpus3/ --shard-docs 40 "$@"
 ok "the same shards and manifest" diff -r corpus corpus3
