@@ -938,7 +938,8 @@ static void print_msgs(const struct buf *all)
 				     (const char *)all->p + at + 9 };
 		at += 9 + strlen(m[n++].text) + 1;
 	}
-	qsort(m, n, sizeof *m, cmp_msg);
+	if (n) /* qsort's base may not be NULL, even for no elements */
+		qsort(m, n, sizeof *m, cmp_msg);
 	for (size_t i = 0; i < n; i++) {
 		if (m[i].unreadable)
 			error("%s", m[i].text);
