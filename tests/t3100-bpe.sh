@@ -112,6 +112,10 @@ err_like "no text in the inputs' documents" "  ... saying it holds no text"
 exit_is 1 "inputs with no documents are refused" cp-bpe --max-docs 0 --text -o e "$first"
 err_like "no documents in the inputs" "  ... saying so"
 ok "  ... and write nothing" test ! -e e/tokenizer.json -a ! -e e/cp-bpe.sums
+mkdir empty
+exit_is 1 "an empty directory of text is refused" cp-bpe --text -o ed empty
+err_like "no documents in the inputs" "  ... saying so"
+ok "  ... and writes nothing" test ! -e ed/tokenizer.json -a ! -e ed/cp-bpe.sums
 for v in 1 256; do
 	exit_is 2 "--vocab-size $v is refused" cp-bpe --vocab-size $v --text -o e "$first"
 	err_like "between 257 and" "  ... naming the smallest size, 257"

@@ -73,7 +73,8 @@ static void walk(struct bpe_input *in, const char *dir)
 		names[n++] = xasprintf("%s%s%s", dir, slash ? "" : "/", de->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof *names, cmp_path);
+	if (n) /* an empty directory leaves NAMES NULL, which qsort may not take */
+		qsort(names, n, sizeof *names, cmp_path);
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
 		if (!lstat(names[i], &st)) {

@@ -45,7 +45,8 @@ void gpu_buckets_build(struct gpu_buckets *b, const uint32_t *tok, uint64_t n)
 	/* (token, position) as one key: sorting it orders by token, then by position */
 	for (uint64_t i = 0; i < n; i++)
 		b->scratch[i] = (uint64_t)tok[i] << 32 | i;
-	qsort(b->scratch, n, sizeof(uint64_t), key_cmp);
+	if (n) /* no tokens may leave SCRATCH NULL */
+		qsort(b->scratch, n, sizeof(uint64_t), key_cmp);
 	b->n = 0;
 	for (uint64_t i = 0; i < n; i++) {
 		uint32_t t = (uint32_t)(b->scratch[i] >> 32);
