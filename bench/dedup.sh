@@ -5,7 +5,9 @@
 #      (at -j1 and -jN) against tests/ref/codeparrot_ref.py (one process), and whether the
 #      counts agree; beside them, what reading the files alone costs (bench/read-floor.c);
 #   The full path, what a user who wants the clean corpus waits for, is the pipe with the
-#   corpus written: cp-hash SRC | cp-dedup -o clean/ -; beside it both stages writing shards.
+#   corpus written: cp-hash SRC | cp-dedup -o clean/ -; beside it both stages writing shards,
+#   and the full path with CP_SYNC=1 (every shard synced to disk before its rename; by
+#   default shards are not, as man/cp-shard.5 says, and the peers' files are not either).
 #   The report-only rows send cp-hash --no-content records through a pipe into cp-dedup -n:
 #   what the peers do (read, decide, report), and whether that gives the full run's report;
 #   2. near dedup: cp-hash + cp-dedup (exact + near) against datasketch MinHashLSH with the
@@ -121,6 +123,8 @@ cp "$tmp/cp.json" "$tmp/pipe.json"
 m_pipecn=$(run_pipe_content "$JOBS" no)
 same_pipe=$(cmp_reports "$tmp/pipe.json" "$tmp/cp.json")
 m_full=$(run_pipe_write "$JOBS" no)
+# the same with every shard synced before its rename (man/cp-shard.5: the default is not)
+m_fullsync=$(export CP_SYNC=1; run_pipe_write "$JOBS" no)
 # what the clean corpus takes on disk at cp-dedup's default level, against its documents' bytes
 clean=$(cat "$tmp"/out/*.shard | wc -c)
 clean_docs=$(field "$tmp/cp.json" "r['bytes_out']")
@@ -133,6 +137,7 @@ header "hash + exact dedup + filters"
 row "Python reference (1 process)" "$m_py" "$m_py"
 row "cp-hash + cp-dedup -j1" "$m_cp1" "$m_py"
 row "cp-hash | cp-dedup -j$JOBS -o clean/ -" "$m_full" "$m_py"
+row "  the same, CP_SYNC=1 (shards synced)" "$m_fullsync" "$m_py"
 row "cp-hash + cp-dedup -j$JOBS" "$m_cpn" "$m_py"
 row "cp-hash | cp-dedup -n -j1 (report only)" "$m_pipe1" "$m_py"
 row "cp-hash | cp-dedup -n -j$JOBS (report only)" "$m_pipen" "$m_py"
@@ -148,6 +153,7 @@ mb=$("$PYTHON" -c "print(round($bytes / 1e6))")
 py="CodeParrot's rules in Python, 1 process: $(echo $m_py | cut -d' ' -f1) s"
 table_row "hash + exact dedup + filters, $mb MB, $JOBS threads, the clean corpus written: \`cp-hash --minhash none SRC \| cp-dedup --no-near -o clean/ -\`" \
 	"$m_full" "$m_py" "$py" 30x
+table_row "  the same, every shard synced to disk before its rename (\`CP_SYNC=1\`)" "$m_fullsync" "$m_py" "" ""
 table_row "  the same, both stages writing shards (\`cp-hash -o docs/\`, then \`cp-dedup -o clean/ docs/\`)" "$m_cpn" "$m_py" "" ""
 table_row "  report only, no corpus written: \`cp-hash --no-content \| cp-dedup -n\`" "$m_pipen" "$m_py" "" 50x
 table_row "  report only, the documents' bytes through the pipe" "$m_pipecn" "$m_py" "" ""
@@ -162,6 +168,7 @@ m_nearpcn=$(run_pipe_content "$JOBS" yes)
 m_near=$(run_cp "$JOBS" yes)
 m_near1=$(run_cp 1 yes)
 m_nearfull=$(run_pipe_write "$JOBS" yes)
+m_nearsync=$(export CP_SYNC=1; run_pipe_write "$JOBS" yes)
 ds_lsh=$(field "$tmp/ds.json" "'%.3f' % r['seconds']['lsh']")
 ds_mh=$(field "$tmp/ds.json" "'%.2f' % (r['seconds']['minhash'] + r['seconds']['read_exact'])")
 cp_lsh=$(field "$tmp/cp.json" "'%.4f' % max(r['seconds']['near'], 0.0001)")
@@ -169,6 +176,7 @@ header "near dedup (exact first, 256 perm, J 0.85)"
 row "datasketch: read + MinHash + LSH" "$m_ds" "$m_ds"
 row "cp-hash + cp-dedup -j1 (everything)" "$m_near1" "$m_ds"
 row "cp-hash | cp-dedup -j$JOBS -o clean/ -" "$m_nearfull" "$m_ds"
+row "  the same, CP_SYNC=1 (shards synced)" "$m_nearsync" "$m_ds"
 row "cp-hash + cp-dedup -j$JOBS (everything)" "$m_near" "$m_ds"
 row "cp-hash | cp-dedup -n -j1 (report, pairs)" "$m_nearp1" "$m_ds"
 row "cp-hash | cp-dedup -n -j$JOBS (report, pairs)" "$m_nearpn" "$m_ds"
@@ -184,6 +192,7 @@ echo "pairs: cp-dedup joins $(field "$tmp/recall.json" "'%d of datasketch\\'s %d
 ds="datasketch, read + MinHash + LSH: $(echo $m_ds | cut -d' ' -f1) s"
 table_row "near dedup (exact first), the clean corpus written: \`cp-hash SRC \| cp-dedup -o clean/ -\`" \
 	"$m_nearfull" "$m_ds" "$ds" 30x
+table_row "  the same, every shard synced to disk before its rename (\`CP_SYNC=1\`)" "$m_nearsync" "$m_ds" "" ""
 table_row "  the same, both stages writing shards" "$m_near" "$m_ds" "" ""
 table_row "  report and pairs only, no corpus written: \`cp-hash --no-content \| cp-dedup -n --pairs\`" \
 	"$m_nearpn" "$m_ds" "" 50x

@@ -129,7 +129,12 @@ static void parse(int argc, char **argv, struct dedup_cfg *c, int *merge)
 		case O_THR: c->threshold = opt_double("--threshold", optarg, 0.01, 1); break;
 		case O_DROP: c->filt.drop_prob = opt_double("--drop-prob", optarg, 0, 1); break;
 		case O_SEED: c->filt.seed = opt_u64("--seed", optarg, 0, UINT64_MAX); break;
-		case O_INDEX: c->index = optarg; break;
+		case O_INDEX:
+			c->index = optarg;
+			/* the index says these documents were seen: the clean shards that hold
+			 * them must outlast a crash as it does, or a rerun would drop them */
+			atomic_sync_all_on();
+			break;
 		case O_PAIRS: c->pairs = optarg; break;
 		case O_LMAX: c->filt.line_max = opt_u64("--line-max", optarg, 0, UINT64_MAX); break;
 		case O_LMEAN: c->filt.line_mean = opt_double("--line-mean", optarg, 0, 1e18); break;

@@ -188,11 +188,31 @@ static void release(struct atomic_file *f)
 	f->fd = -1;
 }
 
+/* read once: a tool's writers all follow the same policy */
+static atomic_int sync_all = -1;
+
+void atomic_sync_all_on(void)
+{
+	atomic_store(&sync_all, 1);
+}
+
+int atomic_sync_all(void)
+{
+	atomic_int *v = &sync_all;
+	int k = atomic_load(v);
+	if (k < 0) {
+		const char *e = getenv("CP_SYNC");
+		k = e && *e && strcmp(e, "0");
+		atomic_store(v, k);
+	}
+	return k;
+}
+
 int atomic_commit(struct atomic_file *f)
 {
 	int ret = 0;
 	/* EINVAL: a file system that cannot sync this kind of file; nothing to lose */
-	if (fsync(f->fd) && errno != EINVAL)
+	if ((!f->no_sync || atomic_sync_all()) && fsync(f->fd) && errno != EINVAL)
 		ret = error_errno("cannot sync '%s'", f->tmp);
 	if (close(f->fd) && !ret)
 		ret = error_errno("cannot close '%s'", f->tmp);

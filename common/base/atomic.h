@@ -2,6 +2,9 @@
  *
  * A file is written to a hidden temporary beside its target, DIR/.NAME.tmp.PID, then synced
  * and renamed over DIR/NAME, so a reader never sees a half-written file under the final name.
+ * A bulk file that a rerun of its stage remakes and whose reader checks every byte (a shard:
+ * blocks and footer checksummed) may skip the sync (NO_SYNC): a crash can then lose the file
+ * or leave one its reader refuses, never one it takes. CP_SYNC=1 syncs those too.
  * Open temporaries are registered: atomic_cleanup_on_signal() removes them when the process is
  * killed by INT, TERM, HUP or PIPE, and every registered temporary still open at exit() (a
  * die() halfway) is removed by an atexit handler. Threads may open and commit files at once.
@@ -21,6 +24,7 @@ struct atomic_file {
 	char *path, *tmp;
 	uint64_t written;
 	pid_t pid;				/* the process that opened it */
+	int no_sync;	/* set after atomic_open: commit without fsync, unless atomic_sync_all() */
 	struct atomic_file *volatile next;	/* the registry's list */
 };
 
@@ -30,7 +34,11 @@ char *atomic_tmp_name(const char *path);
 int atomic_open(struct atomic_file *f, const char *path);
 /* 0, or -1 after an error naming the temporary */
 int atomic_write(struct atomic_file *f, const void *p, size_t n);
-/* fsync, close and rename over the target; on any failure the temporary is removed.
+/* Whether every file, bulk ones too, is synced before its rename: CP_SYNC set and not "0",
+ * or atomic_sync_all_on() called (an index that commits to what the bulk files hold) */
+int atomic_sync_all(void);
+void atomic_sync_all_on(void);
+/* fsync (see no_sync), close and rename over the target; on any failure the temporary is removed.
  * 0 or -1 after an error. F is closed either way. */
 int atomic_commit(struct atomic_file *f);
 /* close and remove the temporary */

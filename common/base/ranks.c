@@ -5,12 +5,17 @@
 #include "base/util.h"
 #include "base/xalloc.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #ifdef CP_HAVE_MPI
 #include <mpi.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #endif
 
 static int me, count = 1, live;
@@ -112,6 +117,35 @@ static void notes_reap(int all)
 	}
 	n_notes = k;
 }
+
+/* Nagle off on every TCP socket MPI_Init left open. Open MPI's PMIx client talks to its
+ * launcher over loopback TCP with Nagle on: MPI_Finalize's fence sends four small messages in
+ * a row, the later ones wait for the first's delayed ACK, and every rank's exit took 40 ms
+ * longer (0.046 s against 0.006 s here). Sockets MPI's own transports made have it off
+ * already. */
+static void tcp_nodelay_all(void)
+{
+	struct rlimit rl;
+	int top = !getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < 4096 ? (int)rl.rlim_cur : 4096;
+	/* descriptors are handed out lowest first: a long run of closed ones is the end */
+	for (int fd = 3, closed = 0; fd < top && closed < 64; fd++) {
+		int type, one = 1;
+		socklen_t len = sizeof type;
+		struct sockaddr_storage sa;
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len)) {
+			closed = errno == EBADF ? closed + 1 : 0;
+			continue;
+		}
+		closed = 0;
+		if (type != SOCK_STREAM)
+			continue;
+		len = sizeof sa;
+		if (getsockname(fd, (struct sockaddr *)&sa, &len) ||
+		    (sa.ss_family != AF_INET && sa.ss_family != AF_INET6))
+			continue;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
+}
 #endif
 
 int ranks_init(int *argc, char ***argv)
@@ -136,6 +170,7 @@ int ranks_init(int *argc, char ***argv)
 			piece = (size_t)atol(env);
 		MPI_Comm_rank(MPI_COMM_WORLD, &me);
 		MPI_Comm_size(MPI_COMM_WORLD, &count);
+		tcp_nodelay_all();
 		live = 1;
 		on_exit(abort_on_exit, NULL);
 	}
