@@ -198,12 +198,11 @@ void atomic_sync_all_on(void)
 
 int atomic_sync_all(void)
 {
-	atomic_int *v = &sync_all;
-	int k = atomic_load(v);
+	int k = atomic_load(&sync_all);
 	if (k < 0) {
 		const char *e = getenv("CP_SYNC");
 		k = e && *e && strcmp(e, "0");
-		atomic_store(v, k);
+		atomic_store(&sync_all, k);
 	}
 	return k;
 }
