@@ -223,6 +223,16 @@ static void sum_counts(void *arg, uint64_t *v, size_t n)
 	ranks_sum_u64(v, n);
 }
 
+static void share_bytes(void *arg, struct buf *b)
+{
+	(void)arg;
+	struct buf all = { 0 };
+	ranks_gather(b->p, b->len, &all, NULL);
+	ranks_bcast(&all);
+	buf_free(b);
+	*b = all;
+}
+
 /* Under mpirun: rank 0 writes what all measure (input/docpipe.h); the others say nothing,
  * since what they gather rank 0 gathers too, and what they measure goes to it. */
 static void join_ranks(struct hash_run *h, int *argc, char ***argv)
@@ -234,6 +244,7 @@ static void join_ranks(struct hash_run *h, int *argc, char ***argv)
 	h->o.send = send_batch;
 	h->o.recv = recv_batch;
 	h->o.sum = sum_counts;
+	h->o.share = share_bytes;
 	if (h->o.rank)
 		cp_quiet = 1;
 }

@@ -45,6 +45,30 @@ done
 err_like "under mpirun, give the paths as arguments" "says why"
 ok "a second copy of the corpus" cp -r corpus again
 
+# ---- a tree the ranks read together (input/walk.h): links to files and to directories
+# before and after them, a link to a parent, dangling and self-looping links, a file over
+# the size limit, a wide level and a deep chain; the shards, the exit code and the messages
+# are one process's
+setup "a tree of links and loops" sh -c '
+	mkdir -p links/a links/a.b links/d/e/f/g/h links/w
+	for k in 0 1 2 3 4 5 6 7 8 9 10 11; do mkdir -p links/w/k$k/sub; echo "x = $k" >links/w/k$k/f.py; done
+	echo "y = 1" >links/a/y.py; echo "z = 2" >links/a.b/z.py; echo "q = 3" >links/d/e/f/g/h/q.py
+	echo "b = 4" >links/b.py; head -c 3000 /dev/zero | tr "\0" x >links/big.py
+	ln -s ../w/k5 links/a/later; ln -s a.b links/z-earlier; ln -s .. links/d/e/up
+	ln -s nowhere.py links/a/dead.py; ln -s self.py links/a/self.py; ln -s ../b.py links/a/f.py'
+cp-hash -q -j1 --max-size 2000 -o links1.shard links 2>links1.err
+echo $? >links1.rc
+like "$(cat links1.err)" "cannot stat 'links/a/dead.py'" "one process: the dangling link said"
+like "$(cat links1.err)" "skipping 'links/w/k5': directory already visited" "... and the loops"
+for n in 2 3; do
+	run $n cp-hash -q -j1 --max-size 2000 -o links$n.shard links 2>links$n.err
+	is "$?" "$(cat links1.rc)" "cp-hash on $n ranks, a tree of links: the exit code"
+	ok "... the same shard" cmp links1.shard links$n.shard
+	# (mpirun adds a banner of its own when a rank exits non-zero)
+	is "$(grep '^cp-hash:' links$n.err)" "$(cat links1.err)" \
+		"... the same messages, in the same order"
+done
+
 # ---- the planted tree: exact copies and near duplicates, across many small files
 setup "planted tree" "$PYTHON" - <<'PY'
 import os, random

@@ -31,6 +31,8 @@ typedef void (*docpipe_send_fn)(void *arg, const void *p, size_t n);
 typedef void (*docpipe_recv_fn)(void *arg, int from, struct buf *b);
 /* V[0..N) summed over the ranks, in place, on every rank. */
 typedef void (*docpipe_sum_fn)(void *arg, uint64_t *v, size_t n);
+/* B: this rank's bytes, replaced by every rank's, concatenated in rank order (walk.h). */
+typedef void (*docpipe_share_fn)(void *arg, struct buf *b);
 /* Over ranks, each writing its own turns: the writing's state at the start of turn SEQ,
  * as rank FROM saved it (N == 0: the first turn); and saved into NOTE at a turn's end. */
 typedef void (*docpipe_load_fn)(void *arg, uint64_t seq, int from, const void *note, size_t n);
@@ -73,6 +75,9 @@ struct docpipe_opts {
 	docpipe_send_fn send;
 	docpipe_recv_fn recv;
 	docpipe_sum_fn sum;
+	/* With SHARE (and SUM), each directory named in PATHS is read by the ranks together
+	 * before the batches (walk_tree_read): each rank reads a share of its directories. */
+	docpipe_share_fn share;
 	/* With LOAD and SAVE (and the notes), when no JSON-lines file is cut into parts and
 	 * not STRICT, every rank writes (and so compresses) the batches it measures, itself,
 	 * in turns (batch k on rank k % nranks, RANK0_WRITES ignored): WRITE is called on each

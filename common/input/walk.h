@@ -30,4 +30,23 @@ const struct walk_counts *walk_get_counts(const struct walker *w);
 int walk_match(const struct walker *w, const char *name);
 void walk_free(struct walker *w);
 
+/* The same walk by several readers (the ranks of a job), each reading its share of the
+ * directories: the tree is read level by level (directory K of a level by reader K % N),
+ * SHARE handing every reader all readers' listings of the level, so each directory costs
+ * one reader its system calls and every reader holds the whole tree (about 40 bytes and
+ * the name for each directory and matching file); walk_tree_run then walks it from memory,
+ * calling FN on the same paths in the same order, with the same messages and counts as
+ * walk_run on W (whose patterns and size limit the tree was read with, and whose visited
+ * directories it skips). ST, to FN, holds st_mode and st_size alone. Every reader must call
+ * it alike; the directories are opened by their full paths (walk_run opens each in its
+ * parent). */
+struct buf;
+/* B: this reader's bytes; replaced by every reader's, concatenated in reader order. */
+typedef void (*walk_share_fn)(void *arg, struct buf *b);
+struct walk_tree;
+struct walk_tree *walk_tree_read(const struct walker *w, const char *root, int me, int n,
+				 walk_share_fn share, void *share_arg);
+int walk_tree_run(struct walker *w, const struct walk_tree *t, walk_fn fn, void *arg);
+void walk_tree_free(struct walk_tree *t);
+
 #endif
