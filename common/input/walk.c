@@ -127,10 +127,10 @@ static int ent_cmp(const void *a, const void *b)
 	return strcmp(((const struct walk_ent *)a)->key, ((const struct walk_ent *)b)->key);
 }
 
-/* Open the directory at w->path, once: -1 when it cannot be read or was entered before. Its
- * own fstat is the only stat a directory costs, as the entry naming it says what it is.
- * NAME in the directory open as PARENT, when there is one: the kernel then resolves one
- * name, not the whole path again. */
+/* The directory NAME in the directory open as PARENT, when there is one (the kernel then
+ * resolves one name, not the whole path again), else at PATH, open and its stat in *ST; -1
+ * with errno. Its own fstat is the only stat a directory costs, as the entry naming it says
+ * what it is. */
 static int dir_open_stat(int parent, const char *name, const char *path, struct stat *st)
 {
 	int fd = parent >= 0 ? openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -144,6 +144,8 @@ static int dir_open_stat(int parent, const char *name, const char *path, struct 
 	return fd;
 }
 
+/* Open the directory at w->path (NAME in PARENT, see dir_open_stat), once: -1 when it cannot
+ * be read or was entered before. */
 static int dir_open(struct walker *w, int parent, const char *name)
 {
 	struct stat st;
