@@ -110,13 +110,20 @@ for t in 0.2; do
 			wait "$pid"
 			is "$(digest q/train)" "$ptrain" "finished before ${t}s: a whole set"
 		fi
-		# and over the finished set in p: the old one or a whole new one, never a mix
+		# and over the finished set in p: the old one or a whole new one, never a mix; a
+		# SIGKILL inside the commit (between removing the old manifests and writing the
+		# new) leaves a set without one, which is refused
 		cp-pack -T 16 --shard-seqs 1000 -o p big.shard >/dev/null 2>&1 &
 		pid=$!
 		sleep "$t"
 		kill -s "$sig" "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
-		if [ "$(ls p/train | wc -l)" = 125 ]; then
+		if [ ! -e p/train/.set ] || [ ! -e p/valid/.set ]; then
+			side=p/train
+			[ -e p/train/.set ] && side=p/valid
+			refused $side "SIG$sig after ${t}s over a finished set, inside the commit: refused"
+			ok "... (rewritten as the old)" cp-pack -T 16 --shard-seqs 2000 -o p big.shard
+		elif [ "$(ls p/train | wc -l)" = 125 ]; then
 			is "$(digest p/train):$(digest p/valid)" "$ptrain:$pvalid" \
 				"SIG$sig after ${t}s over a finished set: the old one is read, unchanged"
 		else
