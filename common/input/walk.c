@@ -16,6 +16,7 @@ struct walk_dirid {
 	dev_t dev;
 	ino_t ino;
 	int used;
+	uint32_t tag;	/* walk_tree_read's: the directory read first with this identity */
 };
 
 struct walker {
@@ -83,8 +84,9 @@ static size_t dirid_slot(dev_t dev, ino_t ino, size_t mask)
 	return (size_t)(h ^ (h >> 29)) & mask;
 }
 
-/* 1 when (dev, ino) was new and is now recorded, 0 when seen before. */
-static int seen_add(struct walker *w, dev_t dev, ino_t ino)
+/* 1 when (dev, ino) was new and is now recorded with TAG, 0 when seen before (*OLD: the tag
+ * it was recorded with, when OLD is not NULL). */
+static int seen_put(struct walker *w, dev_t dev, ino_t ino, uint32_t tag, uint32_t *old)
 {
 	if (2 * (w->seen_n + 1) > w->seen_cap) {
 		size_t ncap = w->seen_cap ? 2 * w->seen_cap : 256;
@@ -103,13 +105,19 @@ static int seen_add(struct walker *w, dev_t dev, ino_t ino)
 	}
 	size_t mask = w->seen_cap - 1, j = dirid_slot(dev, ino, mask);
 	for (; w->seen[j].used; j = (j + 1) & mask)
-		if (w->seen[j].dev == dev && w->seen[j].ino == ino)
+		if (w->seen[j].dev == dev && w->seen[j].ino == ino) {
+			if (old)
+				*old = w->seen[j].tag;
 			return 0;
-	w->seen[j].dev = dev;
-	w->seen[j].ino = ino;
-	w->seen[j].used = 1;
+		}
+	w->seen[j] = (struct walk_dirid){ .dev = dev, .ino = ino, .used = 1, .tag = tag };
 	w->seen_n++;
 	return 1;
+}
+
+static int seen_add(struct walker *w, dev_t dev, ino_t ino)
+{
+	return seen_put(w, dev, ino, 0, NULL);
 }
 
 static void path_set(struct walker *w, size_t at, const char *s, size_t n)
@@ -448,7 +456,10 @@ static void tree_parse(struct walk_tree *t, const struct buf *all, const uint32_
 				t->ents = xreallocarray(t->ents, t->cap_ents, sizeof *t->ents);
 			}
 			struct wt_ent *e = &t->ents[t->n_ents++];
-			e->kind = (unsigned char)*(const unsigned char *)cur_bytes(&c, 1);
+			const unsigned char *kind = cur_bytes(&c, 1);
+			if (!kind)
+				break;
+			e->kind = *kind;
 			e->err = (int)cur_u32le(&c);
 			e->size = cur_u64le(&c);
 			e->mode = cur_u32le(&c);
@@ -483,15 +494,8 @@ static uint32_t *tree_next(struct walk_tree *t, struct walker *ids, const uint32
 		d->canon = di;
 		if (d->open_err)
 			continue;
-		if (!seen_add(ids, (dev_t)d->dev, (ino_t)d->ino)) {
-			for (uint32_t j = 0; j < di; j++)	/* rare: a second path to it */
-				if (!t->dirs[j].open_err && t->dirs[j].dev == d->dev &&
-				    t->dirs[j].ino == d->ino) {
-					d->canon = j;
-					break;
-				}
-			continue;
-		}
+		if (!seen_put(ids, (dev_t)d->dev, (ino_t)d->ino, di, &d->canon))
+			continue;	/* a second path to a directory read before */
 		size_t pl = strlen(d->path);
 		for (size_t i = d->first; i < d->first + d->n; i++) {
 			struct wt_ent *e = &t->ents[i];
