@@ -34,8 +34,9 @@ void cpu_bf16_linear(float *out, const float *x, const uint16_t *P, const float 
 /* out[M][OC] = gelu(x[M][IC] W + b), GPT-2's tanh GELU (the MLP's first product) */
 void cpu_bf16_linear_gelu(float *out, const float *x, const uint16_t *P, const float *b,
 			  size_t M, size_t IC, size_t OC);
-/* k_attn_row (model/kernels.h) for the bf16 path: in AVX-512 where that kernel runs and HS
- * is 64, fp32 still but not k_attn_row's bits (elsewhere its bytes); A is N floats of scratch */
+/* k_attn_row (model/kernels.h) for the bf16 path: in AVX-512 or AVX2 with FMA, as the products
+ * run, where HS is 64, fp32 still but not k_attn_row's bits (elsewhere its bytes); A is N
+ * floats of scratch */
 void cpu_bf16_attn_row(float *out, float *a, const float *q, const float *k, const float *v,
 		       size_t stride, size_t n, size_t hs, float scale);
 /* the kernels, each CPU running those up to the best it supports */

@@ -4,7 +4,7 @@
  * the accumulate and bias forms, the transposed wte read); the AVX-512 BF16 kernel against
  * the scalar loop, the AVX2 kernel its bytes; the same bytes on 1 and 2 threads; and the packed model: its weights where
  * cpu_bf16_weight says; the product with the GELU in its store against the product then
- * k_gelu, and the bf16 path's attention against k_attn_row (both kernels and the fallback);
+ * k_gelu, and the bf16 path's attention against k_attn_row (the kernels and the fallback);
  * and logits of the CPU backend's inference within bf16's rounding of
  * fp32's, with the same greedy choices. */
 #include "tap.h"
@@ -161,8 +161,9 @@ static void check_gelu(void)
 	free(P);
 }
 
-/* cpu_bf16_attn_row against k_attn_row: within fp32's rounding on the AVX-512 kernel (head
- * size 64), the same bytes where it falls back (the scalar path, other head sizes) */
+/* cpu_bf16_attn_row against k_attn_row: within fp32's rounding on the AVX-512 and AVX2
+ * kernels (head size 64; key counts below, at and past their 8 a pass), the same bytes where
+ * it falls back (the scalar path, other head sizes) */
 static void check_attn(void)
 {
 	enum { NMAX = 300, STRIDE = 3 * 64 };
@@ -174,12 +175,12 @@ static void check_attn(void)
 	}
 	for (int i = 0; i < 64; i++)
 		q[i] = frand() * 4;
-	size_t ns[] = { 1, 7, NMAX };
+	size_t ns[] = { 1, 7, 8, 17, NMAX };
 	for (int vec = CPU_BF16_AVX512; vec >= CPU_BF16_SCALAR; vec--) {
 		if (cpu_bf16_vector(vec) != vec)
 			continue;
-		int have = vec == CPU_BF16_AVX512;
-		for (size_t c = 0; c < 3; c++) {
+		int have = vec != CPU_BF16_SCALAR;
+		for (size_t c = 0; c < sizeof(ns) / sizeof(ns[0]); c++) {
 			size_t n = ns[c];
 			cpu_bf16_attn_row(o, a, q, k, v, STRIDE, n, 64, 0.125f);
 			gpt2_k_attn_row(r, a, q, k, v, STRIDE, n, 64, 0.125f);
