@@ -123,6 +123,41 @@ head -c 3000 all.shard >cut.shard
 exit_is 1 "one pass from a cut stdin fails" cp-dedup -o cutout --no-near - <cut.shard
 ok "... and leaves no shard" test -z "$(ls -A cutout 2>/dev/null)"
 
+# a part is folded into the decisions while it is read (every 256 documents): 2500 distinct
+# files before the planted ones, so that the near duplicates join clusters well after the
+# first folds and the part's arrays have grown; from a pipe (one part, folded as it comes)
+# and from the file cut into parts of ~20 kB (most folded after their reading), -j1 and -j2:
+# the same report and pairs
+setup "a wide tree before the planted one" "$PYTHON" - <<'PY'
+import os, random, shutil
+rng = random.Random(20021)
+os.makedirs("wide/a", exist_ok=True)
+for i in range(2500):
+    words = " + ".join("".join(rng.choice("abcdefghij") for _ in range(6)) for _ in range(30))
+    with open("wide/a/f%04d.py" % i, "w") as f:
+        f.write("def g():\n    return %s\n" % words)
+shutil.copytree("tree/g", "wide/g")
+PY
+cp-hash -q -o wide.shard wide
+cp-hash -q wide | cp-dedup -n -j2 --no-filters --report wp.json --pairs wp.jsonl 2>/dev/null
+for j in 1 2; do
+	CP_DEDUP_PART_BYTES=20000 cp-dedup -n -j$j --no-filters --report wf$j.json \
+		--pairs wf$j.jsonl wide.shard 2>/dev/null
+done
+is "$(json_field wp.json '(r["docs_in"], r["exact_duplicates"], r["near_duplicates"])')" \
+	"($((n_files + 2500)), 12, 13)" "wide tree from a pipe: every document, 12 exact, 13 near"
+same=0
+for x in wf1 wf2; do
+	cmp -s wp.jsonl $x.jsonl || same=1
+	"$PYTHON" -c "
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+for r in a, b:	# what memory took: the tables are sized for the documents expected
+    r.pop('seconds'), r.pop('exact_bytes_per_unique'), r['near'].pop('bytes_per_doc')
+sys.exit(a != b)" wp.json $x.json || same=1
+done
+_tap $same "... the pairs and report (but for time and memory) of the file cut into parts, -j1 and -j2"
+
 # without near dedup, near duplicates stay; with the filters, the short files go
 cp-dedup -o out4 --no-near --no-filters all.shard 2>/dev/null
 is "$(survivors out4 | wc -l)" "$((n_files - 12))" "--no-near keeps the near duplicates"

@@ -193,6 +193,9 @@ int dedup_take_record(struct dedup_input *in, const struct dedup_cfg *c, const v
 
 struct spool;
 static int spool_put(struct spool *sp, const void *rec, size_t len);
+static void fold_docs(struct dedup_state *s, struct dedup_input *in);
+/* the records a part read in line with the decisions takes between folds */
+#define FOLD_EVERY 256
 
 /* Read R's records of the part into IN (and SPOOL). 0 or -1. */
 static int read_records(struct dedup_input *in, const struct dedup_cfg *c,
@@ -206,6 +209,8 @@ static int read_records(struct dedup_input *in, const struct dedup_cfg *c,
 		if (dedup_take_record(in, c, rec, len, &d, &nsig) ||
 		    (spool && spool_put(spool, rec, len)))
 			return -1;
+		if (in->fold && in->n_docs - in->folded >= FOLD_EVERY)
+			fold_docs(in->fold, in);
 	}
 	if (ret < 0)
 		return -1;
@@ -340,17 +345,24 @@ static void add_origin(struct dedup_state *s, const char *o, size_t n)
 	buf_putc(&s->pair_origins, 0);
 }
 
-void dedup_merge_input(struct dedup_state *s, struct dedup_input *in)
+/* IN's documents read and not yet folded in, [IN->folded, IN->n_docs), into the decisions:
+ * exact dedup, then the LSH for those that stay. The scratch arrays may move as reading goes
+ * on, so the place in them is kept as counts. */
+static void fold_docs(struct dedup_state *s, struct dedup_input *in)
 {
-	in->status = xmalloc(in->n_docs ? in->n_docs : 1);
-	in->lshid = s->lsh ? xmalloc((in->n_docs ? in->n_docs : 1) * sizeof *in->lshid) : NULL;
-	size_t nsig = 0, opos = 0;
+	if (in->n_docs > in->status_cap) {
+		in->status_cap = in->cap > in->n_docs ? in->cap : in->n_docs;
+		in->status = xreallocarray(in->status, in->status_cap, 1);
+		if (s->lsh)
+			in->lshid = xreallocarray(in->lshid, in->status_cap, sizeof *in->lshid);
+	}
 	double t0 = mono_now();
-	for (uint64_t k = 0; k < in->n_docs; k++) {
-		const char *origin = in->origins.p ? (const char *)in->origins.p + opos : NULL;
+	for (uint64_t k = in->folded; k < in->n_docs; k++) {
+		const char *origin = in->origins.p ? (const char *)in->origins.p + in->folded_opos
+						   : NULL;
 		if (origin)
-			opos += strlen(origin) + 1;
-		const uint16_t *sig = in->has_sig[k] ? in->sigs + nsig++ * NPERM : NULL;
+			in->folded_opos += strlen(origin) + 1;
+		const uint16_t *sig = in->has_sig[k] ? in->sigs + in->folded_sig++ * NPERM : NULL;
 		if (in->lshid)
 			in->lshid[k] = NO_ID;
 		if (!dedupset_add(s->set, in->hash[k], 0)) {
@@ -366,7 +378,18 @@ void dedup_merge_input(struct dedup_state *s, struct dedup_input *in)
 				add_origin(s, origin, strlen(origin));
 		}
 	}
+	in->folded = in->n_docs;
 	s->t_dedup += mono_now() - t0;
+}
+
+void dedup_merge_input(struct dedup_state *s, struct dedup_input *in)
+{
+	fold_docs(s, in);
+	if (!in->status)	/* no documents */
+		in->status = xmalloc(1);
+	if (s->lsh && !in->lshid)
+		in->lshid = xmalloc(sizeof *in->lshid);
+	in->fold = NULL;
 	dedup_scratch_free(in);
 }
 
@@ -401,6 +424,10 @@ static int decide_group(struct dedup_state *s, struct dedup_input *ins, size_t g
 {
 	const struct dedup_cfg *c = &s->cfg;
 	int failed = 0;
+	/* the parts before G are folded in: G's reader folds it in as it reads, so that a
+	 * part read from a pipe (cp-hash | cp-dedup) is decided while the writer works, and
+	 * not all of it after the writer's end */
+	ins[g].fold = s;
 	#pragma omp parallel for schedule(dynamic, 1) num_threads(c->threads)
 	for (size_t i = g; i < end; i++)
 		if (dedup_read_input(&ins[i], c)) {

@@ -56,6 +56,11 @@ struct dedup_input {
 	struct buf origins;	/* pairs: origin text of each document, NUL-separated */
 	struct scheme_track scheme;
 	size_t cap, sig_cap;
+	/* pass 1 folding the part in while it is read (dedup_decide, the first part of a
+	 * group: the parts before it are folded in): the state, and how far it has gone */
+	struct dedup_state *fold;
+	uint64_t folded, folded_sig, folded_opos;
+	size_t status_cap;
 };
 
 struct dedup_pair { uint32_t a, b; double j; };
