@@ -88,6 +88,18 @@ LDLIBS_test-cuda = $(GPU_LINK)
 $(foreach t,$(GPU_TOOLS) test-cuda,$(eval GPUOBJ_$(t) = $$(GPU_OBJ)))
 $(GPU_TOOLS:%=$(BUILD)/bin/%) $(BUILD)/tests/test-cuda: $(GPU_OBJ)
 
+# What make found on this machine (OpenMPI through pkg-config, nvcc) names a stamp every object
+# depends on: a build made before OpenMPI was installed has no -DCP_HAVE_MPI, and its cp-hash
+# under mpirun would run the whole corpus on every rank; once the libraries are there it is
+# rebuilt, not linked as it was. The user's flags are not in it: a make with other CFLAGS or
+# without DEVELOPER (t0002's install, t0004's make -q) rebuilds nothing it need not.
+CONFIG_ID := $(shell printf '%s' '$(CFLAGS_mpi) $(MPI_LIBS) $(NVCC)' | cksum | cut -d' ' -f1)
+CONFIG_STAMP = $(BUILD)/.config-$(CONFIG_ID)
+$(CONFIG_STAMP):
+	@mkdir -p $(dir $@)
+	@rm -f $(BUILD)/.config-*
+	@touch $@
+
 .PHONY: all check check-san fuzz demo install uninstall clean gpu deps
 all: $(TOOLS) $(UNITS) gpu
 
@@ -96,7 +108,7 @@ all: $(TOOLS) $(UNITS) gpu
 
 # Every object depends on this stamp: a build directory made before BUILD became absolute (its
 # dependency files name relative targets, so header changes went unseen) is rebuilt once.
-$(COMMON_OBJ) $(TOOLS_OBJ) $(UNIT_OBJ): $(BUILD)/.objects-v2
+$(COMMON_OBJ) $(TOOLS_OBJ) $(UNIT_OBJ): $(BUILD)/.objects-v2 $(CONFIG_STAMP)
 $(BUILD)/.objects-v2:
 	@mkdir -p $(dir $@)
 	@touch $@
@@ -133,7 +145,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(COMMON_PY_OBJ)
 		$(LDLIBS) -lseccomp -lmicrohttpd
 
 gpu: $(GPU_OBJ)
-$(GPU_OBJ): $(BUILD)/.objects-v2
+$(GPU_OBJ): $(BUILD)/.objects-v2 $(CONFIG_STAMP)
 $(BUILD)/obj/gpu/%.o: gpu/%.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) -std=c++20 $(GPU_ARCH) $(NVCCFLAGS) -Icommon $(CPPFLAGS) \
@@ -147,6 +159,7 @@ fuzz: $(FUZZERS)
 REPLAYS    = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/replay-%)
 REPLAY_OBJ = $(FUZZ_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/tests/fuzz/replay.o
 .SECONDARY: $(REPLAY_OBJ)
+$(REPLAY_OBJ): $(BUILD)/.objects-v2 $(CONFIG_STAMP)
 all: $(REPLAYS)
 $(REPLAYS): $(BUILD)/tests/replay-%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay.o $(BUILD)/libcp.a
 	@mkdir -p $(dir $@)

@@ -2,8 +2,8 @@
 # t0004: the build's hygiene. After the suite's build, make has nothing left to do (objects are
 # kept, so `make` twice rebuilds nothing); `make check` builds and tests but installs nothing;
 # the user's CPPFLAGS, CFLAGS and LDFLAGS reach every compile and link, and DEVELOPER=1 adds
-# -Werror; clang with DEVELOPER=1 builds everything warning-free, and a second make of that
-# build does nothing either.
+# -Werror; a change in what make found (OpenMPI) rebuilds every object; clang with
+# DEVELOPER=1 builds everything warning-free, and a second make of that build does nothing.
 . "$(dirname "$0")/lib.sh"
 need_cmd make
 
@@ -16,6 +16,23 @@ commands() { grep -E '(^| )(cc|gcc|clang|ar|nvcc|scripts/embed)( |$)|-o ' "$1"; 
 ok "make -q all: the suite's build ($BUILD) is up to date" mk -q BUILD="$BUILD" all
 mk -n BUILD="$BUILD" all >again.txt 2>&1
 is "$(commands again.txt)" "" "make -n all after the build prints no compile or link line"
+
+# ---- what make found (OpenMPI, nvcc) is part of the build: without OpenMPI (MPI_LIBS=, as on
+# a machine before scripts/deps) the same build directory is rebuilt, every object, and
+# ranks.c without -DCP_HAVE_MPI; not relinked from objects of the other configuration
+mk -n BUILD="$BUILD" MPI_LIBS= MPI_CFLAGS= all >nompi.txt 2>&1
+like "$(grep -- ' -c ' nompi.txt | grep 'common/base/ranks.c')" "ranks\.c" \
+	"make MPI_LIBS= all: ranks.c is compiled again"
+is "$(grep -- ' -c ' nompi.txt | grep 'common/base/ranks.c' | grep -c -- -DCP_HAVE_MPI)" "0" \
+	"... without -DCP_HAVE_MPI"
+is "$(grep -- ' -c ' nompi.txt | grep -c 'common/tok/bpe.c')" "1" \
+	"... and so is every other object (common/tok/bpe.c)"
+if [ -n "$(pkg-config --libs ompi-c 2>/dev/null)" ]; then
+	like "$(mk -n -B BUILD="$BUILD" "$BUILD/obj/common/base/ranks.o" 2>&1)" "-DCP_HAVE_MPI" \
+		"with OpenMPI found, ranks.c is compiled with -DCP_HAVE_MPI"
+else
+	skip "no OpenMPI (pkg-config ompi-c)"
+fi
 
 # ---- make check installs nothing: scripts/deps is scripts/check's business
 mk -n BUILD="$BUILD" check >check.txt 2>&1
