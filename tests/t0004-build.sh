@@ -62,7 +62,9 @@ is "$(grep -- ' -c ' flags.txt | grep -v -- '-Werror')" "" "DEVELOPER=1: -Werror
 
 # ---- clang, DEVELOPER=1, a build of its own
 if need_cmd clang 3; then
-	mk -k -j2 CC=clang DEVELOPER=1 BUILD="$TMP/clang" all >clang.out 2>clang.err
+	# without OpenMPI, too (as on a machine before scripts/deps): the one build that
+	# compiles the code a build without MPI runs
+	mk -k -j2 CC=clang DEVELOPER=1 MPI_LIBS= MPI_CFLAGS= BUILD="$TMP/clang" all >clang.out 2>clang.err
 	s=$?
 	# the files clang complains about, each once
 	warned=$(grep -Eo '^[^: ]+\.[ch]:[0-9]+:[0-9]+: (warning|error)' clang.err |
@@ -70,12 +72,25 @@ if need_cmd clang 3; then
 	is "$s:$warned" "0:" "make CC=clang DEVELOPER=1 all builds, no file warned of"
 	[ -z "$warned" ] || grep -E 'warning:|error:' clang.err | head -10 | sed 's/^/#   /'
 	if [ "$s" = 0 ]; then
-		ok "... make -q: the clang build is up to date" mk -q CC=clang BUILD="$TMP/clang" all
-		mk -n CC=clang BUILD="$TMP/clang" all >again2.txt 2>&1
+		ok "... make -q: the clang build is up to date" \
+			mk -q CC=clang MPI_LIBS= MPI_CFLAGS= BUILD="$TMP/clang" all
+		mk -n CC=clang MPI_LIBS= MPI_CFLAGS= BUILD="$TMP/clang" all >again2.txt 2>&1
 		is "$(commands again2.txt)" "" "... make -n prints no compile or link line"
+		# a tool without MPI that a launcher started as one of 2 ranks stops, saying why
+		mkdir -p src && echo 'x = 1' >src/a.py
+		for t in cp-hash cp-train; do
+			OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=0 "$TMP/clang/bin/$t" -o out-$t \
+				src >nompi.out 2>nompi.err
+			is "$?" 1 "$t without MPI as one of 2 ranks: exit status 1"
+			like "$(cat nompi.err)" "one of 2 ranks.*built without MPI.*scripts/deps" \
+				"... saying it was built without MPI and what to do"
+			is "$(ls -d out-$t 2>/dev/null)" "" "... and writing nothing"
+		done
+		OMPI_COMM_WORLD_SIZE=1 "$TMP/clang/bin/cp-hash" -q -o one.shard src
+		is "$?:$("$TMP/clang/bin/cp-cat" one.shard 2>/dev/null | wc -l | tr -d ' ')" "0:1" \
+			"... as the one rank of 1 it runs"
 	else
-		skip "the clang build failed"
-		skip "the clang build failed"
+		for i in 1 2 3 4 5 6 7 8 9; do skip "the clang build failed"; done
 	fi
 fi
 done_testing

@@ -3,11 +3,11 @@
  * to every rank (all-to-all), everything to rank 0, sums of counters.
  *
  * The job is joined only when the process was started by a launcher (the environment mpirun
- * sets), so a plain run needs no MPI runtime and is rank 0 of 1; in a build without MPI every
- * process is. Sizes are 64-bit throughout: MPI's counts are ints, so what is larger goes in
- * pieces (of CP_RANKS_PIECE bytes, at least 64, when set: for tests). Every exchange dies
- * when MPI fails; a rank that exits before ranks_finish takes the job down (MPI_Abort), so
- * no rank is left waiting for one that is gone. */
+ * sets), so a plain run needs no MPI runtime and is rank 0 of 1; a build without MPI is one
+ * rank, and refuses to run as one of several. Sizes are 64-bit throughout: MPI's counts are
+ * ints, so what is larger goes in pieces (of CP_RANKS_PIECE bytes, at least 64, when set:
+ * for tests). Every exchange dies when MPI fails; a rank that exits before ranks_finish
+ * takes the job down (MPI_Abort), so no rank is left waiting for one that is gone. */
 #ifndef CP_BASE_RANKS_H
 #define CP_BASE_RANKS_H
 
@@ -26,8 +26,14 @@ void ranks_finish(void);
 noreturn void ranks_exit(int code);
 int ranks_me(void);
 int ranks_count(void);
-/* 1 when built with MPI (else every process is rank 0 of 1, under mpirun too) */
+/* 1 when built with MPI (else a process is rank 0 of 1, and ranks_init dies under a
+ * launcher that started more than one) */
 int ranks_have_mpi(void);
+/* The ranks a launcher says it started (its environment), or 0 when none did */
+int ranks_launched(void);
+/* Die, saying why, when a launcher started more than one rank and this process is not in
+ * a job of them (a build without MPI) */
+void ranks_refuse_unjoined(void);
 
 /* N bytes to rank TO; and what rank FROM sent, into B (replacing what it held). */
 void ranks_send(int to, const void *p, size_t n);

@@ -6,6 +6,7 @@
  * end the job. A rank that died or hangs then costs the timeout, not the allocation. */
 #include "train/mpi.h"
 #include "base/die.h"
+#include "base/ranks.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -135,6 +136,7 @@ const struct gpt2_comm *comm_init(int *argc, char ***argv)
 #else
 	(void)argc;
 	(void)argv;
+	ranks_refuse_unjoined();
 #endif
 	return &comm;
 }
