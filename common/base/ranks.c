@@ -187,17 +187,8 @@ int ranks_init(int *argc, char ***argv)
 	return live;
 }
 
-void ranks_refuse_unjoined(void)
-{
-	/* else every rank would read the whole input, or train alone, and write the same
-	 * outputs over each other */
-	int n = ranks_launched();
-	if (n > 1 && !live)
-		die("started as one of %d ranks (by mpirun), but built without MPI (pkg-config found "
-		    "no ompi-c): install OpenMPI's development files (scripts/deps) and rebuild", n);
-}
-
-int ranks_launched(void)
+/* The ranks a launcher says it started (its environment), or 0 when none did */
+static int ranks_launched(void)
 {
 	const char *names[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE" };
 	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
@@ -206,6 +197,16 @@ int ranks_launched(void)
 			return atoi(v);
 	}
 	return 0;
+}
+
+void ranks_refuse_unjoined(void)
+{
+	/* else every rank would read the whole input, or train alone, and write the same
+	 * outputs over each other */
+	int n = ranks_launched();
+	if (n > 1 && !live)
+		die("started as one of %d ranks (by mpirun), but built without MPI (pkg-config found "
+		    "no ompi-c): install OpenMPI's development files (scripts/deps) and rebuild", n);
 }
 
 void ranks_finish(void)

@@ -29,8 +29,6 @@ int ranks_count(void);
 /* 1 when built with MPI (else a process is rank 0 of 1, and ranks_init dies under a
  * launcher that started more than one) */
 int ranks_have_mpi(void);
-/* The ranks a launcher says it started (its environment), or 0 when none did */
-int ranks_launched(void);
 /* Die, saying why, when a launcher started more than one rank and this process is not in
  * a job of them (a build without MPI) */
 void ranks_refuse_unjoined(void);
