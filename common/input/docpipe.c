@@ -95,6 +95,7 @@ struct pipe {
 	struct docpipe_counts pc;	/* counted while gathering parts: this rank's alone */
 	int perrors, ptorn;
 	size_t batch_items;	/* BATCH_ITEMS, or CP_DOCPIPE_BATCH_ITEMS (tests) */
+	uint64_t batch_bytes;	/* BATCH_BYTES or BATCH_BYTES_SMALL */
 	struct buf wire;	/* a batch to or from another rank */
 	int spread;		/* every rank writes its turns (docpipe_opts' LOAD) */
 	uint64_t turns;		/* spread: the turns written so far, on every rank */
@@ -117,12 +118,21 @@ struct split {
 
 #define BATCH_ITEMS 4096
 /* Small enough that the records' buffers, kept from batch to batch, are soon all reused
- * (fresh memory costs a page fault per 4 KiB, and on this VM a slow first touch), big
+ * (fresh memory costs a page fault per 4 KiB, and on some VMs a slow first touch), big
  * enough to keep the threads busy (a few hundred documents of the usual size). The buffers
  * grow to about what a thread takes of a batch, for each of the N_BATCH batches: cp-hash
- * -j2 on the Python standard library (174 MB) took 24,300 page faults with 16 MiB batches,
- * 10,700 with 4 MiB and 7,200 with 2 MiB. */
-#define BATCH_BYTES ((uint64_t)2 << 20)
+ * -j2 on the Python standard library (174 MB, the documents to a pipe) took 8,700 page
+ * faults and 35 MB with 2 MiB batches, 16,600 and 65 MB with 8 MiB.
+ *
+ * Where threads share the batches, each costs the team a barrier, a wake-up of its
+ * sleeping threads (OMP_WAIT_POLICY=passive, base/ompwait.h) and a handoff from the
+ * gathering thread, and 8 MiB pays for them: on 2 cores of a VM (11 runs interleaved),
+ * cp-hash --no-content -j2 | cp-dedup -n --pairs on that corpus took a median 0.38 s with
+ * 8 MiB against 0.41 s with 2 MiB, and cp-hash -j2 | cp-dedup -o clean/ - 0.61 against
+ * 0.69 s; the same bytes out. One thread has no team, and under ranks the batches are the
+ * turns, which small ones keep even to the end: there 2 MiB (BATCH_BYTES_SMALL). */
+#define BATCH_BYTES ((uint64_t)8 << 20)
+#define BATCH_BYTES_SMALL ((uint64_t)2 << 20)
 
 static void fatal(const char *what)
 {
@@ -612,7 +622,7 @@ static struct item *add_item(struct pipe *x, enum item_kind kind, const char *or
 			     size_t origin_len, uint64_t bytes)
 {
 	struct batch *b = x->cur;
-	if (b->n_items == x->batch_items || b->bytes + bytes > BATCH_BYTES) {
+	if (b->n_items == x->batch_items || b->bytes + bytes > x->batch_bytes) {
 		flush_batch(x);
 		b = x->cur;
 	}
@@ -1035,6 +1045,7 @@ static void pipe_init(struct pipe *x, const struct docpipe_opts *o, char *const 
 	const char *env = getenv("CP_DOCPIPE_BATCH_ITEMS");
 	x->batch_items = env ? (size_t)opt_u64("CP_DOCPIPE_BATCH_ITEMS", env, 1, BATCH_ITEMS)
 			     : BATCH_ITEMS;
+	x->batch_bytes = x->async && o->nranks <= 1 ? BATCH_BYTES : BATCH_BYTES_SMALL;
 	pthread_mutex_init(&x->mu, NULL);
 	pthread_cond_init(&x->cv, NULL);
 	x->walker = walk_new(o->patterns, o->n_patterns, o->max_size);
