@@ -141,6 +141,12 @@ static void note_recv(void *arg, int from, struct buf *b)
 	ranks_note_recv(from, b);
 }
 
+static int note_ready(void *arg, int from)
+{
+	(void)arg;
+	return ranks_note_ready(from);
+}
+
 static void parse(int argc, char **argv, struct hash_run *h, const char **patterns)
 {
 	enum { O_FIELD = 256, O_MAXSIZE, O_MAXLINE, O_JSONL, O_SDOCS, O_SBYTES, O_STRICT,
@@ -403,6 +409,7 @@ int main(int argc, char **argv)
 		h.o.after = after_turn;
 		h.o.note_send = note_send;
 		h.o.note_recv = note_recv;
+		h.o.note_ready = note_ready;
 	}
 	struct docpipe_counts c;
 	int errors = docpipe_run(&h.o, argv + optind, argc - optind, &c);

@@ -320,6 +320,18 @@ void ranks_note_recv(int from, struct buf *b)
 #endif
 }
 
+int ranks_note_ready(int from)
+{
+#ifdef CP_HAVE_MPI
+	int flag = 0;
+	check(MPI_Iprobe(from, TAG_NOTE, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE), "MPI_Iprobe");
+	return flag;
+#else
+	(void)from;
+	return 1;
+#endif
+}
+
 #ifdef CP_HAVE_MPI
 /* One round of the all-to-all: at most PER bytes to each rank, from offset DONE of each
  * buffer on. */

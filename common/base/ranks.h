@@ -41,6 +41,8 @@ void ranks_recv(int from, struct buf *b);
 #define RANKS_NOTE_MAX 256
 void ranks_note_send(int to, const void *p, size_t n);
 void ranks_note_recv(int from, struct buf *b);
+/* Whether a note from rank FROM has come (ranks_note_recv would not wait) */
+int ranks_note_ready(int from);
 /* SEND[j] to rank j, for every j; RECV[j] replaced by what rank j sent this one. */
 void ranks_alltoallv(const struct buf *send, struct buf *recv);
 /* Every rank's N bytes at P, to rank 0, concatenated in rank order into ALL (replaced);

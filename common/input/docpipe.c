@@ -472,7 +472,8 @@ static void write_turn(struct pipe *x, struct batch *b)
 {
 	const struct docpipe_opts *o = x->o;
 	int me = o->rank, next = turn_owner(x, b->tag + 1);
-	x->turns = b->tag + 1;
+	if (x->turns < b->tag + 1)	/* a later turn of another rank may be passed first */
+		x->turns = b->tag + 1;
 	if (b->owner == me) {
 		int from = b->tag ? turn_owner(x, b->tag - 1) : me;
 		buf_reset(&x->wire);
@@ -522,10 +523,47 @@ static void write_batch(struct pipe *x, struct batch *b)
 	progress(x, 0);
 }
 
+/* Spread: whether this rank's turn B can be written now, the note of the turn before it
+ * here (or none needed) */
+static int turn_ready(const struct pipe *x, const struct batch *b)
+{
+	const struct docpipe_opts *o = x->o;
+	int from = b->tag ? turn_owner(x, b->tag - 1) : o->rank;
+	return from == o->rank || !o->note_ready || o->note_ready(o->arg, from);
+}
+
+/* Spread, one thread: measure gathered batch B while this rank's turn measured before
+ * (x->prev, when sealed) waits for its note, written as soon as the note is here, between
+ * two documents; a batch of another rank's passes at once. The turns stay in order, but a
+ * rank no longer stops to wait for the rank before it while it has a batch of its own to
+ * measure, nor keeps the rank after it waiting once the note is in: in lock step (write,
+ * then measure) a rank whose batch took longer held up both. Returns an empty batch. */
+static struct batch *measure_turns(struct pipe *x, struct batch *b)
+{
+	struct batch *p = x->prev;
+	if (!batch_is_mine(x, b)) {
+		if (p->seq != UNSEALED && turn_ready(x, p))
+			write_turn(x, p);
+		write_turn(x, b);	/* not this rank's: only counted */
+		return b;
+	}
+	for (size_t i = 0; i < b->n_items; i++) {
+		if (p->seq != UNSEALED && turn_ready(x, p))
+			write_turn(x, p);
+		process_item(x, b, &b->items[i], 0);
+	}
+	if (p->seq != UNSEALED)
+		write_turn(x, p);	/* before B's turn, waiting for the note if need be */
+	x->prev = b;
+	return p;
+}
+
 /* Measure gathered batch B while writing x->prev; B is the next x->prev, and the batch
  * that was is returned, empty. */
 static struct batch *measure_batch(struct pipe *x, struct batch *b)
 {
+	if (x->spread && x->threads == 1 && x->o->note_ready)
+		return measure_turns(x, b);
 	struct batch *prev = x->prev;
 	long n = batch_is_mine(x, b) ? (long)b->n_items : 0;
 #pragma omp parallel num_threads(x->threads)

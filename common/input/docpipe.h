@@ -42,6 +42,8 @@ typedef void (*docpipe_after_fn)(void *arg);
 /* A small note to rank TO without waiting; the next note from rank FROM, into B. */
 typedef void (*docpipe_note_send_fn)(void *arg, int to, const void *p, size_t n);
 typedef void (*docpipe_note_recv_fn)(void *arg, int from, struct buf *b);
+/* Whether a note from rank FROM is here (the next NOTE_RECV from it would not wait) */
+typedef int (*docpipe_note_ready_fn)(void *arg, int from);
 
 struct docpipe_opts {
 	int threads;
@@ -91,6 +93,9 @@ struct docpipe_opts {
 	docpipe_after_fn after;
 	docpipe_note_send_fn note_send;
 	docpipe_note_recv_fn note_recv;
+	/* With one thread, a turn waiting for its note lets this rank's next batch be measured
+	 * meanwhile (NULL: every turn is written before the next batch is measured) */
+	docpipe_note_ready_fn note_ready;
 };
 
 struct docpipe_counts {
