@@ -32,6 +32,26 @@ done
 # ranks of 2 threads: a rank's blocks compressed on its workers go into its spill as well
 ok "cp-hash on 2 ranks of 2 threads" run 2 cp-hash -q -j2 -o hashj2.shard "$@"
 ok "cp-hash on 2 ranks of 2 threads: the same shard" cmp one.shard hashj2.shard
+# uneven turns: batches of one file, rank 0's large and rank 1's small, so that rank 1 has
+# its next batch measured while its turn waits for rank 0's note, and writes the turn as
+# the note comes in (docpipe's measure_turns, -j1): still one process's bytes
+mkdir uneven
+for i in 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25; do
+	if [ $((i % 2)) = 0 ]; then
+		awk -v i=$i 'BEGIN { for (k = 0; k < 12000; k++) printf "name_%d_%d = value_%d + %d\n", i, k, k % 97, k }' \
+			>uneven/f$i.py
+	else
+		echo "x_$i = $i" >uneven/f$i.py
+	fi
+done
+export CP_DOCPIPE_BATCH_ITEMS=1
+ok "cp-hash, uneven turns, one process" cp-hash -q -o uneven1.shard uneven
+ok "cp-hash, uneven turns, on 2 ranks" run 2 cp-hash -q -j1 -o uneven2.shard uneven
+ok "cp-hash, uneven turns, on 3 ranks" run 3 cp-hash -q -j1 -o uneven3.shard uneven
+export CP_DOCPIPE_BATCH_ITEMS=7
+ok "... the same shard on 2 ranks" cmp uneven1.shard uneven2.shard
+ok "... and on 3" cmp uneven1.shard uneven3.shard
+is "$(cp-cat uneven2.shard | wc -l | tr -d ' ')" 16 "... which holds all 16 files"
 ok "cp-hash into a directory, one process" cp-hash -q -o corpus/ --shard-docs 40 "$@"
 ok "cp-hash into a directory on 3 ranks" run 3 cp-hash -q -j1 -o corpus3/ --shard-docs 40 "$@"
 ok "the same shards and manifest" diff -r corpus corpus3
