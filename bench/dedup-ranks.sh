@@ -7,7 +7,8 @@
 # and report) by one process and on 1, 2 and 4 ranks, printing the seconds (and the CPU
 # seconds of all its processes, user + system: the machine may be shared), each rank's bytes
 # of exact set and LSH index (the report's) and its peak RSS, and the duplicates found; and
-# whether every run decided as the one process did; the machine line first (bench/lib.sh). Not a test.
+# whether every run decided as the one process did; the machine line first (bench/lib.sh).
+# Not a test.
 #   bench/dedup-ranks.sh [DOCS]    (default 200000; J threads per rank, default 1;
 #                                   SCHEME xxh3 (default) or datasketch; RANKS "1 2 4";
 #                                   PART input parts of PART bytes, default 8000000;
